@@ -1,0 +1,35 @@
+# Two entry points for a fresh machine (see README):
+#   make demo   -> create .venv, install, run the main job on the embedded default
+#   make test   -> create .venv, install (with dev extras), run the test suite
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# CPU wheel by default; GPU users: make TORCH_SPEC="torch==2.13.0 --index-url <cuda index>" demo
+TORCH_SPEC ?= torch==2.13.0
+PYTEST_ARGS ?=
+
+.PHONY: demo test venv install install-dev clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+venv: $(BIN)/python
+
+# torch first, pinned: an unpinned resolve from pyproject pulls several GB of CUDA wheels.
+install: venv
+	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
+	$(BIN)/python -m pip install --quiet -e .
+
+install-dev: venv
+	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+
+demo: install
+	$(BIN)/selfpose3d demo
+
+test: install-dev
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,1 @@
+"""Composition root: CLI, process supervisor, inference worker."""

@@ -1,0 +1,1 @@
+"""Frame sources, the synthetic world, synchronisation, ZeroMQ transport and recording."""

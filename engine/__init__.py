@@ -1,0 +1,4 @@
+"""Networks (PoseResNet, V2V, root and pose nets), checkpoints and the inference runtime.
+
+Kept light: importing ``engine`` does not import torch (``engine.skeleton`` is pure Python).
+"""

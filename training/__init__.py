@@ -1,0 +1,1 @@
+"""Datasets, self-supervised losses, the 4-stage trainer and evaluation metrics."""
