@@ -1,0 +1,218 @@
+"""CMU Panoptic Studio: 3D body GT files, sequences, HD cameras and frame sampling (SPEC.md §4.2–§4.5).
+
+Folder layout of one sequence (the panoptic-toolbox layout)::
+
+    <root>/<seq>/calibration_<seq>.json
+    <root>/<seq>/hdPose3d_stage1_coco19/body3DScene_<8-digit frame>.json
+    <root>/<seq>/hdImgs/00_XX/00_XX_<8-digit frame>.jpg     (extracted frames), or
+    <root>/<seq>/hdVideos/hd_00_XX.mp4                       (frame n = video frame n)
+
+GT 3D poses are read for evaluation (and as the frame index) only; training uses pseudo 2D labels.
+World frame: millimetres, z up (``calib.io_panoptic.panoptic_cm_to_world_mm``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from calib.camera import CameraRig
+from calib.io_panoptic import VOXELPOSE_HD_CAMERAS, load_panoptic_calibration, panoptic_cm_to_world_mm
+from engine.skeleton import PANOPTIC15
+from training.errors import DatasetError
+
+NUM_JOINTS = PANOPTIC15.num_joints  # 15: the first 15 of Panoptic's coco19 joints
+ROOT_JOINT = PANOPTIC15.root  # 2 = mid-hip ("BodyCenter")
+VISIBILITY_THRESHOLD = 0.1  # a joint is visible iff conf > 0.1
+HD_CAMERAS: tuple[str, ...] = VOXELPOSE_HD_CAMERAS  # (0,3) (0,6) (0,12) (0,13) (0,23), file order
+
+TRAIN_SEQUENCES: tuple[str, ...] = (
+    "160422_ultimatum1", "160224_haggling1", "160226_haggling1", "161202_haggling1",
+    "160906_ian1", "160906_ian2", "160906_ian3", "160906_band1", "160906_band2",
+)
+VALIDATION_SEQUENCES: tuple[str, ...] = ("160906_pizza1", "160422_haggling1", "160906_ian5", "160906_band4")
+TRAIN_INTERVAL = 3  # every 3rd body file
+VALIDATION_INTERVAL = 12  # every 12th body file
+SPLITS = {"train": (TRAIN_SEQUENCES, TRAIN_INTERVAL), "validation": (VALIDATION_SEQUENCES, VALIDATION_INTERVAL)}
+
+BODY_DIR = "hdPose3d_stage1_coco19"
+_BODY_FILE = re.compile(r"^body3DScene_(\d+)\.json$")
+
+
+@dataclass(frozen=True, eq=False)
+class PanopticBody:
+    """One GT person of one frame.
+
+    Attributes:
+        id: Panoptic body id (stable within a sequence).
+        joints_mm: (15,3) world mm, z up.
+        visible: (15,) bool, Panoptic confidence > 0.1.
+    """
+
+    id: int
+    joints_mm: np.ndarray
+    visible: np.ndarray
+
+    @property
+    def root_mm(self) -> np.ndarray:
+        """(3,) mid-hip position in world mm."""
+        return self.joints_mm[ROOT_JOINT]
+
+
+def read_body3d_scene(path: str | Path) -> list[PanopticBody]:
+    """Read one ``body3DScene_<frame>.json`` (SPEC.md §4.2).
+
+    Only the first 15 of the 19 joints are kept; bodies whose root (joint 2) is not visible are
+    dropped.
+
+    Raises:
+        DatasetError: unreadable JSON or a malformed ``bodies`` entry (names file and body).
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"{path}: cannot read Panoptic body file ({exc})") from None
+    bodies_in = data.get("bodies") if isinstance(data, dict) else None
+    if not isinstance(bodies_in, list):
+        raise DatasetError(f"{path}: field 'bodies' must be a list (is this a body3DScene file?)")
+    bodies = []
+    for i, body in enumerate(bodies_in):
+        try:
+            joints = np.asarray(body["joints19"], dtype=np.float64).reshape(-1, 4)
+            body_id = int(body["id"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DatasetError(f"{path}: body #{i} needs 'id' and 'joints19' (19 x [x,y,z,conf] cm): {exc}") from None
+        if joints.shape[0] < NUM_JOINTS:
+            raise DatasetError(f"{path}: body #{i} has {joints.shape[0]} joints, need at least {NUM_JOINTS}")
+        joints = joints[:NUM_JOINTS]
+        visible = joints[:, 3] > VISIBILITY_THRESHOLD
+        if not visible[ROOT_JOINT]:
+            continue
+        bodies.append(PanopticBody(body_id, panoptic_cm_to_world_mm(joints[:, :3]), visible))
+    return bodies
+
+
+def body_file_frame(path: str | Path) -> int:
+    """HD frame number of ``body3DScene_<8 digits>.json``."""
+    match = _BODY_FILE.match(Path(path).name)
+    if not match:
+        raise DatasetError(f"{path}: not a Panoptic body file name (expected body3DScene_<8 digits>.json)")
+    return int(match.group(1))
+
+
+@dataclass(frozen=True)
+class PanopticFrame:
+    """One sampled frame of a sequence (the unit of a training/validation sample).
+
+    Attributes:
+        sequence: sequence name, e.g. ``"160906_band1"``.
+        frame: HD frame number.
+        body_file: path of its GT file.
+        bodies: GT persons with a visible root (never empty in a sampled index).
+    """
+
+    sequence: str
+    frame: int
+    body_file: Path
+    bodies: tuple[PanopticBody, ...]
+
+    def gt_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """GT as arrays: joints (N,15,3) mm and visible (N,15) bool."""
+        joints = np.stack([b.joints_mm for b in self.bodies]) if self.bodies else np.zeros((0, NUM_JOINTS, 3))
+        vis = np.stack([b.visible for b in self.bodies]) if self.bodies else np.zeros((0, NUM_JOINTS), bool)
+        return joints, vis
+
+
+class PanopticSequence:
+    """One Panoptic sequence folder: its body files, cameras and image/video paths."""
+
+    def __init__(self, sequence_dir: str | Path, camera_names: Sequence[str] = HD_CAMERAS) -> None:
+        """Args:
+            sequence_dir: ``<root>/<seq>``.
+            camera_names: Panoptic HD camera names in view order (default: the 5 VoxelPose cameras).
+        """
+        self.dir = Path(sequence_dir)
+        self.name = self.dir.name
+        self.camera_names = tuple(camera_names)
+        if not self.dir.is_dir():
+            raise DatasetError(f"{self.dir}: Panoptic sequence folder not found (expected <root>/{self.name})")
+
+    @property
+    def calibration_path(self) -> Path:
+        return self.dir / f"calibration_{self.name}.json"
+
+    def load_rig(self) -> CameraRig:
+        """The sequence's cameras (``camera_names`` order) in world mm, z up."""
+        if not self.calibration_path.is_file():
+            raise DatasetError(f"{self.calibration_path}: calibration file missing for sequence {self.name}")
+        return load_panoptic_calibration(self.calibration_path, self.camera_names)
+
+    def body_files(self) -> list[Path]:
+        """Sorted ``body3DScene_*.json`` files (empty list when the GT folder is absent)."""
+        folder = self.dir / BODY_DIR
+        return sorted(p for p in folder.glob("body3DScene_*.json") if _BODY_FILE.match(p.name))
+
+    def image_path(self, camera: str, frame: int) -> Path:
+        """``hdImgs/00_XX/00_XX_<frame>.jpg`` (may not exist: see :meth:`video_path`)."""
+        return self.dir / "hdImgs" / camera / f"{camera}_{frame:08d}.jpg"
+
+    def video_path(self, camera: str) -> Path:
+        """``hdVideos/hd_00_XX.mp4``; HD frame ``n`` is video frame ``n``."""
+        return self.dir / "hdVideos" / f"hd_{camera}.mp4"
+
+    def frames(self, interval: int = 1) -> Iterator[PanopticFrame]:
+        """Sample every ``interval``-th body file (index % interval == 0), skipping frames without
+        any body whose root is visible (SPEC.md §4.5)."""
+        if interval < 1:
+            raise DatasetError(f"sequence {self.name}: interval must be >= 1, got {interval}")
+        for i, path in enumerate(self.body_files()):
+            if i % interval:
+                continue
+            bodies = read_body3d_scene(path)
+            if bodies:
+                yield PanopticFrame(self.name, body_file_frame(path), path, tuple(bodies))
+
+
+def split_sequences(split: str) -> tuple[tuple[str, ...], int]:
+    """(sequence names, sampling interval) of ``"train"`` or ``"validation"``."""
+    if split not in SPLITS:
+        raise DatasetError(f"unknown Panoptic split '{split}'; choose one of {sorted(SPLITS)}")
+    return SPLITS[split]
+
+
+def index_frames(
+    root: str | Path,
+    split: str = "validation",
+    sequences: Sequence[str] | None = None,
+    interval: int | None = None,
+    require_all: bool = True,
+) -> list[PanopticFrame]:
+    """Sampled frames of a split, in sequence-list order then frame order.
+
+    Args:
+        root: folder holding the sequence folders (panoptic-toolbox ``data/``).
+        split: ``"train"`` (every 3rd body file) or ``"validation"`` (every 12th).
+        sequences: override the split's sequence list.
+        interval: override the split's interval.
+        require_all: raise if a listed sequence is missing (else skip it).
+    """
+    names, default_interval = split_sequences(split)
+    names = tuple(sequences) if sequences is not None else names
+    root = Path(root)
+    frames: list[PanopticFrame] = []
+    for name in names:
+        if not (root / name).is_dir():
+            if require_all:
+                raise DatasetError(
+                    f"{root / name}: Panoptic sequence '{name}' of split '{split}' is missing; "
+                    "download it with panoptic-toolbox or pass the sequences you have"
+                )
+            continue
+        frames.extend(PanopticSequence(root / name).frames(interval or default_interval))
+    return frames
