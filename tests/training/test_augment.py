@@ -38,7 +38,7 @@ def test_panoptic_letterbox_numbers():
     np.testing.assert_allclose(s, [10.125, 5.4])
     A = affine_transform((960, 540), s, 0.0, (960, 512))
     np.testing.assert_allclose(A, [[0.474074, 0, 24.889], [0, 0.474074, 0]], atol=1e-3)
-    np.testing.assert_allclose(base_scale((1032, 776), (960, 512)), [776 / 512 * 960 / 200, 776 / 200]  # pillar-boxed)
+    np.testing.assert_allclose(base_scale((1032, 776), (960, 512)), [776 / 512 * 960 / 200, 776 / 200])  # pillar-boxed
 
 
 def test_affine_matches_closed_form_and_inverse(rng):
