@@ -191,6 +191,7 @@ class Open3DRenderer:
         import open3d as o3d
 
         self._o3d = o3d
+        o3d.utility.set_verbosity_level(o3d.utility.VerbosityLevel.Error)  # empty layers warn every frame
         self.width, self.height = int(width), int(height)
         cx = (width - 1) / 2.0 if cx_px is None else float(cx_px)
         cy = (height - 1) / 2.0 if cy_px is None else float(cy_px)
