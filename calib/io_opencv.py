@@ -114,7 +114,7 @@ def load_opencv_yaml(path: str | Path, units: str | None = None) -> CameraRig:
         raise CalibrationError(f"{path}: calibration file not found (check the path)")
     try:
         fs = cv2.FileStorage(str(path), cv2.FILE_STORAGE_READ)
-    except cv2.error as exc:
+    except (cv2.error, SystemError) as exc:  # OpenCV 5 raises SystemError on some parse errors
         raise CalibrationError(f"{path}: not a valid OpenCV FileStorage YAML/XML file ({str(exc).strip()[:200]})") from None
     if not fs.isOpened():
         raise CalibrationError(f"{path}: OpenCV FileStorage could not open the file")
