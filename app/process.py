@@ -1,0 +1,89 @@
+"""What every supervised child process shares: stop signals and status reporting.
+
+A child runs ``with ChildContext(name, status_endpoint) as ctx:`` and reports
+``ctx.report("ready")`` once it can work, then ``ctx.heartbeat(...)`` from its loop (a status
+message at most every ``interval_s``) until ``ctx.stopping`` turns true (SIGTERM or SIGINT).
+Processes share nothing but ZeroMQ (DESIGN.md §6).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from typing import Mapping, Sequence
+
+from capture.bus import Publisher
+from capture.messages import Status, now_ns
+
+log = logging.getLogger(__name__)
+
+
+class ChildContext:
+    """Status publisher + stop flag of one child process.
+
+    Args:
+        name: process name (status topic ``status/<name>``).
+        status_endpoint: the supervisor's status endpoint (children connect to it).
+        interval_s: heartbeat period.
+    """
+
+    def __init__(self, name: str, status_endpoint: str, interval_s: float = 0.5) -> None:
+        self.name = name
+        self.interval_s = interval_s
+        self._pub = Publisher(status_endpoint, bind=False, hwm=16)
+        self._stop = False
+        self._last = 0.0
+        self.state = "starting"
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum, _frame) -> None:
+        self._stop = True
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop
+
+    def request_stop(self) -> None:
+        self._stop = True
+
+    def report(
+        self,
+        state: str,
+        *,
+        fps: float = 0.0,
+        latency_ms: float = 0.0,
+        dropped: int = 0,
+        missing: Sequence[str] = (),
+        error: str = "",
+        cameras: Mapping[str, str] | None = None,
+    ) -> None:
+        """Publish a status message now."""
+        self.state = state
+        self._last = time.monotonic()
+        self._pub.send(Status(process=self.name, state=state, t_ns=now_ns(), fps=float(fps),
+                              latency_ms=float(latency_ms), dropped=int(dropped), missing=tuple(missing),
+                              error=error[:2000], cameras=dict(cameras or {})))
+
+    def heartbeat(self, **fields) -> None:
+        """Publish a ``running`` status if ``interval_s`` has passed since the last one."""
+        if time.monotonic() - self._last >= self.interval_s:
+            self.report("running", **fields)
+
+    def close(self) -> None:
+        self._pub.close()
+
+    def __enter__(self) -> "ChildContext":
+        self.report("starting")
+        return self
+
+    def __exit__(self, exc_type, exc, _tb) -> None:
+        try:
+            if exc is not None and not isinstance(exc, KeyboardInterrupt):
+                self.report("error", error=f"{type(exc).__name__}: {exc}")
+            else:
+                self.report("stopping")
+            time.sleep(0.05)  # let the last status leave before the socket closes
+        finally:
+            self.close()

@@ -1,0 +1,190 @@
+"""Process supervisor of the live app (DESIGN.md §6).
+
+Starts child processes (spawn), waits until each reports ``ready`` on the status stream (naming
+any that does not, or that died), watches heartbeats and exit codes while running, turns
+Ctrl-C/SIGTERM into an orderly stop (SIGTERM to children, bounded join, then kill), and returns
+a non-zero exit status when a child failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from capture.bus import Subscriber
+from capture.messages import Status
+
+log = logging.getLogger(__name__)
+
+
+class SupervisorError(RuntimeError):
+    """A child failed to start, died, or stopped answering; the message names it."""
+
+
+@dataclass(frozen=True)
+class ChildSpec:
+    """One child process.
+
+    Attributes:
+        name: process name; must equal the name it reports status under.
+        target: module-level function ``target(name, status_endpoint, **kwargs)`` (picklable).
+        kwargs: keyword arguments for ``target`` (picklable).
+        ready_timeout_s: how long it may take to report ``ready``.
+    """
+
+    name: str
+    target: Callable[..., Any]
+    kwargs: dict = field(default_factory=dict)
+    ready_timeout_s: float = 60.0
+
+
+@dataclass
+class ChildState:
+    spec: ChildSpec
+    process: Any
+    last_status: Status | None = None
+    last_seen: float = 0.0
+    ready: bool = False
+
+
+class Supervisor:
+    """Runs and watches a set of child processes.
+
+    Args:
+        status_endpoint: endpoint the supervisor binds for the children's status messages.
+        heartbeat_timeout_s: a running child silent this long is declared hung.
+        stop_timeout_s: how long children get to stop after SIGTERM before being killed.
+    """
+
+    def __init__(self, status_endpoint: str, heartbeat_timeout_s: float = 15.0, stop_timeout_s: float = 5.0) -> None:
+        self.status_endpoint = status_endpoint
+        self.heartbeat_timeout_s = heartbeat_timeout_s
+        self.stop_timeout_s = stop_timeout_s
+        self.children: dict[str, ChildState] = {}
+        self._status = Subscriber(status_endpoint, [b"status/"], bind=True, hwm=1000)
+        self._ctx = mp.get_context("spawn")
+        self._stop_requested = False
+        self.failure: str | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self, specs: list[ChildSpec]) -> None:
+        """Spawn every child (they connect to the status endpoint and report)."""
+        for spec in specs:
+            proc = self._ctx.Process(
+                target=spec.target, args=(spec.name, self.status_endpoint), kwargs=spec.kwargs,
+                name=spec.name, daemon=False,
+            )
+            proc.start()
+            self.children[spec.name] = ChildState(spec, proc, last_seen=time.monotonic())
+            log.info("started %s (pid %d)", spec.name, proc.pid)
+
+    def wait_ready(self) -> None:
+        """Block until every child reported ready; raise SupervisorError naming the laggards."""
+        start = time.monotonic()
+        while not all(c.ready for c in self.children.values()):
+            self.poll(timeout_ms=100)
+            if self._stop_requested:
+                raise SupervisorError("stopped before all processes were ready")
+            dead = self._dead_children()
+            if dead:
+                raise SupervisorError(f"process(es) died while starting: {dead}")
+            elapsed = time.monotonic() - start
+            late = [c.spec.name for c in self.children.values()
+                    if not c.ready and elapsed > c.spec.ready_timeout_s]
+            if late:
+                raise SupervisorError(
+                    f"process(es) {late} did not report ready within their timeout "
+                    f"({', '.join(f'{n}: {self.children[n].spec.ready_timeout_s:.0f} s' for n in late)}); "
+                    "run with -v to see their logs"
+                )
+
+    def poll(self, timeout_ms: int = 100) -> list[Status]:
+        """Receive pending status messages and update the children's state."""
+        got = []
+        msg = self._status.recv(timeout_ms)
+        while msg is not None:
+            if isinstance(msg, Status):
+                got.append(msg)
+                child = self.children.get(msg.process)
+                if child is not None:
+                    child.last_status = msg
+                    child.last_seen = time.monotonic()
+                    child.ready = child.ready or msg.state in ("ready", "running")
+                    if msg.state == "error" and self.failure is None:
+                        self.failure = f"{msg.process} reported an error: {msg.error}"
+            msg = self._status.recv(0)
+        return got
+
+    def _dead_children(self) -> list[str]:
+        return [f"{n} (exit code {c.process.exitcode})" for n, c in self.children.items()
+                if c.process.exitcode is not None]
+
+    def check(self) -> None:
+        """Raise SupervisorError if a child died, reported an error, or stopped sending heartbeats."""
+        dead = self._dead_children()
+        if dead:
+            raise SupervisorError(f"process(es) exited unexpectedly: {dead}")
+        if self.failure:
+            raise SupervisorError(self.failure)
+        now = time.monotonic()
+        silent = [n for n, c in self.children.items() if c.ready and now - c.last_seen > self.heartbeat_timeout_s]
+        if silent:
+            raise SupervisorError(f"process(es) {silent} sent no heartbeat for {self.heartbeat_timeout_s:.0f} s")
+
+    def request_stop(self, *_args) -> None:
+        self._stop_requested = True
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop_requested
+
+    def install_signal_handlers(self) -> None:
+        """Ctrl-C and SIGTERM request an orderly stop."""
+        signal.signal(signal.SIGINT, self.request_stop)
+        signal.signal(signal.SIGTERM, self.request_stop)
+
+    def run(self, duration_s: float | None = None, on_tick: Callable[[dict[str, Status]], None] | None = None,
+            tick_s: float = 1.0) -> int:
+        """Watch the children until ``duration_s``, a stop request, or a failure.
+
+        Returns:
+            0 on an orderly stop, 1 if a child failed.
+        """
+        end = None if duration_s is None else time.monotonic() + duration_s
+        last_tick = time.monotonic()
+        try:
+            while not self._stop_requested and (end is None or time.monotonic() < end):
+                self.poll(timeout_ms=100)
+                self.check()
+                if on_tick and time.monotonic() - last_tick >= tick_s:
+                    last_tick = time.monotonic()
+                    on_tick({n: c.last_status for n, c in self.children.items() if c.last_status})
+        except SupervisorError as exc:
+            log.error("%s", exc)
+            self.failure = str(exc)
+            return 1
+        finally:
+            self.stop()
+        return 1 if self.failure else 0
+
+    def stop(self) -> None:
+        """SIGTERM every live child, join with a bound, kill stragglers, close the socket."""
+        for c in self.children.values():
+            if c.process.is_alive():
+                c.process.terminate()
+        deadline = time.monotonic() + self.stop_timeout_s
+        for c in self.children.values():
+            c.process.join(max(0.0, deadline - time.monotonic()))
+        for name, c in self.children.items():
+            if c.process.is_alive():
+                log.warning("%s did not stop within %.1f s: killing it", name, self.stop_timeout_s)
+                c.process.kill()
+                c.process.join(2.0)
+        self._status.close()
+
+    def exit_codes(self) -> dict[str, int | None]:
+        return {n: c.process.exitcode for n, c in self.children.items()}

@@ -1,0 +1,43 @@
+"""Child process targets for the supervisor tests (module-level so 'spawn' can import them)."""
+
+from __future__ import annotations
+
+import time
+
+from app.process import ChildContext
+
+
+def healthy(name: str, status_endpoint: str, ready_after_s: float = 0.1) -> None:
+    with ChildContext(name, status_endpoint, interval_s=0.1) as ctx:
+        time.sleep(ready_after_s)
+        ctx.report("ready")
+        while not ctx.stopping:
+            ctx.heartbeat(fps=10.0)
+            time.sleep(0.02)
+
+
+def never_ready(name: str, status_endpoint: str) -> None:
+    with ChildContext(name, status_endpoint) as ctx:
+        while not ctx.stopping:
+            time.sleep(0.02)
+
+
+def crashes_after(name: str, status_endpoint: str, after_s: float = 0.3) -> None:
+    with ChildContext(name, status_endpoint, interval_s=0.1) as ctx:
+        ctx.report("ready")
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < after_s:
+            ctx.heartbeat()
+            time.sleep(0.02)
+        raise RuntimeError("camera exploded")
+
+
+def ignores_sigterm(name: str, status_endpoint: str) -> None:
+    import signal
+
+    with ChildContext(name, status_endpoint, interval_s=0.1) as ctx:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        ctx.report("ready")
+        while True:
+            ctx.heartbeat()
+            time.sleep(0.02)
