@@ -122,11 +122,16 @@ def did_you_mean(key: str, choices: Iterable[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def select_cameras(cameras: Sequence[Camera], names: Sequence[str] | None, path: str | Path) -> CameraRig:
+def select_cameras(
+    cameras: Sequence[Camera],
+    names: Sequence[str] | None,
+    path: str | Path,
+    available: Sequence[str] | None = None,
+) -> CameraRig:
     """Rig of ``cameras`` (all, in file order) or of the ``names`` in the order given.
 
     A name that the file lacks is a CalibrationError naming the file, the camera and the
-    cameras available.
+    cameras ``available`` in the file (default: the names of ``cameras``).
     """
     if names is None:
         return CameraRig(tuple(cameras))
@@ -137,7 +142,7 @@ def select_cameras(cameras: Sequence[Camera], names: Sequence[str] | None, path:
     for name in names:
         name = str(name)
         if name not in by_name:
-            avail = list(by_name)
+            avail = list(available) if available is not None else list(by_name)
             shown = avail if len(avail) <= 40 else avail[:40] + [f"... ({len(avail)} in all)"]
             raise CalibrationError(
                 f"{path}: no camera named '{name}'{did_you_mean(name, avail)}; cameras in the file: {shown}"

@@ -100,7 +100,7 @@ def load_panoptic_calibration(path: str | Path, camera_names: Sequence[str] | No
         if wanted is None or n in wanted
     ]
     # Only the chosen cameras are built and validated (the session files hold 520).
-    rig = select_cameras(cameras, camera_names, path)
+    rig = select_cameras(cameras, camera_names, path, available=names_in_file)
     return check_units_mm(rig, path)
 
 

@@ -115,7 +115,7 @@ def load_voxelpose_calibration(
         camera_names = None
     wanted = None if camera_names is None else {str(n) for n in ([camera_names] if isinstance(camera_names, str) else camera_names)}
     cameras = [_camera(n, e, size, path) for n, e in pairs if wanted is None or n in wanted]
-    return check_units_mm(select_cameras(cameras, camera_names, path), path)
+    return check_units_mm(select_cameras(cameras, camera_names, path, available=[n for n, _ in pairs]), path)
 
 
 def voxelpose_camera_entry(camera: Camera) -> dict:

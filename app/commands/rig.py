@@ -1,0 +1,93 @@
+"""``selfpose3d rig``: inspect a rig (or a bare calibration file), check it, convert it.
+
+Examples::
+
+    selfpose3d rig                                   # the embedded default configs/rig.yaml
+    selfpose3d rig configs/rigs/shelf.yaml --set volume.center_mm=[0,0,800]
+    selfpose3d rig calibration_160906_band1.json --cameras 00_03,00_06 --convert out.toml --format anipose
+    selfpose3d rig calibration_shelf.json --image-size 1032 776 --convert shelf.yaml --format rig
+
+Prints each camera (name, resolution, centre in metres, focal lengths) and the volume, and checks
+that every camera sees the volume centre (in front of it and inside its image); exits 1 if one
+does not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from calib.io import FORMATS, load_calibration, save_calibration, sniff_format
+from calib.rig_config import CameraEntry, Rig, RigConfig, load_rig, save_rig
+from calib.volume import point_views
+
+DEFAULT_RIG = Path(__file__).resolve().parents[2] / "configs" / "rig.yaml"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("rig", nargs="?", default=None,
+                        help=f"rig YAML or calibration file (default: {DEFAULT_RIG.relative_to(DEFAULT_RIG.parents[1])})")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a rig YAML value, e.g. --set volume.center_mm=[0,0,800] (repeatable)")
+    parser.add_argument("--cameras", default=None, help="comma-separated camera names to keep (calibration files)")
+    parser.add_argument("--image-size", type=int, nargs=2, metavar=("W", "H"), default=None,
+                        help="image size for calibration formats that store none (VoxelPose JSON)")
+    parser.add_argument("--input-format", default="auto", choices=("auto",) + FORMATS,
+                        help="format of a calibration-file input (default: sniffed)")
+    parser.add_argument("--convert", metavar="OUT", default=None, help="write the cameras to OUT")
+    parser.add_argument("--format", dest="out_format", default=None, choices=FORMATS,
+                        help="format of --convert (default: from OUT's suffix: .yaml rig, .toml anipose, .xml opencv)")
+
+
+def _load(args: argparse.Namespace) -> Rig:
+    path = Path(args.rig) if args.rig else DEFAULT_RIG
+    names = [n for n in args.cameras.split(",") if n] if args.cameras else None
+    fmt = args.input_format if args.input_format != "auto" else sniff_format(path)
+    if fmt == "rig":
+        rig = load_rig(path, args.overrides)
+        if names:
+            cams = rig.cameras.subset(names)
+            entries = tuple(e for n in names for e in rig.config.cameras if e.name == n)
+            rig = Rig(config=dataclasses.replace(rig.config, cameras=entries), cameras=cams, path=rig.path)
+        return rig
+    if args.overrides:
+        raise SystemExit(f"error: --set applies to rig YAML files; {path} is a '{fmt}' calibration file")
+    cameras = load_calibration(path, fmt, camera_names=names,
+                               image_size=tuple(args.image_size) if args.image_size else None)
+    config = RigConfig(name=path.stem, cameras=tuple(CameraEntry(c.name) for c in cameras))
+    return Rig(config=config, cameras=cameras, path=path)
+
+
+def _report(rig: Rig) -> bool:
+    vol = rig.volume
+    print(f"rig '{rig.name}' ({rig.path}): {len(rig.cameras)} cameras, skeleton {rig.config.skeleton}")
+    print(f"volume: centre {list(vol.center_mm)} mm, size {list(vol.size_mm)} mm")
+    views = {v.camera: v for v in point_views(rig.cameras, vol.center_mm)}
+    print(f"{'camera':<10} {'size':>10} {'centre_m (x, y, z)':>26} {'fx':>9} {'fy':>9}  {'source':<10} volume centre")
+    ok = True
+    for cam in rig.cameras:
+        view = views[cam.name]
+        c = cam.center_mm / 1000.0
+        src = rig.source(cam.name).kind
+        seen = (f"at ({view.uv_px[0]:.0f}, {view.uv_px[1]:.0f}) px, {view.depth_mm / 1000:.2f} m away"
+                if view.visible else "NOT SEEN" + (" (behind the camera)" if view.depth_mm <= 0 else " (outside the image)"))
+        ok &= view.visible
+        print(f"{cam.name:<10} {cam.width:>4}x{cam.height:<5} ({c[0]:7.3f}, {c[1]:7.3f}, {c[2]:7.3f}) "
+              f"{cam.K[0, 0]:9.2f} {cam.K[1, 1]:9.2f}  {src:<10} {seen}")
+    if not ok:
+        print("check FAILED: some cameras do not see the volume centre (wrong volume, units or R direction?)")
+    else:
+        print("check ok: every camera sees the volume centre")
+    return ok
+
+
+def run(args: argparse.Namespace) -> int:
+    rig = _load(args)
+    if args.convert:
+        out = Path(args.convert)
+        fmt = args.out_format or "auto"
+        written = save_rig(rig, out) if fmt == "rig" or (fmt == "auto" and out.suffix in (".yaml", ".yml")) \
+            else save_calibration(rig.cameras, out, fmt)
+        print(f"wrote {written} ({fmt if fmt != 'auto' else sniff_format(written)})")
+    return 0 if _report(rig) else 1
