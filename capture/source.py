@@ -1,0 +1,257 @@
+"""Frame sources and the one threaded reader that runs any of them.
+
+A :class:`Source` yields :class:`Frame` objects (one camera's BGR image, its capture time and
+its frame index) from a blocking :meth:`Source.read`. Concrete sources live in
+``capture/sources/``. :class:`ThreadedReader` runs a source on its own thread with the
+behaviour a live rig needs, written once for all of them:
+
+* latest frame wins (a slow consumer never makes a camera queue up; overwritten frames counted),
+* the capture timestamp is taken at grab by the source,
+* a failure budget: a few consecutive read errors are tolerated, more make the reader close
+  the source and reopen it with exponential backoff (a camera that disappears is retried
+  forever while the other cameras keep streaming; :attr:`ThreadedReader.state` says so),
+* a bounded stop (``stop(timeout_s)``) and context-manager use.
+
+Sources that replay recorded media (files, folders, Panoptic, sessions, synthetic) timestamp
+frame ``k`` as ``start_ns + k / fps`` ("media time", deterministic) and, when ``realtime``,
+sleep until that instant before returning it (:class:`Pacer`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+class SourceError(RuntimeError):
+    """A source cannot be opened or read; the message names the camera, the URI and the fix."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One camera image.
+
+    Attributes:
+        camera: camera name.
+        image: (H,W,3) uint8 BGR.
+        t_ns: capture time in ns (wall clock or media time, see the module docstring).
+        frame_index: the source's frame counter (for Panoptic the sequence frame number).
+    """
+
+    camera: str
+    image: np.ndarray
+    t_ns: int
+    frame_index: int
+
+
+class Source(ABC):
+    """A camera-like producer of frames.
+
+    Subclasses implement :meth:`open`, :meth:`read` and :meth:`close`. ``read`` blocks until the
+    next frame, returns None at the end of a finite stream and raises :class:`SourceError` on a
+    failure that a reopen might cure.
+    """
+
+    camera: str = ""
+    #: live sources (devices, network streams) are reopened after failures; media sources are not
+    live: bool = False
+
+    @abstractmethod
+    def open(self) -> None:
+        """Acquire the device/file; raise :class:`SourceError` naming the fix."""
+
+    @abstractmethod
+    def read(self) -> Frame | None:
+        """Next frame (blocking), or None at the end of the stream."""
+
+    def close(self) -> None:
+        """Release resources (idempotent)."""
+
+    def __enter__(self) -> "Source":
+        self.open()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def frames(self):
+        """Iterate frames until the end of the stream (the source must be open)."""
+        while (frame := self.read()) is not None:
+            yield frame
+
+
+class Pacer:
+    """Media-time clock: frame ``k`` is at ``start_ns + k * 1e9 / fps``.
+
+    Args:
+        fps: nominal frame rate (> 0).
+        realtime: sleep until each frame's instant (True) or return at once (False).
+        start_ns: time of frame 0; None means "when :meth:`start` is called".
+        stop: optional event that interrupts a sleep.
+    """
+
+    def __init__(self, fps: float, *, realtime: bool, start_ns: int | None = None,
+                 stop: threading.Event | None = None) -> None:
+        if not fps > 0:
+            raise ValueError(f"Pacer: fps must be > 0, got {fps}")
+        self.fps = float(fps)
+        self.realtime = realtime
+        self.start_ns = start_ns
+        self._stop = stop or threading.Event()
+
+    def start(self) -> None:
+        if self.start_ns is None:
+            self.start_ns = time.time_ns()
+
+    def t_ns(self, k: int) -> int:
+        """Timestamp of frame ``k``."""
+        self.start()
+        return int(self.start_ns + round(k * 1e9 / self.fps))
+
+    def wait(self, k: int) -> int:
+        """Sleep (if realtime) until frame ``k``'s instant and return its timestamp."""
+        t = self.t_ns(k)
+        if self.realtime:
+            delay = (t - time.time_ns()) / 1e9
+            if delay > 0:
+                self._stop.wait(delay)
+        return t
+
+
+class ThreadedReader:
+    """Run a :class:`Source` on a daemon thread; keep only its newest frame.
+
+    Args:
+        source: the source (not yet opened; the reader opens it).
+        failure_budget: consecutive read failures tolerated before the source is reopened.
+        backoff_s: (first, max) reopen delay; it doubles after each failed attempt.
+        notify: event set whenever a new frame is available (shared by a rig's readers).
+    """
+
+    def __init__(self, source: Source, *, failure_budget: int = 3, backoff_s: tuple[float, float] = (0.5, 8.0),
+                 notify: threading.Event | None = None) -> None:
+        self.source = source
+        self.camera = source.camera
+        self.failure_budget = failure_budget
+        self.backoff_s = backoff_s
+        self.notify = notify
+        self.state = "starting"
+        self.error = ""
+        self.frames_read = 0
+        self.overwritten = 0
+        self.reopens = 0
+        self._latest: Frame | None = None
+        self._seq = 0
+        self._taken_seq = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"reader-{self.camera}", daemon=True)
+
+    # ------------------------------------------------------------------ consumer side
+    def start(self) -> "ThreadedReader":
+        self._thread.start()
+        return self
+
+    def take(self) -> Frame | None:
+        """The newest frame not taken before, or None."""
+        with self._lock:
+            if self._seq == self._taken_seq:
+                return None
+            self._taken_seq = self._seq
+            return self._latest
+
+    @property
+    def ended(self) -> bool:
+        """True once a finite source reached its end (or the reader was stopped)."""
+        return not self._thread.is_alive() and self._thread.ident is not None
+
+    def stop(self, timeout_s: float = 2.0) -> bool:
+        """Ask the thread to stop and wait at most ``timeout_s``; True if it has exited."""
+        self._stop.set()
+        if self._thread.ident is not None:
+            self._thread.join(timeout_s)
+        alive = self._thread.is_alive()
+        if alive:
+            log.warning("reader %s did not stop within %.1f s (blocked in read); abandoning it", self.camera, timeout_s)
+        return not alive
+
+    def __enter__(self) -> "ThreadedReader":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ thread
+    def _publish(self, frame: Frame) -> None:
+        with self._lock:
+            if self._seq != self._taken_seq:
+                self.overwritten += 1
+            self._latest = frame
+            self._seq += 1
+            self.frames_read += 1
+        if self.notify is not None:
+            self.notify.set()
+
+    def _open_with_backoff(self) -> bool:
+        delay = self.backoff_s[0]
+        while not self._stop.is_set():
+            try:
+                self.source.open()
+                self.state, self.error = "ok", ""
+                return True
+            except Exception as exc:  # any open failure is retried: cameras come back
+                self.error = str(exc)
+                self.state = f"retrying in {delay:.1f} s: {exc}"
+                log.warning("camera %s: open failed (%s); retrying in %.1f s", self.camera, exc, delay)
+                if self._stop.wait(delay):
+                    break
+                delay = min(2 * delay, self.backoff_s[1])
+        return False
+
+    def _run(self) -> None:
+        try:
+            while self._open_with_backoff():
+                failures = 0
+                while not self._stop.is_set():
+                    try:
+                        frame = self.source.read()
+                    except Exception as exc:  # failure budget: tolerate a few, then reopen
+                        failures += 1
+                        self.error = str(exc)
+                        if failures <= self.failure_budget:
+                            self.state = f"read error {failures}/{self.failure_budget}: {exc}"
+                            continue
+                        self.state = f"reopening after {failures} failures: {exc}"
+                        log.warning("camera %s: %d consecutive read failures (%s); reopening",
+                                    self.camera, failures, exc)
+                        break
+                    if frame is None:
+                        self.state = "ended"
+                        return
+                    failures = 0
+                    if self.state != "ok":
+                        self.state = "ok"
+                    self._publish(frame)
+                self._close_quietly()
+                if self._stop.is_set():
+                    return
+                self.reopens += 1
+        finally:
+            self._close_quietly()
+            if self._stop.is_set() and self.state != "ended":
+                self.state = "stopped"
+            if self.notify is not None:
+                self.notify.set()
+
+    def _close_quietly(self) -> None:
+        try:
+            self.source.close()
+        except Exception as exc:  # closing a broken device must not kill the thread
+            log.debug("camera %s: close failed: %s", self.camera, exc)

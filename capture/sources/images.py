@@ -1,0 +1,53 @@
+"""A folder of still images (sorted by name) played as a video."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from capture.source import Frame, Pacer, Source, SourceError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+
+
+class ImageFolderSource(Source):
+    """Images of ``folder`` in name order, frame ``k`` at ``start_ns + k / fps``.
+
+    Args:
+        camera: camera name.
+        folder: directory of images (jpg/png/bmp/tif).
+        fps: frame rate of the timeline.
+        loop, realtime, start_ns, stop: as for :class:`capture.sources.video.VideoFileSource`.
+    """
+
+    def __init__(self, camera: str, folder: str | Path, *, fps: float = 30.0, loop: bool = False,
+                 realtime: bool = True, start_ns: int | None = None, stop: threading.Event | None = None) -> None:
+        self.camera = camera
+        self.folder = Path(folder)
+        self.loop = loop
+        self._pacer = Pacer(fps, realtime=realtime, start_ns=start_ns, stop=stop)
+        self._files: list[Path] = []
+        self._k = 0
+
+    def open(self) -> None:
+        if not self.folder.is_dir():
+            raise SourceError(f"camera '{self.camera}': image folder {self.folder} not found (check source.uri)")
+        self._files = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self._files:
+            raise SourceError(f"camera '{self.camera}': no {IMAGE_SUFFIXES} images in {self.folder}")
+
+    def read(self) -> Frame | None:
+        import cv2
+
+        if not self._files:
+            raise SourceError(f"camera '{self.camera}': read before open")
+        if self._k >= len(self._files) and not self.loop:
+            return None
+        path = self._files[self._k % len(self._files)]
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            self._k += 1
+            raise SourceError(f"camera '{self.camera}': cannot decode {path}")
+        t_ns = self._pacer.wait(self._k)
+        self._k += 1
+        return Frame(self.camera, image, t_ns, self._k - 1)
