@@ -36,6 +36,9 @@ PANOPTIC_CM_TO_MM = 10.0
 # The 5 HD cameras VoxelPose/SelfPose3d use, in calibration-file order.
 VOXELPOSE_HD_CAMERAS = ("00_03", "00_06", "00_12", "00_13", "00_23")
 
+# Image size by camera type, for files whose cameras lack ``resolution`` (upstream ignores it).
+PANOPTIC_TYPE_RESOLUTION = {"hd": (1920, 1080), "vga": (640, 480), "kinect-color": (1920, 1080)}
+
 _NAME = re.compile(r"^(\d+)_(\d+)$")
 
 
@@ -56,7 +59,10 @@ def _camera_from_entry(entry: dict, index: int, path: Path) -> Camera:
     dist = as_array(get_field(entry, "distCoef", where), (5,), "distCoef", where)
     R_pan = check_rotation(as_array(get_field(entry, "R", where), (3, 3), "R", where), "R", where)
     t_cm = as_array(get_field(entry, "t", where), (3,), "t", where)
-    width, height = as_resolution(get_field(entry, "resolution", where), "resolution", where)
+    if "resolution" in entry or entry.get("type") not in PANOPTIC_TYPE_RESOLUTION:
+        width, height = as_resolution(get_field(entry, "resolution", where), "resolution", where)
+    else:
+        width, height = PANOPTIC_TYPE_RESOLUTION[entry["type"]]
     return Camera(
         name=name, width=width, height=height, K=K, dist=dist,
         R=R_pan @ PANOPTIC_AXES, t_mm=t_cm * PANOPTIC_CM_TO_MM, source=str(path),
@@ -74,7 +80,8 @@ def load_panoptic_calibration(path: str | Path, camera_names: Sequence[str] | No
             file order.
 
     Returns:
-        The rig; image sizes come from each camera's ``resolution``.
+        The rig; image sizes come from each camera's ``resolution`` (absent: from its ``type``,
+        hd 1920x1080, vga 640x480).
 
     Raises:
         CalibrationError: corrupt file, missing/malformed field (named), missing camera.

@@ -18,6 +18,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from calib.configkit import ConfigError
 from calib.io import FORMATS, load_calibration, save_calibration, sniff_format
 from calib.rig_config import CameraEntry, Rig, RigConfig, load_rig, save_rig
 from calib.volume import point_views
@@ -52,7 +53,7 @@ def _load(args: argparse.Namespace) -> Rig:
             rig = Rig(config=dataclasses.replace(rig.config, cameras=entries), cameras=cams, path=rig.path)
         return rig
     if args.overrides:
-        raise SystemExit(f"error: --set applies to rig YAML files; {path} is a '{fmt}' calibration file")
+        raise ConfigError(f"--set applies to rig YAML files; {path} is a '{fmt}' calibration file")
     cameras = load_calibration(path, fmt, camera_names=names,
                                image_size=tuple(args.image_size) if args.image_size else None)
     config = RigConfig(name=path.stem, cameras=tuple(CameraEntry(c.name) for c in cameras))

@@ -121,6 +121,13 @@ def test_malformed_camera_is_named(tmp_path, changes, pattern):
         load_panoptic_calibration(_write_single(tmp_path, **changes), ["00_03"])
 
 
+def test_resolution_defaults_to_the_camera_type(tmp_path):
+    rig = load_panoptic_calibration(_write_single(tmp_path, resolution=None, type="vga"), ["00_03"])
+    assert rig[0].resolution == (640, 480)
+    with pytest.raises(CalibrationError, match=r"camera '00_03': missing field 'resolution'"):
+        load_panoptic_calibration(_write_single(tmp_path, resolution=None, type=None), ["00_03"])
+
+
 def test_corrupt_and_missing_files(tmp_path):
     bad = tmp_path / "trunc.json"
     bad.write_text('{"cameras": [{"name": "00_03", ')
