@@ -100,6 +100,8 @@ def load_panoptic_calibration(path: str | Path, camera_names: Sequence[str] | No
                 n for n, e in zip(names_in_file, entries)
                 if isinstance(e, dict) and e.get("type", "hd") == "hd"
             ] or None
+    if isinstance(camera_names, str):
+        camera_names = [camera_names]
     wanted = None if camera_names is None else {str(n) for n in camera_names}
     cameras = [
         _camera_from_entry(e, i, path)

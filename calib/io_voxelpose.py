@@ -104,18 +104,16 @@ def load_voxelpose_calibration(
     path = Path(path)
     pairs, named = _entries(read_json(path), path)
     size = None if image_size is None else as_resolution(image_size, "image_size", f"{path}")
-    if not named and camera_names is not None:
-        camera_names = [camera_names] if isinstance(camera_names, str) else list(camera_names)
-        if len(camera_names) != len(pairs):
+    names = None if camera_names is None else [str(n) for n in ([camera_names] if isinstance(camera_names, str) else camera_names)]
+    if not named and names is not None:
+        if len(names) != len(pairs):
             raise CalibrationError(
                 f"{path}: 'customized_sequence' has {len(pairs)} unnamed cameras but camera_names gives "
-                f"{len(camera_names)} names {camera_names}; give one name per camera in list order"
+                f"{len(names)} names {names}; give one name per camera in list order"
             )
-        pairs = [(str(n), e) for n, (_, e) in zip(camera_names, pairs)]
-        camera_names = None
-    wanted = None if camera_names is None else {str(n) for n in ([camera_names] if isinstance(camera_names, str) else camera_names)}
-    cameras = [_camera(n, e, size, path) for n, e in pairs if wanted is None or n in wanted]
-    return check_units_mm(select_cameras(cameras, camera_names, path, available=[n for n, _ in pairs]), path)
+        pairs = [(n, e) for n, (_, e) in zip(names, pairs)]
+    cameras = [_camera(n, e, size, path) for n, e in pairs if names is None or n in names]
+    return check_units_mm(select_cameras(cameras, names, path, available=[n for n, _ in pairs]), path)
 
 
 def voxelpose_camera_entry(camera: Camera) -> dict:
