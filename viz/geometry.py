@@ -95,7 +95,7 @@ def track_color(track_id: int) -> tuple[float, float, float]:
     if track_id < 0:
         return UNTRACKED_RGB
     hue = (0.05 + track_id * _GOLDEN) % 1.0
-    return colorsys.hsv_to_rgb(hue, 0.85, 1.0)
+    return colorsys.hsv_to_rgb(hue, 0.7, 1.0)  # light enough to read on the dark background
 
 
 def confidence_shade(rgb: Sequence[float], score: float) -> tuple[float, float, float]:
@@ -273,15 +273,21 @@ def orbit_camera(
 
 def overview_camera(
     volume_center_mm: Sequence[float], volume_size_mm: Sequence[float], width: int = 960, height: int = 540,
-    azimuth_deg: float = -60.0, elevation_deg: float = 30.0,
+    azimuth_deg: float = -60.0, elevation_deg: float = 30.0, radius_mm: float | None = None,
 ) -> Camera:
-    """A 3/4 view that frames the whole capture volume (the default headless/live view)."""
+    """A 3/4 view looking at the volume centre that frames a disc of ``radius_mm`` (default: the
+    volume's floor area; pass the rig's radius to get closer when the volume is much larger)."""
     size = np.asarray(volume_size_mm, dtype=np.float64)
     target = np.asarray(volume_center_mm, dtype=np.float64)
-    # Frame the floor area rather than the box's full diagonal: people stay large enough to read.
-    radius = 0.5 * np.linalg.norm(size[:2])
+    radius = 0.5 * float(np.linalg.norm(size[:2])) if radius_mm is None else float(radius_mm)
     distance = radius / np.tan(0.5 * np.deg2rad(50.0))
     return orbit_camera(target, distance, azimuth_deg, elevation_deg, width, height, 50.0)
+
+
+def rig_radius_mm(rig: CameraRig, center_mm: Sequence[float], margin_mm: float = 800.0) -> float:
+    """Horizontal distance from ``center_mm`` to the farthest camera, plus a margin."""
+    d = np.linalg.norm(rig.centers_mm[:, :2] - np.asarray(center_mm, dtype=np.float64)[:2], axis=1)
+    return float(d.max()) + margin_mm
 
 
 def follow_camera(base: Camera, target_mm: Sequence[float], distance_mm: float) -> Camera:
