@@ -188,11 +188,8 @@ def scale_intrinsics(camera: Camera, width: int, height: int) -> Camera:
 # --------------------------------------------------------------------------------------------
 
 def _looks_like_rig_yaml(data: Any) -> bool:
-    if not isinstance(data, dict):
-        return False
-    cams = data.get("cameras")
-    return isinstance(cams, list) and ("volume" in data or "name" in data or
-                                       any(isinstance(c, dict) and "source" in c for c in cams))
+    """Our rig YAML has a name and cameras and/or a calibration reference (OpenCV files have neither)."""
+    return isinstance(data, dict) and "name" in data and ("cameras" in data or "calibration" in data)
 
 
 def sniff_format(path: str | Path) -> str:
@@ -213,8 +210,8 @@ def sniff_format(path: str | Path) -> str:
 
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise CalibrationError(f"{path}: not valid YAML ({exc})") from None
+        except yaml.YAMLError:
+            return "opencv"  # e.g. !!opencv-matrix tags without the %YAML header; OpenCV reports real errors
         return "rig" if _looks_like_rig_yaml(data) else "opencv"
     if suffix == ".json":
         return _sniff_json(read_json(path), path)

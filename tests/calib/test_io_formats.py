@@ -151,3 +151,17 @@ def test_scale_intrinsics_is_a_resize(toy_rig, rng):
     np.testing.assert_array_equal(small.dist, cam.dist)
     pts = rng.uniform([-1000, -1000, 100], [1000, 1000, 1800], size=(50, 3))
     np.testing.assert_allclose(project_points(pts, small), project_points(pts, cam) / 2, atol=1e-9)
+
+
+def test_sniffing_yaml_flavours(toy_rig, tmp_path):
+    save_calibration(toy_rig, tmp_path / "cams.json", "panoptic")
+    ref_only = tmp_path / "ref.yaml"
+    ref_only.write_text("name: ref\ncalibration: {path: cams.json}\n")
+    assert sniff_format(ref_only) == "rig"
+    assert load_calibration(ref_only).names == toy_rig.names
+    # OpenCV YAML whose %YAML header was stripped: PyYAML cannot read its tags, OpenCV can.
+    text = save_opencv_yaml(toy_rig, tmp_path / "cv.yaml").read_text()
+    headless = tmp_path / "headless.yaml"
+    headless.write_text(text.split("---\n", 1)[1])
+    assert sniff_format(headless) == "opencv"
+    _assert_same(load_calibration(headless), toy_rig, atol_R=0.0, atol_t=0.0)
