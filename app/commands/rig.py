@@ -21,7 +21,7 @@ from pathlib import Path
 from calib.configkit import ConfigError
 from calib.io import FORMATS, load_calibration, save_calibration, sniff_format
 from calib.rig_config import CameraEntry, Rig, RigConfig, load_rig, save_rig
-from calib.volume import point_views
+from calib.volume import point_views, volume_corners_mm
 
 DEFAULT_RIG = Path(__file__).resolve().parents[2] / "configs" / "rig.yaml"
 
@@ -76,6 +76,9 @@ def _report(rig: Rig) -> bool:
         ok &= view.visible
         print(f"{cam.name:<10} {cam.width:>4}x{cam.height:<5} ({c[0]:7.3f}, {c[1]:7.3f}, {c[2]:7.3f}) "
               f"{cam.K[0, 0]:9.2f} {cam.K[1, 1]:9.2f}  {src:<10} {seen}")
+    corners = volume_corners_mm(vol.center_mm, vol.size_mm)
+    seen_by = [sum(v.visible for v in point_views(rig.cameras, c)) for c in corners]
+    print(f"volume corners seen by >= 2 cameras: {sum(n >= 2 for n in seen_by)}/8 (per corner: {seen_by})")
     if not ok:
         print("check FAILED: some cameras do not see the volume centre (wrong volume, units or R direction?)")
     else:
