@@ -102,12 +102,13 @@ def ring_rig(
 
 
 def scale_rig(rig: CameraRig, width: int, height: int) -> CameraRig:
-    """The same cameras at another resolution (K scaled per axis; distortion unchanged).
+    """The same cameras at another resolution (K scaled as :func:`calib.io.scale_intrinsics` does).
 
     Raises:
         CalibrationError: if a camera's aspect ratio would change by more than 1 %.
     """
-    out = []
+    from calib.io import scale_intrinsics
+
     for cam in rig:
         sx, sy = width / cam.width, height / cam.height
         if abs(sx / sy - 1.0) > 0.01:
@@ -115,12 +116,4 @@ def scale_rig(rig: CameraRig, width: int, height: int) -> CameraRig:
                 f"scale_rig: camera '{cam.name}' is {cam.width}x{cam.height}; {width}x{height} changes its "
                 "aspect ratio (pick a size with the same ratio)"
             )
-        K = cam.K.copy()
-        # Pixel centres: (u + 0.5) scales, so u' = (u + 0.5) * s - 0.5.
-        K[0, 0] *= sx
-        K[0, 1] *= sx
-        K[1, 1] *= sy
-        K[0, 2] = (K[0, 2] + 0.5) * sx - 0.5
-        K[1, 2] = (K[1, 2] + 0.5) * sy - 0.5
-        out.append(cam.replace(width=width, height=height, K=K))
-    return CameraRig(tuple(out))
+    return CameraRig(tuple(scale_intrinsics(cam, width, height) for cam in rig))

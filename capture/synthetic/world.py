@@ -6,6 +6,7 @@ be requested in any order and from several consumers.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -122,6 +123,9 @@ class SyntheticWorld:
         )
         self.render_options = render_options or RenderOptions()
         self._renderer: Renderer | None = None
+        # The last frames' people and scenes: sources render one view per call, labels and
+        # detections reuse the frame (the cache makes V calls cost one frame's motion + layout).
+        self._frame_cache: OrderedDict[int, tuple[PeopleFrame, object]] = OrderedDict()
 
     # ------------------------------------------------------------------ basics
     @property
@@ -157,7 +161,20 @@ class SyntheticWorld:
             raise ValueError(f"SyntheticWorld.people: frame_index must be >= 0, got {frame_index}")
         t = self.timestamp_s(frame_index)
         ids, present, joints = self.motion.joints_at(t)
+        for a in (ids, present, joints):
+            a.setflags(write=False)  # frames are cached and shared between consumers
         return PeopleFrame(int(frame_index), t, ids, joints, present)
+
+    def _frame(self, frame_index: int) -> tuple[PeopleFrame, object]:
+        """(people, render scene) of frame k, cached for the last few frames."""
+        hit = self._frame_cache.get(frame_index)
+        if hit is None:
+            frame = self.people(frame_index)
+            hit = (frame, self.renderer.scene(self._render_people(frame)))
+            self._frame_cache[frame_index] = hit
+            while len(self._frame_cache) > 4:
+                self._frame_cache.popitem(last=False)
+        return hit
 
     def _render_people(self, frame: PeopleFrame) -> list:
         return [
@@ -175,14 +192,12 @@ class SyntheticWorld:
 
     def render(self, frame_index: int, views: Sequence[int] | None = None) -> list[np.ndarray]:
         """BGR uint8 images (H,W,3) of frame k, one per requested view (default: all)."""
-        frame = self.people(frame_index)
-        scene = self.renderer.scene(self._render_people(frame))
+        frame, scene = self._frame(frame_index)
         return [self.renderer.render(v, scene, frame.t_s, frame_index)[0] for v in self._views(views)]
 
     def render_with_labels(self, frame_index: int, views: Sequence[int] | None = None) -> tuple[list, list]:
         """(images, label images): labels (H,W) uint8 hold the slot + 1 of the visible person."""
-        frame = self.people(frame_index)
-        scene = self.renderer.scene(self._render_people(frame))
+        frame, scene = self._frame(frame_index)
         out = [self.renderer.render(v, scene, frame.t_s, frame_index, with_label=True) for v in self._views(views)]
         return [o[0] for o in out], [o[1] for o in out]
 
@@ -193,14 +208,13 @@ class SyntheticWorld:
             frame_index: k.
             labels: optional label images from :meth:`render_with_labels` (else drawn here).
         """
-        frame = self.people(frame_index)
+        frame, scene = self._frame(frame_index)
         V, P = self.num_views, len(frame.ids)
         j2d = np.full((V, P, 15, 2), np.nan)
         depth = np.full((V, P, 15), np.nan)
         in_image = np.zeros((V, P, 15), bool)
         visible = np.zeros((V, P, 15), bool)
         occluder = np.full((V, P, 15), -1, np.int64)
-        scene = self.renderer.scene(self._render_people(frame)) if labels is None else None
         near = self.render_options.near_mm
         pres = np.flatnonzero(frame.present)
         for v, cam in enumerate(self.rig):
