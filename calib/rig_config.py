@@ -395,6 +395,9 @@ def save_rig(
         path: output YAML.
         name, volume, sources, skeleton, synthetic: replace the corresponding parts.
 
+    Path sources (file, images, panoptic, session) that lie inside the output's folder are written
+    relative to it, so the folder can be moved as a whole.
+
     Returns:
         The path written.
     """
@@ -409,6 +412,7 @@ def save_rig(
     srcs = list(sources) if sources is not None else [_source_of(base, c.name) for c in cameras]
     if len(srcs) != len(cameras):
         raise ConfigError(f"{path}: {len(srcs)} sources given for {len(cameras)} cameras")
+    srcs = [_relative_to(s, path.parent.resolve()) for s in srcs]
     config = RigConfig(
         name=name or base.name,
         cameras=tuple(
@@ -423,6 +427,16 @@ def save_rig(
     text = yaml.safe_dump(rig_to_dict(config), sort_keys=False, default_flow_style=None, width=120)
     path.write_text(f"# rig '{config.name}' written by selfpose3d (schema: docs/rig_yaml.md)\n{text}", encoding="utf-8")
     return path
+
+
+def _relative_to(source: SourceConfig, folder: Path) -> SourceConfig:
+    """A path source inside ``folder`` written relative to it (the rig file stays movable with it)."""
+    if source.kind not in PATH_KINDS or "://" in source.uri or not Path(source.uri).is_absolute():
+        return source
+    uri = Path(source.uri)
+    if not uri.is_relative_to(folder):
+        return source
+    return dataclasses.replace(source, uri=str(uri.relative_to(folder)) or ".")
 
 
 def _source_of(config: RigConfig, name: str) -> SourceConfig:

@@ -237,3 +237,19 @@ def test_rig_command_inspects_checks_and_converts(tmp_path, capsys):
     assert "pass image_size" in capsys.readouterr().err
     assert main(["rig", str(calib), "--image-size", "1032", "776", "--set", "volume.size_mm=[1,1,1]"]) == 1
     assert "--set applies to rig YAML files" in capsys.readouterr().err
+
+
+def test_saved_path_sources_inside_the_folder_become_relative(toy_rig, tmp_path):
+    inside = SourceConfig(kind="file", uri=str(tmp_path / "sub" / "a.mp4"))
+    outside = SourceConfig(kind="images", uri="/elsewhere/frames")
+    session = SourceConfig(kind="session", uri=".")
+    others = [SourceConfig(kind="device", index=1), SourceConfig()]
+    path = save_rig(toy_rig, tmp_path / "rig.yaml", sources=[inside, outside, session, others[0]])
+    text = path.read_text()
+    assert "uri: sub/a.mp4" in text and "uri: /elsewhere/frames" in text
+    rig = load_rig(path)
+    assert rig.source("cam0").uri == str(tmp_path / "sub" / "a.mp4")
+    assert rig.source("cam2").uri == str(tmp_path.resolve())
+    assert rig.source("cam3").index == 1
+    with pytest.raises(ConfigError, match=r"2 sources given for 4 cameras"):
+        save_rig(toy_rig, tmp_path / "bad.yaml", sources=others)
