@@ -216,7 +216,8 @@ def sniff_format(path: str | Path) -> str:
     if suffix == ".json":
         return _sniff_json(read_json(path), path)
     raise CalibrationError(
-        f"{path}: cannot tell the calibration format from the suffix '{suffix}'; pass fmt= one of {FORMATS}"
+        f"{path}: cannot tell the calibration format from the suffix '{suffix}'; name it (fmt= in Python, "
+        f"--input-format on the command line): one of {FORMATS}"
     )
 
 
@@ -304,7 +305,8 @@ def save_calibration(rig: CameraRig, path: str | Path, fmt: str = "auto") -> Pat
     if fmt == "auto":
         if path.suffix.lower() not in _SUFFIX_FORMAT:
             raise CalibrationError(
-                f"{path}: cannot choose a format from the suffix '{path.suffix}'; pass fmt= one of {FORMATS}"
+                f"{path}: cannot choose a format from the suffix '{path.suffix}'; name it (fmt= in Python, "
+                f"--format on the command line): one of {FORMATS}"
             )
         fmt = _SUFFIX_FORMAT[path.suffix.lower()]
     if fmt == "panoptic":

@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"rig YAML or calibration file (default: {DEFAULT_RIG.relative_to(DEFAULT_RIG.parents[1])})")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a rig YAML value, e.g. --set volume.center_mm=[0,0,800] (repeatable)")
-    parser.add_argument("--cameras", default=None, help="comma-separated camera names to keep (calibration files)")
+    parser.add_argument("--cameras", default=None, help="comma-separated camera names to keep, in this order")
     parser.add_argument("--image-size", type=int, nargs=2, metavar=("W", "H"), default=None,
                         help="image size for calibration formats that store none (VoxelPose JSON)")
     parser.add_argument("--input-format", default="auto", choices=("auto",) + FORMATS,
