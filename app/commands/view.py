@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,17 @@ def _feed(args, rig):
 
 
 def run(args: argparse.Namespace) -> int:
+    from viz.offscreen import RenderError
+    from viz.window import DisplayUnavailable
+
+    try:
+        return _run(args)
+    except (DisplayUnavailable, RenderError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
     from calib.rig_config import load_rig
     from viz.live import ViewSetup, run_headless
 
