@@ -9,6 +9,8 @@ Prediction file (NPZ)::
                             x,y,z,flag,score), column 3 when C == 4 (wire layout x,y,z,score), else 1
     roots      (F,M,3) float optional root proposals (mm) for root evaluation
     layout     ()  str      "panoptic15" (default) or "coco17"
+    sequences  (F,) str     optional sequence name of each row (Panoptic: frame ids repeat
+                            across sequences)
 
 Metrics JSON: a flat object with at least ``mpjpe_mm``, ``ap25`` … ``ap150``, ``recall500``
 (Panoptic) or ``pcp_average`` and per-actor entries (Shelf/Campus); non-finite numbers are written
@@ -41,6 +43,7 @@ class Predictions:
         scores: (F,M) float.
         roots: (F,M,3) or None.
         layout: joint layout name.
+        sequences: (F,) str or None.
     """
 
     poses: np.ndarray
@@ -49,11 +52,12 @@ class Predictions:
     scores: np.ndarray
     roots: np.ndarray | None = None
     layout: str = "panoptic15"
+    sequences: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        F, M = self.poses.shape[:2]
         if self.poses.ndim != 4 or self.poses.shape[-1] < 3:
             raise DatasetError(f"predictions: 'poses' must be (F,M,J,3+), got {self.poses.shape}")
+        F, M = self.poses.shape[:2]
         for name, shape in (("frame_ids", (F,)), ("valid", (F, M)), ("scores", (F, M))):
             if getattr(self, name).shape != shape:
                 raise DatasetError(f"predictions: '{name}' must have shape {shape}, got {getattr(self, name).shape}")
@@ -61,10 +65,24 @@ class Predictions:
             raise DatasetError(f"predictions: 'roots' must be (F,M,3), got {self.roots.shape}")
         if self.layout not in LAYOUTS:
             raise DatasetError(f"predictions: unknown layout '{self.layout}'; use one of {LAYOUTS}")
+        if self.sequences is not None and self.sequences.shape != (F,):
+            raise DatasetError(f"predictions: 'sequences' must have shape {(F,)}, got {self.sequences.shape}")
 
-    def frame(self, frame_id: int) -> tuple[np.ndarray, np.ndarray]:
-        """Valid poses (M',J,3) and scores (M',) of a frame id (empty if the frame is absent)."""
-        rows = np.flatnonzero(self.frame_ids == frame_id)
+    def _rows(self, frame_id: int, sequence: str | None) -> np.ndarray:
+        rows = self.frame_ids == frame_id
+        if sequence is not None and self.sequences is not None:
+            rows &= self.sequences == sequence
+        rows = np.flatnonzero(rows)
+        if rows.size > 1:
+            raise DatasetError(f"predictions: frame {frame_id} appears {rows.size} times; add a 'sequences' array")
+        return rows
+
+    def frame(self, frame_id: int, sequence: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Valid poses (M',J,3) and scores (M',) of a frame (empty if the frame is absent).
+
+        ``sequence`` selects among rows with the same frame id when the file has ``sequences``.
+        """
+        rows = self._rows(frame_id, sequence)
         J = self.poses.shape[2]
         if not rows.size:
             return np.zeros((0, J, 3)), np.zeros(0)
@@ -72,11 +90,11 @@ class Predictions:
         keep = self.valid[r]
         return self.poses[r, keep, :, :3], self.scores[r, keep]
 
-    def frame_roots(self, frame_id: int) -> tuple[np.ndarray, np.ndarray]:
+    def frame_roots(self, frame_id: int, sequence: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Valid root proposals (M',3) and scores of a frame (requires ``roots``)."""
         if self.roots is None:
             raise DatasetError("predictions: this file has no 'roots' array (root evaluation needs it)")
-        rows = np.flatnonzero(self.frame_ids == frame_id)
+        rows = self._rows(frame_id, sequence)
         if not rows.size:
             return np.zeros((0, 3)), np.zeros(0)
         keep = self.valid[rows[0]]
@@ -124,6 +142,8 @@ def save_predictions(path: str | Path, predictions: Predictions) -> Path:
     }
     if predictions.roots is not None:
         arrays["roots"] = predictions.roots
+    if predictions.sequences is not None:
+        arrays["sequences"] = np.asarray(predictions.sequences, dtype=str)
     with open(path, "wb") as fh:
         np.savez_compressed(fh, **arrays)
     return path
@@ -156,8 +176,10 @@ def load_predictions(path: str | Path) -> Predictions:
         valid = np.asarray(data["valid"], bool) if "valid" in data.files else np.ones(poses.shape[:2], bool)
         scores = np.asarray(data["scores"], np.float64) if "scores" in data.files else default_scores(poses)
         roots = np.asarray(data["roots"], np.float64) if "roots" in data.files else None
+        sequences = np.asarray(data["sequences"]).astype(str) if "sequences" in data.files else None
         try:
-            return Predictions(poses, np.asarray(data["frame_ids"]).astype(np.int64), valid, scores, roots, layout)
+            return Predictions(poses, np.asarray(data["frame_ids"]).astype(np.int64), valid, scores, roots, layout,
+                               sequences)
         except DatasetError as exc:
             raise DatasetError(f"{path}: {exc}") from None
 

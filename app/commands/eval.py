@@ -1,0 +1,97 @@
+"""``selfpose3d eval``: score 3D pose predictions on Shelf, Campus or CMU Panoptic.
+
+Examples::
+
+    selfpose3d eval shelf --predictions preds.npz --gt data/Shelf --metrics shelf.json
+    selfpose3d eval campus --predictions preds.npz --gt data/CampusSeq1
+    selfpose3d eval panoptic --predictions preds.npz --gt data/panoptic-toolbox/data --metrics m.json
+
+A prediction file is an NPZ with ``poses (F,M,15,3+)`` mm, ``frame_ids (F,)``, ``valid (F,M)``
+(see docs/evaluation.md). Running a checkpoint (``--checkpoint``) and ``eval synthetic`` come with
+the trainer and are not built yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+DEFAULT_GT = {"shelf": "data/Shelf", "campus": "data/CampusSeq1", "panoptic": "data/panoptic-toolbox/data"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dataset", choices=("shelf", "campus", "panoptic", "synthetic"), help="what to evaluate on")
+    parser.add_argument("--predictions", help="prediction NPZ (poses (F,M,15,3+) mm, frame_ids, valid)")
+    parser.add_argument("--checkpoint", help="[not built yet: comes with the trainer] run a checkpoint first")
+    parser.add_argument("--gt", help="ground-truth folder (Shelf/Campus: actorsGT.mat or gt.npz; Panoptic: "
+                                     "the folder of sequences). Default: " + ", ".join(f"{k}: {v}" for k, v in DEFAULT_GT.items()))
+    parser.add_argument("--split", default="validation", choices=("validation", "train"), help="Panoptic split")
+    parser.add_argument("--sequences", nargs="+", help="Panoptic: evaluate these sequences instead of the split's")
+    parser.add_argument("--interval", type=int, help="Panoptic: frame interval (default 12 validation, 3 train)")
+    parser.add_argument("--count-missing-frames", action="store_true",
+                        help="Shelf/Campus: count GT actors of frames without any prediction as wrong "
+                             "(upstream skips such frames)")
+    parser.add_argument("--metrics", help="write the metrics JSON here")
+
+
+def _not_built(what: str) -> int:
+    print(f"selfpose3d eval: {what} is not built yet (it comes with the trainer, issue 6); nothing was done.",
+          file=sys.stderr)
+    return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.dataset == "synthetic":
+        return _not_built("'eval synthetic'")
+    if args.checkpoint:
+        return _not_built("--checkpoint (running the engine on a dataset)")
+    if not args.predictions:
+        print("selfpose3d eval: --predictions is required (or --checkpoint, once the trainer exists)", file=sys.stderr)
+        return 2
+    from training.results_io import load_predictions, save_metrics
+
+    preds = load_predictions(args.predictions)
+    gt_path = args.gt or DEFAULT_GT[args.dataset]
+    if args.dataset == "panoptic":
+        metrics = _panoptic(preds, gt_path, args)
+    else:
+        metrics = _shelf_campus(preds, gt_path, args)
+    if args.metrics:
+        print(f"metrics written to {save_metrics(args.metrics, metrics)}")
+    return 0
+
+
+def _shelf_campus(preds, gt_path: str, args: argparse.Namespace) -> dict:
+    from training.datasets.shelf_campus import get_spec, load_ground_truth
+    from training.evaluate import evaluate_shelf_campus, pcp_metrics
+
+    spec = get_spec(args.dataset)
+    gt = load_ground_truth(gt_path, spec)
+    result = evaluate_shelf_campus(preds, gt, skip_frames_without_predictions=not args.count_missing_frames)
+    print(f"{spec.name} PCP ({preds.layout} head rule), frames {int(gt.frame_ids[0])}..{int(gt.frame_ids[-1])}:")
+    print(result.table())
+    if result.skipped_frames:
+        print(f"{len(result.skipped_frames)} frames had no valid prediction and were skipped")
+    metrics = pcp_metrics(result)
+    print(f"average PCP (actors 1-3): {metrics['pcp_average']:.2f}   recall@500: {metrics['recall500']:.4f}")
+    metrics["dataset"] = spec.name
+    return metrics
+
+
+def _panoptic(preds, gt_path: str, args: argparse.Namespace) -> dict:
+    from training.datasets.panoptic import index_frames
+    from training.evaluate import evaluate_panoptic
+    from training.metrics import AP_THRESHOLDS_MM
+
+    frames = index_frames(gt_path, args.split, args.sequences, args.interval)
+    metrics = evaluate_panoptic(preds, frames)
+    print(f"panoptic {args.split}: {len(frames)} frames, {int(metrics['num_gt'])} GT persons, "
+          f"{int(metrics['num_predictions'])} predictions")
+    for prefix, label in (("", "pose"), ("root_", "root")):
+        if f"{prefix}ap25" not in metrics:
+            continue
+        print(f"  {label:5s} " + "  ".join(f"AP{t}={metrics[f'{prefix}ap{t}']:.4f}" for t in AP_THRESHOLDS_MM))
+        print(f"  {label:5s} MPJPE={metrics[f'{prefix}mpjpe_mm']:.2f} mm  recall@500={metrics[f'{prefix}recall500']:.4f}  "
+              f"mean AP={metrics[f'{prefix}mean_ap']:.4f}")
+    metrics["dataset"] = "panoptic"
+    return metrics

@@ -1,0 +1,73 @@
+"""``selfpose3d eval`` end to end and the evaluation composition."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from app.cli import main
+from training.datasets.panoptic import index_frames
+from training.evaluate import evaluate_panoptic
+from training.results_io import Predictions, save_predictions
+
+
+def _gt_predictions(frames, offset_mm=0.0, with_sequences=True):
+    M = max(len(f.bodies) for f in frames)
+    poses = np.zeros((len(frames), M, 15, 5))
+    valid = np.zeros((len(frames), M), bool)
+    roots = np.zeros((len(frames), M, 3))
+    for i, f in enumerate(frames):
+        g, _ = f.gt_arrays()
+        poses[i, :len(g), :, :3] = g + offset_mm
+        poses[i, :len(g), :, 4] = 0.9
+        roots[i, :len(g)] = g[:, 2]
+        valid[i, :len(g)] = True
+    seqs = np.array([f.sequence for f in frames]) if with_sequences else None
+    return Predictions(poses, np.array([f.frame for f in frames]), valid, poses[:, :, 0, 4], roots, "panoptic15", seqs)
+
+
+@pytest.mark.data
+def test_panoptic_eval_on_real_gt(shared_data, tmp_path, capsys):
+    root = shared_data / "panoptic_body3d_samples"
+    seqs = ["160906_band1", "160906_band2"]
+    frames = index_frames(root, "validation", sequences=seqs, interval=1)
+    m = evaluate_panoptic(_gt_predictions(frames), frames)
+    assert m["num_gt"] == 12 and m["ap25"] == pytest.approx(1.0, abs=1e-4) and m["mpjpe_mm"] == pytest.approx(0.0)
+    assert m["root_ap25"] == pytest.approx(1.0, abs=1e-4)
+    off = evaluate_panoptic(_gt_predictions(frames, offset_mm=30.0 / np.sqrt(3)), frames)
+    assert off["ap25"] == 0.0 and off["ap50"] == pytest.approx(1.0, abs=1e-4) and off["mpjpe_mm"] == pytest.approx(30.0)
+    with pytest.raises(Exception, match="sequences"):
+        evaluate_panoptic(_gt_predictions(frames, with_sequences=False), frames)
+    pred_path = save_predictions(tmp_path / "p.npz", _gt_predictions(frames, offset_mm=30.0 / np.sqrt(3)))
+    rc = main(["eval", "panoptic", "--predictions", str(pred_path), "--gt", str(root), "--sequences", *seqs,
+               "--interval", "1", "--metrics", str(tmp_path / "m.json")])
+    assert rc == 0
+    saved = json.loads((tmp_path / "m.json").read_text())
+    assert {"mpjpe_mm", "ap25", "ap150", "recall500"} <= set(saved) and saved["ap25"] == 0.0
+    assert "AP50=1.0000" in capsys.readouterr().out
+
+
+@pytest.mark.data
+def test_shelf_eval_command(shared_data, tmp_path, capsys):
+    rc = main(["eval", "shelf", "--predictions", str(shared_data / "shelf" / "pred_4dassoc_coco17.npz"),
+               "--gt", str(shared_data / "shelf"), "--metrics", str(tmp_path / "s.json")])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "Total" in out and "96.07" in out
+    saved = json.loads((tmp_path / "s.json").read_text())
+    assert round(saved["pcp_average"], 2) == 96.07 and round(saved["actor_pcp"]["Actor2"], 2) == 90.27
+
+
+def test_unbuilt_paths_exit_2(capsys):
+    assert main(["eval", "synthetic"]) == 2
+    assert main(["eval", "shelf", "--checkpoint", "model.pt"]) == 2
+    assert "not built yet" in capsys.readouterr().err
+
+
+def test_bad_prediction_file_is_a_one_line_error(tmp_path, capsys):
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, something=np.zeros(3))
+    assert main(["eval", "shelf", "--predictions", str(bad), "--gt", str(tmp_path)]) == 1
+    assert "lacks 'poses'" in capsys.readouterr().err
