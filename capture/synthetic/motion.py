@@ -32,6 +32,7 @@ _NEXT_AFTER_STILL = np.array([0.55, 0.10, 0.08, 0.07, 0.06, 0.05, 0.05, 0.04])
 _NEXT_AFTER_WALK = np.array([0.20, 0.22, 0.15, 0.12, 0.10, 0.08, 0.08, 0.05])
 _I = POSE_INDEX
 _X, _Y, _YAW = _I["x_mm"], _I["y_mm"], _I["yaw"]
+_MAX_RATE = 5.0  # rad/s, fastest joint rotation
 
 
 @dataclass(frozen=True)
@@ -286,7 +287,8 @@ class _Simulator:
                 elif slot.behaviour == "stand":
                     target[_I["trunk_roll"]] = 0.03 * np.sin(1.3 * slot.clock)
             a = 1.0 - np.exp(-dt / tau)
-            slot.pose[3:] += a * (target[3:] - slot.pose[3:])
+            # Joint angular speed is limited (5 rad/s): behaviour switches never snap a limb.
+            slot.pose[3:] += np.clip(a * (target[3:] - slot.pose[3:]), -_MAX_RATE * dt, _MAX_RATE * dt)
             if slot.time_left <= 0:
                 self._finish(slot)
         self._separate()
