@@ -22,7 +22,10 @@ configs give in **millimetres**; so files are read as mm unless ``[metadata] uni
 from __future__ import annotations
 
 import json
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 from pathlib import Path
 
 import numpy as np

@@ -61,6 +61,7 @@ def test_overrides_parse_yaml_values(tmp_path):
     cfg = load(Outer, path, ["space.size_mm=[10, 20, 30]", "precision=bf16", "threads=4"])
     assert cfg.space.voxels == (8, 8, 8) and cfg.space.size_mm == (10.0, 20.0, 30.0)
     assert cfg.precision == "bf16" and cfg.threads == 4
+    assert load(Outer, path, ["space.size_mm=[1e-5, 2, 3]"]).space.size_mm[0] == 1e-5  # YAML 1.1 string
     with pytest.raises(ConfigError, match="expected KEY=VALUE"):
         apply_overrides({}, ["precision"])
     with pytest.raises(ConfigError, match="'name' is a value, not a section"):
