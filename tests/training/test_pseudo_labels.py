@@ -153,3 +153,16 @@ def test_import_selfpose3d_pickle_and_refuse_code(tmp_path, rng):
     evil.write_bytes(pickle.dumps({"db": [_Evil()]}))
     with pytest.raises(DatasetError, match="refusing to load"):
         import_selfpose3d_pickle(evil)
+
+
+def test_pseudo_labels_command_imports_coco(tmp_path, rng, capsys):
+    from app.cli import main
+
+    images = [{"id": 7, "file_name": "seqX/Camera0/img_000012.png", "width": 640, "height": 480}]
+    anns = [{"image_id": 7, "keypoints": _coco_person(rng, [10, 10, 200, 300]), "bbox": [10, 10, 200, 300]}]
+    (tmp_path / "k.json").write_text(json.dumps({"images": images, "annotations": anns}))
+    out = tmp_path / "labels.npz"
+    assert main(["pseudo-labels", "--from", "coco", str(tmp_path / "k.json"), "--variant", "hard", "--out", str(out)]) == 0
+    s = PseudoLabelSet.load(out)
+    assert s.variant == "hard" and len(s.get("seqX", 12, "Camera0")) == 1
+    assert "1 persons" in capsys.readouterr().out
