@@ -141,3 +141,49 @@ def overlay_views(
         drawn = draw_skeletons(img, cam, poses, edges, track_ids, min_score, thick, thick + 1)
         tiles.append(caption(drawn, cam.name))
     return side_by_side(tiles, columns, tile_width_px)
+
+
+class FramePoseMatcher:
+    """Pairs ``poses`` messages with the ``frameset`` they were computed from (by frameset seq).
+
+    Framesets are kept in a bounded ring (the newest ``capacity``); a poses message whose
+    frameset is gone (too old) or never came is counted in ``unmatched``.
+
+    Args:
+        capacity: framesets kept while waiting for their poses.
+    """
+
+    def __init__(self, capacity: int = 60) -> None:
+        self.capacity = int(capacity)
+        self._framesets: dict[int, object] = {}
+        self.unmatched = 0
+
+    def add_frameset(self, frameset) -> None:
+        self._framesets[frameset.seq] = frameset
+        while len(self._framesets) > self.capacity:
+            self._framesets.pop(next(iter(self._framesets)))
+
+    def match(self, poses):
+        """The frameset of ``poses`` (removed from the ring, with every older one), or None."""
+        fs = self._framesets.get(poses.frameset_seq)
+        if fs is None:
+            self.unmatched += 1
+            return None
+        for seq in [s for s in self._framesets if s <= poses.frameset_seq]:
+            del self._framesets[seq]
+        return fs
+
+
+def frameset_images(frameset, rig: CameraRig) -> list[np.ndarray | None]:
+    """The frameset's images in rig order; None for cameras missing from the set.
+
+    Raises:
+        ValueError: the frameset names a camera the rig does not have.
+    """
+    by_name = {}
+    for i, view in enumerate(frameset.views):
+        if view.camera not in rig.names:
+            raise ValueError(f"overlay: frameset camera '{view.camera}' is not in the rig {rig.names}; "
+                             "use the rig the stream was captured with")
+        by_name[view.camera] = frameset.image(i)
+    return [by_name.get(name) for name in rig.names]
