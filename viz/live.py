@@ -219,3 +219,36 @@ def run_headless(
         renderer.close()
         feed.close()
     return writer.count
+
+
+def run_viewer(
+    poses_endpoint: str,
+    rig: CameraRig | None,
+    volume_center_mm: Sequence[float],
+    volume_size_mm: Sequence[float],
+    render_path: str | Path | None = None,
+    status_endpoints: Sequence[str] = (),
+    rig_name: str | None = None,
+    size: tuple[int, int] = (960, 540),
+    fps: float = 15.0,
+    backend: str = "auto",
+    max_frames: int | None = None,
+    duration_s: float | None = None,
+    stop: threading.Event | None = None,
+) -> int:
+    """Entry point of a viewer process (``selfpose3d-live`` and ``selfpose3d view``).
+
+    With ``render_path`` it renders headless (no display needed) and returns 0 if frames were
+    written; otherwise it opens the window (raises ``viz.window.DisplayUnavailable`` without a
+    display, before anything is started).
+    """
+    setup = ViewSetup.from_rig(rig, volume_center_mm, volume_size_mm, *size)
+    if render_path is None:
+        from viz.window import check_display, run_window
+
+        check_display()
+        return run_window(BusFeed(poses_endpoint, rig_name, status_endpoints), setup, duration_s=duration_s)
+    feed = BusFeed(poses_endpoint, rig_name, status_endpoints)
+    n = run_headless(feed, setup, render_path, fps=fps, max_frames=max_frames, duration_s=duration_s,
+                     backend=backend, stop=stop)
+    return 0 if n > 0 else 1

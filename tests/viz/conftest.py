@@ -39,3 +39,24 @@ def make_message(poses, track_ids, seq=1, latency_ms=25.0, missing=()):
 @pytest.fixture
 def two_people():
     return make_poses([(-800.0, 0.0), (900.0, 300.0)]), np.array([3, 8])
+
+
+@pytest.fixture
+def ipc_endpoints():
+    """Two fresh short ``ipc://`` endpoints under /tmp (poses, status)."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    d = Path(tempfile.mkdtemp(prefix="sp3dviz-", dir="/tmp"))
+    yield f"ipc://{d}/poses", f"ipc://{d}/status"
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def wire_poses(seq, poses, track_ids, rig="toy"):
+    """A real capture.messages.Poses."""
+    from capture.messages import Poses, now_ns
+
+    t = now_ns()
+    return Poses(rig, seq, seq, t - 20_000_000, t, PANOPTIC15.name, PANOPTIC15.joints, PANOPTIC15.edges,
+                 np.asarray(poses, np.float32), np.asarray(track_ids, np.int64), {"backbone": 9.0})
