@@ -95,20 +95,26 @@ class Publisher:
             raise EndpointError(f"endpoint '{endpoint}': cannot {'bind' if bind else 'connect'}: {exc} "
                                 "(is another process using it?)") from None
 
-    def send_frames(self, frames: Sequence[Any]) -> bool:
-        """Send pre-encoded frames without blocking; returns False (and counts) if dropped."""
-        try:
-            self._sock.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
-        except zmq.Again:
-            self.stats.dropped += 1
-            return False
+    def send_frames(self, frames: Sequence[Any], wait_ms: float = 0.0) -> bool:
+        """Send pre-encoded frames; returns False (and counts a drop) if a subscriber's queue is
+        full. ``wait_ms`` > 0 retries that long first (lossless replay); 0 never waits."""
+        end = time.monotonic() + wait_ms / 1e3
+        while True:
+            try:
+                self._sock.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
+                break
+            except zmq.Again:
+                if time.monotonic() >= end:
+                    self.stats.dropped += 1
+                    return False
+                time.sleep(0.0005)
         self.stats.sent += 1
         self._drain_subscriptions()
         return True
 
-    def send(self, msg: Message) -> bool:
+    def send(self, msg: Message, wait_ms: float = 0.0) -> bool:
         """Encode and send ``msg`` (see :meth:`send_frames`)."""
-        return self.send_frames(encode(msg))
+        return self.send_frames(encode(msg), wait_ms)
 
     def subscribers_seen(self) -> bool:
         """True once at least one subscription reached this socket (useful to wait at start)."""

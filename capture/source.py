@@ -172,6 +172,10 @@ class ThreadedReader:
         """True once a finite source reached its end (or the reader was stopped)."""
         return not self._thread.is_alive() and self._thread.ident is not None
 
+    def request_stop(self) -> None:
+        """Ask the thread to stop without waiting (see :meth:`stop`)."""
+        self._stop.set()
+
     def stop(self, timeout_s: float = 2.0) -> bool:
         """Ask the thread to stop and wait at most ``timeout_s``; True if it has exited."""
         self._stop.set()

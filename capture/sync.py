@@ -6,7 +6,8 @@ per camera, all within ``tolerance_ms`` of the set's oldest frame. A set is emit
 
 * as soon as every camera has a frame in the window (complete), or
 * with the absent cameras listed in ``missing`` when they can no longer contribute (each has
-  a newer frame already, or the ``deadline_ms`` since the set's oldest frame has passed),
+  a newer frame already, or ``deadline_ms`` have passed since the set's oldest frame arrived;
+  arrival defaults to the capture time when both are on one clock),
 
 so one dead camera delays the others by at most ``deadline_ms`` and never stalls them.
 Duplicates (a camera's timestamp not newer than its last one), frames arriving after their
@@ -27,6 +28,7 @@ class SyncedFrame:
     camera: str
     t_ns: int
     payload: Any
+    arrival_ns: int = 0
 
 
 @dataclass(frozen=True)
@@ -98,8 +100,17 @@ class FrameSynchronizer:
         self._emitted_until_ns: int | None = None
         self.stats = SyncStats(missing_per_camera={c: 0 for c in self.cameras})
 
-    def push(self, camera: str, t_ns: int, payload: Any = None) -> bool:
-        """Add a frame; returns False if it was dropped (duplicate or late)."""
+    def push(self, camera: str, t_ns: int, payload: Any = None, arrival_ns: int | None = None) -> bool:
+        """Add a frame; returns False if it was dropped (duplicate or late).
+
+        Args:
+            camera: camera name.
+            t_ns: capture time (defines which frames belong together).
+            payload: anything (returned in the set).
+            arrival_ns: when the frame reached us on the clock passed to :meth:`poll`; the
+                deadline counts from the oldest frame's arrival. None: ``t_ns`` (capture and
+                host clock are the same clock).
+        """
         if camera not in self._pending:
             raise KeyError(f"FrameSynchronizer: unknown camera '{camera}'; rig cameras: {list(self.cameras)}")
         last = self._last_t.get(camera)
@@ -111,7 +122,7 @@ class FrameSynchronizer:
             return False
         self._last_t[camera] = t_ns
         queue = self._pending[camera]
-        queue.append(SyncedFrame(camera, int(t_ns), payload))
+        queue.append(SyncedFrame(camera, int(t_ns), payload, int(t_ns if arrival_ns is None else arrival_ns)))
         if len(queue) > self._max_pending:
             queue.popleft()
             self.stats.overflow += 1
@@ -136,10 +147,11 @@ class FrameSynchronizer:
         return sum(len(q) for q in self._pending.values())
 
     def _try_emit(self, now_ns: int) -> SyncedSet | None:
-        heads = [q[0].t_ns for q in self._pending.values() if q]
+        heads = [q[0] for q in self._pending.values() if q]
         if not heads:
             return None
-        t0 = min(heads)
+        oldest = min(heads, key=lambda f: f.t_ns)
+        t0 = oldest.t_ns
         window_end = t0 + self._tol_ns
         chosen: list[SyncedFrame] = []
         missing: list[str] = []
@@ -152,7 +164,7 @@ class FrameSynchronizer:
                 missing.append(cam)
                 # A camera whose next frame is already beyond the window cannot contribute.
                 waiting |= not queue
-        if waiting and now_ns - t0 < self._deadline_ns:
+        if waiting and now_ns - oldest.arrival_ns < self._deadline_ns:
             return None
         for frame in chosen:
             self._pending[frame.camera].popleft()

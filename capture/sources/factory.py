@@ -12,8 +12,7 @@ from capture.source import Source
 
 
 def build_source(name: str, cfg: SourceConfig, *, start_ns: int, stop: threading.Event,
-                 realtime: bool | None = None, panoptic_first: int = 0, world=None, view: int = 0,
-                 world_lock: threading.Lock | None = None, num_frames: int | None = None) -> Source:
+                 realtime: bool | None = None, panoptic_first: int = 0, synthetic=None, view: int = 0) -> Source:
     """One camera's source.
 
     Args:
@@ -23,8 +22,8 @@ def build_source(name: str, cfg: SourceConfig, *, start_ns: int, stop: threading
         stop: event that interrupts pacing sleeps.
         realtime: override ``cfg.realtime`` (None: keep it).
         panoptic_first: frame number at ``start_ns`` for Panoptic sources.
-        world, view, world_lock: the shared synthetic world and this camera's view index.
-        num_frames: stop synthetic sources after this many frames.
+        synthetic, view: the rig's shared :class:`capture.sources.synthetic.SyntheticRig` and
+            this camera's view index in it.
     """
     rt = cfg.realtime if realtime is None else realtime
     media = dict(loop=cfg.loop, realtime=rt, start_ns=start_ns, stop=stop)
@@ -52,10 +51,9 @@ def build_source(name: str, cfg: SourceConfig, *, start_ns: int, stop: threading
     if cfg.kind == "synthetic":
         from capture.sources.synthetic import SyntheticSource
 
-        if world is None or world_lock is None:
-            raise ConfigError(f"camera '{name}': a synthetic source needs the rig's world")
-        return SyntheticSource(name, world, view, lock=world_lock, num_frames=num_frames, realtime=rt,
-                               start_ns=start_ns, stop=stop)
+        if synthetic is None:
+            raise ConfigError(f"camera '{name}': a synthetic source needs the rig's shared world")
+        return SyntheticSource(name, synthetic, view)
     raise ConfigError(f"camera '{name}': source kind {cfg.kind!r} is not supported")
 
 
@@ -78,14 +76,17 @@ def build_sources(rig: Rig, cameras: Sequence[str] | None = None, *, stop: threa
         raise ConfigError(f"{rig.path or rig.name}: cameras {unknown} are not in the rig {rig.names}")
     start_ns = time.time_ns() + 200_000_000 if start_ns is None else start_ns
     configs = {n: rig.source(n) for n in names}
-    world = lock = None
+    synthetic = None
     if any(c.kind == "synthetic" for c in configs.values()):
+        from capture.sources.synthetic import SyntheticRig
         from capture.synthetic.world import SyntheticWorld
 
         spec = rig.config.synthetic
         world = SyntheticWorld(rig.cameras, num_people=spec.people, seed=spec.seed, fps=spec.fps,
                                volume_center_mm=rig.volume.center_mm, volume_size_mm=rig.volume.size_mm)
-        lock = threading.Lock()
+        rt = realtime if realtime is not None else all(configs[n].realtime for n in names
+                                                       if configs[n].kind == "synthetic")
+        synthetic = SyntheticRig(world, realtime=rt, start_ns=start_ns, num_frames=num_frames, stop=stop)
     first = 0
     pan = [n for n, c in configs.items() if c.kind == "panoptic"]
     if pan:
@@ -94,6 +95,6 @@ def build_sources(rig: Rig, cameras: Sequence[str] | None = None, *, stop: threa
         first = panoptic_first_frame(configs[pan[0]].uri, pan)
     return [
         build_source(n, configs[n], start_ns=start_ns, stop=stop, realtime=realtime, panoptic_first=first,
-                     world=world, view=rig.names.index(n), world_lock=lock, num_frames=num_frames)
+                     synthetic=synthetic, view=rig.names.index(n))
         for n in names
     ]

@@ -3,9 +3,7 @@ drain-to-newest, gap counting, bad messages survived, endpoint policy."""
 
 from __future__ import annotations
 
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,15 +11,6 @@ import zmq
 
 from capture.bus import EndpointError, Publisher, Subscriber, check_endpoint, context
 from capture.messages import FrameSet, Status, View, encode
-
-
-@pytest.fixture
-def ipc_endpoint():
-    d = Path(tempfile.mkdtemp(prefix="sp3d-", dir="/tmp"))
-    yield f"ipc://{d}/bus"
-    for p in d.iterdir():
-        p.unlink()
-    d.rmdir()
 
 
 def _fs(seq: int, side: int = 8) -> FrameSet:

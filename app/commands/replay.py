@@ -1,0 +1,87 @@
+"""``selfpose3d replay``: publish a recorded session or a CMU Panoptic sequence as a live stream.
+
+Examples::
+
+    selfpose3d replay sessions/take1                      # original speed, ipc, raw frames
+    selfpose3d replay sessions/take1 --max-speed --lossless --wait-subscriber 5
+    selfpose3d replay /data/panoptic/160906_pizza1 --cameras 00_03,00_06,00_12,00_13,00_23 --speed 0.5
+
+Same framesets for the same input (original sequence numbers and view timestamps); only the
+publish time is new. Topic ``frames/<rig>``: the session's rig name, or the sequence folder name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+log = logging.getLogger("selfpose3d.replay")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from capture.config import DEFAULT_ENDPOINT
+
+    parser.add_argument("source", help="session folder or Panoptic sequence folder")
+    parser.add_argument("--endpoint", default=DEFAULT_ENDPOINT, help=f"publish endpoint (default {DEFAULT_ENDPOINT})")
+    parser.add_argument("--allow-remote", action="store_true", help="permit a non-loopback tcp bind")
+    parser.add_argument("--cameras", default=None, help="comma-separated cameras (Panoptic default: VoxelPose's 5)")
+    parser.add_argument("--speed", type=float, default=1.0, help="playback rate (1 = original)")
+    parser.add_argument("--max-speed", action="store_true", help="publish as fast as possible")
+    parser.add_argument("--jpeg", action="store_true", help="JPEG views on the wire (default raw bgr8)")
+    parser.add_argument("--frames", type=int, default=None, help="stop after this many framesets")
+    parser.add_argument("--first-frame", type=int, default=None, help="Panoptic: first HD frame number")
+    parser.add_argument("--last-frame", type=int, default=None, help="Panoptic: last HD frame number")
+    parser.add_argument("--wait-subscriber", type=float, default=0.0, metavar="S",
+                        help="wait up to S seconds for a subscriber before starting")
+    parser.add_argument("--lossless", action="store_true",
+                        help="wait for slow subscribers instead of dropping (offline evaluation)")
+
+
+def _framesets(args: argparse.Namespace, encoding: str):
+    from capture.session import SessionReader, is_session
+
+    src = Path(args.source)
+    cameras = [c for c in args.cameras.split(",") if c] if args.cameras else None
+    if is_session(src):
+        from capture.replay import session_framesets
+
+        reader = SessionReader(src)
+        if reader.truncated:
+            log.warning("%s: ignored a truncated tail (recorder was interrupted)", src)
+        return reader.rig_name, session_framesets(reader, encoding=encoding, cameras=cameras)
+    if (src / "hdImgs").is_dir() or (src / "hdVideos").is_dir():
+        from calib.io_panoptic import VOXELPOSE_HD_CAMERAS
+        from capture.replay import panoptic_framesets
+        from capture.sources.panoptic import panoptic_hd_cameras
+
+        available = panoptic_hd_cameras(src)
+        if cameras is None:
+            cameras = [c for c in VOXELPOSE_HD_CAMERAS if c in available] or available
+        return src.name, panoptic_framesets(src, cameras, rig=src.name, encoding=encoding,
+                                            first_frame=args.first_frame, last_frame=args.last_frame)
+    raise FileNotFoundError(f"{src}: neither a session folder (index.msgpack) nor a Panoptic sequence "
+                            "(hdImgs/ or hdVideos/)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from capture.bus import Publisher
+    from capture.messages import Status, now_ns
+    from capture.process import stop_on_signals
+    from capture.replay import replay
+
+    rig_name, framesets = _framesets(args, "jpeg" if args.jpeg else "bgr8")
+    stop = stop_on_signals()
+    process = f"replay-{rig_name}"
+    with Publisher(args.endpoint, allow_remote=args.allow_remote) as pub:
+        if args.wait_subscriber > 0 and not pub.wait_for_subscriber(args.wait_subscriber):
+            log.warning("no subscriber after %.1f s; replaying anyway", args.wait_subscriber)
+        pub.send(Status(process, "running", now_ns()))
+        report = replay(framesets, pub, stop, speed=None if args.max_speed else args.speed,
+                        wait_ms=10_000.0 if args.lossless else 0.0, max_sets=args.frames)
+        pub.send(Status(process, "stopping", now_ns(), fps=report.sent / max(report.seconds, 1e-9),
+                        dropped=report.dropped))
+    print(json.dumps({"rig": rig_name, "sent": report.sent, "dropped": report.dropped,
+                      "seconds": round(report.seconds, 3)}))
+    return 0

@@ -1,0 +1,268 @@
+"""The capture process: a reader thread per camera -> FrameSynchronizer -> ZeroMQ framesets + status.
+
+:class:`LiveRig` owns the readers and the synchroniser and hands out ready sets;
+:class:`CaptureProcess` publishes them (raw ``bgr8`` or JPEG) with sequence numbers, and a
+``status`` message every ``status_interval_s`` that names cameras that are missing or being
+retried. A camera that dies is retried with backoff by its reader while the others stream on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from capture.messages import FrameSet, Status, View, now_ns
+from capture.source import Source, ThreadedReader
+from capture.sync import FrameSynchronizer, SyncedSet
+
+log = logging.getLogger(__name__)
+
+
+class LiveRig:
+    """Threaded readers of a rig's sources feeding one :class:`FrameSynchronizer`.
+
+    Args:
+        sources: one per camera, in rig order (not opened yet).
+        tolerance_ms, deadline_ms, min_views: synchroniser settings.
+        failure_budget, backoff_s: reader settings (see :class:`ThreadedReader`).
+    """
+
+    def __init__(self, sources: Sequence[Source], *, tolerance_ms: float, deadline_ms: float, min_views: int = 1,
+                 failure_budget: int = 3, backoff_s: tuple[float, float] = (0.5, 8.0)) -> None:
+        self.cameras = [s.camera for s in sources]
+        self._notify = threading.Event()
+        self.readers = [ThreadedReader(s, failure_budget=failure_budget, backoff_s=backoff_s, notify=self._notify)
+                        for s in sources]
+        self.sync = FrameSynchronizer(self.cameras, tolerance_ms=tolerance_ms, deadline_ms=deadline_ms,
+                                      min_views=min_views)
+        self._last_frame_ns = {c: 0 for c in self.cameras}
+        self._flushed = False
+
+    def start(self) -> "LiveRig":
+        for r in self.readers:
+            r.start()
+        return self
+
+    def stop(self, timeout_s: float = 2.0) -> None:
+        for r in self.readers:
+            r.request_stop()  # signal all first, then wait: bounded total time
+        end = time.monotonic() + timeout_s
+        for r in self.readers:
+            r.stop(max(0.0, end - time.monotonic()))
+
+    def poll(self, timeout_s: float = 0.005) -> list[SyncedSet]:
+        """Wait up to ``timeout_s`` for new frames; return the sets that became ready."""
+        self._notify.wait(timeout_s)
+        self._notify.clear()
+        for r in self.readers:
+            frame = r.take()
+            if frame is not None:
+                arrival = time.time_ns()
+                self.sync.push(frame.camera, frame.t_ns, frame, arrival_ns=arrival)
+                self._last_frame_ns[frame.camera] = arrival
+        ready = self.sync.poll(time.time_ns())
+        if not self._flushed and all(r.ended for r in self.readers):
+            self._flushed = True
+            ready += self.sync.flush()
+        return ready
+
+    @property
+    def ended(self) -> bool:
+        """All finite sources finished and everything pending was emitted."""
+        return self._flushed and self.sync.pending == 0
+
+    @property
+    def overwritten(self) -> int:
+        """Frames replaced in a reader before they were taken (consumer too slow)."""
+        return sum(r.overwritten for r in self.readers)
+
+    def camera_states(self) -> dict[str, str]:
+        return {r.camera: r.state for r in self.readers}
+
+    def missing(self, stale_s: float = 1.0) -> list[str]:
+        """Cameras not ok, or without a frame for ``stale_s`` (ended sources excluded)."""
+        now = time.time_ns()
+        return [r.camera for r in self.readers
+                if r.state not in ("ok", "ended") or
+                (r.state == "ok" and now - self._last_frame_ns[r.camera] > stale_s * 1e9)]
+
+
+def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
+    """JPEG bytes of a BGR image."""
+    import cv2
+
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise ValueError(f"cannot JPEG-encode an image of shape {image.shape}")
+    return data.tobytes()
+
+
+def frameset_from(synced: SyncedSet, *, rig: str, seq: int, encoding: str = "bgr8", jpeg_quality: int = 90,
+                  t_pub_ns: int | None = None) -> FrameSet:
+    """The wire frameset of a synchronised set whose payloads are :class:`capture.source.Frame`."""
+    views, buffers = [], []
+    for sf in synced.frames:
+        img = sf.payload.image
+        buf = np.ascontiguousarray(img) if encoding == "bgr8" else encode_jpeg(img, jpeg_quality)
+        views.append(View(sf.camera, sf.payload.frame_index, sf.t_ns, img.shape[1], img.shape[0], encoding,
+                          memoryview(buf).nbytes))
+        buffers.append(buf)
+    return FrameSet(rig=rig, seq=seq, t_ref_ns=synced.t_ref_ns, t_pub_ns=t_pub_ns or now_ns(), views=tuple(views),
+                    buffers=tuple(buffers), missing=synced.missing, skew_ms=synced.skew_ms)
+
+
+@dataclass
+class CaptureReport:
+    """What a capture run did."""
+
+    sets: int = 0
+    complete: int = 0
+    dropped_publish: int = 0
+    dropped_frames: int = 0
+    overwritten: int = 0
+    latency_ms: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def fps(self) -> float:
+        return self.sets / self.seconds if self.seconds > 0 else 0.0
+
+
+class CaptureProcess:
+    """Publish a :class:`LiveRig`'s sets and the process status.
+
+    Args:
+        rig_name: rig name (topic ``frames/<rig_name>``).
+        live: the rig's readers + synchroniser.
+        publisher: a :class:`capture.bus.Publisher` (or anything with ``send(msg) -> bool`` and
+            ``stats.dropped``).
+        process: status name.
+        encoding, jpeg_quality: view encoding on the wire.
+        status_interval_s: period of status messages.
+    """
+
+    def __init__(self, rig_name: str, live: LiveRig, publisher, *, process: str, encoding: str = "bgr8",
+                 jpeg_quality: int = 90, status_interval_s: float = 1.0) -> None:
+        self.rig_name = rig_name
+        self.live = live
+        self.publisher = publisher
+        self.process = process
+        self.encoding = encoding
+        self.jpeg_quality = jpeg_quality
+        self.status_interval_s = status_interval_s
+        self.report = CaptureReport()
+        self._seq = 0
+        self._recent_lat: deque[float] = deque(maxlen=300)
+        self._last_status = 0.0
+        self._sets_at_status = 0
+
+    def status(self, state: str, error: str = "") -> Status:
+        """The current status message."""
+        now = time.monotonic()
+        dt = now - self._last_status if self._last_status else 0.0
+        fps = (self.report.sets - self._sets_at_status) / dt if dt > 0 else 0.0
+        lat = float(np.median(self._recent_lat)) if self._recent_lat else 0.0
+        dropped = (self.publisher.stats.dropped + self.live.sync.stats.dropped_frames + self.live.overwritten)
+        states = self.live.camera_states()
+        return Status(process=self.process, state=state, t_ns=now_ns(), fps=fps, latency_ms=lat, dropped=dropped,
+                      missing=tuple(self.live.missing()), error=error[:4000], cameras=states)
+
+    def _send_status(self, state: str, error: str = "") -> None:
+        self.publisher.send(self.status(state, error))
+        self._last_status = time.monotonic()
+        self._sets_at_status = self.report.sets
+
+    def run(self, stop: threading.Event, *, max_sets: int | None = None, duration_s: float | None = None) -> CaptureReport:
+        """Capture until ``stop`` is set, ``max_sets`` were published, ``duration_s`` passed or
+        every (finite) source ended. Returns the run's report."""
+        t0 = time.monotonic()
+        self._send_status("starting")
+        self.live.start()
+        state = "running"
+        try:
+            while not stop.is_set():
+                for synced in self.live.poll(0.005):
+                    self._publish(synced)
+                if time.monotonic() - self._last_status >= self.status_interval_s:
+                    self._send_status(state)
+                if self.live.ended or (max_sets is not None and self.report.sets >= max_sets):
+                    break
+                if duration_s is not None and time.monotonic() - t0 >= duration_s:
+                    break
+        except Exception as exc:
+            self._send_status("error", f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            self.report.seconds = time.monotonic() - t0
+            self.live.stop()
+            self.report.dropped_frames = self.live.sync.stats.dropped_frames
+            self.report.overwritten = self.live.overwritten
+            self.report.dropped_publish = self.publisher.stats.dropped
+        self._send_status("stopping")
+        return self.report
+
+    def _publish(self, synced: SyncedSet) -> None:
+        fs = frameset_from(synced, rig=self.rig_name, seq=self._seq, encoding=self.encoding,
+                           jpeg_quality=self.jpeg_quality)
+        self._seq += 1
+        if self.publisher.send(fs):
+            lat = (now_ns() - synced.t_ref_ns) / 1e6
+            self._recent_lat.append(lat)
+            self.report.latency_ms.append(lat)
+        self.report.sets += 1
+        self.report.complete += int(synced.complete)
+
+
+def build_capture(rig, config, *, stop: threading.Event, num_frames: int | None = None):
+    """Compose sources, :class:`LiveRig`, publisher and :class:`CaptureProcess` from a loaded
+    rig (``calib.rig_config.Rig``) and a :class:`capture.config.CaptureConfig`."""
+    from capture.bus import Publisher
+    from capture.sources.factory import build_sources
+
+    cameras = list(config.cameras) or rig.names
+    sources = build_sources(rig, cameras, stop=stop, realtime=config.realtime, num_frames=num_frames)
+    fps = config.fps or _rig_fps(rig, cameras)
+    tolerance = config.sync.tolerance_ms or 500.0 / fps
+    live = LiveRig(sources, tolerance_ms=tolerance, deadline_ms=config.sync.deadline_ms,
+                   min_views=min(config.sync.min_views, len(cameras)), failure_budget=config.failure_budget,
+                   backoff_s=config.backoff_s)
+    pub = Publisher(config.stream.endpoint, hwm=config.stream.hwm, allow_remote=config.stream.allow_remote)
+    proc = CaptureProcess(rig.name, live, pub, process=config.process or f"capture-{rig.name}",
+                          encoding=config.stream.encoding, jpeg_quality=config.stream.jpeg_quality,
+                          status_interval_s=config.status_interval_s)
+    return proc, pub
+
+
+def _rig_fps(rig, cameras: Sequence[str]) -> float:
+    rates = []
+    for name in cameras:
+        src = rig.source(name)
+        if src.fps:
+            rates.append(src.fps)
+        elif src.kind == "synthetic":
+            rates.append(rig.config.synthetic.fps)
+        elif src.kind == "panoptic":
+            rates.append(29.97)
+    return max(rates) if rates else 30.0
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGINT/SIGTERM (orderly stop for command-line processes)."""
+    import signal
+
+    stop = threading.Event()
+
+    def handler(signum, frame):  # noqa: ARG001 - signal handler signature
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    return stop

@@ -1,0 +1,119 @@
+"""Record a rig's framesets to a session folder (format: :mod:`capture.session`).
+
+Framesets come either from the rig's own sources (:class:`capture.process.LiveRig`, in this
+process) or from a capture stream (:class:`capture.bus.Subscriber`). Every set is flushed as it
+is written, so a recorder killed at any moment leaves a readable session.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from capture.messages import FrameSet
+from capture.session import RIG_NAME, SessionWriter
+from capture.sync import SyncedSet
+
+log = logging.getLogger(__name__)
+
+
+def save_session_rig(rig, cameras: Sequence[str], session_dir: str | Path) -> Path:
+    """Write ``rig.yaml`` into the session: calibration inline, every source this session."""
+    from calib.rig_config import SourceConfig, save_rig
+
+    subset = rig.cameras.subset(cameras)
+    return save_rig(subset, Path(session_dir) / RIG_NAME, name=rig.name, volume=rig.volume,
+                    sources=[SourceConfig(kind="session", uri=".") for _ in cameras],
+                    skeleton=rig.config.skeleton, synthetic=rig.config.synthetic)
+
+
+class Recorder:
+    """Writes framesets of one rig to a new session.
+
+    Args:
+        session_dir: new folder.
+        rig: the loaded rig (``calib.rig_config.Rig``); None writes no rig.yaml.
+        cameras: the recorded cameras, in rig order.
+        rig_name: rig name (defaults to ``rig.name``).
+        codec, jpeg_quality: see :class:`capture.session.SessionWriter`.
+    """
+
+    def __init__(self, session_dir: str | Path, rig, cameras: Sequence[str], *, rig_name: str | None = None,
+                 codec: str = "jpeg", jpeg_quality: int = 95) -> None:
+        name = rig_name or rig.name
+        self.writer = SessionWriter(session_dir, cameras, rig_name=name, codec=codec, jpeg_quality=jpeg_quality)
+        if rig is not None:
+            save_session_rig(rig, cameras, session_dir)
+        self._seq = 0
+
+    @property
+    def sets_written(self) -> int:
+        return self.writer.sets_written
+
+    def write_synced(self, synced: SyncedSet) -> None:
+        """Write a set from :class:`capture.process.LiveRig` (payloads are source Frames)."""
+        views = [(f.camera, f.payload.frame_index, f.t_ns, f.payload.image) for f in synced.frames]
+        self.writer.write_set(self._seq, synced.t_ref_ns, views, synced.missing)
+        self._seq += 1
+
+    def write_frameset(self, fs: FrameSet) -> None:
+        """Write a set received from the stream (JPEG views are stored without re-encoding)."""
+        reuse = self.writer.codec == "jpeg"
+        views = [(v.camera, v.frame_index, v.t_ns,
+                  fs.buffers[i] if (v.encoding == "jpeg" and reuse) else fs.image(i))
+                 for i, v in enumerate(fs.views)]
+        self.writer.write_set(fs.seq, fs.t_ref_ns, views, fs.missing)
+
+    def close(self) -> None:
+        self.writer.close()
+
+    def __enter__(self) -> "Recorder":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+@dataclass
+class RecordReport:
+    sets: int
+    seconds: float
+    gaps: int = 0
+
+
+def record_live(recorder: Recorder, live, stop: threading.Event, *, max_sets: int | None = None,
+                duration_s: float | None = None) -> RecordReport:
+    """Record from a :class:`capture.process.LiveRig` until stop/limit/end of its sources."""
+    t0 = time.monotonic()
+    live.start()
+    try:
+        while not stop.is_set():
+            for synced in live.poll(0.01):
+                recorder.write_synced(synced)
+                if max_sets is not None and recorder.sets_written >= max_sets:
+                    stop.set()
+                    break
+            if live.ended or (duration_s is not None and time.monotonic() - t0 >= duration_s):
+                break
+    finally:
+        live.stop()
+    return RecordReport(recorder.sets_written, time.monotonic() - t0)
+
+
+def record_stream(recorder: Recorder, subscriber, stop: threading.Event, *, max_sets: int | None = None,
+                  duration_s: float | None = None) -> RecordReport:
+    """Record framesets arriving on a :class:`capture.bus.Subscriber` (every one, in order)."""
+    t0 = time.monotonic()
+    while not stop.is_set():
+        if duration_s is not None and time.monotonic() - t0 >= duration_s:
+            break
+        msg = subscriber.recv(100)
+        if isinstance(msg, FrameSet):
+            recorder.write_frameset(msg)
+            if max_sets is not None and recorder.sets_written >= max_sets:
+                break
+    return RecordReport(recorder.sets_written, time.monotonic() - t0, subscriber.stats.gaps)
