@@ -200,7 +200,8 @@ class SampledViewSets:
 
     Attributes:
         index: dataset index finally used.
-        augmentations: the three view-set augmentations.
+        augmentations: the three view-set augmentations, drawn relative to a unit scale (view v
+            of set k uses ``base_scales[v] * augmentations[k].scale``).
         affines: (3,V,2,3) original px -> input px.
         joints: per set, per view (N_v,J,2) input px.
         visible: per set, per view (N_v,J) bool.
