@@ -17,6 +17,7 @@ The 3D poses in the take are used only to match detections to persons.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -138,7 +139,9 @@ def match_take(rig: CameraRig, take: PoseTake, gate_px: float = 80.0, min_score:
             ok3 = np.isfinite(poses[alive]).all(axis=-1)  # (P',J)
             dist = np.linalg.norm(proj[:, None] - np.nan_to_num(det[present])[None], axis=-1)  # (P',N',J)
             valid = ok3[:, None, :] & (sc[present] >= min_score)[None]
-            cost = np.where(valid.sum(-1) >= 3, np.nanmedian(np.where(valid, dist, np.nan), axis=-1), 1e9)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: gated below
+                cost = np.where(valid.sum(-1) >= 3, np.nanmedian(np.where(valid, dist, np.nan), axis=-1), 1e9)
             rows, cols = linear_sum_assignment(cost)
             for r, c in zip(rows, cols):
                 if cost[r, c] > gate_px:
@@ -162,6 +165,37 @@ def match_take(rig: CameraRig, take: PoseTake, gate_px: float = 80.0, min_score:
     labels = np.stack(np.unravel_index(uniq, (F, P, J)), axis=1)
     points = take.poses_mm[labels[:, 0], labels[:, 1], labels[:, 2]]
     return Correspondences(points, point_idx, view, np.concatenate(obs_uv)[keep], np.concatenate(obs_w)[keep], labels)
+
+
+def board_correspondences(rig: CameraRig, detections, spec) -> Correspondences:
+    """Correspondences of board corners: {camera: per-frame BoardDetection or None} (synchronised
+    frames) -> one 3D point per (frame, corner id) seen by at least two cameras."""
+    if spec.kind != "charuco":
+        raise CalibrationError("check with a board needs a ChArUco board (corner ids match across cameras)")
+    missing = [n for n in detections if n not in rig.names]
+    if missing:
+        raise CalibrationError(f"board check: camera(s) {missing} are not in the rig {rig.names}")
+    n_corners = spec.num_corners
+    keys, views, uvs = [], [], []
+    for name, dets in detections.items():
+        for f, det in enumerate(dets):
+            if det is None:
+                continue
+            keys.append(f * n_corners + det.ids)
+            views.append(np.full(len(det), rig.names.index(name)))
+            uvs.append(det.corners_px)
+    if not keys:
+        raise CalibrationError(f"board check: the board ({spec.describe()}) was not found in any image")
+    key, view, uv = np.concatenate(keys), np.concatenate(views), np.concatenate(uvs)
+    keep = np.bincount(key)[key] >= 2
+    if not np.any(keep):
+        raise CalibrationError("board check: no board corner is seen by two cameras in the same frame")
+    uniq, point_idx = np.unique(key[keep], return_inverse=True)
+    labels = np.stack([uniq // n_corners, np.zeros_like(uniq), uniq % n_corners], axis=1)
+    corr = Correspondences(np.zeros((len(uniq), 3)), point_idx, view[keep], uv[keep], np.ones(int(keep.sum())), labels)
+    dense_uv, dense_w = _dense(corr, len(rig))
+    return Correspondences(triangulate_weighted(rig, dense_uv, dense_w), point_idx, view[keep], uv[keep],
+                           np.ones(int(keep.sum())), labels)
 
 
 # ------------------------------------------------------------------------------- triangulation
@@ -231,7 +265,7 @@ class CheckReport:
         for c in self.cameras:
             flag = "  <-- BUMPED? re-run `selfpose3d calibrate refine` or extrinsics" if c.bumped else ""
             lines.append(f"  {c.name:>12}: median {c.median_px:7.2f} px, RMS {c.rms_px:7.2f} px over "
-                         f"{c.observations} joints{flag}")
+                         f"{c.observations} points{flag}")
         if not self.bumped:
             lines.append("  all cameras agree")
         return "\n".join(lines)
