@@ -4,7 +4,8 @@ Prediction file (NPZ)::
 
     poses      (F,M,J,C) float, C >= 3: x, y, z in world mm (+ optional columns, see below)
     frame_ids  (F,) int     dataset frame number of each row
-    valid      (F,M) bool   slot holds a real prediction
+    valid      (F,M) bool   slot holds a real prediction (if absent: flag column 3 >= 0 when
+                            C >= 5, else all)
     scores     (F,M) float  optional; default: column 4 when C >= 5 (upstream layout
                             x,y,z,flag,score), column 3 when C == 4 (wire layout x,y,z,score), else 1
     roots      (F,M,3) float optional root proposals (mm) for root evaluation
@@ -173,7 +174,12 @@ def load_predictions(path: str | Path) -> Predictions:
             return predictions_from_flat(poses, data["frame_ids"], scores, layout)
         if poses.ndim != 4:
             raise DatasetError(f"{path}: field 'poses' must be (F,M,J,3+) or (N,J,3+), got {poses.shape}")
-        valid = np.asarray(data["valid"], bool) if "valid" in data.files else np.ones(poses.shape[:2], bool)
+        if "valid" in data.files:
+            valid = np.asarray(data["valid"], bool)
+        elif poses.shape[-1] >= 5:  # upstream layout: flag column 3 is 0 (kept) or -1
+            valid = poses[:, :, 0, 3] >= 0
+        else:
+            valid = np.ones(poses.shape[:2], bool)
         scores = np.asarray(data["scores"], np.float64) if "scores" in data.files else default_scores(poses)
         roots = np.asarray(data["roots"], np.float64) if "roots" in data.files else None
         sequences = np.asarray(data["sequences"]).astype(str) if "sequences" in data.files else None

@@ -157,3 +157,12 @@ def test_prediction_and_metrics_files_round_trip(tmp_path, rng):
     assert flat.frame_ids.tolist() == [3, 7] and flat.valid.sum(1).tolist() == [2, 3]
     out = save_metrics(tmp_path / "m.json", {"mpjpe_mm": np.float64(np.inf), "ap25": np.float32(0.5)})
     assert json.loads(out.read_text()) == {"ap25": 0.5, "mpjpe_mm": None}
+
+
+def test_valid_defaults_to_upstream_flag(tmp_path, rng):
+    poses = rng.normal(size=(2, 3, 15, 5))
+    poses[:, :, :, 3] = np.array([[0, -1, 0], [-1, -1, 0]])[:, :, None]
+    np.savez(tmp_path / "up.npz", poses=poses, frame_ids=np.array([1, 2]))
+    p = load_predictions(tmp_path / "up.npz")
+    assert p.valid.tolist() == [[True, False, True], [False, False, True]]
+    np.testing.assert_array_equal(p.scores, poses[:, :, 0, 4])
