@@ -138,3 +138,55 @@ def test_overlay_command_needs_a_source(capsys):
 
     assert main(["overlay"]) == 2
     assert "--synthetic or --frames" in capsys.readouterr().err
+
+
+def test_overlay_command_pairs_a_frames_stream_with_a_poses_stream(ipc_endpoints, tmp_path):
+    """Frames and poses on two real sockets; the mosaic shows each camera's image with the
+    skeleton drawn where that camera projects it, and a missing camera as a red-captioned tile."""
+    from app.cli import main
+    from calib.projection import project_points
+    from calib.rig_config import load_rig
+    from capture.messages import FrameSet, View
+
+    frames_ep, poses_ep = ipc_endpoints
+    rig = load_rig("configs/rig.yaml")
+    fpub, ppub = Publisher(frames_ep, hwm=8), Publisher(poses_ep, hwm=8)
+    stop = threading.Event()
+    people = make_poses([(0.0, -500.0)])
+
+    def publish():
+        seq = 0
+        while not stop.is_set():
+            seq += 1
+            views, bufs = [], []
+            for cam in list(rig.cameras)[:4]:  # the 5th camera is missing
+                img = np.full((cam.height, cam.width, 3), 40, np.uint8)
+                views.append(View(cam.name, seq, seq, cam.width, cam.height, "bgr8", img.nbytes))
+                bufs.append(img)
+            fpub.send(FrameSet(rig.name, seq, seq, seq, tuple(views), tuple(bufs), missing=(rig.names[4],)))
+            ppub.send(wire_poses(seq, people, [4], rig=rig.name))
+            time.sleep(0.03)
+
+    thread = threading.Thread(target=publish, daemon=True)
+    thread.start()
+    try:
+        rc = main(["overlay", "--frames", frames_ep, "--poses", poses_ep, "--out", str(tmp_path / "ov"),
+                   "--count", "3", "--duration", "30", "--tile-width", "320", "--columns", "5"])
+    finally:
+        stop.set()
+        thread.join(2)
+        fpub.close()
+        ppub.close()
+    assert rc == 0
+    files = sorted((tmp_path / "ov").glob("*.png"))
+    assert len(files) == 3
+    img = cv2.imread(str(files[-1]))
+    assert img.shape == (180, 5 * 320, 3)
+    color = np.array(geo.to_bgr255(geo.track_color(4)))
+    cam = rig.cameras[0]
+    uv = project_points(people[0, 2, :3].astype(float), cam) * 0.5  # tile is half size
+    x, y = int(round(uv[0])), int(round(uv[1]))
+    patch = img[y - 4 : y + 5, x - 4 : x + 5].astype(int)
+    assert (np.abs(patch - color).max(-1) < 60).any(), "no skeleton at the projected pelvis in view 0"
+    last = img[:, 4 * 320 :]
+    assert last[30:].max() == 0 and last[:8, :, 2].mean() > last[:8, :, 0].mean()  # missing camera tile
