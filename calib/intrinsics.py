@@ -210,7 +210,7 @@ def coverage_image(detections: Sequence[BoardDetection], image_size: tuple[int, 
     for (r, c), n in np.ndenumerate(counts):
         x0, x1 = int(c * w / grid[0]), int((c + 1) * w / grid[0])
         y0, y1 = int(r * h / grid[1]), int((r + 1) * h / grid[1])
-        shade = (40, 40 + min(n, 10) * 18, 40) if n else (40, 40, 110)
+        shade = (40, 40 + 18 * int(min(n, 10)), 40) if n else (40, 40, 110)
         cv2.rectangle(img, (x0, y0), (x1 - 1, y1 - 1), shade, -1)
         cv2.rectangle(img, (x0, y0), (x1 - 1, y1 - 1), (90, 90, 90), 1)
     for d in detections:
@@ -253,7 +253,7 @@ class IntrinsicsResult:
 
 def calibrate_intrinsics(detections: Sequence[BoardDetection], spec: BoardSpec, image_size: tuple[int, int],
                          camera_name: str, min_views: int = 6, max_rms_px: float = 1.5,
-                         max_focal_rel_std: float = 0.02, fix_k3: bool = False,
+                         max_focal_rel_std: float = 0.01, fix_k3: bool = False,
                          source: str = "<detections>") -> IntrinsicsResult:
     """Pinhole + Brown–Conrady (k1 k2 p1 p2 k3) intrinsics from board views (OpenCV calibrateCamera).
 
