@@ -24,7 +24,7 @@ from viz.scene import SceneState
 
 log = logging.getLogger(__name__)
 
-DEFAULT_POSES_ENDPOINT = "tcp://127.0.0.1:5556"
+DEFAULT_POSES_ENDPOINT = "ipc:///tmp/selfpose3d-poses"  # the live app's default (app.config.LiveConfig)
 FOLLOW_DISTANCE_MM = 4500.0
 
 

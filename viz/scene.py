@@ -116,6 +116,7 @@ class SceneState:
         self.track_ids = np.zeros(0, np.int64)
         self.missing_by_process: dict[str, tuple[str, ...]] = {}
         self.states: dict[str, str] = {}
+        self.mpjpe_mm: float | None = None  # error vs truth, when the producer knows it (synthetic)
         self._static_key = None
         self._static = geo.LineSet.empty()
 
@@ -127,6 +128,12 @@ class SceneState:
         self.stats.add(msg.seq, msg.t_capture_ns, now_ns, dict(msg.timings_ms))
         if self.paused:
             return False
+        extra = getattr(msg, "extra", None) or {}
+        missing = extra.get("missing")
+        if isinstance(missing, list) and all(isinstance(c, str) for c in missing):
+            self.missing_by_process["frameset"] = tuple(missing)  # the worker lists absent views
+        err = extra.get("mpjpe_mm")
+        self.mpjpe_mm = float(err) if isinstance(err, (int, float)) else None
         self.poses = np.array(msg.poses, dtype=np.float32, copy=True)
         self.edges = tuple(msg.edges)
         self.track_ids = np.asarray(msg.track_ids, dtype=np.int64).copy()
@@ -212,7 +219,9 @@ class SceneState:
         st = self.stats
         lines = [f"{st.fps:5.1f} fps   latency {st.latency_ms:6.1f} ms   people {len(self.poses)}"]
         if st.stage_ms:
-            lines.append("  ".join(f"{k} {v:.1f}" for k, v in st.stage_ms.items()) + " ms")
+            lines.append("  ".join(f"{k} {v:.1f}" for k, v in list(st.stage_ms.items())[:6]) + " ms")
+        if self.mpjpe_mm is not None:
+            lines.append(f"MPJPE vs truth {self.mpjpe_mm:.1f} mm")
         if st.arrivals_ns and now_ns - st.arrivals_ns[-1] > 2e9:
             lines.append(f"no poses for {(now_ns - st.arrivals_ns[-1]) / 1e9:.0f} s")
         if not st.arrivals_ns:

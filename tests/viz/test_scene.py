@@ -101,3 +101,16 @@ def test_keys_for_the_window_are_passed_through(state):
     assert state.handle_key("s") == "screenshot"
     assert state.handle_key("q") == "quit"
     assert state.handle_key("x") == ""
+
+
+def test_missing_views_and_error_reported_inside_poses_messages(state, two_people):
+    poses, ids = two_people
+    msg = make_message(poses, ids)
+    msg.extra = {"missing": ["cam1"], "views_present": 3, "mpjpe_mm": 23.4}
+    state.update_poses(msg)
+    text = "\n".join(state.hud_lines())
+    assert "missing cameras: cam1" in text and "MPJPE vs truth 23.4 mm" in text
+    msg2 = make_message(poses, ids, seq=2)
+    msg2.extra = {"missing": []}
+    state.update_poses(msg2)
+    assert state.missing_cameras == [] and "MPJPE" not in "\n".join(state.hud_lines())
