@@ -79,6 +79,7 @@ class SyntheticWorld:
             horizontal camera distance (so people stay where the cameras look).
         entries_exits: people leave and new people enter over time.
         min_separation_mm: pelvis distance kept between people.
+        camera_clearance_mm: people keep this far (horizontally) from every camera.
         render_options: rendering switches.
     """
 
@@ -94,6 +95,7 @@ class SyntheticWorld:
         walk_radius_mm: float | None = None,
         entries_exits: bool = True,
         min_separation_mm: float = 650.0,
+        camera_clearance_mm: float = 900.0,
         render_options: RenderOptions | None = None,
     ) -> None:
         if fps <= 0:
@@ -118,6 +120,8 @@ class SyntheticWorld:
                 walk_radius_mm=self.walk_radius_mm,
                 entries_exits=entries_exits,
                 min_separation_mm=min_separation_mm,
+                obstacles_mm=tuple((float(c[0]), float(c[1])) for c in rig.centers_mm),
+                obstacle_clearance_mm=camera_clearance_mm,
             ),
             seed=self.seed,
         )
@@ -252,3 +256,12 @@ class SyntheticWorld:
         truth = truth if truth is not None else self.truth(frame_index)
         params = params if params is not None else DetectorParams()
         return simulate_detections(truth, self.rig, params, seed=(self.seed, rng_seed, frame_index), variant=variant)
+
+
+def world_for_rig(rig) -> SyntheticWorld:
+    """The synthetic world a rig file describes (``calib.rig_config.Rig``: cameras, volume and
+    its ``synthetic`` block); every consumer (sources, live truth, viewers) builds it here so
+    they all see the same people."""
+    spec = rig.config.synthetic
+    return SyntheticWorld(rig.cameras, num_people=spec.people, seed=spec.seed, fps=spec.fps,
+                          volume_center_mm=rig.volume.center_mm, volume_size_mm=rig.volume.size_mm)

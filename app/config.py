@@ -1,0 +1,70 @@
+"""Configuration of the live application (composes the packages' configs; see calib.configkit)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from calib.configkit import require
+from capture.config import CaptureConfig
+
+DEFAULT_MODEL = "models/light"
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """The inference worker.
+
+    Attributes:
+        model: checkpoint file/folder of ours, official SelfPose3d file(s) joined by ',', or a
+            preset name (``light``/``released``: untrained, plumbing only).
+        backend, device, precision, compile: see engine.runtime.InferenceRuntime.
+        max_age_ms: framesets older than this on arrival are dropped (bounds latency).
+        min_views: skip framesets with fewer cameras present.
+        tracking: stable ids + One-Euro smoothing.
+        truth: on synthetic rigs, publish the error against the synthetic truth.
+        threads: torch intra-op threads (0: torch default).
+        warmup: run one frame before reporting ready (compiles, allocates).
+    """
+
+    model: str = DEFAULT_MODEL
+    backend: Literal["auto", "eager", "tensorrt"] = "auto"
+    device: str = "auto"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    compile: bool = False
+    max_age_ms: float = 300.0
+    min_views: int = 2
+    tracking: bool = True
+    truth: bool = True
+    threads: int = 0
+    warmup: bool = True
+
+    def __post_init__(self) -> None:
+        require(self.max_age_ms > 0, "max_age_ms", "must be > 0")
+        require(self.min_views >= 1, "min_views", "must be >= 1")
+        require(self.threads >= 0, "threads", "must be >= 0 (0 = torch default)")
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    """``selfpose3d-live``: endpoints and the per-process configs.
+
+    Attributes:
+        poses_endpoint: where the worker publishes ``poses/<rig>``.
+        status_endpoint: the supervisor's status endpoint (children connect).
+        ready_timeout_s: how long a process may take to report ready.
+        capture: the capture process (its stream endpoint carries the framesets).
+        worker: the inference worker.
+    """
+
+    poses_endpoint: str = "ipc:///tmp/selfpose3d-poses"
+    status_endpoint: str = "ipc:///tmp/selfpose3d-status"
+    ready_timeout_s: float = 120.0
+    capture: CaptureConfig = field(default_factory=CaptureConfig)
+    worker: WorkerConfig = field(default_factory=WorkerConfig)
+
+    def __post_init__(self) -> None:
+        for name in ("poses_endpoint", "status_endpoint"):
+            value = getattr(self, name)
+            require(value.startswith(("ipc://", "tcp://")), name, f"{value!r} must start with ipc:// or tcp://")
+        require(self.ready_timeout_s > 0, "ready_timeout_s", "must be > 0")
