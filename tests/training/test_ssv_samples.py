@@ -66,3 +66,19 @@ def test_images_are_warped_and_photometric_only_on_sets_1_2(rng):
     assert np.any(sample.sets[0].images[0] != plain)  # cutout always paints at least 2 squares
     with pytest.raises(DatasetError, match="image_loader"):
         SSVSampleBuilder(labels, CAMS, np.tile(SIZE, (3, 1)), photometric=True)
+
+
+def test_empty_hard_persons_do_not_reject_frames(rng):
+    labels = _labels(rng, frames=1)
+    for i, e in enumerate(labels.entries[:3]):
+        vis = e.labels.visible.copy()
+        vis[1] = False  # person 1: detected, every joint dropped by the hard rule
+        labels.entries[i] = LabelEntry(e.sequence, e.frame, e.camera, ViewLabels(e.labels.joints_px, e.labels.scores, vis))
+    labels = PseudoLabelSet(labels.entries, "hard", "test")
+    fixed = SSVSampleBuilder(labels, CAMS, np.tile(SIZE, (3, 1)))
+    assert [len(j) for j, _ in fixed.view_labels(0)] == [1, 1, 1]
+    assert fixed.build(0, np.random.default_rng(0)).sets[0].num_person.tolist() == [1, 1, 1]
+    upstream = SSVSampleBuilder(labels, CAMS, np.tile(SIZE, (3, 1)), drop_empty_persons=False)
+    assert [len(j) for j, _ in upstream.view_labels(0)] == [2, 2, 2]
+    with pytest.raises(RuntimeError, match="no valid"):  # the empty person never has a visible root
+        upstream.build(0, np.random.default_rng(0))

@@ -87,6 +87,7 @@ class SSVSampleBuilder:
         scale_factor: float = 0.35,
         photometric: bool = False,
         image_loader: ImageLoader | None = None,
+        drop_empty_persons: bool = True,
     ) -> None:
         """Args:
             labels: pseudo labels (original image px).
@@ -98,6 +99,9 @@ class SSVSampleBuilder:
             rotation_factor_deg, scale_factor: geometric augmentation (SPEC.md §4.8).
             photometric: RandAugment + Cutout on sets 1 and 2 (stages 3–4); needs ``image_loader``.
             image_loader: returns the original RGB image; without it ``images`` are None.
+            drop_empty_persons: ignore detected persons without any visible joint (hard labels
+                have them). Upstream counts them, which can reject frames for no reason
+                (SPEC.md §6 item 14); ``False`` reproduces that.
         """
         self.labels = labels
         self.cameras = tuple(cameras)
@@ -114,6 +118,7 @@ class SSVSampleBuilder:
         self.scale_factor = scale_factor
         self.photometric = photometric
         self.image_loader = image_loader
+        self.drop_empty_persons = drop_empty_persons
         self.centers = self.image_sizes / 2.0
         self.base_scales = np.stack([base_scale(tuple(s), self.input_size) for s in self.image_sizes])
 
@@ -126,7 +131,8 @@ class SSVSampleBuilder:
         out = []
         for cam in self.cameras:
             lab = self.labels.get(seq, frame, cam)
-            out.append((lab.joints_px[: self.max_people], lab.visible[: self.max_people]))
+            keep = lab.visible.any(axis=1) if self.drop_empty_persons else np.ones(len(lab), bool)
+            out.append((lab.joints_px[keep][: self.max_people], lab.visible[keep][: self.max_people]))
         return out
 
     def build(self, index: int, rng: np.random.Generator) -> SSVSample:
