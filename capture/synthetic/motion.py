@@ -49,6 +49,9 @@ class MotionSettings:
         stay_s: (min, max) seconds a person stays before leaving (with entries_exits).
         absence_s: (min, max) seconds a slot stays empty after an exit.
         entry_margin_mm: how far outside the disc people appear / disappear.
+        obstacles_mm: (x, y) points people keep ``obstacle_clearance_mm`` away from (cameras on
+            tripods: nobody walks through them or fills a view with a giant close-up).
+        obstacle_clearance_mm: clearance around each obstacle.
     """
 
     num_people: int
@@ -60,6 +63,8 @@ class MotionSettings:
     stay_s: tuple[float, float] = (12.0, 40.0)
     absence_s: tuple[float, float] = (1.0, 4.0)
     entry_margin_mm: float = 1500.0
+    obstacles_mm: tuple[tuple[float, float], ...] = ()
+    obstacle_clearance_mm: float = 900.0
 
     def __post_init__(self) -> None:
         if self.num_people < 1:
@@ -99,6 +104,7 @@ class _Simulator:
         self.next_id = 0
         self.bodies: dict[int, Body] = {}
         self.center = np.asarray(settings.walk_center_mm, dtype=np.float64)
+        self.obstacles = [np.asarray(o, dtype=np.float64) for o in settings.obstacles_mm]
         self.slots: list[_Slot] = []
         for _ in range(settings.num_people):
             pos = self._free_point(self.s.walk_radius_mm * 0.9, [sl.pose[[_X, _Y]] for sl in self.slots])
@@ -106,17 +112,22 @@ class _Simulator:
 
     # ---------------------------------------------------------------- spawning
     def _free_point(self, radius: float, others: list[np.ndarray], tries: int = 200) -> np.ndarray:
-        best, best_d = None, -1.0
+        best, best_d = self.center.copy(), -1.0
         for _ in range(tries):
             r = radius * np.sqrt(self.rng.random())
             a = self.rng.uniform(-np.pi, np.pi)
             p = self.center + r * np.array([np.cos(a), np.sin(a)])
+            if self._near_obstacle(p, 1.2):
+                continue
             d = min((np.linalg.norm(p - o) for o in others), default=np.inf)
             if d >= self.s.min_separation_mm * 1.4:
                 return p
             if d > best_d:
                 best, best_d = p, d
         return best
+
+    def _near_obstacle(self, p: np.ndarray, factor: float = 1.0) -> bool:
+        return any(np.linalg.norm(p - o) < factor * self.s.obstacle_clearance_mm for o in self.obstacles)
 
     def _new_slot(self, pos: np.ndarray, yaw: float, entering: bool) -> _Slot:
         pid = self.next_id
@@ -226,6 +237,11 @@ class _Simulator:
             n = np.linalg.norm(d)
             if n < 1800.0:
                 desired = desired + 1.2 * np.exp(-(n - self.s.min_separation_mm) / 350.0) * d / max(n, 1e-6)
+        for obstacle in self.obstacles:
+            d = pos - obstacle
+            n = np.linalg.norm(d)
+            if n < 2.5 * self.s.obstacle_clearance_mm:
+                desired = desired + 1.5 * np.exp(-(n - self.s.obstacle_clearance_mm) / 400.0) * d / max(n, 1e-6)
         heading = np.arctan2(desired[1], desired[0])
         yaw = slot.pose[_YAW]
         turn = (heading - yaw + np.pi) % (2 * np.pi) - np.pi
@@ -240,6 +256,10 @@ class _Simulator:
         stride_mm = 0.83 * slot.body.stature_mm
         slot.phase = (slot.phase + 2 * np.pi * slot.speed / stride_mm * dt) % (2 * np.pi)
         # Goals that someone else now stands on are replaced (no pushing through people).
+        if not slot.exiting and self._near_obstacle(slot.goal):
+            slot.goal = self._free_point(self.s.walk_radius_mm, self._others(slot))
+        if slot.exiting and self._near_obstacle(slot.goal):
+            slot.goal = slot.goal + (slot.goal - self.center) * 0.3
         if not slot.exiting and any(np.linalg.norm(slot.goal - o) < self.s.min_separation_mm for o in self._others(slot)):
             slot.goal = self._free_point(self.s.walk_radius_mm, self._others(slot))
         if dist < 250.0:
@@ -327,6 +347,13 @@ class _Simulator:
                         moved = True
             if not moved:
                 break
+        for s in present:  # obstacles are immovable
+            for obstacle in self.obstacles:
+                d = s.pose[[_X, _Y]] - obstacle
+                n = np.linalg.norm(d)
+                if n < self.s.obstacle_clearance_mm:
+                    u = d / n if n > 1e-6 else np.array([1.0, 0.0])
+                    s.pose[[_X, _Y]] = obstacle + self.s.obstacle_clearance_mm * u
 
     def record(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(ids (P,), present (P,), poses (P,POSE_DIM)) of the current state."""

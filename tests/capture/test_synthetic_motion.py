@@ -131,3 +131,17 @@ def test_walking_is_smooth(crowd):
 def test_skeleton_order_is_panoptic15():
     assert B.NUM_JOINTS == PANOPTIC15.num_joints
     assert PANOPTIC15.joints[B.L_WRI] == "l_wrist" and PANOPTIC15.joints[B.R_ANK] == "r_ankle"
+
+
+def test_people_keep_clear_of_cameras():
+    cameras = ((1500.0, 0.0), (-1200.0, 900.0))
+    model = MotionModel(MotionSettings(num_people=4, walk_radius_mm=1900.0, obstacles_mm=cameras,
+                                       obstacle_clearance_mm=800.0, stay_s=(4.0, 8.0), absence_s=(0.5, 1.0)), seed=3)
+    closest = np.inf
+    for t in np.arange(0.0, 30.0, 0.1):
+        ids, present, poses = model.state_at(t)
+        xy = poses[present][:, [B.POSE_INDEX["x_mm"], B.POSE_INDEX["y_mm"]]]
+        for c in cameras:
+            if len(xy):
+                closest = min(closest, np.linalg.norm(xy - np.asarray(c), axis=-1).min())
+    assert closest >= 800.0 - 1.0
