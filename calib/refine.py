@@ -102,7 +102,7 @@ def refine_extrinsics(rig: CameraRig, corr: Correspondences, fixed: Sequence[str
         rig: current calibration.
         corr: correspondences (:func:`calib.check.match_take`).
         fixed: cameras to hold fixed; None picks the best-agreeing camera (plus a scale camera).
-        refine_focal: also estimate one focal scale per camera (fx, fy scaled together).
+        refine_focal: also estimate one focal scale per non-fixed camera (fx, fy scaled together).
         outlier_px: residual (px) above which an observation is an outlier in the second pass.
         max_nfev: iteration budget per pass.
     Raises:
@@ -225,6 +225,9 @@ class _Problem:
         rv, t, logf = self.cameras(x)
         cams = []
         for v, cam in enumerate(self.rig):
+            if v not in self.col_of:  # fixed cameras are returned exactly as given
+                cams.append(cam)
+                continue
             K = cam.K.copy()
             K[0, :2] *= np.exp(logf[v])
             K[1, 1] *= np.exp(logf[v])
