@@ -53,20 +53,22 @@ def dataset_target_heatmaps(
     if joints_px.ndim != 3 or joints_px.shape[-1] != 2 or joints_px.shape[:2] != visible.shape:
         raise ValueError(f"joints_px must be (N,J,2) and visible (N,J); got {joints_px.shape} and {visible.shape}")
     W, H = heatmap_size
-    J = joints_px.shape[1]
+    N, J = visible.shape
     stride = np.array([image_size[0] / W, image_size[1] / H])
-    radius = int(3 * sigma)
-    mu = np.trunc(joints_px / stride)  # (N,J,2) truncation toward zero, as int() does
-    xs, ys = np.arange(W), np.arange(H)
-    dx = xs[None, None, :] - mu[..., 0:1]  # (N,J,W)
-    dy = ys[None, None, :] - mu[..., 1:2]  # (N,J,H)
-    gx = np.where(np.abs(dx) <= radius, np.exp(-dx * dx / (2 * sigma * sigma)), 0.0)
-    gy = np.where(np.abs(dy) <= radius, np.exp(-dy * dy / (2 * sigma * sigma)), 0.0)
-    gx = gx * visible[..., None]
+    r = int(3 * sigma)
+    offsets = np.arange(-r, r + 1)
+    window = np.exp(-(offsets[None, :] ** 2 + offsets[:, None] ** 2) / (2 * sigma * sigma)).astype(np.float32)
+    centers = np.trunc(joints_px / stride).astype(np.int64)  # (N,J,2) truncation toward zero, as int()
     heatmaps = np.zeros((J, H, W), np.float32)
-    for n in range(joints_px.shape[0]):  # max over persons (N <= 10)
-        np.maximum(heatmaps, (gy[n][:, :, None] * gx[n][:, None, :]).astype(np.float32), out=heatmaps)
-    weights = visible.any(axis=0).astype(np.float32) if visible.size else np.zeros(J, np.float32)
+    # Paste the (2r+1)² window per visible joint (≤ 150 small pastes: faster than dense maps).
+    for n, j in zip(*np.nonzero(visible)):
+        x0, y0 = centers[n, j] - r
+        xa, xb, ya, yb = max(x0, 0), min(x0 + 2 * r + 1, W), max(y0, 0), min(y0 + 2 * r + 1, H)
+        if xa >= xb or ya >= yb:
+            continue
+        patch = heatmaps[j, ya:yb, xa:xb]
+        np.maximum(patch, window[ya - y0:yb - y0, xa - x0:xb - x0], out=patch)
+    weights = visible.any(axis=0).astype(np.float32) if N else np.zeros(J, np.float32)
     return np.clip(heatmaps, 0.0, 1.0), weights
 
 
