@@ -78,16 +78,20 @@ class Publisher:
         allow_remote: permit a non-loopback tcp bind.
         bind: bind (default) or connect (for a many-publishers-one-subscriber layout where the
             subscriber binds).
+        linger_ms: on close, how long queued messages (at most ``hwm`` per subscriber) may
+            still be delivered, so a final status/frameset is not lost.
     """
 
-    def __init__(self, endpoint: str, *, hwm: int = 2, allow_remote: bool = False, bind: bool = True) -> None:
+    def __init__(self, endpoint: str, *, hwm: int = 2, allow_remote: bool = False, bind: bool = True,
+                 linger_ms: int = 500) -> None:
         self.endpoint = check_endpoint(endpoint, allow_remote=allow_remote or not bind)
         self.stats = PublisherStats()
         self._seen = False
         self._sock = context().socket(zmq.XPUB)
         self._sock.setsockopt(zmq.SNDHWM, hwm)
         self._sock.setsockopt(zmq.XPUB_NODROP, 1)  # full pipe -> EAGAIN, so drops are visible
-        self._sock.setsockopt(zmq.LINGER, 0)
+        self._linger_ms = linger_ms
+        self._sock.setsockopt(zmq.LINGER, linger_ms)
         try:
             (self._sock.bind if bind else self._sock.connect)(endpoint)
         except zmq.ZMQError as exc:
@@ -138,7 +142,7 @@ class Publisher:
         return self.subscribers_seen()
 
     def close(self) -> None:
-        self._sock.close(linger=0)
+        self._sock.close(linger=self._linger_ms)
 
     def __enter__(self) -> "Publisher":
         return self
