@@ -8,11 +8,10 @@ The interactive window (:mod:`viz.window`) uses the same feeds and the same
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -164,8 +163,9 @@ def run_headless(
     backend: str = "auto",
     min_score: float = 0.0,
     follow: bool = False,
-    stop: threading.Event | None = None,
+    should_stop: Callable[[], bool] | None = None,
     idle_timeout_s: float | None = None,
+    on_tick: Callable[[int], None] | None = None,
 ) -> int:
     """Render every new poses message (after draining) to ``out_path`` until a limit is hit.
 
@@ -178,8 +178,10 @@ def run_headless(
         backend: ``auto`` | ``open3d`` | ``software`` (see :func:`viz.offscreen.make_renderer`).
         min_score: hide joints below this score.
         follow: follow the first tracked person.
-        stop: set it to stop from another thread (Ctrl-C also stops cleanly).
+        should_stop: polled every loop (~10 Hz), e.g. ``event.is_set`` or a supervised child's
+            ``lambda: ctx.stopping``; Ctrl-C also stops cleanly.
         idle_timeout_s: stop when no poses arrive for this long (None: wait forever).
+        on_tick: called every loop with the frames written so far (e.g. a child's heartbeat).
 
     Returns:
         Number of frames written.
@@ -192,7 +194,9 @@ def run_headless(
     writer = FrameWriter(out_path, fps)
     t_start = last_msg = time.monotonic()
     try:
-        while not (stop is not None and stop.is_set()):
+        while not (should_stop is not None and should_stop()):
+            if on_tick is not None:
+                on_tick(writer.count)
             now = time.monotonic()
             if max_frames is not None and writer.count >= max_frames:
                 break
@@ -234,21 +238,24 @@ def run_viewer(
     backend: str = "auto",
     max_frames: int | None = None,
     duration_s: float | None = None,
-    stop: threading.Event | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    on_tick: Callable[[int], None] | None = None,
 ) -> int:
     """Entry point of a viewer process (``selfpose3d-live`` and ``selfpose3d view``).
 
     With ``render_path`` it renders headless (no display needed) and returns 0 if frames were
     written; otherwise it opens the window (raises ``viz.window.DisplayUnavailable`` without a
-    display, before anything is started).
+    display, before anything is started). ``should_stop`` / ``on_tick``: see :func:`run_headless`
+    (the window polls them from its feed thread).
     """
     setup = ViewSetup.from_rig(rig, volume_center_mm, volume_size_mm, *size)
     if render_path is None:
         from viz.window import check_display, run_window
 
         check_display()
-        return run_window(BusFeed(poses_endpoint, rig_name, status_endpoints), setup, duration_s=duration_s)
+        return run_window(BusFeed(poses_endpoint, rig_name, status_endpoints), setup, duration_s=duration_s,
+                          should_stop=should_stop, on_tick=on_tick)
     feed = BusFeed(poses_endpoint, rig_name, status_endpoints)
     n = run_headless(feed, setup, render_path, fps=fps, max_frames=max_frames, duration_s=duration_s,
-                     backend=backend, stop=stop)
+                     backend=backend, should_stop=should_stop, on_tick=on_tick)
     return 0 if n > 0 else 1

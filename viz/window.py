@@ -13,6 +13,7 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -57,10 +58,13 @@ class ViewerWindow:
         title: window title.
         screenshot_dir: where 's' writes PNGs.
         duration_s: close by itself after this long (tests, demos); None: until closed.
+        should_stop: polled by the feed thread; True closes the window (supervised child stop).
+        on_tick: called by the feed thread every poll with the frames shown (heartbeat).
     """
 
     def __init__(self, feed: Feed, setup: ViewSetup, min_score: float = 0.0, follow: bool = False,
-                 title: str = "selfpose3d", screenshot_dir: str | Path = ".", duration_s: float | None = None) -> None:
+                 title: str = "selfpose3d", screenshot_dir: str | Path = ".", duration_s: float | None = None,
+                 should_stop: Callable[[], bool] | None = None, on_tick: Callable[[int], None] | None = None) -> None:
         import open3d as o3d
 
         self.o3d = o3d
@@ -71,6 +75,8 @@ class ViewerWindow:
         self.follow_on_start = follow
         self.screenshot_dir = Path(screenshot_dir)
         self.duration_s = duration_s
+        self.should_stop = should_stop
+        self.on_tick = on_tick
         self.frames_shown = 0
         self.screenshots: list[Path] = []
         self._stop = threading.Event()
@@ -246,7 +252,10 @@ class ViewerWindow:
         t0 = time.monotonic()
         try:
             while not self._stop.is_set():
-                if self.duration_s is not None and time.monotonic() - t0 > self.duration_s:
+                if self.on_tick is not None:
+                    self.on_tick(self.frames_shown)
+                timed_out = self.duration_s is not None and time.monotonic() - t0 > self.duration_s
+                if timed_out or (self.should_stop is not None and self.should_stop()):
                     app.post_to_main_thread(self.window, self.window.close)
                     break
                 msg, statuses = self.feed.poll(timeout_ms=50)
@@ -278,11 +287,13 @@ class ViewerWindow:
 
 
 def run_window(feed: Feed, setup: ViewSetup, min_score: float = 0.0, follow: bool = False,
-               title: str = "selfpose3d", duration_s: float | None = None) -> int:
+               title: str = "selfpose3d", duration_s: float | None = None,
+               should_stop: Callable[[], bool] | None = None, on_tick: Callable[[int], None] | None = None) -> int:
     """Open the interactive viewer (raises :class:`DisplayUnavailable` without a display)."""
     check_display()
     print("keys: " + ", ".join(f"{k} {v}" for k, v in _help_items()))
-    return ViewerWindow(feed, setup, min_score, follow, title, duration_s=duration_s).run()
+    return ViewerWindow(feed, setup, min_score, follow, title, duration_s=duration_s,
+                        should_stop=should_stop, on_tick=on_tick).run()
 
 
 def _help_items():

@@ -190,3 +190,25 @@ def test_overlay_command_pairs_a_frames_stream_with_a_poses_stream(ipc_endpoints
     assert (np.abs(patch - color).max(-1) < 60).any(), "no skeleton at the projected pelvis in view 0"
     last = img[:, 4 * 320 :]
     assert last[30:].max() == 0 and last[:8, :, 2].mean() > last[:8, :, 0].mean()  # missing camera tile
+
+
+def test_run_headless_stops_on_request_and_ticks(tmp_path, toy_rig):
+    class Fixed:
+        closed = False
+
+        def __init__(self):
+            self.seq = 0
+
+        def poll(self, timeout_ms):
+            self.seq += 1
+            return wire_poses(self.seq, make_poses([(0.0, 0.0)]), [1]), []
+
+        def close(self):
+            Fixed.closed = True
+
+    ticks = []
+    setup = ViewSetup.from_rig(toy_rig, (0.0, 0.0, 800.0), (6000.0, 6000.0, 2000.0), 160, 90)
+    n = run_headless(Fixed(), setup, tmp_path / "f", backend="software", on_tick=ticks.append,
+                     should_stop=lambda: len(ticks) >= 4)
+    assert n == 4 and ticks == [0, 1, 2, 3] and Fixed.closed  # stop is checked before each tick
+    assert len(list((tmp_path / "f").glob("*.png"))) == 4
