@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 import time
 from typing import Mapping, Sequence
 
@@ -32,21 +33,40 @@ class ChildContext:
         self.name = name
         self.interval_s = interval_s
         self._pub = Publisher(status_endpoint, bind=False, hwm=16)
-        self._stop = False
+        self._lock = threading.Lock()  # the socket is shared with the heartbeat thread
+        self.stop_event = threading.Event()  # set by SIGTERM/SIGINT; hand it to blocking loops
         self._last = 0.0
+        self._beat: threading.Thread | None = None
         self.state = "starting"
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
 
     def _on_signal(self, signum, _frame) -> None:
-        self._stop = True
+        self.stop_event.set()
 
     @property
     def stopping(self) -> bool:
-        return self._stop
+        return self.stop_event.is_set()
 
     def request_stop(self) -> None:
-        self._stop = True
+        self.stop_event.set()
+
+    def forward(self, status: Status) -> None:
+        """Publish a status message built elsewhere (e.g. by the capture loop)."""
+        with self._lock:
+            self.state = status.state
+            self._last = time.monotonic()
+            self._pub.send(status)
+
+    def start_heartbeat_thread(self) -> None:
+        """Send ``running`` heartbeats from a thread, for children whose main loop blocks elsewhere."""
+
+        def beat() -> None:
+            while not self.stop_event.wait(self.interval_s):
+                self.report("running")
+
+        self._beat = threading.Thread(target=beat, name=f"{self.name}-heartbeat", daemon=True)
+        self._beat.start()
 
     def report(
         self,
@@ -60,11 +80,9 @@ class ChildContext:
         cameras: Mapping[str, str] | None = None,
     ) -> None:
         """Publish a status message now."""
-        self.state = state
-        self._last = time.monotonic()
-        self._pub.send(Status(process=self.name, state=state, t_ns=now_ns(), fps=float(fps),
-                              latency_ms=float(latency_ms), dropped=int(dropped), missing=tuple(missing),
-                              error=error[:2000], cameras=dict(cameras or {})))
+        self.forward(Status(process=self.name, state=state, t_ns=now_ns(), fps=float(fps),
+                            latency_ms=float(latency_ms), dropped=int(dropped), missing=tuple(missing),
+                            error=error[:2000], cameras=dict(cameras or {})))
 
     def heartbeat(self, **fields) -> None:
         """Publish a ``running`` status if ``interval_s`` has passed since the last one."""
@@ -72,7 +90,11 @@ class ChildContext:
             self.report("running", **fields)
 
     def close(self) -> None:
-        self._pub.close()
+        self.stop_event.set()
+        if self._beat is not None:
+            self._beat.join(2 * self.interval_s)
+        with self._lock:
+            self._pub.close()
 
     def __enter__(self) -> "ChildContext":
         self.report("starting")

@@ -60,7 +60,7 @@ class Supervisor:
         stop_timeout_s: how long children get to stop after SIGTERM before being killed.
     """
 
-    def __init__(self, status_endpoint: str, heartbeat_timeout_s: float = 15.0, stop_timeout_s: float = 5.0) -> None:
+    def __init__(self, status_endpoint: str, heartbeat_timeout_s: float = 15.0, stop_timeout_s: float = 10.0) -> None:
         self.status_endpoint = status_endpoint
         self.heartbeat_timeout_s = heartbeat_timeout_s
         self.stop_timeout_s = stop_timeout_s

@@ -1,0 +1,82 @@
+"""Supervised process targets of the live app other than the inference worker.
+
+Each target has the signature ``target(name, status_endpoint, **kwargs)`` with picklable
+kwargs (configs travel as plain dicts and are rebuilt strictly in the child).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from capture.messages import Status
+
+log = logging.getLogger(__name__)
+
+
+class _StatusTee:
+    """Publisher wrapper: framesets go to the stream; status also goes to the supervisor."""
+
+    def __init__(self, publisher, ctx) -> None:
+        self._pub = publisher
+        self._ctx = ctx
+        self.stats = publisher.stats
+
+    def send(self, msg) -> bool:
+        if isinstance(msg, Status):
+            self._ctx.forward(msg)
+        return self._pub.send(msg)
+
+
+def capture_child(name: str, status_endpoint: str, *, rig_path: str, rig_overrides: tuple = (),
+                  capture: dict) -> None:
+    """Capture process: the rig's sources -> synchroniser -> ``frames/<rig>``."""
+    import dataclasses
+
+    from app.process import ChildContext
+    from calib.configkit import from_dict
+    from calib.rig_config import load_rig
+    from capture.config import CaptureConfig
+    from capture.process import build_capture
+
+    with ChildContext(name, status_endpoint) as ctx:
+        rig = load_rig(rig_path, rig_overrides)
+        cfg = dataclasses.replace(from_dict(CaptureConfig, capture), process=name)
+        proc, pub = build_capture(rig, cfg, stop=ctx.stop_event)
+        proc.publisher = _StatusTee(pub, ctx)
+        try:
+            proc.run(ctx.stop_event)
+        finally:
+            pub.close()
+
+
+def viewer_child(name: str, status_endpoint: str, *, rig_path: str, rig_overrides: tuple = (),
+                 poses_endpoint: str, render_path: str | None, status_endpoints: tuple = ()) -> None:
+    """Viewer process: the Open3D window, or a headless render to ``render_path``."""
+    from app.process import ChildContext
+    from calib.rig_config import load_rig
+    from viz.live import run_viewer
+
+    with ChildContext(name, status_endpoint) as ctx:
+        rig = load_rig(rig_path, rig_overrides)
+        ctx.report("ready")
+        ctx.start_heartbeat_thread()
+        run_viewer(poses_endpoint, rig.cameras, rig.volume.center_mm, rig.volume.size_mm,
+                   render_path=render_path, status_endpoints=tuple(status_endpoints), rig_name=rig.name,
+                   fps=rig.config.synthetic.fps, stop=ctx.stop_event)
+
+
+def recorder_child(name: str, status_endpoint: str, *, rig_path: str, rig_overrides: tuple = (),
+                   frames_endpoint: str, session_dir: str) -> None:
+    """Recorder process: every frameset of the stream into a session folder (crash-safe index)."""
+    from app.process import ChildContext
+    from calib.rig_config import load_rig
+    from capture.bus import Subscriber
+    from capture.recorder import Recorder, record_stream
+
+    with ChildContext(name, status_endpoint) as ctx:
+        rig = load_rig(rig_path, rig_overrides)
+        with Recorder(session_dir, rig, rig.names, rig_name=rig.name) as recorder, \
+                Subscriber(frames_endpoint, [f"frames/{rig.name}".encode()], hwm=64) as sub:
+            ctx.report("ready")
+            ctx.start_heartbeat_thread()
+            record_stream(recorder, sub, ctx.stop_event)

@@ -1,0 +1,64 @@
+"""selfpose3d-live: input errors are reported before any process starts; a short real run (slow)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from app.cli import live_main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_missing_model_is_a_clear_error_before_start(capsys):
+    rc = live_main(["--no-viewer", "--model", "no/such/model.pt", "--duration", "1"])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert "model 'no/such/model.pt': no such checkpoint" in err and "--model light" in err
+    assert "started" not in err
+
+
+def test_bad_export_extension_and_nonempty_record_dir(tmp_path, capsys):
+    assert live_main(["--no-viewer", "--model", "light", "--export", str(tmp_path / "x.txt")]) == 1
+    assert "use a .jsonl or .csv file" in capsys.readouterr().err
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    (rec / "keep.me").write_text("precious")
+    assert live_main(["--no-viewer", "--model", "light", "--record", str(rec)]) == 1
+    assert "recordings are never overwritten" in capsys.readouterr().err
+    assert (rec / "keep.me").read_text() == "precious"
+
+
+def test_viewer_without_display_says_what_to_do(capsys, monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert live_main(["--model", "light", "--duration", "1"]) == 1
+    assert "--no-viewer" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_embedded_default_runs_end_to_end(tmp_path):
+    """The whole app for a few seconds on the embedded rig: every child starts, poses arrive, clean exit."""
+    tag = uuid.uuid4().hex[:8]
+    export = tmp_path / "poses.jsonl"
+    cmd = [sys.executable, "-m", "app.cli_live", "--no-viewer", "--model", "light", "--duration", "25",
+           "--export", str(export), "--out", str(tmp_path),
+           "--set", f"poses_endpoint=ipc:///tmp/sp3d-poses-{tag}",
+           "--set", f"status_endpoint=ipc:///tmp/sp3d-status-{tag}",
+           "--set", f"capture.stream.endpoint=ipc:///tmp/sp3d-frames-{tag}",
+           "--set", "worker.max_age_ms=5000"]
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=240,
+                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert summary["frames"] >= 1
+    assert summary["exit_codes"]["capture"] == 0 and summary["exit_codes"]["exporter"] == 0
+    lines = export.read_text().splitlines()
+    assert len(lines) >= 1 and json.loads(lines[0])["joints"][2] == "mid_hip"
+    assert (tmp_path / "live.resolved.yaml").exists()
