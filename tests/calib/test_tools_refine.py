@@ -124,3 +124,18 @@ def test_too_little_evidence_is_an_error(scene):
     tiny = PoseTake(take.poses_mm[:1, :1], take.detections_2d[:1], take.scores[:1], take.camera_names)
     with pytest.raises(CalibrationError, match="fewer than 30 matched joints|joint observations"):
         refine_extrinsics(bumped, match_take(bumped, tiny))
+
+
+def test_refine_survives_gross_2d_outliers(scene):
+    true_rig, bumped, take = scene
+    rng = np.random.default_rng(3)
+    det = take.detections_2d.copy()
+    wild = rng.random(det.shape[:-1]) < 0.04  # 4 % of joints land 25-60 px away (swaps, misdetections)
+    offsets = rng.uniform(25, 60, det.shape) * rng.choice([-1, 1], det.shape)
+    det[wild] += offsets[wild]
+    noisy = PoseTake(take.poses_mm, det, take.scores, take.camera_names)
+    result = refine_extrinsics(bumped, match_take(bumped, noisy))
+    est, true = result.rig["cam2"], true_rig["cam2"]
+    assert np.rad2deg(Rotation.from_matrix(est.R @ true.R.T).magnitude()) < 0.1
+    assert np.linalg.norm(est.center_mm - true.center_mm) < 10.0
+    assert max(result.after_px.values()) < 1.6 * NOISE_PX  # inliers at the noise floor
