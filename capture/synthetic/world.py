@@ -75,7 +75,7 @@ class SyntheticWorld:
         volume_center_mm: (3,) centre of the capture volume (z is its mid height).
         volume_size_mm: (3,) extent of the capture volume.
         walk_radius_mm: radius of the area people walk in, centred on the volume centre; by
-            default the smaller of the volume's half width minus 0.5 m and 0.75 x the median
+            default the smaller of the volume's half width minus 0.5 m and 0.65 x the median
             horizontal camera distance (so people stay where the cameras look).
         entries_exits: people leave and new people enter over time.
         min_separation_mm: pelvis distance kept between people.
@@ -110,7 +110,7 @@ class SyntheticWorld:
         self.volume_size_mm = np.asarray(volume_size_mm, dtype=np.float64)
         if walk_radius_mm is None:
             horiz = np.linalg.norm(rig.centers_mm[:, :2] - self.volume_center_mm[:2], axis=-1)
-            walk_radius_mm = min(0.5 * self.volume_size_mm[:2].min() - 500.0, 0.75 * float(np.median(horiz)))
+            walk_radius_mm = min(0.5 * self.volume_size_mm[:2].min() - 500.0, 0.65 * float(np.median(horiz)))
             walk_radius_mm = max(walk_radius_mm, 600.0)
         self.walk_radius_mm = float(walk_radius_mm)
         self.motion = MotionModel(

@@ -143,3 +143,24 @@ def test_people_render_across_scales(world):
 
 def test_body_parts_are_in_the_expected_order():
     assert LIMB_COLOUR_FIELD[(B.L_HIP, B.L_KNE)] == "trousers"
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("calibration,image_size,center", [
+    ("panoptic_demo/calibration.json", (1920, 1080), (0.0, -500.0, 800.0)),
+    ("shelf/calibration.json", None, (450.0, -320.0, 800.0)),
+])
+def test_real_rigs_see_the_people(shared_data, calibration, image_size, center):
+    from calib.io import load_calibration
+
+    rig = load_calibration(shared_data / calibration, image_size=image_size)
+    rig = scale_rig(rig, rig[0].width // 4, rig[0].height // 4)
+    world = SyntheticWorld(rig, num_people=3, seed=1, fps=5.0, volume_center_mm=center)
+    seen = []
+    for k in range(0, 60, 3):
+        truth = world.truth(k)
+        seen.append((truth.visible.sum(-1) >= 8).any(-1))  # (V,) someone well visible
+        assert np.all(truth.depth_mm[:, truth.present] > 0)  # nobody behind a camera
+    assert np.mean(seen, axis=0).min() > 0.6
+    imgs = world.render(10)
+    assert [im.shape[:2] for im in imgs] == [(c.height, c.width) for c in rig]
