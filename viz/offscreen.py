@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from calib.camera import Camera
-from calib.projection import depth_mm, project_points
+from calib.projection import depth_mm, project_points, undistort_points
 from viz import geometry as geo
 from viz.scene import SceneFrame
 
@@ -37,6 +37,7 @@ BACKENDS = ("auto", "open3d", "software")
 NEAR_MM = 50.0
 SKELETON_WIDTH_PX = 3
 STATIC_WIDTH_PX = 1
+FOV_MARGIN = 1.15  # lens model trusted up to this x the image corners' undistorted radius
 
 
 class RenderError(RuntimeError):
@@ -127,17 +128,44 @@ def _clip_segments(seg_w: np.ndarray, camera: Camera) -> tuple[np.ndarray, np.nd
     return seg, keep
 
 
+def _distorted_segments(seg_w: np.ndarray, camera: Camera, pieces: int = 12) -> np.ndarray:
+    """Split (M,2,3) segments into ``pieces`` each (straight lines bend under lens distortion) and
+    keep only pieces inside the lens model's valid field of view: far outside the image the
+    distortion polynomial folds points back into the picture, which would draw phantom lines."""
+    corners = np.array([[0.0, 0.0], [camera.width - 1.0, 0.0], [0.0, camera.height - 1.0],
+                        [camera.width - 1.0, camera.height - 1.0]])
+    r_max = FOV_MARGIN * np.linalg.norm(undistort_points(corners, camera), axis=-1).max()
+    t = np.linspace(0.0, 1.0, pieces + 1)[None, :, None]
+    pts = seg_w[:, :1] + t * (seg_w[:, 1:] - seg_w[:, :1])  # (M,pieces+1,3)
+    cam_pts = pts @ camera.R.T + camera.t_mm
+    ok = (cam_pts[..., 2] > NEAR_MM) & (
+        np.linalg.norm(cam_pts[..., :2] / np.maximum(cam_pts[..., 2:], NEAR_MM), axis=-1) <= r_max)
+    uv = project_points(pts, camera)
+    good = ok[:, :-1] & ok[:, 1:]  # (M,pieces)
+    return np.stack([uv[:, :-1][good], uv[:, 1:][good]], axis=1), np.nonzero(good)[0]
+
+
 def draw_lines(image: np.ndarray, camera: Camera, lines: geo.LineSet, width_px: int) -> None:
     """Project a LineSet through ``camera`` (with its distortion) and draw it with cv2 (in place)."""
     if len(lines.lines) == 0:
         return
     seg_w, keep = _clip_segments(lines.segments_w, camera)
-    uv = project_points(seg_w, camera)  # (M,2,2)
     colors = lines.colors[keep]
-    lim = 4 * max(image.shape)
-    for (p, q), rgb in zip(np.clip(uv, -lim, lim), colors):
-        cv2.line(image, (int(round(p[0])), int(round(p[1]))), (int(round(q[0])), int(round(q[1]))),
-                 geo.to_bgr255(rgb), width_px, cv2.LINE_AA)
+    if np.any(camera.dist != 0):
+        uv, owner = _distorted_segments(seg_w, camera)
+        colors = colors[owner]
+    else:
+        uv = project_points(seg_w, camera)  # (M,2,2)
+    h, w = image.shape[:2]
+    rect = (-8, -8, w + 16, h + 16)
+    big = 2**30  # cv2 takes int32 coordinates; clipLine then cuts exactly at the image border
+    for (p, q), rgb in zip(uv, colors):
+        if not (np.all(np.isfinite(p)) and np.all(np.isfinite(q))):
+            continue
+        inside, p1, p2 = cv2.clipLine(rect, tuple(int(round(v)) for v in np.clip(p, -big, big)),
+                                      tuple(int(round(v)) for v in np.clip(q, -big, big)))
+        if inside:
+            cv2.line(image, p1, p2, geo.to_bgr255(rgb), width_px, cv2.LINE_AA)
 
 
 def draw_points(image: np.ndarray, camera: Camera, points: geo.PointSet) -> None:

@@ -47,6 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=_size, default=(960, 540), help="picture size WxH (default 960x540)")
     parser.add_argument("--fps", type=float, help="video frame rate (default: the rig's synthetic fps or 15)")
     parser.add_argument("--follow", action="store_true", help="start following the first person")
+    parser.add_argument("--from-camera", metavar="NAME",
+                        help="look through this rig camera (its own resolution; --backend software renders its "
+                             "lens distortion too)")
     parser.add_argument("--min-score", type=float, default=0.0, help="hide joints below this score")
 
 
@@ -82,6 +85,8 @@ def _run(args: argparse.Namespace) -> int:
     rig = load_rig(args.rig)
     width, height = args.size
     setup = ViewSetup.from_rig(rig.cameras, rig.volume.center_mm, rig.volume.size_mm, width, height)
+    if args.from_camera:
+        setup.camera = rig.cameras[args.from_camera]  # CalibrationError names the cameras if unknown
     spec = rig.config.synthetic
     fps = args.fps or (spec.fps if spec else 15.0)
     feed = _feed(args, rig)

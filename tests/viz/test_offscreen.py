@@ -140,3 +140,31 @@ def test_frame_writer_png_and_mp4(tmp_path, two_people):
 def test_unknown_backend_is_an_error():
     with pytest.raises(offscreen.RenderError, match="unknown"):
         offscreen.make_renderer(_view(False), "vulkan")
+
+
+def test_software_render_through_a_distorted_camera_draws_no_phantom_lines(toy_rig):
+    """Far outside the image a distortion polynomial folds points back into the picture; the
+    renderer must only draw where the lens model is valid (and bend lines as the lens does)."""
+    from calib.projection import depth_mm, undistort_points
+    from scipy.spatial import cKDTree
+
+    cam = toy_rig[0]
+    state = SceneState(None, (0.0, 0.0, 800.0), (12000.0, 12000.0, 2000.0), grid_spacing_mm=500.0)
+    for layer in ("volume", "hud"):
+        state.toggle(layer)
+    frame = state.frame()
+    image = offscreen.SoftwareRenderer(cam.width, cam.height).render(frame, cam)
+    lit = np.abs(image.astype(int) - np.array(geo.to_bgr255(offscreen.BACKGROUND_RGB))).sum(-1) > 40
+    ys, xs = np.nonzero(lit)
+    assert len(xs) > 1000
+    # reference: each grid line sampled densely, kept where in front and inside the lens' field
+    seg = frame.static_lines.segments_w
+    t = np.linspace(0, 1, 4000)[None, :, None]
+    pts = (seg[:, :1] + t * (seg[:, 1:] - seg[:, :1])).reshape(-1, 3)
+    xc = pts @ cam.R.T + cam.t_mm
+    corners = np.array([[0, 0], [cam.width - 1, cam.height - 1], [0, cam.height - 1], [cam.width - 1, 0]], float)
+    r_max = np.linalg.norm(undistort_points(corners, cam), axis=-1).max() * offscreen.FOV_MARGIN
+    ok = (depth_mm(pts, cam) > offscreen.NEAR_MM) & (np.linalg.norm(xc[:, :2] / xc[:, 2:], axis=-1) <= r_max)
+    ref = project_points(pts[ok], cam)
+    d, _ = cKDTree(ref).query(np.stack([xs, ys], -1))
+    assert d.max() < 3.0, f"a lit pixel is {d.max():.1f} px from every grid line's projection"
