@@ -40,7 +40,7 @@ class MotionSettings:
     """Parameters of the crowd simulation.
 
     Attributes:
-        num_people: number of person slots P (1..N people present at a time).
+        num_people: number of person slots P (0..P people present at a time; 0 = empty room).
         walk_center_mm: (x, y) centre of the walkable disc.
         walk_radius_mm: radius of the walkable disc (waypoints lie inside it).
         entries_exits: people leave after a stay and new ones enter from outside the disc.
@@ -67,8 +67,8 @@ class MotionSettings:
     obstacle_clearance_mm: float = 900.0
 
     def __post_init__(self) -> None:
-        if self.num_people < 1:
-            raise ValueError(f"MotionSettings.num_people must be >= 1, got {self.num_people}")
+        if self.num_people < 0:
+            raise ValueError(f"MotionSettings.num_people must be >= 0, got {self.num_people}")
         if self.walk_radius_mm <= 0 or self.sim_hz <= 0:
             raise ValueError("MotionSettings.walk_radius_mm and sim_hz must be positive")
 
@@ -359,7 +359,7 @@ class _Simulator:
         """(ids (P,), present (P,), poses (P,POSE_DIM)) of the current state."""
         ids = np.array([s.person_id for s in self.slots], dtype=np.int64)
         present = np.array([s.present for s in self.slots], dtype=bool)
-        poses = np.stack([s.pose for s in self.slots])
+        poses = np.stack([s.pose for s in self.slots]) if self.slots else np.zeros((0, POSE_DIM))
         return ids, present, poses
 
 

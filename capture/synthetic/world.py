@@ -265,3 +265,15 @@ def world_for_rig(rig) -> SyntheticWorld:
     spec = rig.config.synthetic
     return SyntheticWorld(rig.cameras, num_people=spec.people, seed=spec.seed, fps=spec.fps,
                           volume_center_mm=rig.volume.center_mm, volume_size_mm=rig.volume.size_mm)
+
+
+def world_for_rig(rig, **options) -> SyntheticWorld:
+    """The synthetic world a rig YAML describes (its ``synthetic`` section and volume).
+
+    Args:
+        rig: a loaded :class:`calib.rig_config.Rig`.
+        options: further :class:`SyntheticWorld` keyword arguments (e.g. ``render_options``).
+    """
+    spec = rig.config.synthetic
+    return SyntheticWorld(rig.cameras, num_people=spec.people, seed=spec.seed, fps=spec.fps,
+                          volume_center_mm=rig.volume.center_mm, volume_size_mm=rig.volume.size_mm, **options)
