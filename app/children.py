@@ -62,7 +62,7 @@ def viewer_child(name: str, status_endpoint: str, *, rig_path: str, rig_override
         ctx.start_heartbeat_thread()
         run_viewer(poses_endpoint, rig.cameras, rig.volume.center_mm, rig.volume.size_mm,
                    render_path=render_path, status_endpoints=tuple(status_endpoints), rig_name=rig.name,
-                   fps=rig.config.synthetic.fps, stop=ctx.stop_event)
+                   fps=rig.config.synthetic.fps, should_stop=lambda: ctx.stopping)
 
 
 def recorder_child(name: str, status_endpoint: str, *, rig_path: str, rig_overrides: tuple = (),
