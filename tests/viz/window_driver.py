@@ -45,7 +45,7 @@ def main(out_dir: str) -> int:
     out = Path(out_dir)
     cam = geo.orbit_camera((0.0, 0.0, 900.0), 5500.0, -70.0, 15.0, 480, 320, fov_y_deg=45.0)
     setup = ViewSetup(None, np.array([0.0, 0.0, 800.0]), np.array([6000.0, 6000.0, 2000.0]), cam)
-    win = ViewerWindow(FixedFeed(), setup, duration_s=6.0, screenshot_dir=out)
+    win = ViewerWindow(FixedFeed(), setup, duration_s=4.5, screenshot_dir=out)
     app = win.gui.Application.instance
     actions = []
     shot = out / "skeletons.png"
@@ -54,13 +54,13 @@ def main(out_dir: str) -> int:
         app.post_to_main_thread(win.window, fn)
 
     def drive():
-        time.sleep(1.5)
+        time.sleep(1.2)
         for key in "234567":  # joints, labels, frusta, grid, volume, hud off
             on_main(lambda k=key: actions.append(win.handle_key(k)))
             time.sleep(0.1)
-        time.sleep(0.8)
+        time.sleep(0.6)
         on_main(lambda: win.screenshot(shot))
-        time.sleep(1.5)
+        time.sleep(1.0)
         on_main(lambda: actions.append(win.handle_key("f")))
 
     threading.Thread(target=drive, daemon=True).start()
