@@ -16,14 +16,16 @@ class StreamConfig:
 
     Attributes:
         endpoint: ``ipc://PATH`` (same host, raw frames) or ``tcp://HOST:PORT``.
-        encoding: ``bgr8`` (raw, zero-copy; for ipc) or ``jpeg`` (for thin links).
+        encoding: ``bgr8`` (raw pixels in the message), ``shm`` (raw pixels in a same-host
+            shared-memory ring, only a handle in the message: lowest latency on one host) or
+            ``jpeg`` (for thin links between hosts).
         jpeg_quality: 1..100 when ``encoding`` is jpeg.
         hwm: publisher high-water mark in messages (drops beyond it instead of queueing).
         allow_remote: permit binding a non-loopback tcp address.
     """
 
     endpoint: str = DEFAULT_ENDPOINT
-    encoding: Literal["bgr8", "jpeg"] = "bgr8"
+    encoding: Literal["bgr8", "shm", "jpeg"] = "bgr8"
     jpeg_quality: int = 90
     hwm: int = 2
     allow_remote: bool = False

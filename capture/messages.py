@@ -26,7 +26,7 @@ import numpy as np
 SCHEMA_VERSION = 1
 KINDS = ("frameset", "poses", "status")
 TOPIC_PREFIX = {"frameset": "frames/", "poses": "poses/", "status": "status/"}
-ENCODINGS = ("bgr8", "jpeg")
+ENCODINGS = ("bgr8", "jpeg", "shm")
 STATES = ("starting", "ready", "running", "stopping", "error")
 MAX_HEADER_BYTES = 1 << 20
 MAX_VIEWS = 64
@@ -56,8 +56,10 @@ class View:
         frame_index: the source's own frame counter.
         t_ns: capture time (wall clock, ns) taken when the frame was grabbed.
         width, height: image size in px.
-        encoding: ``bgr8`` (raw H*W*3 bytes, row-major) or ``jpeg``.
-        nbytes: size of the view's buffer.
+        encoding: ``bgr8`` (raw H*W*3 bytes, row-major), ``jpeg``, or ``shm`` (raw bgr8 pixels in
+            a same-host shared-memory ring, see capture/shm.py; no buffer on the wire).
+        nbytes: size of the view's buffer (for ``shm``: of the pixels, H*W*3).
+        shm: for ``shm`` views the handle (segment, slot, offset, generation), else None.
     """
 
     camera: str
@@ -67,6 +69,7 @@ class View:
     height: int
     encoding: str
     nbytes: int
+    shm: tuple[str, int, int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,8 @@ class FrameSet:
         t_ref_ns: reference capture time (the oldest view's ``t_ns``).
         t_pub_ns: time the set was published.
         views: per present camera metadata, in rig order.
-        buffers: per view its pixels: ``(H,W,3)`` uint8 array for bgr8, bytes-like for jpeg.
+        buffers: per view its pixels: ``(H,W,3)`` uint8 array for bgr8, bytes-like for jpeg,
+            None for shm (read with :meth:`image`).
         missing: cameras of the rig absent from this set.
         skew_ms: max - min of the views' capture times.
     """
@@ -100,6 +104,14 @@ class FrameSet:
     def image(self, i: int) -> np.ndarray:
         """BGR uint8 ``(H,W,3)`` image of view ``i`` (decodes JPEG; raw views are not copied)."""
         view, buf = self.views[i], self.buffers[i]
+        if view.encoding == "shm":
+            from capture.shm import ShmError, read_view
+
+            segment, slot, offset, generation = view.shm
+            try:
+                return read_view(segment, offset, generation, slot, (view.height, view.width, 3))
+            except ShmError as exc:
+                raise MessageError(f"frameset {self.seq}: view '{view.camera}': {exc}") from None
         if view.encoding == "bgr8":
             if isinstance(buf, np.ndarray):
                 return buf
@@ -111,6 +123,18 @@ class FrameSet:
             raise MessageError(f"frameset {self.seq}: view '{view.camera}': JPEG does not decode to "
                                f"{view.width}x{view.height} BGR")
         return img
+
+    def still_valid(self, i: int) -> bool:
+        """For a zero-copy ``shm`` view: True if its slot was not overwritten since (others: True)."""
+        view = self.views[i]
+        if view.encoding != "shm":
+            return True
+        from capture.shm import ShmError, still_valid
+
+        try:
+            return still_valid(view.shm[0], view.shm[1], view.shm[3])
+        except ShmError:
+            return False
 
 
 @dataclass(frozen=True)
@@ -194,6 +218,20 @@ def _raw_buffer(view: View, buf: Any) -> Any:
     return buf
 
 
+def _view_header(v: View, buf: Any) -> dict:
+    h = {"camera": v.camera, "frame_index": int(v.frame_index), "t_ns": int(v.t_ns), "width": int(v.width),
+         "height": int(v.height), "encoding": v.encoding}
+    if v.encoding == "shm":
+        if v.shm is None:
+            raise MessageError(f"frameset: view '{v.camera}': shm encoding needs the shm handle")
+        segment, slot, offset, generation = v.shm
+        h["nbytes"] = int(v.width) * int(v.height) * 3
+        h["shm"] = {"segment": segment, "slot": int(slot), "offset": int(offset), "generation": int(generation)}
+    else:
+        h["nbytes"] = int(memoryview(_raw_buffer(v, buf)).nbytes)
+    return h
+
+
 def encode(msg: Message) -> list[Any]:
     """Frames ``[topic, header, *buffers]`` of ``msg``; image arrays are passed through uncopied.
 
@@ -204,17 +242,12 @@ def encode(msg: Message) -> list[Any]:
         topic = TOPIC_PREFIX["frameset"] + msg.rig
         if len(msg.buffers) != len(msg.views):
             raise MessageError(f"frameset: {len(msg.views)} views but {len(msg.buffers)} buffers")
-        buffers = [_raw_buffer(v, b) for v, b in zip(msg.views, msg.buffers)]
+        buffers = [_raw_buffer(v, b) for v, b in zip(msg.views, msg.buffers) if v.encoding != "shm"]
         header = {
             "v": SCHEMA_VERSION, "kind": "frameset", "rig": msg.rig, "seq": int(msg.seq),
             "t_ref_ns": int(msg.t_ref_ns), "t_pub_ns": int(msg.t_pub_ns),
             "skew_ms": float(msg.skew_ms), "missing": list(msg.missing),
-            "views": [
-                {"camera": v.camera, "frame_index": int(v.frame_index), "t_ns": int(v.t_ns),
-                 "width": int(v.width), "height": int(v.height), "encoding": v.encoding,
-                 "nbytes": int(memoryview(b).nbytes)}
-                for v, b in zip(msg.views, buffers)
-            ],
+            "views": [_view_header(v, b) for v, b in zip(msg.views, msg.buffers)],
         }
     elif isinstance(msg, Poses):
         topic = TOPIC_PREFIX["poses"] + msg.rig
@@ -348,6 +381,11 @@ def _decode_view(v: Any, where: str) -> View:
     enc = _get(v, "encoding", where)
     if enc not in ENCODINGS:
         raise MessageError(f"{where}.encoding: {enc!r:.40} is not one of {ENCODINGS}")
+    handle = None
+    if enc == "shm":
+        h = _map(v, "shm", where)
+        handle = (_name(_get(h, "segment", f"{where}.shm"), f"{where}.shm.segment"), _int(h, "slot", f"{where}.shm"),
+                  _int(h, "offset", f"{where}.shm"), _int(h, "generation", f"{where}.shm"))
     view = View(
         camera=_name(_get(v, "camera", where), f"{where}.camera"),
         frame_index=_int(v, "frame_index", where),
@@ -356,8 +394,9 @@ def _decode_view(v: Any, where: str) -> View:
         height=_int(v, "height", where, 1, MAX_SIDE_PX),
         encoding=enc,
         nbytes=_int(v, "nbytes", where, 1),
+        shm=handle,
     )
-    if enc == "bgr8" and view.nbytes != view.width * view.height * 3:
+    if enc in ("bgr8", "shm") and view.nbytes != view.width * view.height * 3:
         raise MessageError(f"{where}.nbytes: bgr8 {view.width}x{view.height} needs "
                            f"{view.width * view.height * 3} bytes, header says {view.nbytes}")
     return view
@@ -378,10 +417,12 @@ def _decode_frameset(topic: str, h: dict, bufs: Sequence[Any]) -> FrameSet:
         raise MessageError(f"{w}: a camera appears twice among views + missing: {names}")
     if not views and not missing:
         raise MessageError(f"{w}: no views and no missing cameras")
-    if len(bufs) != len(views):
-        raise MessageError(f"{w}: {len(views)} views but {len(bufs)} buffers")
-    arrays = []
-    for i, (view, buf) in enumerate(zip(views, bufs)):
+    inline = [i for i, v in enumerate(views) if v.encoding != "shm"]
+    if len(bufs) != len(inline):
+        raise MessageError(f"{w}: {len(inline)} views with inline pixels but {len(bufs)} buffers")
+    arrays: list[Any] = [None] * len(views)
+    for i, buf in zip(inline, bufs):
+        view = views[i]
         try:
             n = _nbytes(buf)
         except TypeError:
@@ -390,9 +431,9 @@ def _decode_frameset(topic: str, h: dict, bufs: Sequence[Any]) -> FrameSet:
             raise MessageError(f"{w}.views[{i}] ('{view.camera}'): buffer has {n} bytes, header says "
                                f"{view.nbytes}")
         if view.encoding == "bgr8":
-            arrays.append(np.frombuffer(buf, dtype=np.uint8).reshape(view.height, view.width, 3))
+            arrays[i] = np.frombuffer(buf, dtype=np.uint8).reshape(view.height, view.width, 3)
         else:
-            arrays.append(buf)
+            arrays[i] = buf
     return FrameSet(
         rig=rig, seq=_int(h, "seq", w), t_ref_ns=_int(h, "t_ref_ns", w), t_pub_ns=_int(h, "t_pub_ns", w),
         views=views, buffers=tuple(arrays), missing=missing, skew_ms=_float(h, "skew_ms", w),

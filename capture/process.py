@@ -104,14 +104,23 @@ def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
 
 
 def frameset_from(synced: SyncedSet, *, rig: str, seq: int, encoding: str = "bgr8", jpeg_quality: int = 90,
-                  t_pub_ns: int | None = None) -> FrameSet:
-    """The wire frameset of a synchronised set whose payloads are :class:`capture.source.Frame`."""
+                  t_pub_ns: int | None = None, shm=None, view_index: dict[str, int] | None = None) -> FrameSet:
+    """The wire frameset of a synchronised set whose payloads are :class:`capture.source.Frame`.
+
+    For ``encoding="shm"`` pass the process's :class:`capture.shm.ShmWriter` and the camera ->
+    view-slot map ``view_index``.
+    """
     views, buffers = [], []
     for sf in synced.frames:
         img = sf.payload.image
+        h, w = img.shape[:2]
+        if encoding == "shm":
+            handle = (shm.segment, *shm.write(seq, view_index[sf.camera], img))
+            views.append(View(sf.camera, sf.payload.frame_index, sf.t_ns, w, h, "shm", img.nbytes, shm=handle))
+            buffers.append(None)
+            continue
         buf = np.ascontiguousarray(img) if encoding == "bgr8" else encode_jpeg(img, jpeg_quality)
-        views.append(View(sf.camera, sf.payload.frame_index, sf.t_ns, img.shape[1], img.shape[0], encoding,
-                          memoryview(buf).nbytes))
+        views.append(View(sf.camera, sf.payload.frame_index, sf.t_ns, w, h, encoding, memoryview(buf).nbytes))
         buffers.append(buf)
     return FrameSet(rig=rig, seq=seq, t_ref_ns=synced.t_ref_ns, t_pub_ns=t_pub_ns or now_ns(), views=tuple(views),
                     buffers=tuple(buffers), missing=synced.missing, skew_ms=synced.skew_ms)
@@ -143,12 +152,13 @@ class CaptureProcess:
         publisher: a :class:`capture.bus.Publisher` (or anything with ``send(msg) -> bool`` and
             ``stats.dropped``).
         process: status name.
-        encoding, jpeg_quality: view encoding on the wire.
+        encoding, jpeg_quality: view encoding on the wire (``shm``: same-host shared memory).
         status_interval_s: period of status messages.
+        shm_ring: framesets kept in the shared-memory ring (``shm`` encoding).
     """
 
     def __init__(self, rig_name: str, live: LiveRig, publisher, *, process: str, encoding: str = "bgr8",
-                 jpeg_quality: int = 90, status_interval_s: float = 1.0) -> None:
+                 jpeg_quality: int = 90, status_interval_s: float = 1.0, shm_ring: int = 8) -> None:
         self.rig_name = rig_name
         self.live = live
         self.publisher = publisher
@@ -161,6 +171,10 @@ class CaptureProcess:
         self._recent_lat: deque[float] = deque(maxlen=300)
         self._last_status = 0.0
         self._sets_at_status = 0
+        self._shm = None
+        self._shm_count = 0
+        self._shm_ring = shm_ring
+        self._view_index = {c: i for i, c in enumerate(live.cameras)}
 
     def status(self, state: str, error: str = "") -> Status:
         """The current status message."""
@@ -201,15 +215,32 @@ class CaptureProcess:
         finally:
             self.report.seconds = time.monotonic() - t0
             self.live.stop()
+            if self._shm is not None:
+                self._shm.close()
             self.report.dropped_frames = self.live.sync.stats.dropped_frames
             self.report.overwritten = self.live.overwritten
             self.report.dropped_publish = self.publisher.stats.dropped
         self._send_status("stopping")
         return self.report
 
+    def _shm_writer(self, synced: SyncedSet):
+        need = max(f.payload.image.nbytes for f in synced.frames)
+        if self._shm is None or need > self._shm.slot_bytes:  # (re)size to the largest view seen
+            import os
+
+            from capture.shm import ShmWriter
+
+            if self._shm is not None:
+                self._shm.close()
+            self._shm_count += 1
+            self._shm = ShmWriter(f"selfpose3d-{self.rig_name}-{os.getpid()}-{self._shm_count}",
+                                  views=len(self._view_index), slot_bytes=need, ring=self._shm_ring)
+        return self._shm
+
     def _publish(self, synced: SyncedSet) -> None:
+        shm = self._shm_writer(synced) if self.encoding == "shm" else None
         fs = frameset_from(synced, rig=self.rig_name, seq=self._seq, encoding=self.encoding,
-                           jpeg_quality=self.jpeg_quality)
+                           jpeg_quality=self.jpeg_quality, shm=shm, view_index=self._view_index)
         self._seq += 1
         if self.publisher.send(fs):
             lat = (now_ns() - synced.t_ref_ns) / 1e6

@@ -34,6 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cameras", default=None, help="comma-separated rig cameras this process captures")
     parser.add_argument("--endpoint", default=None, help="publish endpoint (ipc://PATH or tcp://HOST:PORT)")
     parser.add_argument("--jpeg", action="store_true", help="JPEG-encode views (for tcp across hosts)")
+    parser.add_argument("--shm", action="store_true",
+                        help="pixels in same-host shared memory, only handles on the wire (lowest latency)")
     parser.add_argument("--max-speed", action="store_true", help="media sources: as fast as possible")
     parser.add_argument("--seconds", type=float, default=None, help="stop after this long")
     parser.add_argument("--frames", type=int, default=None, help="stop after this many framesets")
@@ -47,8 +49,8 @@ def build_config(args: argparse.Namespace):
     stream = cfg.stream
     if args.endpoint:
         stream = dataclasses.replace(stream, endpoint=args.endpoint)
-    if args.jpeg:
-        stream = dataclasses.replace(stream, encoding="jpeg")
+    if args.jpeg or args.shm:
+        stream = dataclasses.replace(stream, encoding="jpeg" if args.jpeg else "shm")
     changes = {"stream": stream}
     if args.cameras:
         changes["cameras"] = tuple(c for c in args.cameras.split(",") if c)

@@ -104,7 +104,7 @@ def test_bad_frameset_header_fields_are_rejected(rng, changes, match):
 
 def test_bad_views_and_buffers_are_rejected(rng):
     frames = encode(_frameset(rng))
-    with pytest.raises(MessageError, match="2 views but 1 buffers"):
+    with pytest.raises(MessageError, match="2 views with inline pixels but 1 buffers"):
         decode(frames[:3])
     with pytest.raises(MessageError, match="buffer has 143 bytes"):
         decode([*frames[:2], bytes(frames[2])[:-1], frames[3]])

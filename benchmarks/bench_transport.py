@@ -1,0 +1,195 @@
+"""Transport benchmark: N camera streams of W x H frames at F fps, as framesets, publisher process
+-> subscriber process over ZeroMQ (the live path's wire format and Publisher/Subscriber).
+
+Measures the sustained frameset rate at the subscriber, drops (publisher EAGAIN + subscriber
+sequence gaps), added latency (capture timestamp -> message received and validated by the
+subscriber; for JPEG also -> all views decoded) p50/p99, and each process's CPU use.
+
+Examples::
+
+    python benchmarks/bench_transport.py --seconds 10                      # 5 x 1080p raw over ipc
+    python benchmarks/bench_transport.py --transport tcp --encoding jpeg --seconds 10
+    python benchmarks/bench_transport.py --suite --seconds 10 --json         # both, one JSON object last
+
+``--json`` prints one JSON object as the last line: ``fps``, ``drops``, ``p50_ms``, ``p99_ms``
+(of the first run) plus every run's details under ``runs`` and the machine load (``loadavg``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def _cpu_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _frames(n_views: int, width: int, height: int, pool: int = 3) -> list[list[np.ndarray]]:
+    """``pool`` distinct realistic frames per view (Panoptic demo views if present, else a pattern)."""
+    import cv2
+
+    demo = REPO.parent / "shared" / "data" / "panoptic_demo" / "images"
+    rng = np.random.default_rng(0)
+    out = []
+    for v in range(n_views):
+        path = demo / f"view_{v % 5}.jpg"
+        base = cv2.imread(str(path)) if path.is_file() else None
+        if base is None:
+            yy, xx = np.mgrid[0:height, 0:width]
+            base = np.stack([(xx + v * 40) % 256, (yy * 2) % 256, ((xx + yy) // 3) % 256], -1).astype(np.uint8)
+        base = cv2.resize(base, (width, height), interpolation=cv2.INTER_LINEAR)
+        views = []
+        for _ in range(pool):
+            noise = rng.integers(-4, 5, base.shape, dtype=np.int16)  # sensor noise: realistic JPEG sizes
+            views.append(np.clip(base.astype(np.int16) + noise, 0, 255).astype(np.uint8))
+        out.append(views)
+    return out
+
+
+def _subscriber(endpoint: str, seconds: float, decode_jpeg: bool, ready, results) -> None:
+    from capture.bus import Subscriber
+    from capture.messages import FrameSet, now_ns
+
+    lat_recv, lat_dec, seqs = [], [], []
+    with Subscriber(endpoint, [b"frames/"], hwm=4) as sub:
+        ready.set()
+        cpu0, wall0 = _cpu_s(), time.monotonic()
+        end = wall0 + seconds + 30.0
+        first_t = last_t = None
+        while time.monotonic() < end:
+            msg = sub.recv(500)
+            if msg is None:
+                if first_t is not None:
+                    break
+                continue
+            if not isinstance(msg, FrameSet):
+                continue
+            t = now_ns()
+            lat_recv.append((t - msg.t_ref_ns) / 1e6)
+            if decode_jpeg and msg.views[0].encoding == "jpeg":
+                for i in range(len(msg.views)):
+                    msg.image(i)
+                lat_dec.append((now_ns() - msg.t_ref_ns) / 1e6)
+            seqs.append(msg.seq)
+            first_t = first_t or time.monotonic()
+            last_t = time.monotonic()
+        cpu = _cpu_s() - cpu0
+        active = (last_t - first_t) if first_t and last_t else 0.0
+        results.put({"lat_recv": lat_recv, "lat_dec": lat_dec, "seqs": seqs, "gaps": sub.stats.gaps,
+                     "bad": sub.stats.bad, "cpu_s": cpu, "active_s": active})
+
+
+def run_one(*, transport: str, encoding: str, views: int, width: int, height: int, fps: float, seconds: float,
+            jpeg_quality: int = 90, warmup_sets: int = 10) -> dict:
+    """One configuration; returns its measurements."""
+    from capture.bus import Publisher
+    from capture.messages import FrameSet, View, now_ns
+    from capture.process import encode_jpeg
+
+    tmp = tempfile.mkdtemp(prefix="sp3d-bench-", dir="/tmp")
+    endpoint = f"ipc://{tmp}/frames" if transport == "ipc" else f"tcp://127.0.0.1:{47000 + os.getpid() % 1000}"
+    frames = _frames(views, width, height)
+    cams = [f"cam{v}" for v in range(views)]
+    ctx = mp.get_context("spawn")
+    ready, results = ctx.Event(), ctx.Queue()
+    pub = Publisher(endpoint, hwm=2)
+    sub_proc = ctx.Process(target=_subscriber, args=(endpoint, seconds, encoding == "jpeg", ready, results), daemon=True)
+    sub_proc.start()
+    ready.wait(60)
+    if not pub.wait_for_subscriber(30):
+        raise RuntimeError("subscriber never connected")
+    time.sleep(0.2)
+    period = 1.0 / fps
+    n_sets = int(round(seconds * fps)) + warmup_sets
+    cpu0, t0 = _cpu_s(), time.monotonic()
+    late = 0
+    for k in range(n_sets):
+        due = t0 + k * period
+        delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        else:
+            late += 1
+        t_cap = now_ns()  # "capture": the frames exist now; everything after this is added latency
+        imgs = [frames[v][k % len(frames[v])] for v in range(views)]
+        if encoding == "jpeg":
+            bufs = [encode_jpeg(im, jpeg_quality) for im in imgs]
+        else:
+            bufs = imgs
+        vs = tuple(View(cams[v], k, t_cap, width, height, encoding, memoryview(bufs[v]).nbytes) for v in range(views))
+        pub.send(FrameSet("bench", k, t_cap, now_ns(), vs, tuple(bufs)))
+    pub_wall = time.monotonic() - t0
+    pub_cpu = _cpu_s() - cpu0
+    sub = results.get(timeout=seconds + 120)
+    sub_proc.join(10)
+    dropped_pub = pub.stats.dropped
+    pub.close()
+    lat = np.array(sub["lat_recv"][warmup_sets:] if len(sub["lat_recv"]) > warmup_sets else sub["lat_recv"])
+    dec = np.array(sub["lat_dec"][warmup_sets:] if len(sub["lat_dec"]) > warmup_sets else sub["lat_dec"])
+    received = len(sub["seqs"])
+    drops = n_sets - received
+    out = {
+        "transport": transport, "encoding": encoding, "views": views, "width": width, "height": height,
+        "target_fps": fps, "seconds": round(pub_wall, 2), "sent": n_sets, "received": received,
+        "fps": round(received / sub["active_s"], 2) if sub["active_s"] > 0 else 0.0,
+        "drops": int(drops), "dropped_by_publisher": int(dropped_pub), "sequence_gaps": int(sub["gaps"]),
+        "publisher_late_ticks": late,
+        "p50_ms": round(float(np.percentile(lat, 50)), 2) if lat.size else None,
+        "p99_ms": round(float(np.percentile(lat, 99)), 2) if lat.size else None,
+        "max_ms": round(float(lat.max()), 2) if lat.size else None,
+        "cpu_publisher_pct": round(100 * pub_cpu / pub_wall, 1),
+        "cpu_subscriber_pct": round(100 * sub["cpu_s"] / max(sub["active_s"], 1e-9), 1),
+        "mb_per_s": round(received * sum(memoryview(b).nbytes for b in bufs) / max(sub["active_s"], 1e-9) / 1e6, 1),
+    }
+    if dec.size:
+        out["decoded_p50_ms"] = round(float(np.percentile(dec, 50)), 2)
+        out["decoded_p99_ms"] = round(float(np.percentile(dec, 99)), 2)
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--transport", choices=("ipc", "tcp"), default="ipc")
+    parser.add_argument("--encoding", choices=("bgr8", "jpeg"), default="bgr8")
+    parser.add_argument("--views", type=int, default=5)
+    parser.add_argument("--width", type=int, default=1920)
+    parser.add_argument("--height", type=int, default=1080)
+    parser.add_argument("--fps", type=float, default=30.0)
+    parser.add_argument("--suite", action="store_true", help="run raw/ipc then jpeg/tcp")
+    parser.add_argument("--json", action="store_true", help="print one JSON object last")
+    args = parser.parse_args(argv)
+    configs = [("ipc", "bgr8"), ("tcp", "jpeg")] if args.suite else [(args.transport, args.encoding)]
+    runs = []
+    for transport, encoding in configs:
+        load_before = os.getloadavg()
+        r = run_one(transport=transport, encoding=encoding, views=args.views, width=args.width, height=args.height,
+                    fps=args.fps, seconds=args.seconds)
+        r["loadavg_before"] = [round(x, 2) for x in load_before]
+        r["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+        runs.append(r)
+        if not args.json:
+            print(json.dumps(r))
+    first = runs[0]
+    summary = {k: first[k] for k in ("fps", "drops", "p50_ms", "p99_ms")}
+    summary.update(cpus=os.cpu_count(), loadavg=[round(x, 2) for x in os.getloadavg()], runs=runs)
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

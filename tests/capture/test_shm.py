@@ -1,0 +1,66 @@
+"""Shared-memory views: handles on the wire, pixels read in place, overwrites detected."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from capture.bus import Publisher, Subscriber
+from capture.config import CaptureConfig, StreamConfig
+from capture.messages import FrameSet, MessageError, View, decode, encode
+from capture.process import build_capture
+from capture.shm import SHM_DIR, ShmError, ShmWriter, read_view
+
+from .conftest import green_level
+
+
+def test_ring_write_read_and_overwrite_detection(rng):
+    w = ShmWriter("selfpose3d-test-ring", views=2, slot_bytes=6 * 8 * 3, ring=2)
+    try:
+        img = rng.integers(0, 255, (6, 8, 3), dtype=np.uint8)
+        slot, offset, gen = w.write(5, 1, img)
+        np.testing.assert_array_equal(read_view(w.segment, offset, gen, slot, (6, 8, 3)), img)
+        fs = FrameSet("lab", 5, 1, 2, (View("c1", 0, 1, 8, 6, "shm", img.nbytes, shm=(w.segment, slot, offset, gen)),),
+                      (None,))
+        frames = encode(fs)
+        assert len(frames) == 2  # header only: the pixels stay in shared memory
+        out = decode(frames)
+        np.testing.assert_array_equal(out.image(0), img)
+        assert out.still_valid(0)
+        w.write(7, 1, img[::-1].copy())  # same slot two sets later (ring = 2)
+        assert not out.still_valid(0)
+        with pytest.raises(MessageError, match="overwritten"):
+            out.image(0)
+        with pytest.raises(ShmError, match="outside"):
+            read_view(w.segment, 10**9, gen, slot, (6, 8, 3))
+        with pytest.raises(ShmError, match="too large|exceeds"):
+            w.write(8, 0, np.zeros((7, 8, 3), np.uint8))
+    finally:
+        w.close()
+    assert not (SHM_DIR / "selfpose3d-test-ring").exists()
+    with pytest.raises(MessageError, match="does not exist"):
+        out.image(0)
+
+
+def test_capture_process_with_shm_encoding(image_rig, ipc_endpoint):
+    from calib.rig_config import load_rig
+
+    rig = load_rig(image_rig)
+    cfg = CaptureConfig(realtime=True, stream=StreamConfig(endpoint=ipc_endpoint, encoding="shm"))
+    stop = threading.Event()
+    proc, pub = build_capture(rig, cfg, stop=stop)
+    got = []
+    with pub, Subscriber(ipc_endpoint, [b"frames/"]) as sub:
+        assert pub.wait_for_subscriber(5)
+        thread = threading.Thread(target=proc.run, args=(stop,), kwargs={"max_sets": 4}, daemon=True)
+        thread.start()
+        end = time.monotonic() + 20
+        while len(got) < 4 and time.monotonic() < end:
+            m = sub.recv(100)
+            if isinstance(m, FrameSet):
+                got.append((m.views[2].encoding, green_level(m.image(2)), m.still_valid(2)))
+        thread.join(10)
+    assert got == [("shm", k, True) for k in range(4)]
