@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--predictions", help="prediction NPZ (poses (F,M,15,3+) mm, frame_ids, valid)")
     parser.add_argument("--checkpoint", help="[not built yet: comes with the trainer] run a checkpoint first")
     parser.add_argument("--gt", help="ground-truth folder (Shelf/Campus: actorsGT.mat or gt.npz; Panoptic: "
-                                     "the folder of sequences). Default: " + ", ".join(f"{k}: {v}" for k, v in DEFAULT_GT.items()))
+                                     "the folder of sequences or a VoxelPose GT pickle such as group_validation_cam5_sub.pkl). Default: " + ", ".join(f"{k}: {v}" for k, v in DEFAULT_GT.items()))
     parser.add_argument("--split", default="validation", choices=("validation", "train"), help="Panoptic split")
     parser.add_argument("--sequences", nargs="+", help="Panoptic: evaluate these sequences instead of the split's")
     parser.add_argument("--interval", type=int, help="Panoptic: frame interval (default 12 validation, 3 train)")
@@ -83,7 +83,14 @@ def _panoptic(preds, gt_path: str, args: argparse.Namespace) -> dict:
     from training.evaluate import evaluate_panoptic
     from training.metrics import AP_THRESHOLDS_MM
 
-    frames = index_frames(gt_path, args.split, args.sequences, args.interval)
+    if gt_path.endswith(".pkl"):
+        from training.datasets.panoptic import read_gt_pickle
+
+        frames = read_gt_pickle(gt_path)
+        if args.sequences:
+            frames = [f for f in frames if f.sequence in set(args.sequences)]
+    else:
+        frames = index_frames(gt_path, args.split, args.sequences, args.interval)
     metrics = evaluate_panoptic(preds, frames)
     print(f"panoptic {args.split}: {len(frames)} frames, {int(metrics['num_gt'])} GT persons, "
           f"{int(metrics['num_predictions'])} predictions")

@@ -71,3 +71,29 @@ def test_bad_prediction_file_is_a_one_line_error(tmp_path, capsys):
     np.savez(bad, something=np.zeros(3))
     assert main(["eval", "shelf", "--predictions", str(bad), "--gt", str(tmp_path)]) == 1
     assert "lacks 'poses'" in capsys.readouterr().err
+
+
+@pytest.mark.data
+def test_panoptic_gt_pickle_matches_json_index(shared_data, tmp_path):
+    import pickle
+
+    from training.datasets.panoptic import read_gt_pickle
+
+    root = shared_data / "panoptic_body3d_samples"
+    frames = index_frames(root, "validation", sequences=["160906_band1", "160906_band2"], interval=1)
+    db = []
+    for f in frames:
+        g, v = f.gt_arrays()
+        for cam in ("00_03", "00_06"):  # the 3D GT repeats per camera entry
+            db.append({"key": f"{f.sequence}_{cam}_{f.frame:08d}", "joints_3d": list(g),
+                       "joints_3d_vis": [np.repeat(x[:, None], 3, 1) for x in v]})
+    path = tmp_path / "group_validation_cam5_sub.pkl"
+    path.write_bytes(pickle.dumps({"sequence_list": [], "interval": 12, "cam_list": [], "db": db}))
+    back = read_gt_pickle(path)
+    assert [(f.sequence, f.frame) for f in back] == [(f.sequence, f.frame) for f in frames]
+    for a, b in zip(back, frames):
+        np.testing.assert_allclose(a.gt_arrays()[0], b.gt_arrays()[0])
+        np.testing.assert_array_equal(a.gt_arrays()[1], b.gt_arrays()[1])
+    pred = save_predictions(tmp_path / "p.npz", _gt_predictions(frames))
+    assert main(["eval", "panoptic", "--predictions", str(pred), "--gt", str(path), "--metrics", str(tmp_path / "m.json")]) == 0
+    assert json.loads((tmp_path / "m.json").read_text())["ap25"] == pytest.approx(1.0, abs=1e-4)

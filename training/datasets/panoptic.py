@@ -216,3 +216,35 @@ def index_frames(
             continue
         frames.extend(PanopticSequence(root / name).frames(interval or default_interval))
     return frames
+
+
+def read_gt_pickle(path: str | Path) -> list[PanopticFrame]:
+    """GT frames from a VoxelPose-format database pickle (e.g. ``group_validation_cam5_sub.pkl``).
+
+    Each db entry is one (frame, camera) with ``key`` ``<seq>_00_XX_<frame>``, ``joints_3d`` (list of
+    (15,3) mm, world z up) and ``joints_3d_vis``; the 3D GT repeats per camera, so the first entry of
+    each frame is used. Body ids are the person's position in the entry. Persons without a visible
+    root are dropped, frames without persons skipped (as for the JSON files).
+    """
+    from training.datasets.db_pickle import read_db_pickle, split_db_key
+
+    path = Path(path)
+    seen: dict[tuple[str, int], PanopticFrame] = {}
+    for i, item in enumerate(read_db_pickle(path)["db"]):
+        where = f"{path}: db entry #{i}"
+        if not isinstance(item, dict) or "key" not in item or "joints_3d" not in item:
+            raise DatasetError(f"{where}: a GT pickle entry needs 'key' and 'joints_3d' (is this a pseudo-label pickle?)")
+        seq, frame, _ = split_db_key(item["key"], where)
+        if (seq, frame) in seen:
+            continue
+        vis_in = item.get("joints_3d_vis")
+        if vis_in is None:
+            vis_in = [np.ones((NUM_JOINTS, 3))] * len(item["joints_3d"])
+        bodies = []
+        for b, (joints, vis) in enumerate(zip(item["joints_3d"], vis_in)):
+            joints = np.asarray(joints, dtype=np.float64).reshape(-1, 3)[:NUM_JOINTS]
+            visible = np.asarray(vis).reshape(NUM_JOINTS, -1)[:, 0] > 0
+            if visible[ROOT_JOINT]:
+                bodies.append(PanopticBody(b, joints, visible))
+        seen[(seq, frame)] = PanopticFrame(seq, frame, path, tuple(bodies))
+    return [f for f in seen.values() if f.bodies]

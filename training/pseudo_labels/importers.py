@@ -16,13 +16,13 @@ folder above the camera folder (an ``hdImgs``/``images`` level is skipped). So
 from __future__ import annotations
 
 import json
-import pickle
 import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 
+from training.datasets.db_pickle import read_db_pickle, split_db_key
 from training.errors import DatasetError
 from training.pseudo_labels.mapping import Detection, convert_detection, layout_for
 from training.pseudo_labels.store import LabelEntry, PseudoLabelSet, ViewLabels
@@ -152,43 +152,6 @@ def import_openpose(
     return PseudoLabelSet(entries, variant, f"openpose:{folder}")
 
 
-class _SafeUnpickler(pickle.Unpickler):
-    """Only plain containers and numpy arrays/scalars; anything else is refused."""
-
-    ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-        ("numpy", "ndarray"), ("numpy", "dtype"), ("collections", "OrderedDict"),
-        ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "slice"), ("builtins", "complex"),
-    }
-
-    def find_class(self, module: str, name: str):
-        if (module, name) in self.ALLOWED or (module == "numpy" and name.endswith("DType")) \
-                or module == "numpy.dtypes":
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name} (only plain data and numpy arrays are accepted)")
-
-
-def read_db_pickle(path: str | Path) -> dict:
-    """Load a VoxelPose/SelfPose3d database pickle safely (dict with a ``db`` list)."""
-    path = Path(path)
-    try:
-        with open(path, "rb") as fh:
-            data = _SafeUnpickler(fh).load()
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError) as exc:
-        raise DatasetError(f"{path}: cannot read database pickle ({exc})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("db"), list):
-        raise DatasetError(f"{path}: expected a dict with a 'db' list (SPEC.md §4.6), got {type(data).__name__}")
-    return data
-
-
-def _split_key(key: str, where: str) -> tuple[str, int, str]:
-    parts = str(key).rsplit("_", 3)
-    if len(parts) != 4 or not parts[3].isdigit():
-        raise DatasetError(f"{where}: db key '{key}' is not '<sequence>_<panel>_<node>_<frame>'")
-    return parts[0], int(parts[3]), f"{parts[1]}_{parts[2]}"
-
-
 def import_selfpose3d_pickle(path: str | Path, variant: str | None = None) -> PseudoLabelSet:
     """Import a SelfPose3d pseudo-label pickle (``group_train_cam5_pseudo_hrnet_{soft,hard}_*.pkl``).
 
@@ -204,7 +167,7 @@ def import_selfpose3d_pickle(path: str | Path, variant: str | None = None) -> Ps
         where = f"{path}: db entry #{i}"
         if not isinstance(item, dict) or "key" not in item or "joints_2d" not in item:
             raise DatasetError(f"{where}: needs 'key' and 'joints_2d'")
-        seq, frame, cam = _split_key(item["key"], where)
+        seq, frame, cam = split_db_key(item["key"], where)
         joints = [np.asarray(j, np.float64).reshape(-1, 2)[:15] for j in item["joints_2d"]]
         vis_in = item.get("joints_2d_vis", [np.ones((15, 2))] * len(joints))
         vis = [np.asarray(v).reshape(15, -1)[:, 0] > 0 for v in vis_in]
