@@ -93,3 +93,26 @@ def test_missing_sequence_is_an_error_unless_allowed(tmp_path):
     with pytest.raises(DatasetError, match="160906_pizza1"):
         index_frames(tmp_path, "validation")
     assert index_frames(tmp_path, "validation", require_all=False) == []
+
+
+def test_read_image_from_jpg_or_video(tmp_path):
+    import cv2
+
+    (tmp_path / "160906_band1").mkdir()
+    seq = PanopticSequence(tmp_path / "160906_band1")
+    frames = [np.full((48, 64, 3), (10 * i, 100, 200 - 10 * i), np.uint8) for i in range(6)]  # RGB
+    vid = seq.video_path("00_06")
+    vid.parent.mkdir(parents=True)
+    writer = cv2.VideoWriter(str(vid), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (64, 48))
+    for f in frames:
+        writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    writer.release()
+    for n in (0, 1, 4, 2):  # sequential reads and seeks
+        img = seq.read_image("00_06", n)
+        assert img.shape == (48, 64, 3) and np.abs(img.astype(int) - frames[n]).mean() < 4
+    jpg = seq.image_path("00_03", 7)
+    jpg.parent.mkdir(parents=True)
+    cv2.imwrite(str(jpg), cv2.cvtColor(frames[3], cv2.COLOR_RGB2BGR))
+    assert np.abs(seq.read_image("00_03", 7).astype(int) - frames[3]).mean() < 4
+    with pytest.raises(DatasetError, match="hd_00_12.mp4"):
+        seq.read_image("00_12", 0)

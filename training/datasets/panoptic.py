@@ -166,6 +166,38 @@ class PanopticSequence:
         """``hdVideos/hd_00_XX.mp4``; HD frame ``n`` is video frame ``n``."""
         return self.dir / "hdVideos" / f"hd_{camera}.mp4"
 
+    def read_image(self, camera: str, frame: int) -> np.ndarray:
+        """RGB uint8 (H,W,3) of an HD frame, from ``hdImgs`` if extracted, else from ``hdVideos``.
+
+        Videos are read sequentially when frames are requested in increasing order (one open
+        capture per camera); other requests seek.
+        """
+        import cv2
+
+        path = self.image_path(camera, frame)
+        if path.is_file():
+            bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if bgr is None:
+                raise DatasetError(f"{path}: cannot decode image")
+            return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        video = self.video_path(camera)
+        if not video.is_file():
+            raise DatasetError(f"{path}: image missing and no video {video.name} in hdVideos (extract frames or add the video)")
+        cache = self.__dict__.setdefault("_videos", {})
+        cap, next_frame = cache.get(camera, (None, -1))
+        if cap is None:
+            cap = cv2.VideoCapture(str(video))
+            if not cap.isOpened():
+                raise DatasetError(f"{video}: cannot open video")
+            next_frame = 0
+        if frame != next_frame:
+            cap.set(cv2.CAP_PROP_POS_FRAMES, frame)
+        ok, bgr = cap.read()
+        cache[camera] = (cap, frame + 1)
+        if not ok:
+            raise DatasetError(f"{video}: cannot read frame {frame} (video too short?)")
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
     def frames(self, interval: int = 1) -> Iterator[PanopticFrame]:
         """Sample every ``interval``-th body file (index % interval == 0), skipping frames without
         any body whose root is visible (SPEC.md §4.5)."""
