@@ -116,3 +116,4 @@ def test_read_image_from_jpg_or_video(tmp_path):
     assert np.abs(seq.read_image("00_03", 7).astype(int) - frames[3]).mean() < 4
     with pytest.raises(DatasetError, match="hd_00_12.mp4"):
         seq.read_image("00_12", 0)
+    seq.close()

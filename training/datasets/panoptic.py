@@ -140,6 +140,7 @@ class PanopticSequence:
         self.dir = Path(sequence_dir)
         self.name = self.dir.name
         self.camera_names = tuple(camera_names)
+        self._videos: dict[str, tuple[object, int]] = {}  # camera -> (cv2.VideoCapture, next frame)
         if not self.dir.is_dir():
             raise DatasetError(f"{self.dir}: Panoptic sequence folder not found (expected <root>/{self.name})")
 
@@ -183,8 +184,7 @@ class PanopticSequence:
         video = self.video_path(camera)
         if not video.is_file():
             raise DatasetError(f"{path}: image missing and no video {video.name} in hdVideos (extract frames or add the video)")
-        cache = self.__dict__.setdefault("_videos", {})
-        cap, next_frame = cache.get(camera, (None, -1))
+        cap, next_frame = self._videos.get(camera, (None, -1))
         if cap is None:
             cap = cv2.VideoCapture(str(video))
             if not cap.isOpened():
@@ -193,10 +193,16 @@ class PanopticSequence:
         if frame != next_frame:
             cap.set(cv2.CAP_PROP_POS_FRAMES, frame)
         ok, bgr = cap.read()
-        cache[camera] = (cap, frame + 1)
+        self._videos[camera] = (cap, frame + 1)
         if not ok:
             raise DatasetError(f"{video}: cannot read frame {frame} (video too short?)")
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+    def close(self) -> None:
+        """Release open video captures."""
+        for cap, _ in self._videos.values():
+            cap.release()
+        self._videos.clear()
 
     def frames(self, interval: int = 1) -> Iterator[PanopticFrame]:
         """Sample every ``interval``-th body file (index % interval == 0), skipping frames without
