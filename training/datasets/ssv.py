@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from engine.skeleton import PANOPTIC15
 from training.augment import base_scale, cutout, rand_augment, sample_view_sets, warp_image
 from training.errors import DatasetError
 from training.pseudo_labels.store import PseudoLabelSet
@@ -147,7 +148,7 @@ class SSVSampleBuilder:
 
     def _view_set(self, drawn, k: int, originals, rng: np.random.Generator) -> ViewSet:
         V, P = len(self.cameras), self.max_people
-        J = self.labels.entries[0].labels.joints_px.shape[1] if len(self.labels) else 15
+        J = PANOPTIC15.num_joints
         joints = np.zeros((V, P, J, 2), np.float32)
         visible = np.zeros((V, P, J), bool)
         counts = np.zeros(V, np.int64)
