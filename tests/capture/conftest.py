@@ -33,7 +33,7 @@ def green_level(img: np.ndarray) -> int:
 
 @pytest.fixture
 def image_rig(tmp_path, toy_rig):
-    """A rig YAML whose 4 toy cameras read image folders (6 frames each, 64x48 calibrated size)."""
+    """A rig YAML whose 4 toy cameras read image folders (6 frames each at 12 fps, 64x48)."""
     from calib.camera import CameraRig
     from calib.io import scale_intrinsics
     from calib.rig_config import SourceConfig, save_rig
@@ -44,6 +44,6 @@ def image_rig(tmp_path, toy_rig):
         folder.mkdir(parents=True)
         for k in range(6):
             cv2.imwrite(str(folder / f"{k:04d}.png"), pattern_image(k))
-        sources.append(SourceConfig(kind="images", uri=str(folder), fps=20.0, realtime=False))
+        sources.append(SourceConfig(kind="images", uri=str(folder), fps=12.0, realtime=False))
     small = CameraRig(tuple(scale_intrinsics(c, 64, 48) for c in toy_rig))
     return save_rig(small, tmp_path / "rig.yaml", name="toy", sources=sources)
