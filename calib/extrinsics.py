@@ -41,13 +41,13 @@ class WorldFrame:
         reference: ``board`` (the board of frame ``board_frame`` lies on the floor, face up; world
             origin at its first inner corner, x along its columns, z up) or ``camera`` (world = camera
             ``camera`` with z = its up direction and y its viewing direction).
-        board_frame: frame index for ``board``; None picks the frame seen by the most cameras.
+        board_frame: frame index for ``board`` (default 0: start recordings with the board on the floor).
         camera: camera name for ``camera``; None means the BA reference camera.
         origin_mm: the point (in the frame above) that becomes the world origin.
     """
 
     reference: str = "board"
-    board_frame: int | None = None
+    board_frame: int = 0
     camera: str | None = None
     origin_mm: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
@@ -358,11 +358,12 @@ def _world_transform(world: WorldFrame, ref, cam_from_ref, board_in_ref, poses_c
         t = CAMERA_TO_UPRIGHT @ cam_from_ref[name][1] - offset
         return R, t
     frame = world.board_frame
-    if frame is None:
-        frame = max(board_in_ref, key=lambda f: (sum((c, f) in poses_cb for c in cams), -f))
     if frame not in board_in_ref:
-        raise CalibrationError(f"{source}: world board frame {frame} is not seen by at least two cameras; pick one "
-                               f"of {sorted(board_in_ref)[:20]} (--world-frame) or use --world camera")
+        best = sorted(board_in_ref, key=lambda f: -sum((c, f) in poses_cb for c in cams))[:10]
+        raise CalibrationError(f"{source}: the world is set by the board of frame {frame} (lying on the floor), but "
+                               "fewer than two cameras see it there. Record the first frame with the board flat on "
+                               f"the floor in view of several cameras, pick another floor frame with --world-frame "
+                               f"(frames seen by the most cameras: {best}), or use --world camera:NAME")
     R_rb, t_rb = board_in_ref[frame]
     board_from_ref = _inv((R_rb, t_rb))
     first_corner_b = spec.board_points_mm()[0]

@@ -56,8 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output folder: rig.yaml, calibration_panoptic.json, "
                    "calibration.toml (anipose), report.txt")
     p.add_argument("--world", default="board", help="'board' (board of --world-frame on the floor) or 'camera:NAME'")
-    p.add_argument("--world-frame", type=int, default=None, help="frame whose board defines the world (default: "
-                   "the frame seen by most cameras)")
+    p.add_argument("--world-frame", type=int, default=0, help="frame whose board lies on the floor and defines "
+                   "the world (default 0)")
     p.add_argument("--origin-mm", default="0,0,0", help="point (in that frame, mm) that becomes the world origin")
     p.add_argument("--reference", default=None, help="bundle-adjustment reference camera")
 
@@ -180,14 +180,14 @@ def _render_dry_run(args, spec) -> int:
     rig = _load_rig(args.render_rig)
     rng = np.random.default_rng(args.seed)
     center = np.median(rig.centers_mm, axis=0) * np.array([1.0, 1.0, 0.0]) + np.array([0.0, 0.0, 900.0])
-    poses = [floor_board_pose(spec, center * np.array([1, 1, 0]))] + rig_board_poses(rig, spec, args.frames - 1, rng, center)
+    poses = [floor_board_pose(spec)] + rig_board_poses(rig, spec, args.frames - 1, rng, center)
     out = Path(args.out)
     for cam in rig:
         renderer = BoardRenderer(cam, spec)
         (out / cam.name).mkdir(parents=True, exist_ok=True)
         for i, pose in enumerate(poses):
             cv2.imwrite(str(out / cam.name / f"{i:06d}.png"), renderer.render(pose, noise_std=2.0, rng=rng))
-    print(f"wrote {len(poses)} synchronised frames per camera for {rig.names} under {out} (frame 0: board on the floor)")
+    print(f"wrote {len(poses)} synchronised frames per camera for {rig.names} under {out} (frame 0: board on the floor, first inner corner at the world origin)")
     return 0
 
 
