@@ -23,7 +23,7 @@ from calib.projection import distort_normalized, pixel_rays_w
 from capture.synthetic import body as B
 
 # Primitive kinds.
-_CAPSULE, _SPHERE, _POLY, _SHADOW = 0, 1, 2, 3
+_CAPSULE, _SPHERE, _POLY = 0, 1, 2
 # Extra render points per person appended after the 15 joints.
 _HEAD_C, _HAIR_C, _L_HAND, _R_HAND, _L_TOE, _R_TOE = range(15, 21)
 _NUM_POINTS = 21
@@ -197,57 +197,83 @@ def _wall_texture(rng: np.random.Generator, width_px: int, height_px: int) -> np
     return np.clip(tex, 0, 255).astype(np.uint8)
 
 
+def _pixel_rays(cam: Camera, grid_step_px: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """World ray directions of every pixel as three (H,W) float32 arrays (x, y, z).
+
+    Undistortion is iterative, so it runs on a coarse pixel grid; the direction field is smooth
+    and is interpolated to full resolution (grid-aligned) and renormalised.
+    """
+    W, H = cam.width, cam.height
+    gx = np.arange(0, W - 1 + grid_step_px, grid_step_px, dtype=np.float64)
+    gy = np.arange(0, H - 1 + grid_step_px, grid_step_px, dtype=np.float64)
+    coarse = pixel_rays_w(np.stack(np.meshgrid(gx, gy), -1), cam).astype(np.float32)  # (h,w,3)
+    map_x = np.broadcast_to((np.arange(W, dtype=np.float32) / grid_step_px)[None, :], (H, W))
+    map_y = np.broadcast_to((np.arange(H, dtype=np.float32) / grid_step_px)[:, None], (H, W))
+    d = cv2.split(cv2.remap(coarse, np.ascontiguousarray(map_x), np.ascontiguousarray(map_y), cv2.INTER_LINEAR))
+    inv = 1.0 / np.sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2])
+    return d[0] * inv, d[1] * inv, d[2] * inv
+
+
+@dataclass(frozen=True)
+class _RoomTextures:
+    """Floor and wall textures in one atlas (floor on top, wall below)."""
+
+    atlas: np.ndarray
+    mm_per_px: float
+    floor_px: int
+    wall_w: int
+    wall_h: int
+
+    @classmethod
+    def build(cls, room_radius_mm: float, room_height_mm: float, seed: int) -> "_RoomTextures":
+        rng = np.random.default_rng([seed, 0xBACC])
+        mm_per_px = 12.0
+        floor_px = int(2 * room_radius_mm / mm_per_px) + 1
+        wall_w = int(2 * np.pi * room_radius_mm / 25.0)
+        wall_h = int(room_height_mm / 25.0)
+        atlas = np.zeros((floor_px + wall_h, max(floor_px, wall_w), 3), np.uint8)
+        atlas[:floor_px, :floor_px] = _floor_texture(rng, floor_px, int(600 / mm_per_px))
+        atlas[floor_px:, :wall_w] = _wall_texture(rng, wall_w, wall_h)
+        return cls(atlas, mm_per_px, floor_px, wall_w, wall_h)
+
+
 def render_background(
     cam: Camera, room_center_mm: np.ndarray, room_radius_mm: float, room_height_mm: float,
-    textured: bool, seed: int, grid_step_px: int = 2,
+    textures: "_RoomTextures | None", grid_step_px: int = 8,
 ) -> np.ndarray:
-    """(H,W,3) BGR image of the empty room seen by ``cam`` (ray cast on a coarse pixel grid)."""
+    """(H,W,3) BGR image of the empty room seen by ``cam`` (every pixel ray-cast; flat grey
+    without ``textures``)."""
     W, H = cam.width, cam.height
-    if not textured:
+    if textures is None:
         return np.full((H, W, 3), 110, np.uint8)
-    rng = np.random.default_rng([seed, 0xBACC])
-    mm_per_px = 12.0
-    floor_px = int(2 * room_radius_mm / mm_per_px) + 1
-    floor = _floor_texture(rng, floor_px, int(600 / mm_per_px))
-    wall_w = int(2 * np.pi * room_radius_mm / 25.0)
-    wall_h = int(room_height_mm / 25.0)
-    wall = _wall_texture(rng, wall_w, wall_h)
-    gx = np.arange(0, W + grid_step_px, grid_step_px, dtype=np.float64)
-    gy = np.arange(0, H + grid_step_px, grid_step_px, dtype=np.float64)
-    uv = np.stack(np.meshgrid(gx, gy), -1)  # (h,w,2)
-    d = pixel_rays_w(uv, cam)
-    c = cam.center_mm
-    rel = c[:2] - room_center_mm[:2]
+    mm_per_px, floor_px, wall_w, wall_h = textures.mm_per_px, textures.floor_px, textures.wall_w, textures.wall_h
+    dx, dy, dz = _pixel_rays(cam, grid_step_px)
+    c = cam.center_mm.astype(np.float32)
+    center = np.asarray(room_center_mm, np.float32)
+    rel = c[:2] - center[:2]
     # Wall: |rel + t d_xy| = R (camera inside the cylinder -> positive root).
-    a = np.maximum((d[..., :2] ** 2).sum(-1), 1e-12)
-    bq = 2 * (d[..., :2] * rel).sum(-1)
-    cq = (rel**2).sum() - room_radius_mm**2
+    a = np.maximum(dx * dx + dy * dy, 1e-12)
+    bq = 2 * (dx * rel[0] + dy * rel[1])
+    cq = np.float32((rel**2).sum() - room_radius_mm**2)
     t_wall = (-bq + np.sqrt(np.maximum(bq * bq - 4 * a * cq, 0))) / (2 * a)
-    t_floor = np.where(d[..., 2] < -1e-9, -c[2] / np.minimum(d[..., 2], -1e-9), np.inf)
+    t_floor = np.where(dz < -1e-9, -c[2] / np.minimum(dz, -1e-9), np.inf).astype(np.float32)
     hit_floor = t_floor < t_wall
-    p_floor = c + np.where(hit_floor, t_floor, 0.0)[..., None] * d
-    z_wall = c[2] + t_wall * d[..., 2]
-    az = np.arctan2(rel[1] + t_wall * d[..., 1], rel[0] + t_wall * d[..., 0])
+    t_f = np.where(hit_floor, t_floor, 0.0)
+    fx_mm = c[0] + t_f * dx
+    fy_mm = c[1] + t_f * dy
+    z_wall = c[2] + t_wall * dz
+    az = np.arctan2(rel[1] + t_wall * dy, rel[0] + t_wall * dx)
     # Floor texture coords, then wall coords placed below the floor in one atlas.
-    fu = (p_floor[..., 0] - room_center_mm[0] + room_radius_mm) / mm_per_px
-    fv = (p_floor[..., 1] - room_center_mm[1] + room_radius_mm) / mm_per_px
-    wu = (az + np.pi) / (2 * np.pi) * (wall_w - 1)
-    wv = floor_px + (1.0 - np.clip(z_wall / room_height_mm, 0, 1)) * (wall_h - 1)
-    map_x = np.where(hit_floor, fu, wu).astype(np.float32)
-    map_y = np.where(hit_floor, fv, wv).astype(np.float32)
-    atlas = np.zeros((floor_px + wall_h, max(floor_px, wall_w), 3), np.uint8)
-    atlas[:floor_px, :floor_px] = floor
-    atlas[floor_px:, :wall_w] = wall
+    map_x = np.where(hit_floor, (fx_mm - center[0] + room_radius_mm) / mm_per_px,
+                     (az + np.pi) / (2 * np.pi) * (wall_w - 1)).astype(np.float32)
+    map_y = np.where(hit_floor, (fy_mm - center[1] + room_radius_mm) / mm_per_px,
+                     floor_px + (1.0 - np.clip(z_wall / room_height_mm, 0, 1)) * (wall_h - 1)).astype(np.float32)
     # Light: bright in the middle of the room, darker toward the walls; dark ceiling.
-    r_floor = np.linalg.norm(p_floor[..., :2] - room_center_mm[:2], axis=-1) / room_radius_mm
+    r_floor = np.hypot(fx_mm - center[0], fy_mm - center[1]) / room_radius_mm
     light = np.where(hit_floor, 1.1 - 0.45 * np.clip(r_floor, 0, 1) ** 2, 0.8 + 0.2 * np.clip(z_wall / room_height_mm, 0, 1))
-    ceiling = (~hit_floor) & (z_wall > room_height_mm)
-    light = np.where(ceiling, 0.35, light).astype(np.float32)
-    map_x = cv2.resize(map_x, (len(gx) * grid_step_px, len(gy) * grid_step_px), interpolation=cv2.INTER_LINEAR)[:H, :W]
-    map_y = cv2.resize(map_y, (len(gx) * grid_step_px, len(gy) * grid_step_px), interpolation=cv2.INTER_LINEAR)[:H, :W]
-    light = cv2.resize(light, (len(gx) * grid_step_px, len(gy) * grid_step_px), interpolation=cv2.INTER_LINEAR)[:H, :W]
-    img = cv2.remap(atlas, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return np.clip(img.astype(np.float32) * light[..., None], 0, 255).astype(np.uint8)
+    light = np.where((~hit_floor) & (z_wall > room_height_mm), 0.35, light).astype(np.float32)
+    img = cv2.remap(textures.atlas, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.multiply(img, cv2.merge([light, light, light]), dtype=cv2.CV_8U)
 
 
 class Renderer:
@@ -270,8 +296,9 @@ class Renderer:
         height = float(max(rig.centers_mm[:, 2].max() + 800.0, 3000.0))
         rng = np.random.default_rng([self.seed, 0xE4])
         self.views = []
+        textures = _RoomTextures.build(radius, height, self.seed) if options.textured_background else None
         for cam in rig:
-            bg = render_background(cam, center, radius, height, options.textured_background, self.seed)
+            bg = render_background(cam, center, radius, height, textures)
             exposure = 1.0 + options.exposure_jitter * rng.uniform(-1, 1)
             self.views.append(_CameraView(cam, bg, exposure))
         self._light_phase = rng.uniform(0, 2 * np.pi, size=4)
