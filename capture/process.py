@@ -258,7 +258,7 @@ def build_capture(rig, config, *, stop: threading.Event, num_frames: int | None 
 
     cameras = list(config.cameras) or rig.names
     sources = build_sources(rig, cameras, stop=stop, realtime=config.realtime, num_frames=num_frames)
-    fps = config.fps or _rig_fps(rig, cameras)
+    fps = config.fps or rig_fps(rig, cameras)
     tolerance = config.sync.tolerance_ms or 500.0 / fps
     live = LiveRig(sources, tolerance_ms=tolerance, deadline_ms=config.sync.deadline_ms,
                    min_views=min(config.sync.min_views, len(cameras)), failure_budget=config.failure_budget,
@@ -270,7 +270,8 @@ def build_capture(rig, config, *, stop: threading.Event, num_frames: int | None 
     return proc, pub
 
 
-def _rig_fps(rig, cameras: Sequence[str]) -> float:
+def rig_fps(rig, cameras: Sequence[str]) -> float:
+    """Nominal frame rate of a rig's cameras (the fastest configured; 30 if none says)."""
     rates = []
     for name in cameras:
         src = rig.source(name)

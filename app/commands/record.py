@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from calib.rig_config import load_rig
-    from capture.process import LiveRig, _rig_fps, stop_on_signals
+    from capture.process import LiveRig, rig_fps, stop_on_signals
     from capture.recorder import Recorder, record_live, record_stream
 
     rig = load_rig(args.rig, args.rig_overrides)
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
             from capture.sources.factory import build_sources
 
             sources = build_sources(rig, cameras, stop=stop, realtime=False if args.max_speed else None)
-            live = LiveRig(sources, tolerance_ms=500.0 / _rig_fps(rig, cameras), deadline_ms=args.deadline_ms)
+            live = LiveRig(sources, tolerance_ms=500.0 / rig_fps(rig, cameras), deadline_ms=args.deadline_ms)
             report = record_live(rec, live, stop, max_sets=args.frames, duration_s=args.seconds)
     print(json.dumps({"session": str(args.out), "sets": report.sets, "seconds": round(report.seconds, 2),
                       "gaps": report.gaps}))

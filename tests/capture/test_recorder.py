@@ -123,3 +123,24 @@ def test_recorder_killed_with_sigkill_leaves_a_readable_session(tmp_path, image_
             assert green_level(r.image(v)) == v.frame_index % 6  # the image the index says
     rig = load_rig(out / "rig.yaml")
     assert rig.names == ["cam0", "cam1", "cam2", "cam3"]
+
+
+def test_session_source_original_or_retimed_timestamps(tmp_path):
+    from capture.source import SourceError, ThreadedReader
+    from capture.sources.session import SessionSource
+
+    _write(tmp_path / "s", n=4)
+    with SessionSource("b", tmp_path / "s", realtime=False) as src:
+        frames = list(src.frames())
+    assert [(f.frame_index, f.t_ns) for f in frames] == [(0, 1001), (1, 1051), (3, 1151)]  # b missed frame 2
+    np.testing.assert_array_equal(frames[2].image, pattern_image(3))
+    with SessionSource("a", tmp_path / "s", realtime=False, retime=True, start_ns=10**6, loop=True) as src:
+        looped = [src.read() for _ in range(6)]
+    assert [f.t_ns - 10**6 for f in looped] == [0, 50, 100, 150, 200, 250]  # period 50 ns, laps continue
+    with pytest.raises(SourceError, match="not in session"):
+        SessionSource("zz", tmp_path / "s").open()
+    with ThreadedReader(SessionSource("a", tmp_path / "s", realtime=False)) as reader:
+        end = time.monotonic() + 5
+        while not reader.ended and time.monotonic() < end:
+            time.sleep(0.01)
+    assert reader.take().frame_index == 3 and reader.frames_read == 4
