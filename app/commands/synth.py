@@ -75,8 +75,8 @@ def _rig(cfg):
         center = (r.target_mm[0], r.target_mm[1], 800.0)
     else:
         path = Path(cfg.rig)
-        if not path.is_absolute() and not path.exists():
-            path = REPO / path
+        if not path.is_absolute() and not path.exists() and (REPO / path).exists():
+            path = REPO / path  # repo-relative defaults such as configs/rig.yaml work from any folder
         if path.suffix in (".yaml", ".yml"):
             from calib.rig_config import load_rig
 
@@ -103,12 +103,14 @@ def run(args: argparse.Namespace) -> int:
     from capture.synthetic.export_panoptic import export_panoptic_sequence
     from capture.synthetic.world import SyntheticWorld
 
+    from calib.camera import CalibrationError
+
     try:
         cfg = _config(args)
-    except ConfigError as exc:
+        rig, center, size = _rig(cfg)
+    except (ConfigError, CalibrationError) as exc:
         print(f"selfpose3d synth: {exc}", file=sys.stderr)
         return 2
-    rig, center, size = _rig(cfg)
     world = SyntheticWorld(rig, num_people=cfg.people, seed=cfg.seed, fps=cfg.fps, volume_center_mm=center,
                            volume_size_mm=size, entries_exits=cfg.entries_exits, render_options=cfg.render)
     out = Path(args.out)
