@@ -218,8 +218,10 @@ class SceneState:
         now_ns = time.time_ns() if now_ns is None else now_ns
         st = self.stats
         lines = [f"{st.fps:5.1f} fps   latency {st.latency_ms:6.1f} ms   people {len(self.poses)}"]
-        if st.stage_ms:
-            lines.append("  ".join(f"{k} {v:.1f}" for k, v in list(st.stage_ms.items())[:6]) + " ms")
+        if st.stage_ms:  # the slowest stages first, wrapped so the HUD stays narrow
+            parts = [f"{k} {v:.1f}" for k, v in sorted(st.stage_ms.items(), key=lambda kv: -kv[1])[:6]]
+            for i in range(0, len(parts), 3):
+                lines.append("  ".join(parts[i : i + 3]) + (" ms" if i + 3 >= len(parts) else ""))
         if self.mpjpe_mm is not None:
             lines.append(f"MPJPE vs truth {self.mpjpe_mm:.1f} mm")
         if st.arrivals_ns and now_ns - st.arrivals_ns[-1] > 2e9:

@@ -114,3 +114,13 @@ def test_missing_views_and_error_reported_inside_poses_messages(state, two_peopl
     msg2.extra = {"missing": []}
     state.update_poses(msg2)
     assert state.missing_cameras == [] and "MPJPE" not in "\n".join(state.hud_lines())
+
+
+def test_stage_timings_slowest_first_and_wrapped(state, two_people):
+    poses, ids = two_people
+    msg = make_message(poses, ids)
+    msg.timings_ms = {"a": 1.0, "b": 50.0, "c": 3.0, "d": 20.0, "e": 0.5, "f": 7.0, "g": 0.1}
+    state.update_poses(msg)
+    hud = state.hud_lines()
+    assert hud[1] == "b 50.0  d 20.0  f 7.0" and hud[2] == "c 3.0  a 1.0  e 0.5 ms"
+    assert not any(line.startswith("g ") or " g " in line for line in hud)
