@@ -66,6 +66,10 @@ class FrameTruth:
 class SyntheticWorld:
     """A seeded multi-person scene seen by a camera rig.
 
+    Results depend only on (seed, frame index), whatever the call order. The world caches
+    simulation chunks and recent frames, so it is not thread-safe: serialise calls (the capture
+    source holds a lock). It pickles (DataLoader workers get their own copy).
+
     Args:
         rig: any calibrated rig (images come at each camera's resolution; see
             :func:`capture.synthetic.rigs.scale_rig` for other sizes).
