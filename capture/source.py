@@ -210,7 +210,12 @@ class ThreadedReader:
                 self.source.open()
                 self.state, self.error = "ok", ""
                 return True
-            except Exception as exc:  # any open failure is retried: cameras come back
+            except Exception as exc:  # live cameras come back: retry; media that cannot open will not
+                if not self.source.live and self.frames_read == 0:
+                    self.error = str(exc)
+                    self.state = f"error: {exc}"
+                    log.error("camera %s: cannot open (%s)", self.camera, exc)
+                    return False
                 self.error = str(exc)
                 self.state = f"retrying in {delay:.1f} s: {exc}"
                 log.warning("camera %s: open failed (%s); retrying in %.1f s", self.camera, exc, delay)
@@ -249,7 +254,7 @@ class ThreadedReader:
                 self.reopens += 1
         finally:
             self._close_quietly()
-            if self._stop.is_set() and self.state != "ended":
+            if self._stop.is_set() and self.state != "ended" and not self.state.startswith("error"):
                 self.state = "stopped"
             if self.notify is not None:
                 self.notify.set()

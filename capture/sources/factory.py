@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from typing import Sequence
 
 from calib.configkit import ConfigError
@@ -76,6 +77,10 @@ def build_sources(rig: Rig, cameras: Sequence[str] | None = None, *, stop: threa
         raise ConfigError(f"{rig.path or rig.name}: cameras {unknown} are not in the rig {rig.names}")
     start_ns = time.time_ns() + 200_000_000 if start_ns is None else start_ns
     configs = {n: rig.source(n) for n in names}
+    for n, c in configs.items():
+        if c.kind in ("file", "images", "panoptic", "session") and not Path(c.uri).exists():
+            raise ConfigError(f"{rig.path or rig.name}: camera '{n}': {c.kind} source {c.uri} does not exist "
+                              "(paths in a rig file are relative to the rig file's folder)")
     synthetic = None
     if any(c.kind == "synthetic" for c in configs.values()):
         from capture.sources.synthetic import SyntheticRig

@@ -264,3 +264,20 @@ def test_synthetic_views_are_genlocked_and_rendered_once_per_frame(toy_rig):
     assert got["cam0"][-1] == got["cam1"][-1] == (2, START + 200_000_000)
     expected = world.render(1)
     assert expected[0].shape == (45, 80, 3)
+
+
+def test_media_source_that_cannot_open_fails_fast_and_factory_checks_paths(image_rig, tmp_path):
+    from calib.configkit import ConfigError
+    from calib.rig_config import load_rig
+    from capture.sources.factory import build_sources
+
+    src = FakeSource(n=3, open_failures=1)
+    src.live = False
+    with ThreadedReader(src, backoff_s=(5.0, 5.0)) as reader:
+        assert _wait(lambda: reader.ended, timeout=2.0)
+    assert reader.state.startswith("error: ") and "device busy" in reader.state and src.opens == 1
+    rig = load_rig(image_rig)
+    image_rig.write_text(image_rig.read_text().replace("uri: frames/cam1,", "uri: nowhere,"))
+    with pytest.raises(ConfigError, match="camera 'cam1': images source .*nowhere does not exist"):
+        build_sources(load_rig(image_rig), stop=threading.Event())
+    assert rig.names == ["cam0", "cam1", "cam2", "cam3"]
