@@ -1,0 +1,126 @@
+"""The four stages end to end on a tiny model: one step each, freezing, BN modes, init chain, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from calib.configkit import ConfigError, from_dict
+from training.ssl.config import TrainConfig, load_train_config
+
+TINY_MODEL = [
+    "backbone.image_size=[64,64]", "backbone.width=8", "backbone.deconv_channels=[8,8,8]",
+    "root_net.bins=[8,8,4]", "root_net.v2v.width=0.25", "root_net.v2v.front_kernel=3",
+    "pose_net.bins=[8,8,8]", "pose_net.v2v.width=0.25", "pose_net.v2v.front_kernel=3",
+    # every proposal valid so the pose path runs with an untrained root net
+    "root_net.threshold=-1.0", "root_net.max_people=2",
+]
+
+
+def tiny(stage: str, init: str | None = None, **kw) -> TrainConfig:
+    data = {"train_seeds": [11], "frames_per_scene": 3, "frame_interval": 5, "val_seeds": [12],
+            "val_frames_per_scene": 1, "people": 2}
+    base = {"stage": stage, "model": "light", "model_overrides": TINY_MODEL, "init": init, "epochs": 1,
+            "steps_per_epoch": 1, "log_every": 1, "threads": 2, "data": data,
+            "attention": {"width": 8, "deconv_channels": [8, 8, 8]}, "loss": {"l1_epoch": 0}}
+    base.update(kw)
+    return from_dict(TrainConfig, base)
+
+
+def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _same(a: dict, b: dict) -> bool:
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    """Run the four stages, one step each, each starting from the previous stage's model file."""
+    from training.ssl.trainer import Trainer
+
+    root = tmp_path_factory.mktemp("ssl")
+    out = {}
+    init = None
+    for stage in ("backbone", "rootnet", "posenet", "finetune"):
+        trainer = Trainer(tiny(stage, init), root / stage, resume=False)
+        before = {p: _state(getattr(trainer.model, p)) for p in ("backbone", "root_net", "pose_net")}
+        summary = trainer.run()
+        after = {p: _state(getattr(trainer.model, p)) for p in ("backbone", "root_net", "pose_net")}
+        out[stage] = (trainer, summary, before, after)
+        init = summary["model"]
+    return root, out
+
+
+def test_every_stage_writes_its_files_and_finite_losses(chain):
+    root, out = chain
+    expected = {"backbone": {"loss_2d"}, "rootnet": {"loss_root_syn", "loss_root_reg"},
+                "posenet": {"loss_2d", "loss_pose3d_ssv", "loss_attn_ssv", "loss_pose3d_l1_ssv"},
+                "finetune": {"loss_2d", "loss_pose3d_ssv", "loss_attn_ssv", "loss_pose3d_l1_ssv"}}
+    for stage, (trainer, summary, _, _) in out.items():
+        folder = root / stage
+        for name in ("config.resolved.yaml", "log.jsonl", "checkpoint.pt", "model_final.pt"):
+            assert (folder / name).is_file(), (stage, name)
+        last = summary["last"]
+        assert expected[stage] <= set(last), (stage, last)
+        assert all(torch.isfinite(torch.tensor(last[k])) for k in expected[stage])
+        assert summary["steps"] == 1
+    assert (root / "posenet" / "model_best.pt").is_file()  # validated on held-out frames
+    metrics = json.loads((root / "posenet" / "metrics.json").read_text())
+    assert {"ap25", "ap150", "mpjpe_mm", "recall500", "root_mean_ap"} <= set(metrics)
+
+
+def test_frozen_parts_do_not_change_and_trained_parts_do(chain):
+    _, out = chain
+    trained = {"backbone": ("backbone",), "rootnet": ("root_net",), "posenet": ("backbone", "pose_net"),
+               "finetune": ("backbone", "pose_net")}
+    for stage, (_, _, before, after) in out.items():
+        for part in ("backbone", "root_net", "pose_net"):
+            if part in trained[stage]:
+                assert not _same(before[part], after[part]), (stage, part)
+            elif stage != "backbone":  # frozen parts keep weights and BN statistics (eval mode)
+                assert _same(before[part], after[part]), (stage, part)
+
+
+def test_each_stage_starts_from_the_previous_stage(chain):
+    _, out = chain
+    assert _same(out["backbone"][3]["backbone"], out["rootnet"][2]["backbone"])
+    assert _same(out["rootnet"][3]["root_net"], out["posenet"][2]["root_net"])
+    assert _same(out["posenet"][3]["pose_net"], out["finetune"][2]["pose_net"])
+    att3 = out["posenet"][0].separate_attention.state_dict()
+    att4_start = out["finetune"][0]
+    assert att4_start.loaded[-1] == "attention"
+    assert set(att3) == set(att4_start.separate_attention.state_dict())
+
+
+def test_resume_continues_the_step_count_and_schedule(tmp_path):
+    from training.ssl.trainer import Trainer
+
+    Trainer(tiny("backbone", lr_steps=[1]), tmp_path, resume=False).run()
+    resumed = Trainer(tiny("backbone", epochs=2, lr_steps=[1]), tmp_path, resume=True)
+    summary = resumed.run()
+    assert summary["steps"] == 2 and resumed.epoch == 2
+    steps = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [s["step"] for s in steps if "loss" in s] == [1, 2]
+    assert [s["lr"] for s in steps if "loss" in s] == pytest.approx([1e-4, 1e-5])  # MultiStepLR per epoch
+
+
+def test_configs_fail_loudly():
+    with pytest.raises(ConfigError, match="init"):
+        tiny("rootnet")  # later stages need the previous stage's model
+    with pytest.raises(ConfigError, match="val_seeds"):
+        from_dict(TrainConfig, {"data": {"train_seeds": [1, 2], "val_seeds": [2]}})
+    with pytest.raises(ConfigError, match="not found"):
+        load_train_config("no_such_config")
+
+
+@pytest.mark.parametrize("name", ["light_backbone", "light_rootnet", "light_posenet", "light_finetune",
+                                  "released_backbone", "released_rootnet", "released_posenet", "released_finetune"])
+def test_shipped_configs_load(name):
+    cfg = load_train_config(name, ["init=x.pt"] if not name.endswith("backbone") else [])
+    assert cfg.stage == name.split("_")[1]
+    assert not set(cfg.data.train_seeds) & set(cfg.data.val_seeds)
