@@ -29,6 +29,8 @@ class PeopleFrame:
         ids: (P,) int64 person ids (a slot gets a new id when a new person enters).
         joints_mm: (P,15,3) world joints, z up, mm, Panoptic-15 order; NaN for absent slots.
         present: (P,) bool, the person is in the world (may still be outside every view).
+        in_volume: (P,) bool, present with the root (mid-hip) inside the capture volume's box
+            (people walking in or out are present but outside it).
     """
 
     frame_index: int
@@ -36,6 +38,7 @@ class PeopleFrame:
     ids: np.ndarray
     joints_mm: np.ndarray
     present: np.ndarray
+    in_volume: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -169,9 +172,13 @@ class SyntheticWorld:
             raise ValueError(f"SyntheticWorld.people: frame_index must be >= 0, got {frame_index}")
         t = self.timestamp_s(frame_index)
         ids, present, joints = self.motion.joints_at(t)
-        for a in (ids, present, joints):
+        lo = self.volume_center_mm - self.volume_size_mm / 2
+        hi = self.volume_center_mm + self.volume_size_mm / 2
+        root = np.nan_to_num(joints[:, 2], nan=np.inf)
+        in_volume = present & np.all((root >= lo) & (root <= hi), axis=-1)
+        for a in (ids, present, joints, in_volume):
             a.setflags(write=False)  # frames are cached and shared between consumers
-        return PeopleFrame(int(frame_index), t, ids, joints, present)
+        return PeopleFrame(int(frame_index), t, ids, joints, present, in_volume)
 
     def _frame(self, frame_index: int) -> tuple[PeopleFrame, object]:
         """(people, render scene) of frame k, cached for the last few frames."""

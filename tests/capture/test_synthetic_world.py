@@ -25,6 +25,23 @@ def test_world_for_the_default_rig_yaml():
     # Walking happens inside the volume, near its centre.
     roots = people.joints_mm[people.present, 2]
     assert np.all(np.abs(roots[:, :2] - np.asarray(rig.volume.center_mm[:2])) < np.asarray(rig.volume.size_mm[:2]) / 2)
+    assert np.array_equal(people.in_volume, people.present)
+
+
+def test_in_volume_flags_people_outside_the_box():
+    world = SyntheticWorld(ring_rig(2, width=160, height=90), num_people=3, seed=2, fps=2.0,
+                           volume_center_mm=(0.0, 0.0, 800.0), volume_size_mm=(2000.0, 2000.0, 2000.0),
+                           walk_radius_mm=2000.0)
+    inside = outside = 0
+    for k in range(40):
+        people = world.people(k)
+        root = people.joints_mm[:, 2]
+        for p in np.flatnonzero(people.present):
+            box = np.all(np.abs(root[p] - [0.0, 0.0, 800.0]) <= 1000.0)
+            assert people.in_volume[p] == box
+            inside += box
+            outside += not box
+    assert inside and outside
 
 
 def test_empty_room_and_errors():
