@@ -4,8 +4,10 @@ video: the quickest check that calibration and poses agree.
 Examples::
 
     selfpose3d overlay --synthetic --out overlay.mp4          # the rig's synthetic world + its truth
-    selfpose3d overlay --frames tcp://127.0.0.1:5555 --poses tcp://127.0.0.1:5556 --out check.mp4
+    selfpose3d overlay --frames tcp://127.0.0.1:5555 --poses ipc:///tmp/selfpose3d-poses --out check.mp4
                                                               # a live or replayed stream + the engine's poses
+    selfpose3d overlay --session take1/ --poses-file take1.jsonl --out check.mp4
+                                                              # a recording (selfpose3d-live --record --export)
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import argparse
 import logging
 import sys
 import time
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -21,10 +24,14 @@ log = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from viz.live import DEFAULT_POSES_ENDPOINT
 
-    parser.add_argument("--rig", default="configs/rig.yaml", help="rig YAML (the images' calibration)")
+    parser.add_argument("--rig", default=None,
+                        help="rig YAML (the images' calibration; default: the session's rig.yaml, else configs/rig.yaml)")
     src = parser.add_mutually_exclusive_group()
     src.add_argument("--synthetic", action="store_true", help="the rig's synthetic world and its ground truth")
     src.add_argument("--frames", metavar="ENDPOINT", help="frameset publisher (capture or replay), e.g. tcp://127.0.0.1:5555")
+    src.add_argument("--session", metavar="DIR", help="a recorded session folder (with --poses-file)")
+    parser.add_argument("--poses-file", metavar="FILE.jsonl",
+                        help="poses exported by `selfpose3d-live --export` (with --session)")
     parser.add_argument("--poses", default=DEFAULT_POSES_ENDPOINT, metavar="ENDPOINT",
                         help=f"poses publisher used with --frames (default {DEFAULT_POSES_ENDPOINT})")
     parser.add_argument("--out", default="overlay.mp4", help="output .mp4/.avi or a folder of PNGs")
@@ -85,19 +92,78 @@ def _stream(args, rig, writer) -> None:
         log.warning("%d poses messages had no frameset (too old or never received)", matcher.unmatched)
 
 
+def _record_poses(rec: dict):
+    """(P,J,4) poses, (P,) ids and edges of one JSONL line (app.export.poses_to_record)."""
+    import numpy as np
+
+    from engine.skeleton import get_skeleton
+
+    people = rec.get("people", [])
+    J = len(rec["joints"])
+    poses = np.zeros((len(people), J, 4), np.float32)
+    for p, person in enumerate(people):
+        poses[p, :, :3] = np.asarray(person["joints_mm"], dtype=np.float32).reshape(J, 3)
+        poses[p, :, 3] = np.asarray(person.get("joint_scores", [person.get("score", 1.0)] * J), np.float32)
+    ids = np.array([int(person.get("id", -1)) for person in people], dtype=np.int64)
+    return poses, ids, get_skeleton(rec["skeleton"]).edges
+
+
+def _session(args, rig, writer) -> None:
+    from app.export import read_jsonl
+    from capture.session import SessionReader
+    from viz.overlay import overlay_views
+
+    reader = SessionReader(args.session)
+    by_seq = {s.seq: s for s in reader.sets}
+    unmatched = 0
+    try:
+        for rec in read_jsonl(args.poses_file):
+            if args.count is not None and writer.count >= args.count:
+                break
+            fs = by_seq.get(int(rec.get("frameset_seq", -1)))
+            if fs is None:
+                unmatched += 1
+                continue
+            images = {v.camera: reader.image(v) for v in fs.views}
+            poses, ids, edges = _record_poses(rec)
+            writer.write(overlay_views([images.get(n) for n in rig.names], rig.cameras, poses, edges, ids,
+                                       args.min_score, args.columns, args.tile_width))
+    finally:
+        reader.close()
+    if unmatched:
+        log.warning("%d poses lines have no frameset in %s (recorded in another run?)", unmatched, args.session)
+
+
+def _rig_path(args) -> str:
+    if args.rig:
+        return args.rig
+    if args.session:
+        from capture.session import RIG_NAME
+
+        candidate = Path(args.session) / RIG_NAME
+        if candidate.is_file():
+            return str(candidate)
+    return "configs/rig.yaml"
+
+
 def run(args: argparse.Namespace) -> int:
     from calib.rig_config import load_rig
     from viz.offscreen import FrameWriter, RenderError
 
-    if not args.synthetic and not args.frames:
-        print("error: choose a source: --synthetic or --frames ENDPOINT (with --poses ENDPOINT)", file=sys.stderr)
+    if not (args.synthetic or args.frames or args.session):
+        print("error: choose a source: --synthetic, --frames ENDPOINT (with --poses ENDPOINT) or "
+              "--session DIR (with --poses-file FILE.jsonl)", file=sys.stderr)
         return 2
-    rig = load_rig(args.rig)
+    if args.session and not args.poses_file:
+        print("error: --session needs --poses-file FILE.jsonl (from `selfpose3d-live --export`)", file=sys.stderr)
+        return 2
+    rig = load_rig(_rig_path(args))
     spec = rig.config.synthetic
     try:
         with FrameWriter(args.out, args.fps or (spec.fps if spec else 15.0)) as writer:
             try:
-                (_synthetic if args.synthetic else _stream)(args, rig, writer)
+                source = _synthetic if args.synthetic else _session if args.session else _stream
+                source(args, rig, writer)
             except KeyboardInterrupt:
                 log.info("interrupted")
     except (RenderError, ValueError) as exc:

@@ -212,3 +212,42 @@ def test_run_headless_stops_on_request_and_ticks(tmp_path, toy_rig):
                      should_stop=lambda: len(ticks) >= 4)
     assert n == 4 and ticks == [0, 1, 2, 3] and Fixed.closed  # stop is checked before each tick
     assert len(list((tmp_path / "f").glob("*.png"))) == 4
+
+
+def test_overlay_command_on_a_recorded_session_and_exported_poses(tmp_path):
+    """`selfpose3d-live --record DIR --export FILE.jsonl` then `overlay --session DIR --poses-file FILE`."""
+    from app.cli import main
+    from app.export import JsonlWriter
+    from calib.projection import project_points
+    from calib.rig_config import load_rig
+    from capture.recorder import save_session_rig
+    from capture.session import SessionWriter
+
+    rig = load_rig("configs/rig.yaml")
+    session = tmp_path / "take"
+    with SessionWriter(session, rig.names, rig_name=rig.name, codec="png") as sw:
+        for seq in (10, 11, 12):
+            views = [(c.name, seq, seq, np.full((c.height, c.width, 3), 30 + seq, np.uint8)) for c in list(rig.cameras)[1:]]
+            sw.write_set(seq, seq, views, missing=(rig.names[0],))
+    save_session_rig(rig, rig.names, session)
+    people = make_poses([(300.0, -800.0)])
+    jw = JsonlWriter(tmp_path / "take.jsonl")
+    for seq in (11, 12, 99):  # 99: no such frameset in the session
+        jw.write(wire_poses(seq, people, [6], rig=rig.name))
+    jw.close()
+    out = tmp_path / "ov"
+    rc = main(["overlay", "--session", str(session), "--poses-file", str(tmp_path / "take.jsonl"),
+               "--out", str(out), "--tile-width", "320", "--columns", "5"])
+    assert rc == 0
+    files = sorted(out.glob("*.png"))
+    assert len(files) == 2
+    img = cv2.imread(str(files[0]))
+    first = img[:, :320]
+    assert first[30:].max() == 0  # camera 0 was missing in the recording
+    cam = rig.cameras[2]
+    uv = project_points(people[0, 0, :3].astype(float), cam) * 0.5  # neck, tile is half size
+    x, y = int(round(uv[0])) + 2 * 320, int(round(uv[1]))
+    patch = img[y - 4 : y + 5, x - 4 : x + 5].astype(int)
+    color = np.array(geo.to_bgr255(geo.track_color(6)))
+    assert (np.abs(patch - color).max(-1) < 60).any(), "no skeleton at the projected neck in view 2"
+    assert main(["overlay", "--session", str(session)]) == 2
