@@ -61,8 +61,9 @@ def dataset_target_heatmaps(
     centers = np.trunc(joints_px / stride).astype(np.int64)  # (N,J,2) truncation toward zero, as int()
     heatmaps = np.zeros((J, H, W), np.float32)
     # Paste the (2r+1)² window per visible joint (≤ 150 small pastes: faster than dense maps).
-    for n, j in zip(*np.nonzero(visible)):
-        x0, y0 = centers[n, j] - r
+    corners = (centers - r).tolist()  # plain ints: numpy scalar arithmetic is slow in this loop
+    for n, j in np.argwhere(visible).tolist():
+        x0, y0 = corners[n][j]
         xa, xb, ya, yb = max(x0, 0), min(x0 + 2 * r + 1, W), max(y0, 0), min(y0 + 2 * r + 1, H)
         if xa >= xb or ya >= yb:
             continue
