@@ -107,7 +107,7 @@ def confidence_shade(rgb: Sequence[float], score: float) -> tuple[float, float, 
 
 def to_bgr255(rgb: Sequence[float]) -> tuple[int, int, int]:
     """RGB float [0,1] -> cv2 BGR ints."""
-    r, g, b = (int(round(255 * float(np.clip(c, 0.0, 1.0)))) for c in rgb)
+    r, g, b = (int(round(255.0 * min(1.0, max(0.0, float(c))))) for c in rgb)
     return (b, g, r)
 
 

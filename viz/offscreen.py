@@ -157,15 +157,41 @@ def draw_lines(image: np.ndarray, camera: Camera, lines: geo.LineSet, width_px: 
     else:
         uv = project_points(seg_w, camera)  # (M,2,2)
     h, w = image.shape[:2]
-    rect = (-8, -8, w + 16, h + 16)
-    big = 2**30  # cv2 takes int32 coordinates; clipLine then cuts exactly at the image border
-    for (p, q), rgb in zip(uv, colors):
-        if not (np.all(np.isfinite(p)) and np.all(np.isfinite(q))):
-            continue
-        inside, p1, p2 = cv2.clipLine(rect, tuple(int(round(v)) for v in np.clip(p, -big, big)),
-                                      tuple(int(round(v)) for v in np.clip(q, -big, big)))
-        if inside:
-            cv2.line(image, p1, p2, geo.to_bgr255(rgb), width_px, cv2.LINE_AA)
+    uv, owner = clip_segments_2d(uv, (-8.0, -8.0, w + 8.0, h + 8.0))
+    colors = colors[owner]
+    if len(uv) == 0:
+        return
+    pix = np.round(uv).astype(np.int32).reshape(-1, 2, 1, 2)  # polylines wants (N,1,2) per line
+    palette, which = np.unique(colors, axis=0, return_inverse=True)
+    for k, rgb in enumerate(palette):  # one cv2 call per colour instead of one per segment
+        cv2.polylines(image, list(pix[which.reshape(-1) == k]), False, geo.to_bgr255(rgb), width_px, cv2.LINE_AA)
+
+
+def clip_segments_2d(seg_px: np.ndarray, rect: tuple[float, float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Liang–Barsky clipping of (M,2,2) pixel segments to ``rect`` = (x0, y0, x1, y1), vectorised.
+
+    cv2 draws with 16-bit sub-pixel fixed point, so far-away end points must be cut first.
+
+    Returns:
+        (K,2,2) clipped segments and (K,) indices of the input segments they came from.
+    """
+    seg = np.asarray(seg_px, dtype=np.float64).reshape(-1, 2, 2)
+    finite = np.isfinite(seg).all(axis=(1, 2))
+    seg = np.where(finite[:, None, None], seg, 0.0)
+    a, d = seg[:, 0], seg[:, 1] - seg[:, 0]
+    t0, t1 = np.zeros(len(seg)), np.ones(len(seg))
+    keep = finite.copy()
+    x0, y0, x1, y1 = rect
+    for p, q in ((-d[:, 0], a[:, 0] - x0), (d[:, 0], x1 - a[:, 0]), (-d[:, 1], a[:, 1] - y0), (d[:, 1], y1 - a[:, 1])):
+        parallel = p == 0
+        keep &= ~(parallel & (q < 0))
+        r = np.divide(q, p, out=np.zeros_like(q), where=~parallel)
+        t0 = np.where((p < 0) & ~parallel, np.maximum(t0, r), t0)
+        t1 = np.where((p > 0) & ~parallel, np.minimum(t1, r), t1)
+    keep &= t0 <= t1
+    idx = np.nonzero(keep)[0]
+    out = np.stack([a[idx] + t0[idx, None] * d[idx], a[idx] + t1[idx, None] * d[idx]], axis=1)
+    return out, idx
 
 
 def draw_points(image: np.ndarray, camera: Camera, points: geo.PointSet) -> None:
@@ -190,11 +216,13 @@ class SoftwareRenderer:
 
     def __init__(self, width: int, height: int) -> None:
         self.width, self.height = int(width), int(height)
+        # filled once: a broadcast fill of a (H,W,3) array costs ~13 ms at 960x540, a copy ~0.3 ms
+        self._background = np.empty((self.height, self.width, 3), np.uint8)
+        self._background[:] = geo.to_bgr255(BACKGROUND_RGB)
 
     def render(self, frame: SceneFrame, camera: Camera) -> np.ndarray:
         """(H,W,3) uint8 BGR picture of ``frame`` seen by ``camera``."""
-        image = np.empty((self.height, self.width, 3), np.uint8)
-        image[:] = geo.to_bgr255(BACKGROUND_RGB)
+        image = self._background.copy()
         draw_lines(image, camera, frame.static_lines, STATIC_WIDTH_PX)
         draw_lines(image, camera, frame.skeleton_lines, SKELETON_WIDTH_PX)
         if frame.joints is not None:

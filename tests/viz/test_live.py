@@ -137,7 +137,7 @@ def test_overlay_command_needs_a_source(capsys):
     from app.cli import main
 
     assert main(["overlay"]) == 2
-    assert "--synthetic or --frames" in capsys.readouterr().err
+    assert "--synthetic, --frames ENDPOINT" in capsys.readouterr().err
 
 
 def test_overlay_command_pairs_a_frames_stream_with_a_poses_stream(ipc_endpoints, tmp_path):

@@ -168,3 +168,19 @@ def test_software_render_through_a_distorted_camera_draws_no_phantom_lines(toy_r
     ref = project_points(pts[ok], cam)
     d, _ = cKDTree(ref).query(np.stack([xs, ys], -1))
     assert d.max() < 3.0, f"a lit pixel is {d.max():.1f} px from every grid line's projection"
+
+
+def test_clip_segments_2d_cuts_at_the_rectangle():
+    seg = np.array([
+        [[10, 10], [20, 20]],        # inside: unchanged
+        [[-100, 50], [100, 50]],     # crosses both x borders
+        [[-5, -5], [-1, -30]],       # fully outside
+        [[5, 200], [50, 200]],       # parallel to x, outside in y
+        [[np.nan, 0], [10, 10]],     # not finite
+        [[50, 50], [50, 1e12]],      # huge end point
+    ], float)
+    out, idx = offscreen.clip_segments_2d(seg, (0.0, 0.0, 100.0, 100.0))
+    assert idx.tolist() == [0, 1, 5]
+    np.testing.assert_allclose(out[0], seg[0])
+    np.testing.assert_allclose(out[1], [[0, 50], [100, 50]])
+    np.testing.assert_allclose(out[2], [[50, 50], [50, 100]])
