@@ -302,6 +302,7 @@ class Renderer:
             exposure = 1.0 + options.exposure_jitter * rng.uniform(-1, 1)
             self.views.append(_CameraView(cam, bg, exposure))
         self._light_phase = rng.uniform(0, 2 * np.pi, size=4)
+        self._tint_cache: list[dict] = [{} for _ in rig]
         self._noise = None
         if options.sensor_noise_std > 0:
             max_w = max(c.width for c in rig) + 64
@@ -310,13 +311,28 @@ class Renderer:
             self._noise = np.clip(n, 0, 255).astype(np.uint8)
         self._line_type = cv2.LINE_AA if options.antialias else cv2.LINE_8
 
-    def light_gain(self, view: int, t_s: float) -> np.ndarray:
-        """(3,) BGR gain of camera ``view`` at time ``t_s`` (global light x tint x exposure)."""
+    def _tinted_background(self, view: int, tint: np.ndarray) -> np.ndarray:
+        """The view's background times the per-channel tint (cached: the tint drifts slowly)."""
+        key = tuple(tint.tolist())
+        cache = self._tint_cache[view]
+        if key not in cache:
+            if len(cache) >= 2:
+                cache.pop(next(iter(cache)))
+            cache[key] = cv2.multiply(self.views[view].background, (*key, 0.0))
+        return cache[key]
+
+    def _light(self, view: int, t_s: float) -> tuple[float, np.ndarray]:
+        """(global gain g, per-channel tint x exposure in steps of 1/256) of a view at ``t_s``."""
         lv = self.options.lighting_variation
         ph = self._light_phase
         g = 1.0 + lv * (0.6 * np.sin(2 * np.pi * t_s / 23.0 + ph[0]) + 0.4 * np.sin(2 * np.pi * t_s / 7.3 + ph[1]))
         tint = 1.0 + 0.3 * lv * np.array([np.sin(2 * np.pi * t_s / 31.0 + ph[2]), 0.0, np.sin(2 * np.pi * t_s / 17.0 + ph[3])])
-        return g * tint * self.views[view].exposure
+        return float(g), np.round(tint * self.views[view].exposure * 256.0) / 256.0
+
+    def light_gain(self, view: int, t_s: float) -> np.ndarray:
+        """(3,) BGR gain of camera ``view`` at time ``t_s`` (global light x tint x exposure)."""
+        g, tint = self._light(view, t_s)
+        return g * tint
 
     def scene(self, people: list[tuple[int, np.ndarray, B.Body, Appearance]]) -> "_Scene":
         """Build the frame's primitive table once (shared by all views)."""
@@ -367,8 +383,10 @@ class Renderer:
         opts = self.options
         lt = self._line_type
         order, uv_i, r_px = self._ordered(v, scene)
-        gain = self.light_gain(view, t_s)
-        img = cv2.multiply(v.background, (float(gain[0]), float(gain[1]), float(gain[2]), 0.0))
+        g, tint = self._light(view, t_s)
+        gain = g * tint
+        # One pass: tinted background (cached) times the global gain, into a fresh image.
+        img = cv2.convertScaleAbs(self._tinted_background(view, tint), alpha=g)
         if opts.shadows:
             shade = tuple(int(c) for c in np.clip(np.array([55.0, 60.0, 66.0]) * gain, 0, 255))
             for poly in self._shadow_polys(v, scene):
@@ -393,8 +411,10 @@ class Renderer:
                     continue
                 o = round(0.22 * r)  # light from above: the lit band is shifted up
                 cv2.line(img, (x0, y0), (x1, y1), dark[m], t, lt)
-                cv2.line(img, (x0, y0 - o), (x1, y1 - o), base[m], max(1, round(1.25 * r)), lt)
-                cv2.line(img, (x0, y0 - 2 * o), (x1, y1 - 2 * o), light[m], max(1, round(0.45 * r)), lt)
+                # Inner bands: plain lines (their edges lie inside the limb; AA there is not visible).
+                cv2.line(img, (x0, y0 - o), (x1, y1 - o), base[m], max(1, round(1.25 * r)), cv2.LINE_8)
+                if t >= 8:
+                    cv2.line(img, (x0, y0 - 2 * o), (x1, y1 - 2 * o), light[m], max(1, round(0.45 * r)), cv2.LINE_8)
             else:  # sphere
                 rr = max(1, round(r))
                 if not opts.shading or rr < 3:
