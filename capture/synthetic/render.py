@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from calib.camera import Camera, CameraRig
-from calib.projection import distort_normalized, pixel_rays_w
+from calib.projection import distort_normalized, pixel_rays_w, undistort_points
 from capture.synthetic import body as B
 
 # Primitive kinds.
@@ -148,8 +148,6 @@ class _CameraView:
         self.background = background
         self.exposure = exposure
         corners = np.array([[0, 0], [cam.width - 1, 0], [0, cam.height - 1], [cam.width - 1, cam.height - 1]], float)
-        from calib.projection import undistort_points
-
         r_corner = np.linalg.norm(undistort_points(corners, cam), axis=-1).max()
         # Beyond this normalised radius the distortion polynomial may fold back into the image.
         self.r_max = 1.4 * r_corner
