@@ -251,3 +251,18 @@ def test_overlay_command_on_a_recorded_session_and_exported_poses(tmp_path):
     color = np.array(geo.to_bgr255(geo.track_color(6)))
     assert (np.abs(patch - color).max(-1) < 60).any(), "no skeleton at the projected neck in view 2"
     assert main(["overlay", "--session", str(session)]) == 2
+
+
+def test_run_headless_gives_up_after_idle_timeout(tmp_path, toy_rig):
+    class Silent:
+        def poll(self, timeout_ms):
+            time.sleep(timeout_ms / 1e3)
+            return None, []
+
+        def close(self):
+            pass
+
+    setup = ViewSetup.from_rig(toy_rig, (0.0, 0.0, 800.0), (6000.0, 6000.0, 2000.0), 160, 90)
+    t0 = time.monotonic()
+    n = run_headless(Silent(), setup, tmp_path / "f", backend="software", idle_timeout_s=0.4)
+    assert n == 0 and 0.35 < time.monotonic() - t0 < 5.0
