@@ -163,14 +163,18 @@ class Subscriber:
     """SUB socket that validates every message and hands out the newest.
 
     Args:
-        endpoint: publisher endpoint to connect to (or to bind when ``bind=True``).
+        endpoint: publisher endpoint to connect to (or to bind when ``bind=True``); a list
+            connects to several publishers (e.g. the capture processes of a spread rig).
         topics: topic prefixes to subscribe to, e.g. ``[b"frames/lab"]``; ``[b""]`` for all.
         hwm: receive high-water mark in messages.
     """
 
-    def __init__(self, endpoint: str, topics: Sequence[bytes] = (b"",), *, hwm: int = 4,
+    def __init__(self, endpoint: str | Sequence[str], topics: Sequence[bytes] = (b"",), *, hwm: int = 4,
                  bind: bool = False, allow_remote: bool = True) -> None:
-        self.endpoint = check_endpoint(endpoint, allow_remote=allow_remote or not bind)
+        endpoints = [endpoint] if isinstance(endpoint, str) else list(endpoint)
+        for e in endpoints:
+            check_endpoint(e, allow_remote=allow_remote or not bind)
+        self.endpoint = ",".join(endpoints)
         self.stats = SubscriberStats()
         self._last_seq: dict[str, int] = {}
         self._last_log = 0.0
@@ -179,7 +183,8 @@ class Subscriber:
         self._sock.setsockopt(zmq.LINGER, 0)
         for t in topics:
             self._sock.setsockopt(zmq.SUBSCRIBE, t)
-        (self._sock.bind if bind else self._sock.connect)(endpoint)
+        for e in endpoints:
+            (self._sock.bind if bind else self._sock.connect)(e)
 
     def recv(self, timeout_ms: int = 100) -> Message | None:
         """Next valid message, or None if none arrives within ``timeout_ms``."""
@@ -219,7 +224,7 @@ class Subscriber:
             return None
         self.stats.received += 1
         if isinstance(msg, (FrameSet, Poses)):
-            key = bytes(frames[0].bytes).decode("ascii")
+            key = bytes(frames[0].bytes).decode("ascii") + "|" + getattr(msg, "source", "")
             last = self._last_seq.get(key)
             if last is not None and msg.seq > last + 1:
                 self.stats.gaps += msg.seq - last - 1

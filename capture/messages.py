@@ -86,6 +86,8 @@ class FrameSet:
             None for shm (read with :meth:`image`).
         missing: cameras of the rig absent from this set.
         skew_ms: max - min of the views' capture times.
+        source: name of the publishing process ('' if unnamed); a rig spread over several
+            capture processes has one sequence per source.
     """
 
     rig: str
@@ -96,6 +98,7 @@ class FrameSet:
     buffers: tuple[Any, ...]
     missing: tuple[str, ...] = ()
     skew_ms: float = 0.0
+    source: str = ""
 
     @property
     def cameras(self) -> list[str]:
@@ -246,7 +249,7 @@ def encode(msg: Message) -> list[Any]:
         header = {
             "v": SCHEMA_VERSION, "kind": "frameset", "rig": msg.rig, "seq": int(msg.seq),
             "t_ref_ns": int(msg.t_ref_ns), "t_pub_ns": int(msg.t_pub_ns),
-            "skew_ms": float(msg.skew_ms), "missing": list(msg.missing),
+            "skew_ms": float(msg.skew_ms), "missing": list(msg.missing), "source": msg.source,
             "views": [_view_header(v, b) for v, b in zip(msg.views, msg.buffers)],
         }
     elif isinstance(msg, Poses):
@@ -434,9 +437,12 @@ def _decode_frameset(topic: str, h: dict, bufs: Sequence[Any]) -> FrameSet:
             arrays[i] = np.frombuffer(buf, dtype=np.uint8).reshape(view.height, view.width, 3)
         else:
             arrays[i] = buf
+    source = h.get("source", "")
+    if source != "":
+        _name(source, f"{w}.source")
     return FrameSet(
         rig=rig, seq=_int(h, "seq", w), t_ref_ns=_int(h, "t_ref_ns", w), t_pub_ns=_int(h, "t_pub_ns", w),
-        views=views, buffers=tuple(arrays), missing=missing, skew_ms=_float(h, "skew_ms", w),
+        views=views, buffers=tuple(arrays), missing=missing, skew_ms=_float(h, "skew_ms", w), source=source,
     )
 
 

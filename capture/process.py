@@ -104,7 +104,8 @@ def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
 
 
 def frameset_from(synced: SyncedSet, *, rig: str, seq: int, encoding: str = "bgr8", jpeg_quality: int = 90,
-                  t_pub_ns: int | None = None, shm=None, view_index: dict[str, int] | None = None) -> FrameSet:
+                  t_pub_ns: int | None = None, shm=None, view_index: dict[str, int] | None = None,
+                  source: str = "") -> FrameSet:
     """The wire frameset of a synchronised set whose payloads are :class:`capture.source.Frame`.
 
     For ``encoding="shm"`` pass the process's :class:`capture.shm.ShmWriter` and the camera ->
@@ -123,7 +124,7 @@ def frameset_from(synced: SyncedSet, *, rig: str, seq: int, encoding: str = "bgr
         views.append(View(sf.camera, sf.payload.frame_index, sf.t_ns, w, h, encoding, memoryview(buf).nbytes))
         buffers.append(buf)
     return FrameSet(rig=rig, seq=seq, t_ref_ns=synced.t_ref_ns, t_pub_ns=t_pub_ns or now_ns(), views=tuple(views),
-                    buffers=tuple(buffers), missing=synced.missing, skew_ms=synced.skew_ms)
+                    buffers=tuple(buffers), missing=synced.missing, skew_ms=synced.skew_ms, source=source)
 
 
 @dataclass
@@ -240,7 +241,7 @@ class CaptureProcess:
     def _publish(self, synced: SyncedSet) -> None:
         shm = self._shm_writer(synced) if self.encoding == "shm" else None
         fs = frameset_from(synced, rig=self.rig_name, seq=self._seq, encoding=self.encoding,
-                           jpeg_quality=self.jpeg_quality, shm=shm, view_index=self._view_index)
+                           jpeg_quality=self.jpeg_quality, shm=shm, view_index=self._view_index, source=self.process)
         self._seq += 1
         if self.publisher.send(fs):
             lat = (now_ns() - synced.t_ref_ns) / 1e6
