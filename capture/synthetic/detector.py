@@ -55,6 +55,11 @@ class DetectorParams:
         score_occluded: (mean, std) of an occluded or wrong-person joint's confidence.
         hard_threshold: score threshold of the hard variant (missed joints score below it).
         derive_neck_hip: neck / mid-hip from shoulders / hips (COCO -> Panoptic-15).
+        joint_noise_scale: (15,) per-joint factor on the noise (Panoptic-15 order). The default
+            follows the relative COCO keypoint sigmas: hips are the least precisely located,
+            the nose the most. All ones gives the same noise for every joint.
+        bias_px: (dx, dy) systematic offset of every detected joint at ``reference_height_px``
+            (real detectors sit a few pixels off the mocap joint centres; e.g. (0, -2)).
     """
 
     noise_px: float = 3.0
@@ -72,6 +77,10 @@ class DetectorParams:
     score_occluded: tuple[float, float] = (0.5, 0.15)
     hard_threshold: float = 0.05
     derive_neck_hip: bool = True
+    joint_noise_scale: tuple[float, ...] = (
+        1.0, 0.45, 1.3, 1.0, 0.9, 0.8, 1.3, 1.1, 1.1, 1.0, 0.9, 0.8, 1.3, 1.1, 1.1,
+    )
+    bias_px: tuple[float, float] = (0.0, 0.0)
 
     def __post_init__(self) -> None:
         from calib.configkit import require
@@ -81,6 +90,8 @@ class DetectorParams:
         require(self.noise_px >= 0 and self.noise_occluded_px >= 0, "detector.noise_px", "noise must be >= 0")
         require(self.false_positives_per_view >= 0, "detector.false_positives_per_view", "must be >= 0")
         require(0.0 < self.hard_threshold < 1.0, "detector.hard_threshold", "must be in (0, 1)")
+        require(len(self.joint_noise_scale) == 15 and min(self.joint_noise_scale) >= 0, "detector.joint_noise_scale",
+                f"needs 15 non-negative factors (Panoptic-15 order), got {self.joint_noise_scale}")
         require(self.reference_height_px is None or self.reference_height_px > 0, "detector.reference_height_px",
                 "must be positive or null")
 
@@ -145,8 +156,9 @@ def _person(
     occluded = truth.in_image[v, p] & ~vis
     miss_p = np.where(vis, params.miss_rate, np.where(occluded, params.miss_rate_occluded, 1.0))
     missed = rng.random(15) < miss_p
-    sigma = np.where(vis, params.noise_px, params.noise_occluded_px) * scale
-    uv = uv_true + rng.normal(size=(15, 2)) * sigma[:, None]
+    joint_scale = np.asarray(params.joint_noise_scale)
+    sigma = np.where(vis, params.noise_px, params.noise_occluded_px) * scale * joint_scale
+    uv = uv_true + rng.normal(size=(15, 2)) * sigma[:, None] + np.asarray(params.bias_px) * scale
     score = np.where(vis, _scores(rng, 15, params.score_visible, params.hard_threshold + 0.01),
                      _scores(rng, 15, params.score_occluded, params.hard_threshold + 0.01))
     outcome = np.zeros(15, np.int8)
@@ -154,7 +166,7 @@ def _person(
     occ = truth.occluder[v, p]
     wrong = occluded & ~missed & (occ >= 0) & (rng.random(15) < params.wrong_person_rate)
     for j in np.flatnonzero(wrong):
-        uv[j] = truth.joints_2d[v, occ[j], j] + rng.normal(size=2) * params.noise_px * scale
+        uv[j] = truth.joints_2d[v, occ[j], j] + rng.normal(size=2) * params.noise_px * scale * joint_scale[j]
         outcome[j] = WRONG_PERSON
     # Missed: anywhere in the box, with a score under the hard threshold.
     n_miss = int(missed.sum())

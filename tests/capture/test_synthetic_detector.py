@@ -12,6 +12,7 @@ from capture.synthetic.world import SyntheticWorld
 PARAMS = DetectorParams(
     noise_px=4.0, noise_occluded_px=10.0, reference_height_px=None, miss_rate=0.1, miss_rate_occluded=0.4,
     swap_rate=0.1, wrong_person_rate=0.5, person_miss_rate=0.05, false_positives_per_view=0.5, derive_neck_hip=False,
+    joint_noise_scale=(1.0,) * 15,
 )
 ARMS = ((3, 4, 5), (9, 10, 11))
 
@@ -200,3 +201,26 @@ def test_hard_variant_agrees_with_the_pseudo_label_pipeline(samples):
             assert np.allclose(labels.joints_px, h.joints_2d, atol=1e-3)
             compared += len(s)
     assert compared > 100
+
+
+def test_per_joint_noise_and_bias(samples):
+    world, _ = samples
+    scale = (0.5,) * 5 + (2.0,) * 10  # joints 0-4 precise, 5-14 sloppy
+    params = DetectorParams(noise_px=3.0, reference_height_px=None, miss_rate=0.0, miss_rate_occluded=0.0,
+                            swap_rate=0.0, wrong_person_rate=0.0, false_positives_per_view=0.0, derive_neck_hip=False,
+                            joint_noise_scale=scale, bias_px=(0.0, -2.0))
+    errs = []
+    for k in range(0, 80, 2):
+        truth = world.truth(k)
+        slot_of = {int(i): s for s, i in enumerate(truth.ids)}
+        for v, det in enumerate(world.detect(k, params, rng_seed=5, truth=truth)):
+            for n, pid in enumerate(det.person_ids):
+                p = slot_of[int(pid)]
+                vis = truth.visible[v, p]
+                d = det.joints_2d[n] - truth.joints_2d[v, p]
+                errs.append(np.where(vis[:, None], d, np.nan))
+    e = np.stack(errs)  # (N,15,2)
+    std_precise = np.nanstd(e[:, :5] - np.nanmean(e[:, :5], axis=(0, 1)), axis=(0, 1))
+    std_sloppy = np.nanstd(e[:, 5:] - np.nanmean(e[:, 5:], axis=(0, 1)), axis=(0, 1))
+    assert np.allclose(std_precise, 1.5, rtol=0.08) and np.allclose(std_sloppy, 6.0, rtol=0.08)
+    assert abs(np.nanmean(e[..., 1]) + 2.0) < 0.2 and abs(np.nanmean(e[..., 0])) < 0.2
