@@ -145,3 +145,15 @@ def test_people_keep_clear_of_cameras():
             if len(xy):
                 closest = min(closest, np.linalg.norm(xy - np.asarray(c), axis=-1).min())
     assert closest >= 800.0 - 1.0
+
+
+def test_bodies_do_not_interpenetrate():
+    model = MotionModel(MotionSettings(num_people=5, walk_radius_mm=1600.0), seed=3)
+    closest = np.inf
+    for t in np.arange(0.0, 60.0, 0.25):
+        ids, present, joints = model.joints_at(t)
+        j = joints[present]
+        for a in range(len(j)):
+            for b in range(a + 1, len(j)):
+                closest = min(closest, np.linalg.norm(j[a][:, None] - j[b][None], axis=-1).min())
+    assert closest > 120.0  # joint centres of different people never overlap (limb radii ~25-80 mm)
