@@ -15,8 +15,7 @@ import numpy as np
 from calib.camera import Camera, CameraRig
 from calib.projection import depth_mm, project_points
 from viz import geometry as geo
-
-NEAR_MM = 50.0
+from viz.draw2d import NEAR_MM
 
 
 def draw_skeletons(

@@ -8,7 +8,7 @@ import pytest
 from calib.camera import Camera
 from calib.projection import project_points
 from viz import geometry as geo
-from viz import offscreen
+from viz import draw2d, offscreen
 from viz.render_check import line_agreement
 from viz.scene import SceneState
 
@@ -163,8 +163,8 @@ def test_software_render_through_a_distorted_camera_draws_no_phantom_lines(toy_r
     pts = (seg[:, :1] + t * (seg[:, 1:] - seg[:, :1])).reshape(-1, 3)
     xc = pts @ cam.R.T + cam.t_mm
     corners = np.array([[0, 0], [cam.width - 1, cam.height - 1], [0, cam.height - 1], [cam.width - 1, 0]], float)
-    r_max = np.linalg.norm(undistort_points(corners, cam), axis=-1).max() * offscreen.FOV_MARGIN
-    ok = (depth_mm(pts, cam) > offscreen.NEAR_MM) & (np.linalg.norm(xc[:, :2] / xc[:, 2:], axis=-1) <= r_max)
+    r_max = np.linalg.norm(undistort_points(corners, cam), axis=-1).max() * draw2d.FOV_MARGIN
+    ok = (depth_mm(pts, cam) > draw2d.NEAR_MM) & (np.linalg.norm(xc[:, :2] / xc[:, 2:], axis=-1) <= r_max)
     ref = project_points(pts[ok], cam)
     d, _ = cKDTree(ref).query(np.stack([xs, ys], -1))
     assert d.max() < 3.0, f"a lit pixel is {d.max():.1f} px from every grid line's projection"
@@ -179,7 +179,7 @@ def test_clip_segments_2d_cuts_at_the_rectangle():
         [[np.nan, 0], [10, 10]],     # not finite
         [[50, 50], [50, 1e12]],      # huge end point
     ], float)
-    out, idx = offscreen.clip_segments_2d(seg, (0.0, 0.0, 100.0, 100.0))
+    out, idx = draw2d.clip_segments_2d(seg, (0.0, 0.0, 100.0, 100.0))
     assert idx.tolist() == [0, 1, 5]
     np.testing.assert_allclose(out[0], seg[0])
     np.testing.assert_allclose(out[1], [[0, 50], [100, 50]])
