@@ -35,9 +35,10 @@ class Preprocessor:
         self._warped = np.zeros((len(rig), H, W, 3), dtype=np.uint8)  # (V,H,W,3) reused buffer
         std = torch.tensor(STD_RGB, dtype=torch.float32, device=self.device)
         mean = torch.tensor(MEAN_RGB, dtype=torch.float32, device=self.device)
-        self._scale = (1.0 / (255.0 * std)).reshape(1, 3, 1, 1)
-        self._shift = (-mean / std).reshape(1, 3, 1, 1)
-        self._rgb_order = [2, 1, 0] if bgr else [0, 1, 2]
+        order = [2, 1, 0] if bgr else [0, 1, 2]  # input channel c holds RGB channel order[c]
+        self._scale = (1.0 / (255.0 * std))[order]  # (3,) per input channel, broadcast over (V,H,W,3)
+        self._shift = (-mean / std)[order]
+        self._to_rgb = torch.tensor(order, device=self.device)
 
     def warp(self, images: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
         """(V,H0,W0,3) uint8 full images (or a list with per-camera sizes) -> (V,H,W,3) uint8 warped."""
@@ -55,10 +56,11 @@ class Preprocessor:
         return self._warped
 
     def normalise(self, warped: np.ndarray) -> torch.Tensor:
-        """(V,H,W,3) uint8 -> (V,3,H,W) float32 normalised RGB, channels-last memory."""
+        """(V,H,W,3) uint8 -> (V,3,H,W) float32 normalised RGB, channels-last memory (no extra copy)."""
         x = torch.from_numpy(warped).to(self.device)
-        x = x.permute(0, 3, 1, 2)[:, self._rgb_order].float()
-        return torch.addcmul(self._shift, x, self._scale).contiguous(memory_format=torch.channels_last)
+        x = torch.addcmul(self._shift, x.float(), self._scale)  # (V,H,W,3) normalised, input order
+        x = x.index_select(3, self._to_rgb) if self.bgr else x
+        return x.permute(0, 3, 1, 2)  # NHWC storage = channels_last NCHW
 
     def __call__(self, images: Sequence[np.ndarray] | np.ndarray) -> torch.Tensor:
         return self.normalise(self.warp(images))
