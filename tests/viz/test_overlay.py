@@ -94,3 +94,32 @@ def test_synthetic_truth_reprojected_onto_synthetic_renders(toy_rig):
             _assert_drawn_on_projection(img, after, cam, poses, tol_px=2 + 1.75)
             checked += 1
     assert len(pres) >= 1 and checked >= 2, f"only {checked} views had everyone in frame"
+
+
+@pytest.mark.data
+def test_real_panoptic_truth_lands_on_the_independent_opencv_projections(shared_data):
+    """Real CMU Panoptic GT and calibration (distorted HD cameras): the drawn skeletons match the
+    pixel positions the data set's author computed with cv2.projectPoints (uv_hd_1920x1080)."""
+    from calib.io import load_calibration
+
+    root = shared_data / "panoptic_body3d_samples"
+    d = np.load(root / "samples.npz")
+    rig = load_calibration(root / "cameras_voxelpose.json", image_size=(1920, 1080),
+                           camera_names=[str(n) for n in d["camera_names"]])
+    rows = np.flatnonzero((d["sequence"] == d["sequence"][0]) & (d["frame"] == d["frame"][0]))  # 3 people
+    poses = np.concatenate([d["joints15_voxelpose_mm"][rows], d["vis15"][rows, :, None].astype(float)], -1)
+    edges = np.array(PANOPTIC15.edges)
+    for v, cam in enumerate(rig):
+        blank = np.zeros((cam.height, cam.width, 3), np.uint8)
+        drawn = overlay.draw_skeletons(blank, cam, poses, PANOPTIC15.edges, d["body_id"][rows], min_score=0.5,
+                                       labels=False, thickness_px=2, joint_radius_px=3)
+        ref = d["uv_hd_1920x1080"][rows, v, :15]  # (3,15,2) independent reference
+        vis = d["vis15"][rows]
+        segs = np.concatenate([ref[p, edges] for p in range(len(rows))
+                               ])[np.concatenate([vis[p, edges[:, 0]] & vis[p, edges[:, 1]] for p in range(len(rows))])]
+        ys, xs = np.nonzero(drawn.max(-1) > 0)
+        dist = distance_to_segments(np.stack([xs, ys], -1).astype(float), segs)
+        assert dist.max() <= 3 + 1.75, f"camera {cam.name}: a drawn pixel is {dist.max():.1f} px off"
+        inside = vis & (ref[..., 0] >= 0) & (ref[..., 0] < 1920) & (ref[..., 1] >= 0) & (ref[..., 1] < 1080)
+        px = np.round(ref[inside]).astype(int)
+        assert len(px) > 10 and drawn[px[:, 1], px[:, 0]].max(-1).min() > 0, f"camera {cam.name}: a joint is not drawn"
