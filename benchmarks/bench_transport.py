@@ -1,7 +1,8 @@
 """Transport benchmark: N camera streams of W x H frames at F fps, as framesets, publisher process
 -> subscriber process over ZeroMQ (the live path's wire format and Publisher/Subscriber).
 
-Measures the sustained frameset rate at the subscriber, drops (sets sent but never received),
+Measures the sustained frameset rate at the subscriber, drops (sets sent but not processed: dropped
+by the publisher, lost, or skipped as stale by a subscriber that drains to the newest),
 added latency (capture timestamp -> message received and validated by the subscriber; for JPEG
 also -> all views decoded, for shm -> all views mapped) p50/p99, and each process's CPU use.
 Encodings: ``bgr8`` (31 MB of pixels per 5 x 1080p set through the socket), ``shm`` (pixels
@@ -63,7 +64,7 @@ def _frames(n_views: int, width: int, height: int, pool: int = 3) -> list[list[n
     return out
 
 
-def _subscriber(endpoint: str, seconds: float, decode_jpeg: bool, ready, results) -> None:
+def _subscriber(endpoint: str, seconds: float, decode_jpeg: bool, latest: bool, reduce: int, ready, results) -> None:
     from capture.bus import Subscriber
     from capture.messages import FrameSet, now_ns
 
@@ -75,7 +76,7 @@ def _subscriber(endpoint: str, seconds: float, decode_jpeg: bool, ready, results
         end = wall0 + seconds + 30.0
         first_t = last_t = None
         while time.monotonic() < end:
-            msg = sub.recv(500)
+            msg = sub.recv_latest(500) if latest else sub.recv(500)
             if msg is None:
                 if first_t is not None:
                     break
@@ -91,7 +92,7 @@ def _subscriber(endpoint: str, seconds: float, decode_jpeg: bool, ready, results
                 lat_dec.append((now_ns() - msg.t_ref_ns) / 1e6)
             if decode_jpeg and msg.views[0].encoding == "jpeg":
                 for i in range(len(msg.views)):
-                    msg.image(i)
+                    msg.image(i, reduce=reduce)
                 lat_dec.append((now_ns() - msg.t_ref_ns) / 1e6)
             seqs.append(msg.seq)
             first_t = first_t or time.monotonic()
@@ -99,15 +100,16 @@ def _subscriber(endpoint: str, seconds: float, decode_jpeg: bool, ready, results
         cpu = _cpu_s() - cpu0
         active = (last_t - first_t) if first_t and last_t else 0.0
         results.put({"lat_recv": lat_recv, "lat_dec": lat_dec, "seqs": seqs, "gaps": sub.stats.gaps,
+                     "skipped": sub.stats.skipped,
                      "bad": sub.stats.bad, "cpu_s": cpu, "active_s": active, "stale": stale})
 
 
 def run_one(*, transport: str, encoding: str, views: int, width: int, height: int, fps: float, seconds: float,
-            jpeg_quality: int = 90, warmup_sets: int = 10) -> dict:
+            jpeg_quality: int = 90, warmup_sets: int = 10, latest: bool = True, reduce: int = 1) -> dict:
     """One configuration; returns its measurements."""
     from capture.bus import Publisher
     from capture.messages import FrameSet, View, now_ns
-    from capture.process import encode_jpeg
+    from capture.process import encode_jpeg_views
 
     tmp = tempfile.mkdtemp(prefix="sp3d-bench-", dir="/tmp")
     endpoint = f"ipc://{tmp}/frames" if transport == "ipc" else f"tcp://127.0.0.1:{47000 + os.getpid() % 1000}"
@@ -121,7 +123,7 @@ def run_one(*, transport: str, encoding: str, views: int, width: int, height: in
         from capture.shm import ShmWriter
 
         shm = ShmWriter(f"selfpose3d-bench-{os.getpid()}", views=views, slot_bytes=width * height * 3, ring=8)
-    sub_proc = ctx.Process(target=_subscriber, args=(endpoint, seconds, encoding == "jpeg", ready, results), daemon=True)
+    sub_proc = ctx.Process(target=_subscriber, args=(endpoint, seconds, encoding == "jpeg", latest, reduce, ready, results), daemon=True)
     sub_proc.start()
     ready.wait(60)
     if not pub.wait_for_subscriber(30):
@@ -146,7 +148,7 @@ def run_one(*, transport: str, encoding: str, views: int, width: int, height: in
             pub.send(FrameSet("bench", k, t_cap, now_ns(), vs, (None,) * views))
             continue
         if encoding == "jpeg":
-            bufs = [encode_jpeg(im, jpeg_quality) for im in imgs]
+            bufs = encode_jpeg_views(imgs, jpeg_quality)
         else:
             bufs = imgs
         vs = tuple(View(cams[v], k, t_cap, width, height, encoding, memoryview(bufs[v]).nbytes) for v in range(views))
@@ -167,7 +169,9 @@ def run_one(*, transport: str, encoding: str, views: int, width: int, height: in
         "transport": transport, "encoding": encoding, "views": views, "width": width, "height": height,
         "target_fps": fps, "seconds": round(pub_wall, 2), "sent": n_sets, "received": received,
         "fps": round(received / sub["active_s"], 2) if sub["active_s"] > 0 else 0.0,
+        "consumer": "latest" if latest else "every", "jpeg_decode_reduce": reduce,
         "drops": int(drops), "dropped_by_publisher": int(dropped_pub), "sequence_gaps": int(sub["gaps"]),
+        "skipped_stale_by_subscriber": int(sub["skipped"]),
         "publisher_late_ticks": late,
         "p50_ms": round(float(np.percentile(lat, 50)), 2) if lat.size else None,
         "p99_ms": round(float(np.percentile(lat, 99)), 2) if lat.size else None,
@@ -192,6 +196,10 @@ def main(argv=None) -> int:
     parser.add_argument("--height", type=int, default=1080)
     parser.add_argument("--fps", type=float, default=30.0)
     parser.add_argument("--suite", action="store_true", help="run shm/ipc, raw/ipc, then jpeg/tcp")
+    parser.add_argument("--consumer", choices=("latest", "every"), default="latest",
+                        help="subscriber drains to the newest set (live path) or reads every set")
+    parser.add_argument("--reduce", type=int, choices=(1, 2, 4, 8), default=1,
+                        help="JPEG: decode at 1/N resolution (the network input is ~half of 1080p)")
     parser.add_argument("--json", action="store_true", help="print one JSON object last")
     args = parser.parse_args(argv)
     configs = [("ipc", "shm"), ("ipc", "bgr8"), ("tcp", "jpeg")] if args.suite else [(args.transport, args.encoding)]
@@ -199,7 +207,7 @@ def main(argv=None) -> int:
     for transport, encoding in configs:
         load_before = os.getloadavg()
         r = run_one(transport=transport, encoding=encoding, views=args.views, width=args.width, height=args.height,
-                    fps=args.fps, seconds=args.seconds)
+                    fps=args.fps, seconds=args.seconds, latest=args.consumer == "latest", reduce=args.reduce)
         r["loadavg_before"] = [round(x, 2) for x in load_before]
         r["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
         runs.append(r)

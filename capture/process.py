@@ -103,6 +103,22 @@ def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
     return data.tobytes()
 
 
+_pool = None
+
+
+def encode_jpeg_views(images: Sequence[np.ndarray], quality: int) -> list[bytes]:
+    """JPEG bytes of several images, encoded in parallel (OpenCV releases the GIL)."""
+    global _pool
+    if len(images) == 1:
+        return [encode_jpeg(images[0], quality)]
+    if _pool is None:
+        import os
+        from concurrent.futures import ThreadPoolExecutor
+
+        _pool = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="jpeg")
+    return list(_pool.map(lambda im: encode_jpeg(im, quality), images))
+
+
 def frameset_from(synced: SyncedSet, *, rig: str, seq: int, encoding: str = "bgr8", jpeg_quality: int = 90,
                   t_pub_ns: int | None = None, shm=None, view_index: dict[str, int] | None = None,
                   source: str = "") -> FrameSet:
@@ -112,6 +128,8 @@ def frameset_from(synced: SyncedSet, *, rig: str, seq: int, encoding: str = "bgr
     view-slot map ``view_index``.
     """
     views, buffers = [], []
+    jpegs = iter(encode_jpeg_views([f.payload.image for f in synced.frames], jpeg_quality)
+                 if encoding == "jpeg" and synced.frames else ())
     for sf in synced.frames:
         img = sf.payload.image
         h, w = img.shape[:2]
@@ -120,7 +138,7 @@ def frameset_from(synced: SyncedSet, *, rig: str, seq: int, encoding: str = "bgr
             views.append(View(sf.camera, sf.payload.frame_index, sf.t_ns, w, h, "shm", img.nbytes, shm=handle))
             buffers.append(None)
             continue
-        buf = np.ascontiguousarray(img) if encoding == "bgr8" else encode_jpeg(img, jpeg_quality)
+        buf = np.ascontiguousarray(img) if encoding == "bgr8" else next(jpegs)
         views.append(View(sf.camera, sf.payload.frame_index, sf.t_ns, w, h, encoding, memoryview(buf).nbytes))
         buffers.append(buf)
     return FrameSet(rig=rig, seq=seq, t_ref_ns=synced.t_ref_ns, t_pub_ns=t_pub_ns or now_ns(), views=tuple(views),

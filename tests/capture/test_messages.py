@@ -185,3 +185,20 @@ def test_fuzzed_messages_only_ever_raise_message_error(data):
     except MessageError:
         return
     assert isinstance(out, (FrameSet, Poses, Status))
+
+
+def test_reduced_images_for_every_encoding():
+    import cv2
+
+    yy, xx = np.mgrid[0:33, 0:48]
+    img = np.stack([xx * 5, yy * 7, xx + yy], axis=-1).astype(np.uint8)
+    jpg = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+    fs = decode(encode(FrameSet("lab", 0, 1, 2, (View("a", 0, 1, 48, 33, "bgr8", img.nbytes),
+                                                   View("b", 0, 1, 48, 33, "jpeg", len(jpg))), (img, jpg))))
+    for r in (2, 4):
+        raw, dec = fs.image(0, reduce=r), fs.image(1, reduce=r)
+        assert raw.shape == dec.shape == (-(-33 // r), 48 // r, 3)
+        np.testing.assert_array_equal(raw, img[::r, ::r])
+        assert np.abs(dec.astype(int) - cv2.resize(img, (48 // r, -(-33 // r)), interpolation=cv2.INTER_AREA)).mean() < 10
+    with pytest.raises(ValueError, match="reduce"):
+        fs.image(0, reduce=3)
