@@ -8,6 +8,8 @@ Examples::
                                                               # a live or replayed stream + the engine's poses
     selfpose3d overlay --session take1/ --poses-file take1.jsonl --out check.mp4
                                                               # a recording (selfpose3d-live --record --export)
+    selfpose3d overlay --images shots/ --calibration calib.json --predictions poses.json --out check/
+                                                              # the input and output of `selfpose3d predict`
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--synthetic", action="store_true", help="the rig's synthetic world and its ground truth")
     src.add_argument("--frames", metavar="ENDPOINT", help="frameset publisher (capture or replay), e.g. tcp://127.0.0.1:5555")
     src.add_argument("--session", metavar="DIR", help="a recorded session folder (with --poses-file)")
+    src.add_argument("--images", metavar="DIR", help="images of `selfpose3d predict` (with --predictions)")
+    parser.add_argument("--predictions", metavar="FILE.json", help="output of `selfpose3d predict` (with --images)")
+    parser.add_argument("--calibration", metavar="FILE", help="calibration of --images (any calib format; "
+                        "default: --rig)")
     parser.add_argument("--poses-file", metavar="FILE.jsonl",
                         help="poses exported by `selfpose3d-live --export` (with --session)")
     parser.add_argument("--poses", default=DEFAULT_POSES_ENDPOINT, metavar="ENDPOINT",
@@ -134,6 +140,39 @@ def _session(args, rig, writer) -> None:
         log.warning("%d poses lines have no frameset in %s (recorded in another run?)", unmatched, args.session)
 
 
+def _predicted(args, cameras, writer) -> None:
+    import json
+
+    import cv2
+    import numpy as np
+
+    from app.commands.predict import list_frames
+    from viz.overlay import overlay_views
+
+    data = json.loads(Path(args.predictions).read_text(encoding="utf-8"))
+    frames = dict(list_frames(Path(args.images), cameras.names))
+    missing = 0
+    for rec in data.get("frames", []):
+        if args.count is not None and writer.count >= args.count:
+            break
+        paths = frames.get(rec["frame"])
+        if paths is None:
+            missing += 1
+            continue
+        images = [cv2.imread(str(p), cv2.IMREAD_COLOR) if p else None for p in paths]
+        people = rec.get("people", [])
+        J = len(rec["skeleton"]["joints"])
+        poses = np.zeros((len(people), J, 4), np.float32)
+        for i, person in enumerate(people):
+            poses[i, :, :3] = np.asarray(person["joints_mm"], np.float32).reshape(J, 3)
+            poses[i, :, 3] = float(person.get("score", 1.0))
+        edges = [tuple(e) for e in rec["skeleton"]["edges"]]
+        writer.write(overlay_views(images, cameras, poses, edges, np.full(len(people), -1), args.min_score,
+                                   args.columns, args.tile_width))
+    if missing:
+        log.warning("%d predicted frames have no images in %s", missing, args.images)
+
+
 def _rig_path(args) -> str:
     if args.rig:
         return args.rig
@@ -148,22 +187,37 @@ def _rig_path(args) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from calib.rig_config import load_rig
-    from viz.offscreen import FrameWriter, RenderError
 
-    if not (args.synthetic or args.frames or args.session):
-        print("error: choose a source: --synthetic, --frames ENDPOINT (with --poses ENDPOINT) or "
-              "--session DIR (with --poses-file FILE.jsonl)", file=sys.stderr)
+    if not (args.synthetic or args.frames or args.session or args.images):
+        print("error: choose a source: --synthetic, --frames ENDPOINT (with --poses ENDPOINT), "
+              "--session DIR (with --poses-file FILE.jsonl) or --images DIR (with --predictions FILE.json)",
+              file=sys.stderr)
         return 2
     if args.session and not args.poses_file:
         print("error: --session needs --poses-file FILE.jsonl (from `selfpose3d-live --export`)", file=sys.stderr)
         return 2
+    if args.images and not args.predictions:
+        print("error: --images needs --predictions FILE.json (from `selfpose3d predict`)", file=sys.stderr)
+        return 2
+    if args.images and args.calibration:
+        from calib.io import load_calibration
+
+        return _write(args, lambda writer: _predicted(args, load_calibration(args.calibration), writer), 15.0)
     rig = load_rig(_rig_path(args))
     spec = rig.config.synthetic
+    if args.images:
+        return _write(args, lambda writer: _predicted(args, rig.cameras, writer), 15.0)
+    source = _synthetic if args.synthetic else _session if args.session else _stream
+    return _write(args, lambda writer: source(args, rig, writer), spec.fps if spec else 15.0)
+
+
+def _write(args, produce, default_fps: float) -> int:
+    from viz.offscreen import FrameWriter, RenderError
+
     try:
-        with FrameWriter(args.out, args.fps or (spec.fps if spec else 15.0)) as writer:
+        with FrameWriter(args.out, args.fps or default_fps) as writer:
             try:
-                source = _synthetic if args.synthetic else _session if args.session else _stream
-                source(args, rig, writer)
+                produce(writer)
             except KeyboardInterrupt:
                 log.info("interrupted")
     except (RenderError, ValueError) as exc:

@@ -266,3 +266,38 @@ def test_run_headless_gives_up_after_idle_timeout(tmp_path, toy_rig):
     t0 = time.monotonic()
     n = run_headless(Silent(), setup, tmp_path / "f", backend="software", idle_timeout_s=0.4)
     assert n == 0 and 0.35 < time.monotonic() - t0 < 5.0
+
+
+def test_overlay_command_on_predict_inputs_and_outputs(tmp_path, toy_rig):
+    """`selfpose3d predict --images DIR --out poses.json` then `overlay --images DIR --predictions ...`."""
+    import json
+
+    from app.cli import main
+    from calib.io import save_calibration
+    from calib.projection import project_points
+    from engine.skeleton import PANOPTIC15
+
+    calib = save_calibration(toy_rig, tmp_path / "calib.toml")
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    for cam in list(toy_rig)[:3]:  # cam3 has no image: a missing view
+        cv2.imwrite(str(shots / f"{cam.name}.png"), np.full((cam.height, cam.width, 3), 50, np.uint8))
+    people = make_poses([(200.0, 100.0)])
+    pred = {"cameras": toy_rig.names, "frames": [{
+        "frame": "shots", "skeleton": {"name": "panoptic15", "joints": list(PANOPTIC15.joints),
+                                       "edges": [list(e) for e in PANOPTIC15.edges]},
+        "people": [{"score": 0.8, "joints_mm": people[0, :, :3].tolist()}]}]}
+    (tmp_path / "poses.json").write_text(json.dumps(pred))
+    out = tmp_path / "ov"
+    rc = main(["overlay", "--images", str(shots), "--calibration", str(calib), "--predictions",
+               str(tmp_path / "poses.json"), "--out", str(out), "--tile-width", "640", "--columns", "4"])
+    assert rc == 0
+    img = cv2.imread(str(next(out.glob("*.png"))))
+    assert img.shape == (360, 4 * 640, 3)
+    assert img[40:, 3 * 640 :].max() == 0  # missing view
+    uv = project_points(people[0, 2, :3].astype(float), toy_rig[1]) * 0.5
+    x, y = int(round(uv[0])) + 640, int(round(uv[1]))
+    grey = np.array(geo.to_bgr255(geo.UNTRACKED_RGB))
+    patch = img[y - 3 : y + 4, x - 3 : x + 4].astype(int)
+    assert (np.abs(patch - grey).max(-1) < 50).any(), "no skeleton at the projected pelvis in cam1"
+    assert main(["overlay", "--images", str(shots)]) == 2
