@@ -113,13 +113,15 @@ class BoardRenderer:
         rows = coarse[:, i0] * (1 - fi) + coarse[:, i0 + 1] * fi  # (Gv,W,2)
         xy = rows[j0] * (1 - fj) + rows[j0 + 1] * fj  # (H,W,2) normalised
         self._rays_c = np.concatenate([xy, np.ones_like(xy[..., :1])], axis=-1).astype(np.float64)  # (H,W,3)
-        # Texture mip-map: level k has ppm0 / 2**k px per mm, each area-averaged from the finer one;
-        # the finest level is capped at 4096 px on the long side.
+        # Texture mip-map: level k has ppm0 / 2**k px per mm, each area-averaged from the finer one.
+        # A square is a power-of-two number of texture px (<= 4096 px on the long side) and the margin
+        # half a square, so every level has whole-pixel squares and aligned pixel centres.
         self._margin_mm = spec.square_mm * 0.5
-        ppm0 = min(16.0, 4096.0 / (max(spec.size_mm) + 2 * self._margin_mm))
+        square_px = 2 ** int(np.floor(np.log2(4096.0 / (max(spec.squares_x, spec.squares_y) + 1))))
+        ppm0 = square_px / spec.square_mm
         finest = board_image(spec, ppm0, self._margin_mm).astype(np.float32)
         self._mips = [(ppm0, finest)]
-        while self._mips[-1][0] > 0.25:
+        while self._mips[-1][0] * spec.square_mm > 4:  # down to 4 px per square
             ppm, tex = self._mips[-1]
             even = tex[: tex.shape[0] // 2 * 2, : tex.shape[1] // 2 * 2]  # exact 2x keeps pixel centres aligned
             half = cv2.resize(even, (even.shape[1] // 2, even.shape[0] // 2), interpolation=cv2.INTER_AREA)

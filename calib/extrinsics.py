@@ -6,7 +6,7 @@ Pipeline (all units mm, from the board's ``square_mm``):
 2. pairwise relative poses from frames two cameras share (robust rotation/translation average);
 3. a maximum spanning tree over "frames shared" chains every camera to a reference camera;
 4. a joint bundle adjustment of all camera poses and all board poses
-   (``scipy.optimize.least_squares``, sparse Jacobian structure, robust loss; intrinsics fixed);
+   (``scipy.optimize.least_squares``, sparse Jacobian structure, trimmed for outliers; intrinsics fixed);
 5. the world frame: the board of one frame lying on the floor (z up, origin at its first corner)
    or a camera (z = the camera's up, y = its viewing direction), shifted by ``origin_mm``.
 
@@ -164,7 +164,8 @@ def board_pose_pnp(det: BoardDetection, spec: BoardSpec, camera: Camera) -> tupl
 def calibrate_extrinsics(cameras: Sequence[Camera], detections: Mapping[str, Sequence[BoardDetection | None]],
                          spec: BoardSpec, world: WorldFrame = WorldFrame(), reference: str | None = None,
                          min_corners: int = 6, max_pnp_rms_px: float = 3.0, min_shared_frames: int = 2,
-                         loss: str = "soft_l1", f_scale_px: float = 1.0, source: str = "<detections>") -> ExtrinsicsResult:
+                         outlier_px: float = 2.0, max_nfev: int = 200,
+                         source: str = "<detections>") -> ExtrinsicsResult:
     """Calibrate all cameras' poses from synchronised board detections.
 
     Args:
@@ -177,7 +178,9 @@ def calibrate_extrinsics(cameras: Sequence[Camera], detections: Mapping[str, Seq
         min_corners: detections with fewer corners are ignored.
         max_pnp_rms_px: single-view board poses worse than this are ignored (bad detections).
         min_shared_frames: a camera pair needs this many shared frames to be chained.
-        loss, f_scale_px: robust loss of the bundle adjustment (scipy names), scale in px.
+        outlier_px: after a first bundle-adjustment pass, corners whose error exceeds
+            ``max(outlier_px, 4 x median)`` are dropped and the problem is solved again.
+        max_nfev: iteration budget per pass.
         source: folder name for messages.
     Raises:
         CalibrationError: board not ChArUco, frame counts differ, a camera never sees the board or
@@ -205,7 +208,7 @@ def calibrate_extrinsics(cameras: Sequence[Camera], detections: Mapping[str, Seq
         samples = [_compose(_inv(cam_from_ref[c]), poses_cb[(c, f)]) for c in cams if (c, f) in poses_cb]
         board_in_ref[f] = _robust_mean_pose(samples)
     cam_from_ref, board_in_ref, residuals = _bundle_adjust(cams, detections, spec, ref, cam_from_ref, board_in_ref,
-                                                           min_corners, loss, f_scale_px)
+                                                           poses_cb, outlier_px, max_nfev)
     world_from_ref = _world_transform(world, ref, cam_from_ref, board_in_ref, poses_cb, cams, spec, source)
     ref_from_world = _inv(world_from_ref)
     rig_cams = []
@@ -213,7 +216,8 @@ def calibrate_extrinsics(cameras: Sequence[Camera], detections: Mapping[str, Seq
         R, t = _compose(cam_from_ref[name], ref_from_world)
         rig_cams.append(cam.replace(R=R, t_mm=t, source=f"{source} (calibrate extrinsics)"))
     rig = CameraRig(tuple(rig_cams))
-    per_cam_rms = {n: float(np.sqrt(np.mean(residuals[n] ** 2) * 2)) if len(residuals[n]) else float("nan") for n in cams}
+    per_cam_rms = {n: float(np.sqrt(2.0 * np.mean(residuals[n] ** 2))) if len(residuals[n]) else float("nan")
+                   for n in cams}
     per_cam_n = {n: len(residuals[n]) // 2 for n in cams}
     boards_w = {f: _compose(world_from_ref, board_in_ref[f]) for f in frames}
     pairs = pair_triangulation_rms(rig, detections, min_corners)
@@ -277,72 +281,75 @@ def min_shared_frames_text(n: int) -> str:
 
 
 # --------------------------------------------------------------------------- step 4: bundle adjustment
-def _bundle_adjust(cams, detections, spec, ref, cam_from_ref, board_in_ref, min_corners, loss, f_scale_px):
+def _bundle_adjust(cams, detections, spec, ref, cam_from_ref, board_in_ref, poses_cb, outlier_px, max_nfev):
+    """Joint refinement of camera poses (all but ``ref``) and board poses; trimmed least squares."""
     from scipy.optimize import least_squares
     from scipy.sparse import lil_matrix
+    from scipy.spatial.transform import Rotation
 
     names = list(cams)
     free = [n for n in names if n != ref]
     frames = sorted(board_in_ref)
-    cam_col = {n: 6 * i for i, n in enumerate(free)}
-    frame_col = {f: 6 * len(free) + 6 * i for i, f in enumerate(frames)}
     obj = spec.board_points_mm()
-    rows_pts, rows_uv, rows_cam, rows_frame, rows_name = [], [], [], [], []
-    for n in names:
-        for f in frames:
-            det = detections[n][f]
-            if det is None or len(det) < min_corners:
+    pts, uvs, cam_idx, frame_idx = [], [], [], []
+    for ci, n in enumerate(names):
+        for fi, f in enumerate(frames):
+            if (n, f) not in poses_cb:  # not seen, or its single-view pose was rejected
                 continue
-            rows_pts.append(obj[det.ids])
-            rows_uv.append(det.corners_px)
-            rows_cam += [names.index(n)] * len(det)
-            rows_frame += [frames.index(f)] * len(det)
-            rows_name += [n] * len(det)
-    X_b = np.concatenate(rows_pts)
-    uv = np.concatenate(rows_uv)
-    cam_idx = np.asarray(rows_cam)
-    frame_idx = np.asarray(rows_frame)
+            det = detections[n][f]
+            pts.append(obj[det.ids])
+            uvs.append(det.corners_px)
+            cam_idx += [ci] * len(det)
+            frame_idx += [fi] * len(det)
+    X_b, uv = np.concatenate(pts), np.concatenate(uvs)
+    cam_idx, frame_idx = np.asarray(cam_idx), np.asarray(frame_idx)
     K = np.stack([cams[n].K for n in names])[cam_idx]
     dist = np.stack([cams[n].dist for n in names])[cam_idx]
+    n_cam = 6 * len(free)
+    free_slot = np.array([free.index(n) if n in free else -1 for n in names])  # camera -> parameter block
 
-    x0 = np.concatenate([np.concatenate([_matrix_to_rotvec(cam_from_ref[n][0]), cam_from_ref[n][1]]) for n in free]
-                        + [np.concatenate([_matrix_to_rotvec(board_in_ref[f][0]), board_in_ref[f][1]]) for f in frames])
-    n_cam_params = 6 * len(free)
-    is_ref = np.array([n == ref for n in names])
+    def pose_vec(T):
+        return np.concatenate([_matrix_to_rotvec(T[0]), T[1]])
+
+    x = np.concatenate([pose_vec(cam_from_ref[n]) for n in free] + [pose_vec(board_in_ref[f]) for f in frames])
 
     def unpack(x):
         cam_p = np.zeros((len(names), 6))
-        cam_p[~is_ref] = x[:n_cam_params].reshape(-1, 6)
-        return cam_p, x[n_cam_params:].reshape(-1, 6)
+        cam_p[free_slot >= 0] = x[:n_cam].reshape(-1, 6)
+        return cam_p, x[n_cam:].reshape(-1, 6)
 
-    def residuals(x):
+    def residuals(x, keep):
         cam_p, frame_p = unpack(x)
-        fp = frame_p[frame_idx]
-        cp = cam_p[cam_idx]
-        from scipy.spatial.transform import Rotation
-
-        X_r = Rotation.from_rotvec(fp[:, :3]).apply(X_b) + fp[:, 3:]
+        fp, cp = frame_p[frame_idx[keep]], cam_p[cam_idx[keep]]
+        X_r = Rotation.from_rotvec(fp[:, :3]).apply(X_b[keep]) + fp[:, 3:]
         X_c = Rotation.from_rotvec(cp[:, :3]).apply(X_r) + cp[:, 3:]
-        return (project_with(X_c, K, dist) - uv).ravel()
+        return (project_with(X_c, K[keep], dist[keep]) - uv[keep]).ravel()
 
-    sparsity = lil_matrix((2 * len(uv), len(x0)), dtype=np.int8)
-    rows = np.arange(len(uv))
-    for k in range(6):
-        for r2 in (0, 1):
-            sparsity[2 * rows + r2, n_cam_params + 6 * frame_idx + k] = 1
-            free_rows = rows[~is_ref[cam_idx]]
-            cols = np.array([cam_col[names[c]] for c in cam_idx[~is_ref[cam_idx]]], dtype=int)
-            if len(free_rows):
-                sparsity[2 * free_rows + r2, cols + k] = 1
-    sol = least_squares(residuals, x0, jac_sparsity=sparsity, loss=loss, f_scale=f_scale_px, x_scale="jac",
-                        method="trf", xtol=1e-10, ftol=1e-10, max_nfev=200)
-    cam_p, frame_p = unpack(sol.x)
+    def sparsity(keep):
+        rows = np.arange(int(keep.sum()))
+        blocks = free_slot[cam_idx[keep]]
+        S = lil_matrix((2 * len(rows), len(x)), dtype=np.int8)
+        on_free = blocks >= 0
+        for k in range(6):
+            for r2 in (0, 1):
+                S[2 * rows + r2, n_cam + 6 * frame_idx[keep] + k] = 1
+                S[2 * rows[on_free] + r2, 6 * blocks[on_free] + k] = 1
+        return S
+
+    keep = np.ones(len(uv), bool)
+    cost0 = 0.5 * np.sum(residuals(x, keep) ** 2)
+    for _ in range(2):  # solve, drop gross outliers (mis-detected corners), solve again
+        x = least_squares(residuals, x, args=(keep,), jac_sparsity=sparsity(keep), x_scale="jac", method="trf",
+                          xtol=1e-10, ftol=1e-10, max_nfev=max_nfev).x
+        err = np.linalg.norm(residuals(x, np.ones(len(uv), bool)).reshape(-1, 2), axis=1)
+        keep = err <= max(outlier_px, 4.0 * float(np.median(err)))
+    cam_p, frame_p = unpack(x)
     new_cams = {n: (_rotvec_to_matrix(cam_p[i, :3]), cam_p[i, 3:].copy()) for i, n in enumerate(names)}
     new_boards = {f: (_rotvec_to_matrix(frame_p[i, :3]), frame_p[i, 3:].copy()) for i, f in enumerate(frames)}
-    res = sol.fun.reshape(-1, 2)
-    per_cam = {n: res[np.asarray(rows_name) == n].ravel() for n in names}
-    log.info("bundle adjustment: %d residuals, %d parameters, cost %.3g -> %.3g (%s)", res.size, len(x0),
-             0.5 * np.sum(residuals(x0) ** 2), 0.5 * np.sum(sol.fun ** 2), sol.message)
+    res = residuals(x, keep).reshape(-1, 2)
+    per_cam = {n: res[cam_idx[keep] == i].ravel() for i, n in enumerate(names)}
+    log.info("bundle adjustment: %d corners (%d outliers dropped), %d parameters, cost %.3g -> %.3g", len(uv),
+             int((~keep).sum()), len(x), cost0, 0.5 * np.sum(res ** 2))
     return new_cams, new_boards, per_cam
 
 

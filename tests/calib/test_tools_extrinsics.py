@@ -33,11 +33,11 @@ def _intrinsics_only(rig: CameraRig) -> list[Camera]:
 
 @pytest.fixture(scope="module")
 def detections():
-    """15 synchronised frames: frame 0 the board on the floor at the world origin, then random poses."""
+    """23 synchronised frames: frame 0 the board on the floor at the world origin, then random poses."""
     from calib.boards import detect_board
 
     rng = np.random.default_rng(1)
-    poses = [floor_board_pose(SPEC)] + rig_board_poses(RIG, SPEC, 14, rng, (0.0, 0.0, 900.0))
+    poses = [floor_board_pose(SPEC)] + rig_board_poses(RIG, SPEC, 22, rng, (0.0, 0.0, 900.0))
     out = {}
     for cam in RIG:
         renderer = BoardRenderer(cam, SPEC)
@@ -61,7 +61,7 @@ def test_recovers_the_rig_in_the_floor_board_world(detections):
     for i in range(1, len(RIG)):
         rel_est = result.rig[i].R @ result.rig[0].R.T
         rel_true = RIG[i].R @ RIG[0].R.T
-        assert _angle_deg(rel_est, rel_true) < 0.12
+        assert _angle_deg(rel_est, rel_true) < 0.1
     assert max(result.per_camera_rms_px.values()) < 0.4
     assert len(result.per_pair_rms_px) >= 4 and max(r for r, _ in result.per_pair_rms_px.values()) < 0.4
     assert "per pair" in result.report()
