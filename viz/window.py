@@ -84,7 +84,6 @@ class ViewerWindow:
         self._pending = None  # newest (poses, statuses) not yet shown
         self._labels = []
         self._static_key = None
-        self._last_follow = None
 
         app = self.gui.Application.instance
         app.initialize()
@@ -179,7 +178,6 @@ class ViewerWindow:
                                                         self.setup.volume_center_mm + half)
         self.widget.setup_camera(cam.K, extrinsic, cam.width, cam.height, bbox)
         self.widget.center_of_rotation = self.setup.volume_center_mm
-        self._last_follow = None
 
     def _draw_frame(self, frame: SceneFrame) -> None:
         key = (len(frame.static_lines.lines), tuple(self.state.missing_cameras), tuple(self.state.layers.values()))
@@ -209,7 +207,6 @@ class ViewerWindow:
             eye = target - self.setup.camera.R[2] * FOLLOW_DISTANCE_MM
             self.widget.look_at(target, eye, [0.0, 0.0, 1.0])
             self.widget.center_of_rotation = target
-            self._last_follow = target
         self.window.set_needs_layout()
         self.window.post_redraw()
 
