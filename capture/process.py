@@ -165,6 +165,9 @@ class CaptureReport:
 class CaptureProcess:
     """Publish a :class:`LiveRig`'s sets and the process status.
 
+    Status goes out as ``starting`` (before the readers start), ``ready`` (right after the first
+    set was published), ``running`` every ``status_interval_s``, then ``stopping`` or ``error``.
+
     Args:
         rig_name: rig name (topic ``frames/<rig_name>``).
         live: the rig's readers + synchroniser.
@@ -222,6 +225,8 @@ class CaptureProcess:
             while not stop.is_set():
                 for synced in self.live.poll(0.005):
                     self._publish(synced)
+                    if self.report.sets == 1:
+                        self._send_status("ready")  # the first set is out: the stream works
                 if time.monotonic() - self._last_status >= self.status_interval_s:
                     self._send_status(state)
                 if self.live.ended or (max_sets is not None and self.report.sets >= max_sets):
