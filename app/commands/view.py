@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--render", metavar="PATH",
                         help="headless: write frames to PATH (.mp4, .avi or a folder of PNGs) instead of a window")
     parser.add_argument("--frames", type=int, help="stop after this many frames (headless; --synthetic default 150)")
-    parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (headless)")
+    parser.add_argument("--duration", type=float, metavar="S", help="stop (or close the window) after S seconds")
     parser.add_argument("--idle-timeout", type=float, metavar="S", help="stop when no poses arrive for S seconds")
     parser.add_argument("--backend", default="auto", choices=("auto", "open3d", "software"),
                         help="headless renderer (auto: Open3D if it renders here, else software)")
@@ -101,4 +101,5 @@ def _run(args: argparse.Namespace) -> int:
         return 0 if n > 0 else 1
     from viz.window import run_window
 
-    return run_window(feed, setup, min_score=args.min_score, follow=args.follow, title=f"selfpose3d - {rig.name}")
+    return run_window(feed, setup, min_score=args.min_score, follow=args.follow, title=f"selfpose3d - {rig.name}",
+                      duration_s=args.duration)
