@@ -165,8 +165,8 @@ class CaptureReport:
 class CaptureProcess:
     """Publish a :class:`LiveRig`'s sets and the process status.
 
-    Status goes out as ``starting`` (before the readers start), ``ready`` (right after the first
-    set was published), ``running`` every ``status_interval_s``, then ``stopping`` or ``error``.
+    Status goes out every ``status_interval_s``: ``starting`` until the first set is published,
+    ``ready`` right after it, ``running`` from then on, and finally ``stopping`` or ``error``.
 
     Args:
         rig_name: rig name (topic ``frames/<rig_name>``).
@@ -220,7 +220,6 @@ class CaptureProcess:
         t0 = time.monotonic()
         self._send_status("starting")
         self.live.start()
-        state = "running"
         try:
             while not stop.is_set():
                 for synced in self.live.poll(0.005):
@@ -228,7 +227,7 @@ class CaptureProcess:
                     if self.report.sets == 1:
                         self._send_status("ready")  # the first set is out: the stream works
                 if time.monotonic() - self._last_status >= self.status_interval_s:
-                    self._send_status(state)
+                    self._send_status("running" if self.report.sets else "starting")
                 if self.live.ended or (max_sets is not None and self.report.sets >= max_sets):
                     break
                 if duration_s is not None and time.monotonic() - t0 >= duration_s:
