@@ -112,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"selfpose3d synth: {exc}", file=sys.stderr)
         return 2
     world = SyntheticWorld(rig, num_people=cfg.people, seed=cfg.seed, fps=cfg.fps, volume_center_mm=center,
-                           volume_size_mm=size, entries_exits=cfg.entries_exits, render_options=cfg.render)
+                           volume_size_mm=size, entries_exits=cfg.entries_exits, num_props=cfg.props,
+                           render_options=cfg.render)
     out = Path(args.out)
     frames = range(cfg.num_frames)
     print(f"synth: {len(rig)} cameras {rig.names}, {cfg.people} people, {cfg.num_frames} frames at {cfg.fps:g} fps "

@@ -44,6 +44,7 @@ class SynthConfig:
         fps: frame rate.
         seed: world seed.
         entries_exits: people leave and new people enter.
+        props: pieces of furniture that occlude people (0 = empty room).
         volume_center_mm, volume_size_mm: capture volume (null: the rig YAML's, else the defaults).
         sequence: Panoptic sequence name of the output.
         media: "images" and/or "video" in the Panoptic tree.
@@ -59,6 +60,7 @@ class SynthConfig:
     fps: float = 15.0
     seed: int = 0
     entries_exits: bool = True
+    props: int = 2
     volume_center_mm: tuple[float, float, float] | None = None
     volume_size_mm: tuple[float, float, float] | None = None
     sequence: str = "synth_000"
@@ -71,6 +73,7 @@ class SynthConfig:
 
     def __post_init__(self) -> None:
         require(self.people >= 1, "people", f"must be >= 1, got {self.people}")
+        require(0 <= self.props <= 20, "props", f"must be in 0..20, got {self.props}")
         require(self.seconds > 0, "seconds", f"must be positive, got {self.seconds}")
         require(self.fps > 0, "fps", f"must be positive, got {self.fps}")
         bad = [m for m in self.media if m not in ("images", "video")]

@@ -52,6 +52,8 @@ class MotionSettings:
         obstacles_mm: (x, y) points people keep ``obstacle_clearance_mm`` away from (cameras on
             tripods: nobody walks through them or fills a view with a giant close-up).
         obstacle_clearance_mm: clearance around each obstacle.
+        obstacle_radii_mm: optional per-obstacle clearances (same length as ``obstacles_mm``),
+            e.g. for furniture of different sizes; empty = ``obstacle_clearance_mm`` for all.
     """
 
     num_people: int
@@ -65,10 +67,13 @@ class MotionSettings:
     entry_margin_mm: float = 1500.0
     obstacles_mm: tuple[tuple[float, float], ...] = ()
     obstacle_clearance_mm: float = 900.0
+    obstacle_radii_mm: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if self.num_people < 0:
             raise ValueError(f"MotionSettings.num_people must be >= 0, got {self.num_people}")
+        if self.obstacle_radii_mm and len(self.obstacle_radii_mm) != len(self.obstacles_mm):
+            raise ValueError("MotionSettings.obstacle_radii_mm must list one radius per obstacle")
         if self.walk_radius_mm <= 0 or self.sim_hz <= 0:
             raise ValueError("MotionSettings.walk_radius_mm and sim_hz must be positive")
 
@@ -105,6 +110,7 @@ class _Simulator:
         self.bodies: dict[int, Body] = {}
         self.center = np.asarray(settings.walk_center_mm, dtype=np.float64)
         self.obstacles = [np.asarray(o, dtype=np.float64) for o in settings.obstacles_mm]
+        self.obstacle_r = list(settings.obstacle_radii_mm) or [settings.obstacle_clearance_mm] * len(self.obstacles)
         self.slots: list[_Slot] = []
         for _ in range(settings.num_people):
             pos = self._free_point(self.s.walk_radius_mm * 0.9, [sl.pose[[_X, _Y]] for sl in self.slots])
@@ -127,7 +133,7 @@ class _Simulator:
         return best
 
     def _near_obstacle(self, p: np.ndarray, factor: float = 1.0) -> bool:
-        return any(np.linalg.norm(p - o) < factor * self.s.obstacle_clearance_mm for o in self.obstacles)
+        return any(np.linalg.norm(p - o) < factor * r for o, r in zip(self.obstacles, self.obstacle_r))
 
     def _new_slot(self, pos: np.ndarray, yaw: float, entering: bool) -> _Slot:
         pid = self.next_id
@@ -237,11 +243,11 @@ class _Simulator:
             n = np.linalg.norm(d)
             if n < 1800.0:
                 desired = desired + 1.2 * np.exp(-(n - self.s.min_separation_mm) / 350.0) * d / max(n, 1e-6)
-        for obstacle in self.obstacles:
+        for obstacle, r in zip(self.obstacles, self.obstacle_r):
             d = pos - obstacle
             n = np.linalg.norm(d)
-            if n < 2.5 * self.s.obstacle_clearance_mm:
-                desired = desired + 1.5 * np.exp(-(n - self.s.obstacle_clearance_mm) / 400.0) * d / max(n, 1e-6)
+            if n < r + 1500.0:
+                desired = desired + 1.5 * np.exp(-(n - r) / 400.0) * d / max(n, 1e-6)
         heading = np.arctan2(desired[1], desired[0])
         yaw = slot.pose[_YAW]
         turn = (heading - yaw + np.pi) % (2 * np.pi) - np.pi
@@ -348,12 +354,12 @@ class _Simulator:
             if not moved:
                 break
         for s in present:  # obstacles are immovable
-            for obstacle in self.obstacles:
+            for obstacle, r in zip(self.obstacles, self.obstacle_r):
                 d = s.pose[[_X, _Y]] - obstacle
                 n = np.linalg.norm(d)
-                if n < self.s.obstacle_clearance_mm:
+                if n < r:
                     u = d / n if n > 1e-6 else np.array([1.0, 0.0])
-                    s.pose[[_X, _Y]] = obstacle + self.s.obstacle_clearance_mm * u
+                    s.pose[[_X, _Y]] = obstacle + r * u
 
     def record(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(ids (P,), present (P,), poses (P,POSE_DIM)) of the current state."""

@@ -23,7 +23,9 @@ from calib.projection import distort_normalized, pixel_rays_w, undistort_points
 from capture.synthetic import body as B
 
 # Primitive kinds.
-_CAPSULE, _SPHERE, _POLY = 0, 1, 2
+_CAPSULE, _SPHERE, _POLY, _FACE = 0, 1, 2, 3
+# Label value of props (furniture) in the label image: slot PROP_SLOT + 1 = 255.
+PROP_SLOT = 254
 # Extra render points per person appended after the 15 joints.
 _HEAD_C, _HAIR_C, _L_HAND, _R_HAND, _L_TOE, _R_TOE = range(15, 21)
 _NUM_POINTS = 21
@@ -84,6 +86,71 @@ def appearance_for(person_id: int, seed: int) -> Appearance:
         hair=_bgr(0.08, rng.uniform(0.3, 0.7), rng.uniform(0.08, 0.35)),
         shoes=_bgr(0.0, 0.0, rng.uniform(0.08, 0.25)),
     )
+
+
+@dataclass(frozen=True)
+class Prop:
+    """A box standing on the floor (furniture that occludes people and that people walk around).
+
+    Attributes:
+        center_mm: (x, y) of the box centre on the floor.
+        size_mm: (length, width, height).
+        yaw: rotation about z (rad).
+        colour: BGR base colour.
+    """
+
+    center_mm: tuple[float, float]
+    size_mm: tuple[float, float, float]
+    yaw: float
+    colour: tuple[int, int, int]
+
+    @property
+    def footprint_radius_mm(self) -> float:
+        """Half the diagonal of the footprint."""
+        return float(np.hypot(self.size_mm[0], self.size_mm[1]) / 2)
+
+    def corners(self) -> np.ndarray:
+        """(8,3) corners: bottom 0-3 then top 4-7, counter-clockwise seen from above."""
+        lx, ly, h = self.size_mm[0] / 2, self.size_mm[1] / 2, self.size_mm[2]
+        c, s_ = np.cos(self.yaw), np.sin(self.yaw)
+        local = np.array([[-lx, -ly], [lx, -ly], [lx, ly], [-lx, ly]])
+        xy = local @ np.array([[c, s_], [-s_, c]]) + np.asarray(self.center_mm)
+        return np.concatenate([np.c_[xy, np.zeros(4)], np.c_[xy, np.full(4, h)]])
+
+
+# Faces of a box (corner indices, outward normal in the box frame before yaw) and their shade.
+_BOX_FACES = (
+    ((4, 5, 6, 7), (0.0, 0.0, 1.0), 1.12),
+    ((0, 1, 5, 4), (0.0, -1.0, 0.0), 0.85),
+    ((1, 2, 6, 5), (1.0, 0.0, 0.0), 0.72),
+    ((2, 3, 7, 6), (0.0, 1.0, 0.0), 0.8),
+    ((3, 0, 4, 7), (-1.0, 0.0, 0.0), 0.66),
+)
+
+
+def sample_props(count: int, seed: int, center_mm, walk_radius_mm: float, avoid_mm: list, avoid_radius_mm: float) -> tuple[Prop, ...]:
+    """``count`` pieces of furniture (tables, cabinets, crates) around the edge of the walk area,
+    clear of each other and of the points ``avoid_mm`` (cameras)."""
+    rng = np.random.default_rng([seed, 0x9409])
+    kinds = (((1200.0, 700.0, 750.0), (60, 95, 140)), ((500.0, 450.0, 1100.0), (110, 110, 115)),
+             ((600.0, 600.0, 500.0), (70, 120, 165)), ((900.0, 500.0, 450.0), (90, 80, 75)))
+    props: list[Prop] = []
+    for _ in range(count * 50):
+        if len(props) == count:
+            break
+        size, colour = kinds[int(rng.integers(len(kinds)))]
+        r = walk_radius_mm * rng.uniform(0.55, 1.05)
+        a = rng.uniform(-np.pi, np.pi)
+        xy = np.asarray(center_mm[:2], float) + r * np.array([np.cos(a), np.sin(a)])
+        jitter = tuple(int(np.clip(c * rng.uniform(0.8, 1.2), 0, 255)) for c in colour)
+        prop = Prop((float(xy[0]), float(xy[1])), size, float(rng.uniform(-np.pi, np.pi)), jitter)
+        if any(np.linalg.norm(xy - np.asarray(p[:2])) < avoid_radius_mm + prop.footprint_radius_mm for p in avoid_mm):
+            continue
+        if any(np.linalg.norm(xy - np.asarray(q.center_mm)) < q.footprint_radius_mm + prop.footprint_radius_mm + 800.0
+               for q in props):
+            continue
+        props.append(prop)
+    return tuple(props)
 
 
 def render_points(joints_mm: np.ndarray, body: B.Body) -> np.ndarray:
@@ -282,10 +349,13 @@ class Renderer:
         room_center_mm: (3,) centre of the room (floor at z = 0).
         options: render switches.
         seed: seed of textures, exposures, light changes and noise.
+        props: static furniture drawn with the people.
     """
 
-    def __init__(self, rig: CameraRig, room_center_mm, options: RenderOptions, seed: int) -> None:
+    def __init__(self, rig: CameraRig, room_center_mm, options: RenderOptions, seed: int,
+                 props: tuple[Prop, ...] = ()) -> None:
         self.rig = rig
+        self.props = tuple(props)
         self.options = options
         self.seed = int(seed)
         center = np.array([room_center_mm[0], room_center_mm[1], 0.0], dtype=np.float64)
@@ -334,7 +404,7 @@ class Renderer:
 
     def scene(self, people: list[tuple[int, np.ndarray, B.Body, Appearance]]) -> "_Scene":
         """Build the frame's primitive table once (shared by all views)."""
-        return _Scene.build(people)
+        return _Scene.build(people, self.props)
 
     def _ordered(self, view: _CameraView, scene: "_Scene") -> tuple:
         """Project the scene into one view; returns primitive order (far to near) and pixel data."""
@@ -342,6 +412,10 @@ class Renderer:
         zi = np.where(scene.idx >= 0, z[np.maximum(scene.idx, 0)], np.nan)  # (M,4)
         depth = np.nanmean(zi, axis=1)
         ok = np.nanmin(zi, axis=1) >= self.options.near_mm
+        faces = np.flatnonzero(scene.kind == _FACE)
+        if len(faces):  # back-face culling of furniture faces
+            centre = scene.points[scene.idx[faces]].mean(axis=1)  # (F,3)
+            ok[faces] &= ((view.cam.center_mm - centre) * scene.normal[faces]).sum(-1) > 0
         order = np.flatnonzero(ok)
         order = order[np.argsort(-depth[order], kind="stable")]
         r_px = scene.radius * view.cam.K[0, 0] / np.where(ok, depth, 1.0)
@@ -399,6 +473,9 @@ class Renderer:
             if kind == _POLY:
                 cv2.fillConvexPoly(img, uv_i[scene.idx[m]].astype(np.int32), flat[m] if opts.shading else base[m], lt)
                 continue
+            if kind == _FACE:
+                cv2.fillConvexPoly(img, uv_i[scene.idx[m]].astype(np.int32), base[m], lt)
+                continue
             i0 = scene.idx[m, 0]
             x0, y0 = uv_i[i0].tolist()
             if kind == _CAPSULE:
@@ -440,7 +517,7 @@ class Renderer:
         r_list = r_px.tolist()
         for m in order.tolist():
             kind, val = kinds[m], values[m]
-            if kind == _POLY:
+            if kind == _POLY or kind == _FACE:
                 cv2.fillConvexPoly(label, uv_i[scene.idx[m]].astype(np.int32), val, cv2.LINE_8)
                 continue
             x0, y0 = uv_i[scene.idx[m, 0]].tolist()
@@ -454,20 +531,21 @@ class Renderer:
 
 @dataclass(frozen=True)
 class _Scene:
-    """All primitives of one frame as flat arrays (M primitives, N = 21 points per person)."""
+    """All primitives of one frame as flat arrays (M primitives; 21 points per person, 8 per prop)."""
 
     points: np.ndarray     # (N,3) world mm
     kind: np.ndarray       # (M,) int
     idx: np.ndarray        # (M,4) point indices, -1 padded
     radius: np.ndarray     # (M,) mm
     colour: np.ndarray     # (M,3) BGR float
-    slot: np.ndarray       # (M,) person slot
+    slot: np.ndarray       # (M,) person slot (PROP_SLOT for furniture)
+    normal: np.ndarray     # (M,3) outward normal of furniture faces (0 for people)
     roots: np.ndarray      # (P,3) pelvis points (shadows)
     statures: np.ndarray   # (P,)
 
     @classmethod
-    def build(cls, people: list[tuple[int, np.ndarray, B.Body, Appearance]]) -> "_Scene":
-        pts, kind, idx, radius, colour, slot = [], [], [], [], [], []
+    def build(cls, people: list[tuple[int, np.ndarray, B.Body, Appearance]], props: tuple[Prop, ...] = ()) -> "_Scene":
+        pts, kind, idx, radius, colour, slot, normal = [], [], [], [], [], [], []
         for n, (s, joints, body, look) in enumerate(people):
             pts.append(render_points(joints, body))
             for k, ii, r, c in _person_primitives(body, look):
@@ -476,11 +554,23 @@ class _Scene:
                 radius.append(r)
                 colour.append(c)
                 slot.append(s)
-        if not people:
-            return cls(np.zeros((0, 3)), np.zeros(0, np.int64), np.zeros((0, 4), np.int64), np.zeros(0),
-                       np.zeros((0, 3)), np.zeros(0, np.int64), np.zeros((0, 3)), np.zeros(0))
+                normal.append((0.0, 0.0, 0.0))
+        base = len(people) * _NUM_POINTS
+        for prop in props:
+            pts.append(prop.corners())
+            c, s_ = np.cos(prop.yaw), np.sin(prop.yaw)
+            for ii, (nx, ny, nz), shade in _BOX_FACES:
+                kind.append(_FACE)
+                idx.append([base + i for i in ii])
+                radius.append(0.0)
+                colour.append(tuple(min(255.0, ch * shade) for ch in prop.colour))
+                slot.append(PROP_SLOT)
+                normal.append((c * nx - s_ * ny, s_ * nx + c * ny, nz))
+            base += 8
         return cls(
-            np.concatenate(pts), np.array(kind), np.array(idx, np.int64), np.array(radius, float),
-            np.array(colour, float), np.array(slot, np.int64),
-            np.stack([j[B.MID_HIP] for _, j, _, _ in people]), np.array([b.stature_mm for _, _, b, _ in people]),
+            np.concatenate(pts) if pts else np.zeros((0, 3)), np.array(kind, np.int64),
+            np.array(idx, np.int64).reshape(-1, 4), np.array(radius, float), np.array(colour, float).reshape(-1, 3),
+            np.array(slot, np.int64), np.array(normal, float).reshape(-1, 3),
+            np.stack([j[B.MID_HIP] for _, j, _, _ in people]) if people else np.zeros((0, 3)),
+            np.array([b.stature_mm for _, _, b, _ in people]),
         )

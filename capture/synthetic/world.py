@@ -16,7 +16,7 @@ from calib.camera import CalibrationError, CameraRig
 from calib.projection import project_points
 from capture.synthetic.body import Body
 from capture.synthetic.motion import MotionModel, MotionSettings
-from capture.synthetic.render import Appearance, Renderer, RenderOptions, appearance_for
+from capture.synthetic.render import PROP_SLOT, Appearance, Renderer, RenderOptions, appearance_for, sample_props
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class FrameTruth:
         depth_mm: (V,P,15) camera-frame depth (NaN for absent slots).
         in_image: (V,P,15) bool, in front of the camera and inside the image.
         visible: (V,P,15) bool, in_image and not hidden by another person (z-buffer).
-        occluder: (V,P,15) int, slot of the person hiding the joint, -1 if none.
+        occluder: (V,P,15) int, slot of the person hiding the joint, -1 if none (or furniture).
     """
 
     frame_index: int
@@ -87,6 +87,9 @@ class SyntheticWorld:
         entries_exits: people leave and new people enter over time.
         min_separation_mm: pelvis distance kept between people.
         camera_clearance_mm: people keep this far (horizontally) from every camera.
+        num_props: pieces of furniture (boxes: tables, cabinets, crates) around the edge of the
+            walk area; they occlude people (joints behind them are not visible) and people walk
+            around them.
         render_options: rendering switches.
     """
 
@@ -103,6 +106,7 @@ class SyntheticWorld:
         entries_exits: bool = True,
         min_separation_mm: float = 650.0,
         camera_clearance_mm: float = 900.0,
+        num_props: int = 0,
         render_options: RenderOptions | None = None,
     ) -> None:
         if fps <= 0:
@@ -120,6 +124,9 @@ class SyntheticWorld:
             walk_radius_mm = min(0.5 * self.volume_size_mm[:2].min() - 500.0, 0.65 * float(np.median(horiz)))
             walk_radius_mm = max(walk_radius_mm, 600.0)
         self.walk_radius_mm = float(walk_radius_mm)
+        cameras_xy = [tuple(c[:2]) for c in rig.centers_mm]
+        self.props = sample_props(int(num_props), self.seed, self.volume_center_mm, self.walk_radius_mm,
+                                  cameras_xy, camera_clearance_mm)
         self.motion = MotionModel(
             MotionSettings(
                 num_people=self.num_people,
@@ -127,8 +134,11 @@ class SyntheticWorld:
                 walk_radius_mm=self.walk_radius_mm,
                 entries_exits=entries_exits,
                 min_separation_mm=min_separation_mm,
-                obstacles_mm=tuple((float(c[0]), float(c[1])) for c in rig.centers_mm),
+                obstacles_mm=tuple((float(c[0]), float(c[1])) for c in cameras_xy)
+                + tuple(p.center_mm for p in self.props),
                 obstacle_clearance_mm=camera_clearance_mm,
+                obstacle_radii_mm=(camera_clearance_mm,) * len(cameras_xy)
+                + tuple(p.footprint_radius_mm + 350.0 for p in self.props),
             ),
             seed=self.seed,
         )
@@ -162,7 +172,7 @@ class SyntheticWorld:
     @property
     def renderer(self) -> Renderer:
         if self._renderer is None:  # built lazily: the background ray casting costs ~0.1 s per view
-            self._renderer = Renderer(self.rig, self.volume_center_mm, self.render_options, self.seed)
+            self._renderer = Renderer(self.rig, self.volume_center_mm, self.render_options, self.seed, self.props)
         return self._renderer
 
     # ------------------------------------------------------------------ API
@@ -243,10 +253,10 @@ class SyntheticWorld:
             in_image[v, pres] = inside
             label = labels[v] if labels is not None else self.renderer.label_image(v, scene)
             px = np.clip(np.round(uv).astype(np.int64), 0, [cam.width - 1, cam.height - 1])
-            lab = label[px[..., 1], px[..., 0]].astype(np.int64) - 1  # (P',15) slot or -1
+            lab = label[px[..., 1], px[..., 0]].astype(np.int64) - 1  # (P',15) slot, PROP_SLOT or -1
             own = lab == pres[:, None]
             visible[v, pres] = inside & own
-            occluder[v, pres] = np.where(inside & ~own & (lab >= 0), lab, -1)
+            occluder[v, pres] = np.where(inside & ~own & (lab >= 0) & (lab != PROP_SLOT), lab, -1)
         return FrameTruth(frame.frame_index, frame.t_s, frame.ids, frame.joints_mm, frame.present,
                           j2d, depth, in_image, visible, occluder)
 

@@ -164,3 +164,38 @@ def test_real_rigs_see_the_people(shared_data, calibration, image_size, center):
     assert np.mean(seen, axis=0).min() > 0.6
     imgs = world.render(10)
     assert [im.shape[:2] for im in imgs] == [(c.height, c.width) for c in rig]
+
+
+def test_furniture_occludes_people_and_is_walked_around():
+    rig = ring_rig(4, radius_mm=3500.0, height_mm=1600.0, target_mm=(0.0, 0.0, 700.0), width=480, height=270,
+                   fov_deg=75.0, seed=3)
+    world = SyntheticWorld(rig, num_people=4, seed=12, fps=4.0, volume_center_mm=(0.0, 0.0, 800.0), num_props=4)
+    assert len(world.props) >= 2
+    hidden = shows_prop = 0
+    for k in range(0, 160, 2):
+        frame = world.people(k)
+        for p in np.flatnonzero(frame.present):
+            for prop in world.props:
+                gap = np.linalg.norm(frame.joints_mm[p, B.MID_HIP, :2] - np.asarray(prop.center_mm))
+                assert gap > prop.footprint_radius_mm + 300.0  # nobody walks through furniture
+        if k % 4:
+            continue
+        imgs = world.render(k)
+        truth = world.truth(k)
+        for v, cam in enumerate(rig):
+            gain = world.renderer.light_gain(v, frame.t_s)
+            prop_colours = [np.asarray(pr.colour, float) * gain for pr in world.props]
+            people_colours = [np.asarray(getattr(world.appearance(int(frame.ids[q])), f), float) * gain
+                              for q in np.flatnonzero(frame.present) for f in FIELDS]
+            for p, j in zip(*np.nonzero(truth.in_image[v] & ~truth.visible[v] & (truth.occluder[v] < 0))):
+                hidden += 1
+                x, y = np.round(truth.joints_2d[v, p, j]).astype(int)
+                px = imgs[v][y, x].astype(float)
+
+                def err(c):
+                    s = np.clip(px @ c / (c @ c), 0.5, 1.4)  # faces are shaded 0.66x..1.12x
+                    return np.linalg.norm(px - s * c)
+
+                shows_prop += min(map(err, prop_colours)) < min(map(err, people_colours))
+    assert hidden > 20, "no joint was hidden by furniture"
+    assert shows_prop / hidden > 0.8, f"{shows_prop}/{hidden} furniture-hidden joints show furniture"
