@@ -129,3 +129,25 @@ def test_intrinsics_file_round_trip(tmp_path, detections):
     with pytest.raises(CalibrationError, match="not an intrinsics file"):
         (tmp_path / "other.yaml").write_text("cameras: {}\n")
         load_intrinsics(tmp_path / "other.yaml")
+
+
+def test_video_source_and_checkerboard_board(tmp_path):
+    """A checkerboard filmed as an MJPG video (lossy) still calibrates; every 2nd frame is used."""
+    import cv2
+
+    spec = BoardSpec.parse("checkerboard:10x7:30")
+    renderer = BoardRenderer(TRUE, spec)
+    rng = np.random.default_rng(21)
+    path = tmp_path / "cam0.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (640, 480))
+    assert writer.isOpened()
+    for pose in random_board_poses(TRUE, spec, 16, rng, (550.0, 850.0), max_tilt_deg=35.0, margin=0.3):
+        writer.write(cv2.cvtColor(renderer.render(pose, noise_std=1.0, rng=rng), cv2.COLOR_GRAY2BGR))
+    writer.release()
+    dets = collect_detections(path, spec, "cam0", step=2)
+    assert dets.frames_read == 8 and len(dets.detections) >= 6
+    assert dets.detections[0].source.startswith("cam0.avi#")
+    result = calibrate_intrinsics(dets.detections, spec, dets.image_size, "cam0", source=str(path))
+    # fewer, lossy views than the main test: 1 % on the focal length
+    assert abs(result.camera.K[0, 0] / 620.0 - 1) < 0.01 and abs(result.camera.K[1, 1] / 615.0 - 1) < 0.01
+    assert _max_distortion_difference(result.camera, TRUE) < 1.0
