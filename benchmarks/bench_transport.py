@@ -133,6 +133,7 @@ def run_one(*, transport: str, encoding: str, views: int, width: int, height: in
     n_sets = int(round(seconds * fps)) + warmup_sets
     cpu0, t0 = _cpu_s(), time.monotonic()
     late = 0
+    prepare_ms = []  # capture -> message handed to ZeroMQ (copy into shm / JPEG encode / nothing)
     for k in range(n_sets):
         due = t0 + k * period
         delay = due - time.monotonic()
@@ -146,6 +147,7 @@ def run_one(*, transport: str, encoding: str, views: int, width: int, height: in
             vs = tuple(View(cams[v], k, t_cap, width, height, "shm", imgs[v].nbytes,
                             shm=(shm.segment, *shm.write(k, v, imgs[v]))) for v in range(views))
             pub.send(FrameSet("bench", k, t_cap, now_ns(), vs, (None,) * views))
+            prepare_ms.append((now_ns() - t_cap) / 1e6)
             continue
         if encoding == "jpeg":
             bufs = encode_jpeg_views(imgs, jpeg_quality)
@@ -153,6 +155,7 @@ def run_one(*, transport: str, encoding: str, views: int, width: int, height: in
             bufs = imgs
         vs = tuple(View(cams[v], k, t_cap, width, height, encoding, memoryview(bufs[v]).nbytes) for v in range(views))
         pub.send(FrameSet("bench", k, t_cap, now_ns(), vs, tuple(bufs)))
+        prepare_ms.append((now_ns() - t_cap) / 1e6)
     pub_wall = time.monotonic() - t0
     pub_cpu = _cpu_s() - cpu0
     sub = results.get(timeout=seconds + 120)
@@ -176,6 +179,8 @@ def run_one(*, transport: str, encoding: str, views: int, width: int, height: in
         "p50_ms": round(float(np.percentile(lat, 50)), 2) if lat.size else None,
         "p99_ms": round(float(np.percentile(lat, 99)), 2) if lat.size else None,
         "max_ms": round(float(lat.max()), 2) if lat.size else None,
+        "publisher_send_p50_ms": round(float(np.percentile(prepare_ms[warmup_sets:], 50)), 2),
+        "publisher_send_p99_ms": round(float(np.percentile(prepare_ms[warmup_sets:], 99)), 2),
         "cpu_publisher_pct": round(100 * pub_cpu / pub_wall, 1),
         "cpu_subscriber_pct": round(100 * sub["cpu_s"] / max(sub["active_s"], 1e-9), 1),
         "stale_shm_views": int(sub["stale"]),
