@@ -43,11 +43,12 @@ def detections(folder):
     return collect_detections(folder, SPEC, "cam0")
 
 
-def _max_distortion_difference(a: Camera, b: Camera) -> float:
-    """Max px difference of the lens distortion displacement over the image of ``b``."""
+def _max_distortion_difference(a: Camera, b: Camera, border_px: float = 40.0) -> float:
+    """Max px difference of the lens distortion displacement over the image of ``b`` (less a border:
+    the extreme corners are extrapolated from the board views)."""
     from calib.projection import distort_normalized, undistort_points
 
-    u, v = np.meshgrid(np.linspace(20, 620, 16), np.linspace(20, 460, 12))
+    u, v = np.meshgrid(np.linspace(border_px, 640 - border_px, 16), np.linspace(border_px, 480 - border_px, 12))
     xy = undistort_points(np.stack([u.ravel(), v.ravel()], 1), b)
     disp = [(distort_normalized(xy, c.dist) - xy) * c.f for c in (a, b)]
     return float(np.abs(disp[0] - disp[1]).max())
@@ -61,7 +62,7 @@ def test_recovers_intrinsics_within_tight_tolerances(detections):
     K = result.camera.K
     assert abs(K[0, 0] / 620.0 - 1) < 0.003 and abs(K[1, 1] / 615.0 - 1) < 0.003
     assert abs(K[0, 2] - 322.0) < 2.0 and abs(K[1, 2] - 238.0) < 2.0
-    assert _max_distortion_difference(result.camera, TRUE) < 0.5
+    assert _max_distortion_difference(result.camera, TRUE) < 0.35
     assert result.rms_px < 0.3
     assert "cam0" in result.summary()
 
