@@ -66,7 +66,8 @@ class CaptureConfig:
         cameras: the rig cameras this process captures (empty: all; a rig may be spread over
             several processes/hosts, each publishing its own cameras).
         fps: nominal rate, used for the default sync tolerance (None: the rig's synthetic fps or 30).
-        realtime: override every source's ``realtime`` (None: as in the rig file).
+        realtime: override every source's ``realtime`` (None: as in the rig file); False (as fast
+            as possible) also makes the readers lossless: every frame reaches the synchroniser.
         failure_budget: consecutive read failures tolerated before a camera is reopened.
         backoff_s: (first, max) reopen delay in seconds.
         status_interval_s: period of status messages.

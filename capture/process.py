@@ -30,15 +30,16 @@ class LiveRig:
     Args:
         sources: one per camera, in rig order (not opened yet).
         tolerance_ms, deadline_ms, min_views: synchroniser settings.
-        failure_budget, backoff_s: reader settings (see :class:`ThreadedReader`).
+        failure_budget, backoff_s, lossless: reader settings (see :class:`ThreadedReader`);
+            ``lossless`` suits media read as fast as possible (every frame is delivered).
     """
 
     def __init__(self, sources: Sequence[Source], *, tolerance_ms: float, deadline_ms: float, min_views: int = 1,
-                 failure_budget: int = 3, backoff_s: tuple[float, float] = (0.5, 8.0)) -> None:
+                 failure_budget: int = 3, backoff_s: tuple[float, float] = (0.5, 8.0), lossless: bool = False) -> None:
         self.cameras = [s.camera for s in sources]
         self._notify = threading.Event()
-        self.readers = [ThreadedReader(s, failure_budget=failure_budget, backoff_s=backoff_s, notify=self._notify)
-                        for s in sources]
+        self.readers = [ThreadedReader(s, failure_budget=failure_budget, backoff_s=backoff_s, notify=self._notify,
+                                       lossless=lossless) for s in sources]
         self.sync = FrameSynchronizer(self.cameras, tolerance_ms=tolerance_ms, deadline_ms=deadline_ms,
                                       min_views=min_views)
         self._last_frame_ns = {c: 0 for c in self.cameras}
@@ -285,7 +286,7 @@ def build_capture(rig, config, *, stop: threading.Event, num_frames: int | None 
     tolerance = config.sync.tolerance_ms or 500.0 / fps
     live = LiveRig(sources, tolerance_ms=tolerance, deadline_ms=config.sync.deadline_ms,
                    min_views=min(config.sync.min_views, len(cameras)), failure_budget=config.failure_budget,
-                   backoff_s=config.backoff_s)
+                   backoff_s=config.backoff_s, lossless=config.realtime is False)
     pub = Publisher(config.stream.endpoint, hwm=config.stream.hwm, allow_remote=config.stream.allow_remote)
     proc = CaptureProcess(rig.name, live, pub, process=config.process or f"capture-{rig.name}",
                           encoding=config.stream.encoding, jpeg_quality=config.stream.jpeg_quality,

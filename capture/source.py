@@ -133,15 +133,18 @@ class ThreadedReader:
         failure_budget: consecutive read failures tolerated before the source is reopened.
         backoff_s: (first, max) reopen delay; it doubles after each failed attempt.
         notify: event set whenever a new frame is available (shared by a rig's readers).
+        lossless: wait until the previous frame was taken instead of overwriting it (for media
+            read as fast as possible, where every frame should reach the consumer).
     """
 
     def __init__(self, source: Source, *, failure_budget: int = 3, backoff_s: tuple[float, float] = (0.5, 8.0),
-                 notify: threading.Event | None = None) -> None:
+                 notify: threading.Event | None = None, lossless: bool = False) -> None:
         self.source = source
         self.camera = source.camera
         self.failure_budget = failure_budget
         self.backoff_s = backoff_s
         self.notify = notify
+        self.lossless = lossless
         self.state = "starting"
         self.error = ""
         self.frames_read = 0
@@ -151,6 +154,7 @@ class ThreadedReader:
         self._seq = 0
         self._taken_seq = 0
         self._lock = threading.Lock()
+        self._taken = threading.Condition(self._lock)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"reader-{self.camera}", daemon=True)
 
@@ -165,6 +169,7 @@ class ThreadedReader:
             if self._seq == self._taken_seq:
                 return None
             self._taken_seq = self._seq
+            self._taken.notify_all()
             return self._latest
 
     @property
@@ -175,10 +180,12 @@ class ThreadedReader:
     def request_stop(self) -> None:
         """Ask the thread to stop without waiting (see :meth:`stop`)."""
         self._stop.set()
+        with self._lock:
+            self._taken.notify_all()
 
     def stop(self, timeout_s: float = 2.0) -> bool:
         """Ask the thread to stop and wait at most ``timeout_s``; True if it has exited."""
-        self._stop.set()
+        self.request_stop()
         if self._thread.ident is not None:
             self._thread.join(timeout_s)
         alive = self._thread.is_alive()
@@ -195,6 +202,9 @@ class ThreadedReader:
     # ------------------------------------------------------------------ thread
     def _publish(self, frame: Frame) -> None:
         with self._lock:
+            if self.lossless:
+                while self._seq != self._taken_seq and not self._stop.is_set():
+                    self._taken.wait(0.1)
             if self._seq != self._taken_seq:
                 self.overwritten += 1
             self._latest = frame

@@ -55,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
             from capture.sources.factory import build_sources
 
             sources = build_sources(rig, cameras, stop=stop, realtime=False if args.max_speed else None)
-            live = LiveRig(sources, tolerance_ms=500.0 / rig_fps(rig, cameras), deadline_ms=args.deadline_ms)
+            live = LiveRig(sources, tolerance_ms=500.0 / rig_fps(rig, cameras), deadline_ms=args.deadline_ms,
+                           lossless=args.max_speed)
             report = record_live(rec, live, stop, max_sets=args.frames, duration_s=args.seconds)
     print(json.dumps({"session": str(args.out), "sets": report.sets, "seconds": round(report.seconds, 2),
                       "gaps": report.gaps}))

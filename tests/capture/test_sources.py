@@ -281,3 +281,19 @@ def test_media_source_that_cannot_open_fails_fast_and_factory_checks_paths(image
     with pytest.raises(ConfigError, match="camera 'cam1': images source .*nowhere does not exist"):
         build_sources(load_rig(image_rig), stop=threading.Event())
     assert rig.names == ["cam0", "cam1", "cam2", "cam3"]
+
+
+def test_lossless_reader_delivers_every_frame_to_a_slow_consumer():
+    src = FakeSource(n=30)
+    taken = []
+    with ThreadedReader(src, lossless=True) as reader:
+        end = time.monotonic() + 10
+        while len(taken) < 30 and time.monotonic() < end:
+            f = reader.take()
+            if f is not None:
+                taken.append(f.frame_index)
+                time.sleep(0.002)  # slower than the source
+    assert taken == list(range(30)) and reader.overwritten == 0
+    blocked = ThreadedReader(FakeSource(n=100), lossless=True).start()
+    assert _wait(lambda: blocked.frames_read == 1)
+    assert blocked.stop(1.0)  # a reader waiting for its consumer still stops promptly
