@@ -17,13 +17,17 @@ $(BIN)/python:
 venv: $(BIN)/python
 
 # torch first, pinned: an unpinned resolve from pyproject pulls several GB of CUDA wheels.
+# The viz extra (Open3D) plus its few Debian libraries (installed when run as root, otherwise
+# the exact apt-get command is printed and the cv2 renderer is used) give the real 3D views.
 install: venv
 	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -e ".[viz]"
+	bash scripts/install_viz_deps.sh
 
 install-dev: venv
 	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,viz]"
+	bash scripts/install_viz_deps.sh --window --xvfb
 
 demo: install
 	$(BIN)/selfpose3d demo
