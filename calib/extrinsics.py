@@ -338,11 +338,14 @@ def _bundle_adjust(cams, detections, spec, ref, cam_from_ref, board_in_ref, pose
 
     keep = np.ones(len(uv), bool)
     cost0 = 0.5 * np.sum(residuals(x, keep) ** 2)
-    for _ in range(2):  # solve, drop gross outliers (mis-detected corners), solve again
+    for _ in range(2):  # solve, drop gross outliers (mis-detected corners), solve again if any
         x = least_squares(residuals, x, args=(keep,), jac_sparsity=sparsity(keep), x_scale="jac", method="trf",
-                          xtol=1e-10, ftol=1e-10, max_nfev=max_nfev).x
+                          xtol=1e-9, ftol=1e-9, max_nfev=max_nfev).x
         err = np.linalg.norm(residuals(x, np.ones(len(uv), bool)).reshape(-1, 2), axis=1)
-        keep = err <= max(outlier_px, 4.0 * float(np.median(err)))
+        inliers = err <= max(outlier_px, 4.0 * float(np.median(err)))
+        if np.array_equal(inliers, keep):
+            break
+        keep = inliers
     cam_p, frame_p = unpack(x)
     new_cams = {n: (_rotvec_to_matrix(cam_p[i, :3]), cam_p[i, 3:].copy()) for i, n in enumerate(names)}
     new_boards = {f: (_rotvec_to_matrix(frame_p[i, :3]), frame_p[i, 3:].copy()) for i, f in enumerate(frames)}

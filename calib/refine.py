@@ -130,10 +130,13 @@ def refine_extrinsics(rig: CameraRig, corr: Correspondences, fixed: Sequence[str
     before = _per_camera_rms(_fit_points_only(rig, corr, X0), corr.view_idx, names)
     x = problem.x0(X0)
     keep = np.ones(M, bool)
-    for _ in range(2):
+    for _ in range(2):  # solve, drop outliers, solve again if any
         x = problem.solve(x, keep, max_nfev)
         err = np.linalg.norm(problem.residuals(x, np.ones(M, bool))[: 2 * M].reshape(M, 2), axis=1)
-        keep = err <= max(outlier_px, 4.0 * float(np.median(err)))
+        inliers = err <= max(outlier_px, 4.0 * float(np.median(err)))
+        if np.array_equal(inliers, keep):
+            break
+        keep = inliers
     new_rig = problem.rig_from(x)
     X = x[problem.n_cam:].reshape(-1, 3)
     after = _per_camera_rms(_reprojection(new_rig, corr, X)[keep], corr.view_idx[keep], names)
