@@ -32,14 +32,23 @@ class LiveRig:
         tolerance_ms, deadline_ms, min_views: synchroniser settings.
         failure_budget, backoff_s, lossless: reader settings (see :class:`ThreadedReader`);
             ``lossless`` suits media read as fast as possible (every frame is delivered).
+        shm_segment: if given, each camera's reader copies its frames into its own shared-memory
+            ring ``<shm_segment>-<camera>`` at grab (for the ``shm`` encoding).
     """
 
     def __init__(self, sources: Sequence[Source], *, tolerance_ms: float, deadline_ms: float, min_views: int = 1,
-                 failure_budget: int = 3, backoff_s: tuple[float, float] = (0.5, 8.0), lossless: bool = False) -> None:
+                 failure_budget: int = 3, backoff_s: tuple[float, float] = (0.5, 8.0), lossless: bool = False,
+                 shm_segment: str | None = None) -> None:
         self.cameras = [s.camera for s in sources]
         self._notify = threading.Event()
+        self._copiers = []
+        if shm_segment is not None:
+            from capture.shm import ShmFrameCopier
+
+            self._copiers = [ShmFrameCopier(f"{shm_segment}-{s.camera}") for s in sources]
         self.readers = [ThreadedReader(s, failure_budget=failure_budget, backoff_s=backoff_s, notify=self._notify,
-                                       lossless=lossless) for s in sources]
+                                       lossless=lossless, on_frame=self._copiers[i] if self._copiers else None)
+                        for i, s in enumerate(sources)]
         self.sync = FrameSynchronizer(self.cameras, tolerance_ms=tolerance_ms, deadline_ms=deadline_ms,
                                       min_views=min_views)
         self._last_frame_ns = {c: 0 for c in self.cameras}
@@ -54,8 +63,10 @@ class LiveRig:
         for r in self.readers:
             r.request_stop()  # signal all first, then wait: bounded total time
         end = time.monotonic() + timeout_s
-        for r in self.readers:
-            r.stop(max(0.0, end - time.monotonic()))
+        stopped = [r.stop(max(0.0, end - time.monotonic())) for r in self.readers]
+        for copier, ok in zip(self._copiers, stopped):
+            if ok:  # a reader stuck in read() may still write: leave its ring alone
+                copier.close()
 
     def poll(self, timeout_s: float = 0.005) -> list[SyncedSet]:
         """Wait up to ``timeout_s`` for new frames; return the sets that became ready."""
@@ -135,7 +146,7 @@ def frameset_from(synced: SyncedSet, *, rig: str, seq: int, encoding: str = "bgr
         img = sf.payload.image
         h, w = img.shape[:2]
         if encoding == "shm":
-            handle = (shm.segment, *shm.write(seq, view_index[sf.camera], img))
+            handle = sf.payload.shm or (shm.segment, *shm.write(seq, view_index[sf.camera], img))
             views.append(View(sf.camera, sf.payload.frame_index, sf.t_ns, w, h, "shm", img.nbytes, shm=handle))
             buffers.append(None)
             continue
@@ -262,7 +273,8 @@ class CaptureProcess:
         return self._shm
 
     def _publish(self, synced: SyncedSet) -> None:
-        shm = self._shm_writer(synced) if self.encoding == "shm" else None
+        copied = all(f.payload.shm is not None for f in synced.frames)  # done at grab by the readers
+        shm = self._shm_writer(synced) if self.encoding == "shm" and not copied else None
         fs = frameset_from(synced, rig=self.rig_name, seq=self._seq, encoding=self.encoding,
                            jpeg_quality=self.jpeg_quality, shm=shm, view_index=self._view_index, source=self.process)
         self._seq += 1
@@ -284,9 +296,14 @@ def build_capture(rig, config, *, stop: threading.Event, num_frames: int | None 
     sources = build_sources(rig, cameras, stop=stop, realtime=config.realtime, num_frames=num_frames)
     fps = config.fps or rig_fps(rig, cameras)
     tolerance = config.sync.tolerance_ms or 500.0 / fps
+    shm_segment = None
+    if config.stream.encoding == "shm":
+        import os
+
+        shm_segment = f"selfpose3d-{rig.name}-{os.getpid()}"
     live = LiveRig(sources, tolerance_ms=tolerance, deadline_ms=config.sync.deadline_ms,
                    min_views=min(config.sync.min_views, len(cameras)), failure_budget=config.failure_budget,
-                   backoff_s=config.backoff_s, lossless=config.realtime is False)
+                   backoff_s=config.backoff_s, lossless=config.realtime is False, shm_segment=shm_segment)
     pub = Publisher(config.stream.endpoint, hwm=config.stream.hwm, allow_remote=config.stream.allow_remote)
     proc = CaptureProcess(rig.name, live, pub, process=config.process or f"capture-{rig.name}",
                           encoding=config.stream.encoding, jpeg_quality=config.stream.jpeg_quality,

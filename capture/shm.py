@@ -86,6 +86,44 @@ class ShmWriter:
         self.path.unlink(missing_ok=True)
 
 
+class ShmFrameCopier:
+    """Per-camera ring: copies each grabbed frame into shared memory on the camera's own thread.
+
+    Used as :class:`capture.source.ThreadedReader`'s ``on_frame``; the frame comes back with its
+    ``shm`` handle set, so publishing the frameset later costs no copy on the critical path.
+    The ring is (re)created at the first frame and whenever a larger frame arrives.
+
+    Args:
+        segment: base segment name (the camera's ring is ``<segment>-<n>``).
+        ring: frames kept per camera before a slot is reused.
+    """
+
+    def __init__(self, segment: str, ring: int = 8) -> None:
+        self.segment = segment
+        self.ring = ring
+        self._writer: ShmWriter | None = None
+        self._count = 0
+        self._n = 0
+
+    def __call__(self, frame):
+        import dataclasses
+
+        img = np.ascontiguousarray(frame.image)
+        if self._writer is None or img.nbytes > self._writer.slot_bytes:
+            if self._writer is not None:
+                self._writer.close()
+            self._count += 1
+            self._writer = ShmWriter(f"{self.segment}-{self._count}", views=1, slot_bytes=img.nbytes, ring=self.ring)
+        slot, offset, generation = self._writer.write(self._n, 0, img)
+        self._n += 1
+        return dataclasses.replace(frame, shm=(self._writer.segment, slot, offset, generation))
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
 class _Segment:
     def __init__(self, path: Path) -> None:
         with open(path, "rb") as f:

@@ -24,6 +24,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -43,12 +44,15 @@ class Frame:
         image: (H,W,3) uint8 BGR.
         t_ns: capture time in ns (wall clock or media time, see the module docstring).
         frame_index: the source's frame counter (for Panoptic the sequence frame number).
+        shm: handle (segment, slot, offset, generation) when a copy of the image also lives in a
+            shared-memory ring (see capture/shm.py), else None.
     """
 
     camera: str
     image: np.ndarray
     t_ns: int
     frame_index: int
+    shm: tuple[str, int, int, int] | None = None
 
 
 class Source(ABC):
@@ -135,16 +139,20 @@ class ThreadedReader:
         notify: event set whenever a new frame is available (shared by a rig's readers).
         lossless: wait until the previous frame was taken instead of overwriting it (for media
             read as fast as possible, where every frame should reach the consumer).
+        on_frame: applied to each frame on the reader thread before it is offered (e.g. a copy
+            into shared memory, done per camera in parallel with the other cameras' grabs).
     """
 
     def __init__(self, source: Source, *, failure_budget: int = 3, backoff_s: tuple[float, float] = (0.5, 8.0),
-                 notify: threading.Event | None = None, lossless: bool = False) -> None:
+                 notify: threading.Event | None = None, lossless: bool = False,
+                 on_frame: Callable[[Frame], Frame] | None = None) -> None:
         self.source = source
         self.camera = source.camera
         self.failure_budget = failure_budget
         self.backoff_s = backoff_s
         self.notify = notify
         self.lossless = lossless
+        self.on_frame = on_frame
         self.state = "starting"
         self.error = ""
         self.frames_read = 0
@@ -201,6 +209,8 @@ class ThreadedReader:
 
     # ------------------------------------------------------------------ thread
     def _publish(self, frame: Frame) -> None:
+        if self.on_frame is not None:
+            frame = self.on_frame(frame)
         with self._lock:
             if self.lossless:
                 while self._seq != self._taken_seq and not self._stop.is_set():

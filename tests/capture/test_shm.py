@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -52,7 +53,7 @@ def test_capture_process_with_shm_encoding(image_rig, ipc_endpoint):
     cfg = CaptureConfig(realtime=True, stream=StreamConfig(endpoint=ipc_endpoint, encoding="shm"))
     stop = threading.Event()
     proc, pub = build_capture(rig, cfg, stop=stop)
-    got = []
+    got, segments = [], set()
     with pub, Subscriber(ipc_endpoint, [b"frames/"]) as sub:
         assert pub.wait_for_subscriber(5)
         thread = threading.Thread(target=proc.run, args=(stop,), kwargs={"max_sets": 4}, daemon=True)
@@ -62,5 +63,9 @@ def test_capture_process_with_shm_encoding(image_rig, ipc_endpoint):
             m = sub.recv(100)
             if isinstance(m, FrameSet):
                 got.append((m.views[2].encoding, green_level(m.image(2)), m.still_valid(2)))
+                segments.add(m.views[2].shm[0])
         thread.join(10)
     assert got == [("shm", k, True) for k in range(4)]
+    # copied at grab into cam2's own ring (no copy when the set is published); removed at the end
+    assert len(segments) == 1 and next(iter(segments)).startswith(f"selfpose3d-toy-{os.getpid()}-cam2-")
+    assert not (SHM_DIR / next(iter(segments))).exists()
