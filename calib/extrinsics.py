@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 
 # Board face-up on the floor: board x -> world x, board y -> world -y, board z (into board) -> world -z.
 BOARD_TO_FLOOR = np.diag([1.0, -1.0, -1.0])
+# Board hung upright on a wall: board x -> world x, board y (down the print) -> world -z,
+# board z (into the wall) -> world y.
+BOARD_TO_WALL = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
 # Camera frame -> "camera world": x right, y forward (optical axis), z up (= -camera y).
 CAMERA_TO_UPRIGHT = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
 
@@ -39,9 +42,12 @@ class WorldFrame:
 
     Attributes:
         reference: ``board`` (the board of frame ``board_frame`` lies on the floor, face up; world
-            origin at its first inner corner, x along its columns, z up) or ``camera`` (world = camera
-            ``camera`` with z = its up direction and y its viewing direction).
-        board_frame: frame index for ``board`` (default 0: start recordings with the board on the floor).
+            origin at its first inner corner, x along its columns, z up), ``wall`` (that board hangs
+            upright on a wall, printed side out: origin at its first inner corner, x along its
+            columns, z up, y into the wall) or ``camera`` (world = camera ``camera`` with z = its up
+            direction and y its viewing direction).
+        board_frame: frame index for ``board``/``wall`` (default 0: start recordings with the board
+            in place).
         camera: camera name for ``camera``; None means the BA reference camera.
         origin_mm: the point (in the frame above) that becomes the world origin.
     """
@@ -52,8 +58,9 @@ class WorldFrame:
     origin_mm: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     def __post_init__(self) -> None:
-        if self.reference not in ("board", "camera"):
-            raise CalibrationError(f"world frame: reference must be 'board' or 'camera', got '{self.reference}'")
+        if self.reference not in ("board", "wall", "camera"):
+            raise CalibrationError(f"world frame: reference must be 'board', 'wall' or 'camera', "
+                                   f"got '{self.reference}'")
 
 
 @dataclass(frozen=True, eq=False)
@@ -370,14 +377,15 @@ def _world_transform(world: WorldFrame, ref, cam_from_ref, board_in_ref, poses_c
     frame = world.board_frame
     if frame not in board_in_ref:
         best = sorted(board_in_ref, key=lambda f: -sum((c, f) in poses_cb for c in cams))[:10]
-        raise CalibrationError(f"{source}: the world is set by the board of frame {frame} (lying on the floor), but "
-                               "fewer than two cameras see it there. Record the first frame with the board flat on "
-                               f"the floor in view of several cameras, pick another floor frame with --world-frame "
+        raise CalibrationError(f"{source}: the world is set by the board of frame {frame} (on the {world.reference}), "
+                               "but fewer than two cameras see it there. Record the first frame with the board in "
+                               f"place in view of several cameras, pick another frame with --world-frame "
                                f"(frames seen by the most cameras: {best}), or use --world camera:NAME")
     R_rb, t_rb = board_in_ref[frame]
     board_from_ref = _inv((R_rb, t_rb))
     first_corner_b = spec.board_points_mm()[0]
-    return BOARD_TO_FLOOR @ board_from_ref[0], BOARD_TO_FLOOR @ (board_from_ref[1] - first_corner_b) - offset
+    M = BOARD_TO_WALL if world.reference == "wall" else BOARD_TO_FLOOR
+    return M @ board_from_ref[0], M @ (board_from_ref[1] - first_corner_b) - offset
 
 
 # --------------------------------------------------------------------------- report helpers

@@ -55,7 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="intrinsics.yaml from `calibrate intrinsics` (or any calibration file with the cameras)")
     p.add_argument("--out", required=True, help="output folder: rig.yaml, calibration_panoptic.json, "
                    "calibration.toml (anipose), report.txt")
-    p.add_argument("--world", default="board", help="'board' (board of --world-frame on the floor) or 'camera:NAME'")
+    p.add_argument("--world", default="board", help="'board' (board of --world-frame lies on the floor), 'wall' "
+                   "(it hangs upright on a wall) or 'camera:NAME'")
     p.add_argument("--world-frame", type=int, default=0, help="frame whose board lies on the floor and defines "
                    "the world (default 0)")
     p.add_argument("--origin-mm", default="0,0,0", help="point (in that frame, mm) that becomes the world origin")
@@ -266,12 +267,12 @@ def _world(args):
         assert len(origin) == 3
     except (ValueError, AssertionError):
         raise CalibrationError(f"--origin-mm {args.origin_mm!r}: expected X,Y,Z in mm, e.g. 0,0,0") from None
-    if args.world == "board":
-        return WorldFrame("board", board_frame=args.world_frame, origin_mm=origin)
+    if args.world in ("board", "floor", "wall"):
+        return WorldFrame("wall" if args.world == "wall" else "board", board_frame=args.world_frame, origin_mm=origin)
     if args.world.startswith("camera"):
         name = args.world.split(":", 1)[1] if ":" in args.world else None
         return WorldFrame("camera", camera=name, origin_mm=origin)
-    raise CalibrationError(f"--world {args.world!r}: use 'board' or 'camera:NAME'")
+    raise CalibrationError(f"--world {args.world!r}: use 'board', 'wall' or 'camera:NAME'")
 
 
 # ----------------------------------------------------------------------------------- refine / check

@@ -81,6 +81,19 @@ def test_camera_world_frame_is_upright_at_that_camera(detections):
     assert abs(d_est - d_true) < 8.0
 
 
+def test_wall_world_is_the_floor_world_turned_upright(detections):
+    from calib.extrinsics import BOARD_TO_FLOOR, BOARD_TO_WALL
+
+    floor = calibrate_extrinsics(_intrinsics_only(RIG), detections, SPEC, WorldFrame("board", board_frame=0))
+    wall = calibrate_extrinsics(_intrinsics_only(RIG), detections, SPEC, WorldFrame("wall", board_frame=0))
+    turn = BOARD_TO_WALL @ BOARD_TO_FLOOR.T  # floor world -> wall world (same origin)
+    for a, b in zip(floor.rig, wall.rig):
+        np.testing.assert_allclose(turn @ a.center_mm, b.center_mm, atol=1e-6)
+        np.testing.assert_allclose(a.R @ turn.T, b.R, atol=1e-9)
+    with pytest.raises(CalibrationError, match="reference must be"):
+        WorldFrame("ceiling")
+
+
 def test_camera_that_never_sees_the_board_is_named(detections):
     dets = dict(detections)
     dets["cam3"] = [None] * len(dets["cam3"])
