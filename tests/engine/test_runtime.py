@@ -138,3 +138,28 @@ def test_bf16_parity_with_fp32(rig5):
     voxel_mm = float(axes[0][1] - axes[0][0])  # 286 mm on this 8^3 test cube
     # beta=100 amplifies bf16's ~1% volume error; on untrained weights allow 0.2 voxel
     assert err_mm < 0.2 * voxel_mm, f"bf16 deviates {err_mm:.2f} mm (native bf16: {cpu_has_native_bf16()})"
+
+
+def test_3d_part_matches_upstream_style_loops(rig5, tiny):
+    """Whole 3D part vs upstream's structure: per-view projection per call, one pose-net call per slot."""
+    from engine.posenet import soft_argmax
+    from engine.rootnet import extract_proposals
+
+    from .test_projection import reference_project
+
+    cfg = tiny_config(root_net=tiny.root_net.__class__(**{**tiny.root_net.__dict__, "threshold": -1e9}))
+    model = _trained_like(cfg)
+    hm = _heatmaps(rig5, cfg)
+    ours = InferenceRuntime(model, rig5, backend="eager", device="cpu").from_heatmaps(hm)
+    inp, size, center = cfg.backbone.image_size, cfg.space_size_mm, cfg.space_center_mm
+    with torch.inference_mode():
+        model_c = model.to(memory_format=torch.contiguous_format)
+        vol = reference_project(hm[:, 2:3], rig5, size, center, cfg.root_net.bins, inp)[None]
+        root = model_c.root_net(vol)
+        props = extract_proposals(root, size, center, cfg.root_net.max_people, cfg.root_net.threshold)[0]
+        torch.testing.assert_close(ours.proposals, props, atol=1e-3, rtol=1e-5)
+        axes = [torch.linspace(-s / 2, s / 2, n) for s, n in zip(cfg.pose_net.cube_size_mm, cfg.pose_net.bins)]
+        for k in range(cfg.root_net.max_people):
+            cube = reference_project(hm, rig5, cfg.pose_net.cube_size_mm, props[k, :3].tolist(), cfg.pose_net.bins, inp)
+            joints = soft_argmax(model_c.pose_net(cube[None]), props[k:k + 1, :3], axes, cfg.pose_net.beta)[0]
+            torch.testing.assert_close(ours.candidates[k, :, :3], joints, atol=0.05, rtol=0)
