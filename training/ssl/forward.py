@@ -136,11 +136,13 @@ class SSLModule(nn.Module):
         attention: attention net (stages 3-4) or None for uniform attention.
         loss_weights: a :class:`training.ssl.config.LossConfig`.
         bf16: autocast the networks.
+        channels_last: feed the 2D nets channels-last images.
         generator: torch generator of the synthetic roots.
     """
 
     def __init__(self, model: SelfPose3dModel, geometry: SSLGeometry, stage: str, attention: nn.Module | None,
-                 loss_weights, bf16: bool = False, generator: torch.Generator | None = None):
+                 loss_weights, bf16: bool = False, generator: torch.Generator | None = None,
+                 channels_last: bool = False):
         super().__init__()
         self.model = model
         self.attention = attention
@@ -148,6 +150,7 @@ class SSLModule(nn.Module):
         self.stage = stage
         self.lw = loss_weights
         self.bf16 = bf16
+        self.channels_last = channels_last
         self.generator = generator
         cfg = model.config
         self.root_joint = cfg.root_joint
@@ -160,6 +163,8 @@ class SSLModule(nn.Module):
     # ---------------------------------------------------------------- pieces
     def heatmaps(self, images: torch.Tensor) -> torch.Tensor:
         """(N,3,H,W) -> (N,J,h,w) fp32 backbone heatmaps."""
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         with _autocast(self.bf16, self.device):
             return self.model.backbone(images).float()
 
@@ -173,6 +178,8 @@ class SSLModule(nn.Module):
             return self.model.pose_net(cubes).float()
 
     def attend(self, images: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         with _autocast(self.bf16, self.device):
             return self.attention(images).float()
 

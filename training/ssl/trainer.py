@@ -118,13 +118,15 @@ class Trainer:
         self.model.to(self.device)
         if self.attention is not None:
             self.attention.to(self.device)
-        if config.channels_last:
-            self.model.to(memory_format=torch.channels_last)
+        if config.channels_last:  # 2D nets only (pairs with bf16 on CPU, PLATFORM.md)
+            self.model.backbone.to(memory_format=torch.channels_last)
+            if self.attention is not None:
+                self.attention.to(memory_format=torch.channels_last)
         self.generator = torch.Generator().manual_seed(config.seed * 7919 + self.rank)
         geometry = SSLGeometry.from_rig(self.rig.cameras, model_cfg, self.device)
         separate_attention = self.attention if self.attention is not getattr(self.model, "attn", None) else None
         self.module = SSLModule(self.model, geometry, config.stage, self.attention, config.loss, config.bf16,
-                                self.generator)
+                                self.generator, config.channels_last)
         self.module.set_l1_epoch(config.l1_epoch)
         self.separate_attention = separate_attention
         self.params = stages.apply_modes(self.model, self.attention, self.policy)
