@@ -276,14 +276,14 @@ def _chain_cameras(cams, poses_cb, reference, min_shared, source):
             lost = [n for n in names if n not in cam_from_ref]
             raise CalibrationError(
                 f"{source}: camera(s) {lost} never see the board in the same frame as the calibrated camera(s) "
-                f"{sorted(cam_from_ref)} (at least {min_shared_frames_text(min_shared)} needed). Record frames where "
+                f"{sorted(cam_from_ref)} (at least {_frames_text(min_shared)} needed). Record frames where "
                 "the board is visible to one of them and one of the others at the same time")
         _, a, b = best
         cam_from_ref[b] = _compose(rel[(b, a)], cam_from_ref[a])
     return reference, cam_from_ref
 
 
-def min_shared_frames_text(n: int) -> str:
+def _frames_text(n: int) -> str:
     return f"{n} shared frame{'s' if n != 1 else ''}"
 
 

@@ -22,7 +22,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from calib.boards import BoardDetection, BoardSpec, detect_board, estimate_blur_px, to_gray
+from calib.boards import BoardDetection, BoardSpec, corners_collinear, detect_board, estimate_blur_px, to_gray
 from calib.camera import CalibrationError, Camera
 
 log = logging.getLogger(__name__)
@@ -232,6 +232,7 @@ class IntrinsicsResult:
         coverage: fraction of image grid cells with corners (0..1).
         focal_std_px: (2,) 1-sigma uncertainty of fx, fy from OpenCV.
         board_poses: M (rvec (3,), tvec_mm (3,)) board->camera poses of the used views.
+        rejected_views: labels of views dropped as outliers (per-view RMS > 3x the median).
     """
 
     camera: Camera
@@ -241,6 +242,7 @@ class IntrinsicsResult:
     coverage: float
     focal_std_px: np.ndarray
     board_poses: tuple[tuple[np.ndarray, np.ndarray], ...] = ()
+    rejected_views: tuple[str, ...] = ()
 
     def summary(self) -> str:
         """One line for reports."""
@@ -248,7 +250,8 @@ class IntrinsicsResult:
         return (f"{c.name}: {c.width}x{c.height} fx={c.K[0, 0]:.1f} fy={c.K[1, 1]:.1f} cx={c.K[0, 2]:.1f} "
                 f"cy={c.K[1, 2]:.1f} dist={np.array2string(c.dist, precision=4)} RMS={self.rms_px:.3f} px "
                 f"({len(self.views)} views, worst {self.per_view_rms_px.max():.3f} px, coverage "
-                f"{100 * self.coverage:.0f}%, fx +-{self.focal_std_px[0]:.1f} px)")
+                f"{100 * self.coverage:.0f}%, fx +-{self.focal_std_px[0]:.1f} px"
+                + (f", dropped outlier views {list(self.rejected_views)}" if self.rejected_views else "") + ")")
 
 
 def calibrate_intrinsics(detections: Sequence[BoardDetection], spec: BoardSpec, image_size: tuple[int, int],
@@ -270,22 +273,26 @@ def calibrate_intrinsics(detections: Sequence[BoardDetection], spec: BoardSpec, 
     Raises:
         CalibrationError: naming the camera and source, with what to do.
     """
-    import cv2
-
     where = f"camera '{camera_name}' ({source})"
     obj_all = spec.board_points_mm().astype(np.float32)
-    usable = [d for d in detections if len(d) >= 6 and not _collinear(obj_all[d.ids])]
+    usable = [d for d in detections if len(d) >= 6 and not corners_collinear(obj_all[d.ids, :2])]
     if len(usable) < min_views:
         raise CalibrationError(
             f"{where}: only {len(usable)} usable board views (of {len(detections)}); need at least {min_views}. "
             "Record more views with the board at different positions covering the whole image and tilted "
             "30-45 degrees in several directions")
-    obj = [obj_all[d.ids] for d in usable]
-    img = [d.corners_px.astype(np.float32).reshape(-1, 1, 2) for d in usable]
-    flags = cv2.CALIB_FIX_K3 if fix_k3 else 0
-    criteria = (cv2.TERM_CRITERIA_COUNT + cv2.TERM_CRITERIA_EPS, 100, 1e-9)
-    rms, K, dist, rvecs, tvecs, std_int, _, per_view = cv2.calibrateCameraExtended(
-        obj, img, tuple(int(v) for v in image_size), None, None, flags=flags, criteria=criteria)
+    rms, K, dist, rvecs, tvecs, std_int, per_view = _calibrate(usable, obj_all, image_size, fix_k3)
+    # One round of outlier-view rejection: a view far worse than the others (a mis-detection or a
+    # blur the sharpness test missed) is dropped and the camera calibrated again.
+    per_view = np.ravel(per_view)
+    bad = per_view > max(3.0 * float(np.median(per_view)), 1.0)
+    rejected = tuple(d.source for d, b in zip(usable, bad) if b)
+    if rejected and len(usable) - len(rejected) >= min_views:
+        log.info("%s: dropping outlier views %s (RMS %s px)", where, rejected, np.round(per_view[bad], 2))
+        usable = [d for d, b in zip(usable, bad) if not b]
+        rms, K, dist, rvecs, tvecs, std_int, per_view = _calibrate(usable, obj_all, image_size, fix_k3)
+    else:
+        rejected = ()
     dist = np.asarray(dist, dtype=np.float64).ravel()[:5]
     focal_std = np.asarray(std_int, dtype=np.float64).ravel()[:2]
     if not np.all(np.isfinite(K)) or not np.all(np.isfinite(dist)):
@@ -305,13 +312,20 @@ def calibrate_intrinsics(detections: Sequence[BoardDetection], spec: BoardSpec, 
     camera = Camera(camera_name, w, h, K, dist, np.eye(3), np.zeros(3), source=source)
     poses = tuple((np.ravel(r).astype(np.float64), np.ravel(t).astype(np.float64)) for r, t in zip(rvecs, tvecs))
     return IntrinsicsResult(camera, float(rms), np.ravel(per_view).astype(np.float64),
-                            tuple(d.source for d in usable), coverage_fraction(usable), focal_std, poses)
+                            tuple(d.source for d in usable), coverage_fraction(usable), focal_std, poses, rejected)
 
 
-def _collinear(points: np.ndarray) -> bool:
-    from calib.boards import corners_collinear
+def _calibrate(views: Sequence[BoardDetection], obj_all: np.ndarray, image_size: tuple[int, int], fix_k3: bool):
+    """cv2.calibrateCameraExtended on board views -> rms, K, dist, rvecs, tvecs, std_intrinsics, per-view RMS."""
+    import cv2
 
-    return corners_collinear(points[:, :2])
+    obj = [obj_all[d.ids] for d in views]
+    img = [d.corners_px.astype(np.float32).reshape(-1, 1, 2) for d in views]
+    flags = cv2.CALIB_FIX_K3 if fix_k3 else 0
+    criteria = (cv2.TERM_CRITERIA_COUNT + cv2.TERM_CRITERIA_EPS, 100, 1e-9)
+    rms, K, dist, rvecs, tvecs, std_int, _, per_view = cv2.calibrateCameraExtended(
+        obj, img, tuple(int(v) for v in image_size), None, None, flags=flags, criteria=criteria)
+    return rms, K, dist, rvecs, tvecs, std_int, per_view
 
 
 # ---------------------------------------------------------------------------- intrinsics file

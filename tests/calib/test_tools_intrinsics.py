@@ -67,6 +67,19 @@ def test_recovers_intrinsics_within_tight_tolerances(detections):
     assert "cam0" in result.summary()
 
 
+def test_a_corrupted_view_is_dropped(detections):
+    from calib.boards import BoardDetection
+
+    views = select_frames(detections.detections, max_frames=10, spec=SPEC)
+    bad = views[3]
+    warped = bad.corners_px + np.random.default_rng(0).normal(0.0, 4.0, bad.corners_px.shape)  # mis-detection
+    views[3] = BoardDetection(bad.ids, warped, bad.image_size, bad.blur_px, "corrupted")
+    result = calibrate_intrinsics(views, SPEC, detections.image_size, "cam0")
+    assert result.rejected_views == ("corrupted",) and "corrupted" not in result.views
+    assert abs(result.camera.K[0, 0] / 620.0 - 1) < 0.003 and result.rms_px < 0.3
+    assert "dropped outlier views" in result.summary()
+
+
 def test_frame_selection_keeps_coverage(detections):
     chosen = select_frames(detections.detections, max_frames=6, spec=SPEC)
     assert len(chosen) == 6
