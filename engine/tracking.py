@@ -128,8 +128,8 @@ class PoseTracker:
         min_hits: int = 2,
         max_missing_s: float = 0.5,
         reid_window_s: float = 5.0,
-        reid_bone_tol_mm: float = 25.0,
-        max_speed_mm_s: float = 3000.0,
+        reid_bone_tol_mm: float = 15.0,
+        max_speed_mm_s: float = 2000.0,
         min_score: float = 0.0,
         smoothing: tuple[float, float, float] | None = (1.0, 0.005, 1.0),
         skeleton: Skeleton = PANOPTIC15,
@@ -171,7 +171,10 @@ class PoseTracker:
         if self.tracks and keep.size:
             pred = np.stack([tr.predict(t_s) for tr in self.tracks])  # (T,J,3)
             cost = np.linalg.norm(pred[:, None] - poses_mm[None, keep], axis=-1).mean(-1)  # (T,K)
-            rows, cols = linear_sum_assignment(cost)
+            # Gate before solving: otherwise a far-away stale track can steal a detection by
+            # lowering the *total* cost of the assignment.
+            gated = np.where(cost <= self.gate_mm, cost, 1e9)
+            rows, cols = linear_sum_assignment(gated)
             for r, c in zip(rows, cols):
                 if cost[r, c] <= self.gate_mm:
                     assigned[int(keep[c])] = self.tracks[r]

@@ -93,3 +93,15 @@ def test_bone_lengths_and_empty_frames():
     tracker = PoseTracker()
     out = tracker.update(np.zeros((0, 15, 3)), np.zeros(0), 0.0)
     assert out.track_ids.shape == (0,) and out.poses_mm.shape == (0, 15, 3)
+
+
+def test_far_stale_track_cannot_steal_a_detection():
+    """Gating happens before the assignment: a distant track must not lower the *total* cost by
+    taking a person's detection (regression: this caused id switches after a missed frame)."""
+    tracker = PoseTracker(min_hits=1, gate_mm=400.0, max_missing_s=10.0, reid_window_s=0.0)
+    p = _person(1.0)
+    ids0 = tracker.update(np.stack([p + [60, 0, 0], p + [-2000, 0, 0]]), np.ones(2), 0.0).track_ids
+    # the person moved 60 mm; a false positive appears 1.3 m beyond them, in line with the far track
+    ids1 = tracker.update(np.stack([p, p + [1300, 0, 0]]), np.ones(2), 1 / FPS).track_ids
+    assert ids1[0] == ids0[0]
+    assert ids1[1] not in (ids0[0], ids0[1])
