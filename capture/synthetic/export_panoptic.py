@@ -4,14 +4,16 @@ Layout (as in the real Panoptic toolbox data, checked against ../shared/data/pan
 
     <out_dir>/<seq>/calibration_<seq>.json                      cameras "00_XX", t in cm, y-down world
     <out_dir>/<seq>/hdImgs/00_XX/00_XX_<8-digit frame>.jpg       (media "images")
-    <out_dir>/<seq>/hdVideos/hd_00_XX.mp4                        (media "video"; frame i = i-th exported frame)
+    <out_dir>/<seq>/hdVideos/hd_00_XX.mp4                        (media "video"; video frame n = frame n)
     <out_dir>/<seq>/hdPose3d_stage1_coco19/body3DScene_<8-digit frame>.json
 
 Body files hold ``{version, univTime (ms), fpsType, bodies: [{id, joints19: 19 x [x, y, z, conf]}]}``
 in centimetres with y down; the 15 Panoptic-15 joints get conf 1.0 (the synthetic truth is exact)
 and joints 15-18 (eyes, ears; not simulated) are ``[0, 0, 0, -1]`` (invalid, as Panoptic marks them).
-Only present people are written. Videos are MPEG-4 Part 2 (``mp4v``): this OpenCV build cannot
-encode H.264 (the real data's codec); readers decode both.
+Only present people are written. As in Panoptic, video frame ``n`` is HD frame ``n``, so a video
+holds frames ``0 .. max(frames)`` (frames not asked for are rendered for the video only). Videos
+are MPEG-4 Part 2 (``mp4v``): this OpenCV build cannot encode H.264 (the real data's codec);
+readers decode both.
 """
 
 from __future__ import annotations
@@ -75,8 +77,8 @@ def export_panoptic_sequence(
     if unknown:
         raise ExportError(f"export_panoptic_sequence: unknown media {unknown}; choose from {MEDIA}")
     frames = [int(k) for k in frames]
-    if not frames:
-        raise ExportError("export_panoptic_sequence: no frames to export")
+    if not frames or min(frames) < 0:
+        raise ExportError("export_panoptic_sequence: need one or more frame indices >= 0")
     seq = Path(out_dir) / seq_name
     (seq / BODY_DIR).mkdir(parents=True, exist_ok=True)
     save_panoptic_calibration(world.rig, seq / f"calibration_{seq_name}.json", data_source=f"synthetic seed {world.seed}")
@@ -93,21 +95,23 @@ def export_panoptic_sequence(
             if not w.isOpened():
                 raise ExportError(f"{path}: OpenCV cannot open an mp4v video writer (is FFmpeg support built in?)")
             writers[cam.name] = w
+    wanted = set(frames)
+    steps = range(max(frames) + 1) if writers else sorted(wanted)
     try:
-        for i, k in enumerate(frames):
-            people = world.people(k)
-            with open(seq / BODY_DIR / f"body3DScene_{k:08d}.json", "w", encoding="utf-8") as fh:
-                json.dump(body_scene_dict(people, world.fps), fh)
-            if media:
+        for i, k in enumerate(steps):
+            if k in wanted:
+                with open(seq / BODY_DIR / f"body3DScene_{k:08d}.json", "w", encoding="utf-8") as fh:
+                    json.dump(body_scene_dict(world.people(k), world.fps), fh)
+            if writers or (k in wanted and "images" in media):
                 for n, img in zip(names, world.render(k)):
-                    if "images" in media:
+                    if k in wanted and "images" in media:
                         path = seq / "hdImgs" / n / f"{n}_{k:08d}.jpg"
                         if not cv2.imwrite(str(path), img, [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]):
                             raise ExportError(f"{path}: could not write the JPEG (disk full or no permission?)")
                     if n in writers:
                         writers[n].write(img)
             if progress is not None:
-                progress(i + 1, len(frames))
+                progress(i + 1, len(steps))
     finally:
         for w in writers.values():
             w.release()

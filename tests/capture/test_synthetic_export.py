@@ -89,8 +89,19 @@ def test_images_and_video_hold_the_rendered_frames(exported):
             break
         frames.append(img)
     cap.release()
-    assert len(frames) == len(FRAMES)
-    assert np.abs(frames[2].astype(float) - rendered).mean() < 6.0
+    assert len(frames) == max(FRAMES) + 1  # as in Panoptic, video frame n is HD frame n
+    assert np.abs(frames[k].astype(float) - rendered).mean() < 6.0
+
+
+def test_panoptic_sequence_reader_reads_images_and_videos(exported):
+    panoptic = pytest.importorskip("training.datasets.panoptic")
+    world, seq = exported
+    reader = panoptic.PanopticSequence(seq, camera_names=world.rig.names)
+    assert reader.load_rig().names == world.rig.names
+    assert [panoptic.body_file_frame(p) for p in reader.body_files()] == list(FRAMES)
+    for k in (FRAMES[0], FRAMES[-1]):
+        rendered = world.render(k, views=[3])[0][..., ::-1].astype(float)  # the reader gives RGB
+        assert np.abs(reader.read_image(world.rig.names[3], k).astype(float) - rendered).mean() < 4.0
 
 
 @pytest.mark.data
@@ -131,3 +142,17 @@ def test_synth_command_writes_tree_truth_and_labels(tmp_path):
     hard = labels.PseudoLabelSet.load(seq / "pseudo_labels_hard.npz")
     assert hard.variant == "hard" and len(hard) == 4 * 3 and hard.num_persons() > 0
     assert (seq / "config.resolved.yaml").is_file()
+
+
+def test_video_only_tree_reads_back_by_frame_number(tmp_path):
+    panoptic = pytest.importorskip("training.datasets.panoptic")
+    world = SyntheticWorld(ring_rig(2, width=192, height=108, seed=6), num_people=2, seed=8, fps=10.0)
+    seq = export_panoptic_sequence(world, tmp_path, "vid", [2, 5], media=("video",))
+    assert not (seq / "hdImgs").exists()
+    reader = panoptic.PanopticSequence(seq, camera_names=world.rig.names)
+    expected = {k: world.render(k, views=[1])[0][..., ::-1].astype(float) for k in (2, 5)}
+    assert np.abs(expected[2] - expected[5]).mean() > 0.5  # the two frames differ
+    for k, other in ((5, 2), (2, 5)):  # out of order: the reader seeks
+        got = reader.read_image(world.rig.names[1], k).astype(float)
+        assert np.abs(got - expected[k]).mean() < 6.0
+        assert np.abs(got - expected[k]).mean() < np.abs(got - expected[other]).mean()
