@@ -156,3 +156,19 @@ def test_video_only_tree_reads_back_by_frame_number(tmp_path):
         got = reader.read_image(world.rig.names[1], k).astype(float)
         assert np.abs(got - expected[k]).mean() < 6.0
         assert np.abs(got - expected[k]).mean() < np.abs(got - expected[other]).mean()
+
+
+def test_replay_source_reads_the_exported_tree(exported):
+    sources = pytest.importorskip("capture.sources.panoptic")
+    world, seq = exported
+    cam = world.rig.names[0]
+    assert sources.panoptic_hd_cameras(seq) == sorted(world.rig.names)
+    assert sources.panoptic_calibration_path(seq).name == "calibration_synth_rt.json"
+    src = sources.PanopticSource(cam, seq, first_frame=sources.panoptic_first_frame(seq, [cam]), realtime=False)
+    src.open()
+    numbers = []
+    while (frame := src.read()) is not None:
+        numbers.append(frame.frame_index)
+        expected = world.render(frame.frame_index, views=[0])[0].astype(float)
+        assert np.abs(frame.image.astype(float) - expected).mean() < 4.0
+    assert numbers == list(FRAMES)
