@@ -256,7 +256,7 @@ class IntrinsicsResult:
 
 def calibrate_intrinsics(detections: Sequence[BoardDetection], spec: BoardSpec, image_size: tuple[int, int],
                          camera_name: str, min_views: int = 6, max_rms_px: float = 1.5,
-                         max_focal_rel_std: float = 0.01, fix_k3: bool = False,
+                         max_focal_rel_std: float = 0.01, min_coverage: float = 0.5, fix_k3: bool = False,
                          source: str = "<detections>") -> IntrinsicsResult:
     """Pinhole + Brown–Conrady (k1 k2 p1 p2 k3) intrinsics from board views (OpenCV calibrateCamera).
 
@@ -268,6 +268,8 @@ def calibrate_intrinsics(detections: Sequence[BoardDetection], spec: BoardSpec, 
         min_views: fewer usable (non-collinear) views is an error.
         max_rms_px: a larger overall RMS is an error (wrong board spec, rolling shutter, blur...).
         max_focal_rel_std: a larger relative uncertainty of fx is an error (views lack tilt).
+        min_coverage: a smaller fraction of the image's 8x6 grid cells holding corners is an error
+            (the distortion towards the edges would be extrapolated, often wildly).
         fix_k3: keep k3 = 0 (narrow lenses, few views).
         source: folder/video name for messages.
     Raises:
@@ -281,6 +283,12 @@ def calibrate_intrinsics(detections: Sequence[BoardDetection], spec: BoardSpec, 
             f"{where}: only {len(usable)} usable board views (of {len(detections)}); need at least {min_views}. "
             "Record more views with the board at different positions covering the whole image and tilted "
             "30-45 degrees in several directions")
+    coverage = coverage_fraction(usable)
+    if coverage < min_coverage:
+        raise CalibrationError(
+            f"{where}: board corners cover only {100 * coverage:.0f}% of the image (need {100 * min_coverage:.0f}%); "
+            "the lens distortion towards the edges would be guessed. Move the board into the image corners "
+            "and along the edges (see the coverage picture)")
     rms, K, dist, rvecs, tvecs, std_int, per_view = _calibrate(usable, obj_all, image_size, fix_k3)
     # One round of outlier-view rejection: a view far worse than the others (a mis-detection or a
     # blur the sharpness test missed) is dropped and the camera calibrated again.

@@ -51,8 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("extrinsics", help="all camera poses from a ChArUco board seen by several cameras")
     _board_args(p)
     _sources_args(p)
-    p.add_argument("--intrinsics", required=True,
-                   help="intrinsics.yaml from `calibrate intrinsics` (or any calibration file with the cameras)")
+    p.add_argument("--intrinsics", default=None,
+                   help="intrinsics.yaml from `calibrate intrinsics` (or any calibration file with the cameras); "
+                   "default: calibrate intrinsics from this recording too")
     p.add_argument("--out", required=True, help="output folder: rig.yaml, calibration_panoptic.json, "
                    "calibration.toml (anipose), report.txt")
     p.add_argument("--world", default="board", help="'board' (board of --world-frame lies on the floor), 'wall' "
@@ -233,22 +234,25 @@ def _run_extrinsics(args) -> int:
     from calib.io_panoptic import save_panoptic_calibration
 
     spec = _spec(args)
-    intr_path = Path(args.intrinsics)
-    try:
-        intr = load_intrinsics(intr_path)
-    except CalibrationError:
-        intr = {c.name: c for c in _load_rig(args.intrinsics)}
     sources = _sources(args)
-    missing = [n for n in sources if n not in intr]
-    if missing:
-        raise CalibrationError(f"{intr_path}: no intrinsics for camera(s) {missing}; calibrated: {sorted(intr)}")
     detections = {name: [detect_board(img, spec, source=f"{name}/{label}") for label, img in iter_frames(src)]
                   for name, src in sources.items()}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.intrinsics is None:
+        intr = _intrinsics_from_recording(detections, spec, sources, out)
+    else:
+        intr_path = Path(args.intrinsics)
+        try:
+            intr = load_intrinsics(intr_path)
+        except CalibrationError:
+            intr = {c.name: c for c in _load_rig(args.intrinsics)}
+        missing = [n for n in sources if n not in intr]
+        if missing:
+            raise CalibrationError(f"{intr_path}: no intrinsics for camera(s) {missing}; calibrated: {sorted(intr)}")
     world = _world(args)
     res = calibrate_extrinsics([intr[n] for n in sources], detections, spec, world, reference=args.reference,
                                source=str(args.images or "--camera sources"))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     written = [_save_rig(res.rig, out / "rig.yaml"), save_panoptic_calibration(res.rig, out / "calibration_panoptic.json"),
                save_anipose_toml(res.rig, out / "calibration.toml")]
     report = res.report()
@@ -256,6 +260,21 @@ def _run_extrinsics(args) -> int:
     print(report)
     print("wrote " + ", ".join(str(p) for p in written))
     return 0
+
+
+def _intrinsics_from_recording(detections, spec, sources, out: Path) -> dict:
+    """Per-camera intrinsics from the extrinsics recording itself (no separate intrinsics step)."""
+    from calib.intrinsics import calibrate_intrinsics, save_intrinsics, select_frames
+
+    results = {}
+    for name, dets in detections.items():
+        seen = [d for d in dets if d is not None]
+        size = seen[0].image_size if seen else (1, 1)
+        chosen = select_frames(seen, 40, spec=spec)
+        results[name] = calibrate_intrinsics(chosen, spec, size, name, source=str(sources[name]))
+        print(f"intrinsics from the recording: {results[name].summary()}")
+    save_intrinsics(list(results.values()), out / "intrinsics.yaml")
+    return {n: r.camera for n, r in results.items()}
 
 
 def _world(args):

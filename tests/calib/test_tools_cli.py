@@ -95,3 +95,8 @@ def test_extrinsics_command_dry_run_round_trip(tmp_path, capsys):
             assert np.linalg.norm(est.center_mm - true.center_mm) < 10.0, (path.name, est.name)
     assert main(["calibrate", "check", "--rig", str(out / "rig.yaml"), "--board", board, "--images",
                  str(tmp_path / "imgs")]) == 0
+    # without --intrinsics they come from the same frames: 12 distant views do not cover the images
+    capsys.readouterr()
+    assert main(["calibrate", "extrinsics", "--board", board, "--images", str(tmp_path / "imgs"),
+                 "--out", str(tmp_path / "out2")]) == 1
+    assert "% of the image" in capsys.readouterr().err

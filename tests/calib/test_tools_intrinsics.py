@@ -94,6 +94,14 @@ def test_too_few_views_is_an_error_naming_the_camera(detections):
         calibrate_intrinsics(detections.detections[:3], SPEC, (640, 480), "cam0")
 
 
+def test_poor_coverage_is_an_error(detections):
+    views = select_frames(detections.detections, max_frames=12, spec=SPEC)
+    coverage = coverage_fraction(views)
+    assert 0.5 < coverage < 0.95
+    with pytest.raises(CalibrationError, match=rf"cover only {100 * coverage:.0f}% of the image.*corners"):
+        calibrate_intrinsics(views, SPEC, (640, 480), "cam0", min_coverage=0.95)
+
+
 def test_fronto_parallel_views_are_rejected(renderer):
     rng = np.random.default_rng(3)
     dets = []
