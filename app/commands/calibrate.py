@@ -46,6 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--max-blur-px", type=float, default=2.5, help="reject frames blurrier than this (sigma, px)")
     p.add_argument("--min-views", type=int, default=6, help="fewer usable views is an error")
     p.add_argument("--max-rms-px", type=float, default=1.5, help="larger RMS reprojection error is an error")
+    p.add_argument("--min-coverage", type=float, default=0.5, help="min fraction of the image (8x6 grid cells) "
+                   "that board corners must reach")
     p.add_argument("--fix-k3", action="store_true", help="keep k3 = 0 (narrow lenses, few views)")
 
     p = sub.add_parser("extrinsics", help="all camera poses from a ChArUco board seen by several cameras")
@@ -209,7 +211,8 @@ def _run_intrinsics(args) -> int:
         dets.require_detections(spec)
         chosen = select_frames(dets.detections, args.max_frames, spec=spec)
         res = calibrate_intrinsics(chosen, spec, dets.image_size, name, min_views=args.min_views,
-                                   max_rms_px=args.max_rms_px, fix_k3=args.fix_k3, source=str(src))
+                                   max_rms_px=args.max_rms_px, min_coverage=args.min_coverage, fix_k3=args.fix_k3,
+                                   source=str(src))
         cv2.imwrite(str(out / f"coverage_{name}.png"), coverage_image(chosen, dets.image_size))
         results.append(res)
         line = (f"{res.summary()}; frames read {dets.frames_read}, board in {len(dets.detections)}, "
