@@ -163,3 +163,14 @@ def test_3d_part_matches_upstream_style_loops(rig5, tiny):
             cube = reference_project(hm, rig5, cfg.pose_net.cube_size_mm, props[k, :3].tolist(), cfg.pose_net.bins, inp)
             joints = soft_argmax(model_c.pose_net(cube[None]), props[k:k + 1, :3], axes, cfg.pose_net.beta)[0]
             torch.testing.assert_close(ours.candidates[k, :, :3], joints, atol=0.05, rtol=0)
+
+
+def test_load_model_from_preset_with_overrides_warns_untrained(rig5, caplog):
+    with caplog.at_level(logging.WARNING, logger="engine.api"):
+        pred = load_model("light", rig5, device="cpu", config_overrides=("root_net.max_people=4",),
+                          volume_center_mm=(0, 0, 900), volume_size_mm=(6000, 6000, 2000))
+    assert "WITHOUT weights" in caplog.text and pred.reports == []
+    assert pred.config.name == "light" and pred.config.root_net.max_people == 4
+    assert pred.runtime.space_center_mm == (0, 0, 900)
+    out = pred.predict_heatmaps(np.zeros((5, 15, *pred.config.backbone.heatmap_size[::-1]), np.float32))
+    assert out.proposals.shape == (4, 5)
