@@ -391,10 +391,11 @@ class MotionModel:
         self.seed = int(seed)
         self.chunk_steps = int(chunk_steps)
         self.max_cached_chunks = int(max_cached_chunks)
-        self._sim = _Simulator(settings, self.seed)
-        self._checkpoints: list[_Simulator] = [copy.deepcopy(self._sim)]  # state at chunk k start
+        sim = _Simulator(settings, self.seed)
+        self._bodies: dict[int, Body] = dict(sim.bodies)
+        sim.bodies.clear()  # snapshots hold only new bodies: memory stays flat over long runs
+        self._checkpoints: list[_Simulator] = [sim]  # state at the start of chunk k
         self._chunks: OrderedDict[int, _Chunk] = OrderedDict()
-        self._bodies: dict[int, Body] = {}
 
     @property
     def num_slots(self) -> int:
@@ -413,7 +414,8 @@ class MotionModel:
             sim.step()
         self._bodies.update(sim.bodies)
         if k + 1 == len(self._checkpoints):
-            self._checkpoints.append(copy.deepcopy(sim))
+            sim.bodies.clear()
+            self._checkpoints.append(sim)  # sim is a private copy: it becomes chunk k+1's snapshot
         return _Chunk(np.stack(ids), np.stack(present), np.stack(poses))
 
     def _chunk(self, k: int) -> _Chunk:
