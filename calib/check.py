@@ -62,7 +62,10 @@ def save_take(path: str | Path, poses_mm: np.ndarray, detections_2d: np.ndarray,
               scores: np.ndarray | None = None) -> Path:
     """Write a take NPZ (validated first)."""
     d = np.asarray(detections_2d, dtype=np.float32)
-    s = np.where(np.isfinite(d[..., 0]), 1.0, 0.0).astype(np.float32) if scores is None else np.asarray(scores, np.float32)
+    if scores is None:
+        s = np.where(np.isfinite(d[..., 0]), 1.0, 0.0).astype(np.float32)
+    else:
+        s = np.asarray(scores, np.float32)
     PoseTake(np.asarray(poses_mm, np.float32), d, s, tuple(camera_names), str(path))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -311,7 +314,8 @@ def check_rig(rig: CameraRig, corr: Correspondences, min_px: float = 6.0, ratio:
     med = {}
     for v, cam in enumerate(rig):
         e = err[(corr.view_idx == v) & np.isfinite(err)]
-        med[v] = (len(e), float(np.median(e)) if len(e) else float("nan"), float(np.sqrt(np.mean(e ** 2))) if len(e) else float("nan"))
+        nan = float("nan")
+        med[v] = (len(e), float(np.median(e)) if len(e) else nan, float(np.sqrt(np.mean(e ** 2))) if len(e) else nan)
     out = []
     thresholds = []
     for v, cam in enumerate(rig):

@@ -100,8 +100,8 @@ class DetectionSet:
             raise CalibrationError(
                 f"{where}: no usable frame out of {self.frames_read}: {len(self.blurred)} rejected as blurred and "
                 f"{len(self.not_found)} without a detectable board (median blur of those "
-                f"{np.median(self.blur_of_unfound_px or [0.0]):.1f} px, limit {self.max_blur_px:g} px). Hold the board still, add light or "
-                "shorten the exposure, and check the focus")
+                f"{np.median(self.blur_of_unfound_px or [0.0]):.1f} px, limit {self.max_blur_px:g} px). Hold the "
+                "board still, add light or shorten the exposure, and check the focus")
         raise CalibrationError(
             f"{where}: the board ({spec.describe()}) was never found in {self.frames_read} frames. Check that "
             "the board spec matches the printed board (squares, not inner corners; dictionary), that the "

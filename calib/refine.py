@@ -57,7 +57,8 @@ class RefineResult:
                 ang = np.rad2deg(np.arccos(np.clip((np.trace(cam.R @ old.R.T) - 1) / 2, -1, 1)))
                 moved = (f"; moved {np.linalg.norm(cam.center_mm - old.center_mm):.1f} mm, {ang:.2f} deg, "
                          f"f x{cam.K[0, 0] / old.K[0, 0]:.4f}")
-            lines.append(f"  {cam.name:>12}: RMS {self.before_px[cam.name]:7.2f} -> {self.after_px[cam.name]:6.2f} px{moved}")
+            before, after = self.before_px[cam.name], self.after_px[cam.name]
+            lines.append(f"  {cam.name:>12}: RMS {before:7.2f} -> {after:6.2f} px{moved}")
         return "\n".join(lines)
 
 
@@ -70,22 +71,22 @@ def _per_camera_rms(res: np.ndarray, view_idx: np.ndarray, names: Sequence[str])
 
 
 def _choose_gauge(rig: CameraRig, corr: Correspondences, fixed: Sequence[str] | None) -> tuple[list[str], str | None]:
+    """Fixed cameras and the scale camera: by default the two best-agreeing cameras (leave-one-out)."""
     names = rig.names
     if fixed:
         bad = [n for n in fixed if n not in names]
         if bad:
             raise CalibrationError(f"refine: fixed camera(s) {bad} not in the rig {names}")
-        fixed = list(fixed)
         if len(fixed) >= 2 or len(names) == 1:
-            return fixed, None
-        err = leave_one_out_errors(rig, corr)
-        order = sorted((n for n in names if n not in fixed),
-                       key=lambda n: np.nanmedian(err[corr.view_idx == names.index(n)]) if np.any(corr.view_idx == names.index(n)) else np.inf)
-        return fixed, order[0]
+            return list(fixed), None
     err = leave_one_out_errors(rig, corr)
-    med = [np.nanmedian(err[corr.view_idx == v]) if np.any(np.isfinite(err[corr.view_idx == v])) else np.inf
-           for v in range(len(names))]
-    order = [names[i] for i in np.argsort(med)]
+    median = {}
+    for v, n in enumerate(names):
+        e = err[(corr.view_idx == v) & np.isfinite(err)]
+        median[n] = float(np.median(e)) if len(e) else np.inf
+    order = sorted(names, key=lambda n: median[n])
+    if fixed:
+        return list(fixed), next(n for n in order if n not in fixed)
     return [order[0]], order[1]
 
 
@@ -121,7 +122,8 @@ def refine_extrinsics(rig: CameraRig, corr: Correspondences, fixed: Sequence[str
     seen_by = np.bincount(corr.view_idx, minlength=V)
     thin = [names[v] for v in free if seen_by[v] < 30]
     if thin:
-        raise CalibrationError(f"refine: camera(s) {thin} see fewer than 30 matched joints; record people in their view")
+        raise CalibrationError(f"refine: camera(s) {thin} see fewer than 30 matched joints; record people "
+                               "walking in their view")
 
     # Start from points fitted to the current rig (the engine's poses may be stale or smoothed).
     uv_d, w_d = _dense(corr, V)

@@ -132,7 +132,8 @@ def _sources(args) -> dict[str, Path]:
         if not out and any(p.suffix.lower() in IMAGE_EXTENSIONS for p in root.iterdir()):
             out[root.name] = root
     if not out:
-        raise CalibrationError("no camera sources: pass --images DIR (one sub-folder/video per camera) or --camera NAME=PATH")
+        raise CalibrationError("no camera sources: pass --images DIR (one sub-folder/video per camera) or "
+                               "--camera NAME=PATH")
     return out
 
 
@@ -191,7 +192,8 @@ def _render_dry_run(args, spec) -> int:
         (out / cam.name).mkdir(parents=True, exist_ok=True)
         for i, pose in enumerate(poses):
             cv2.imwrite(str(out / cam.name / f"{i:06d}.png"), renderer.render(pose, noise_std=2.0, rng=rng))
-    print(f"wrote {len(poses)} synchronised frames per camera for {rig.names} under {out} (frame 0: board on the floor, first inner corner at the world origin)")
+    print(f"wrote {len(poses)} synchronised frames per camera for {rig.names} under {out} "
+          "(frame 0: board on the floor, first inner corner at the world origin)")
     return 0
 
 
@@ -218,7 +220,8 @@ def _run_intrinsics(args) -> int:
         line = (f"{res.summary()}; frames read {dets.frames_read}, board in {len(dets.detections)}, "
                 f"blurred {len(dets.blurred)}")
         if res.coverage < 0.6:
-            line += f"  [warning: corners cover only {100 * res.coverage:.0f}% of the image; move the board into the corners]"
+            line += (f"  [warning: corners cover only {100 * res.coverage:.0f}% of the image; "
+                     "move the board into the corners]")
         lines.append(line)
         print(line)
     save_intrinsics(results, out / "intrinsics.yaml")
@@ -256,7 +259,8 @@ def _run_extrinsics(args) -> int:
     world = _world(args)
     res = calibrate_extrinsics([intr[n] for n in sources], detections, spec, world, reference=args.reference,
                                source=str(args.images or "--camera sources"))
-    written = [_save_rig(res.rig, out / "rig.yaml"), save_panoptic_calibration(res.rig, out / "calibration_panoptic.json"),
+    written = [_save_rig(res.rig, out / "rig.yaml"),
+               save_panoptic_calibration(res.rig, out / "calibration_panoptic.json"),
                save_anipose_toml(res.rig, out / "calibration.toml")]
     report = res.report()
     (out / "report.txt").write_text(report + "\n", encoding="utf-8")
