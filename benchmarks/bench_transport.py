@@ -1,10 +1,12 @@
-"""Transport benchmark: N camera streams of W x H frames at F fps, as framesets, publisher process
--> subscriber process over ZeroMQ (the live path's wire format and Publisher/Subscriber).
+"""Transport benchmark: N camera streams of W x H frames at F fps through the real capture path
+(a reader thread per camera -> FrameSynchronizer -> CaptureProcess -> Publisher) over ZeroMQ to a
+subscriber process.
 
-Measures the sustained frameset rate at the subscriber, drops (sets sent but not processed: dropped
-by the publisher, lost, or skipped as stale by a subscriber that drains to the newest),
-added latency (capture timestamp -> message received and validated by the subscriber; for JPEG
-also -> all views decoded, for shm -> all views mapped) p50/p99, and each process's CPU use.
+Measures the sustained frameset rate at the subscriber, drops (frames overwritten in a reader,
+dropped by the synchroniser, incomplete sets, sets published but not processed by the
+subscriber), added latency (oldest view's grab timestamp -> frameset received and validated by
+the subscriber; for JPEG also -> all views decoded, for shm -> all views mapped) p50/p99, and each
+process's CPU use.
 Encodings: ``bgr8`` (31 MB of pixels per 5 x 1080p set through the socket), ``shm`` (pixels
 copied once into a shared-memory ring, a handle through the socket), ``jpeg``.
 
@@ -66,7 +68,7 @@ def _frames(n_views: int, width: int, height: int, pool: int = 3) -> list[list[n
 
 def _subscriber(endpoint: str, seconds: float, decode_jpeg: bool, latest: bool, reduce: int, ready, results) -> None:
     from capture.bus import Subscriber
-    from capture.messages import FrameSet, now_ns
+    from capture.messages import FrameSet, MessageError, now_ns
 
     lat_recv, lat_dec, seqs = [], [], []
     stale = 0
@@ -86,9 +88,13 @@ def _subscriber(endpoint: str, seconds: float, decode_jpeg: bool, latest: bool, 
             t = now_ns()
             lat_recv.append((t - msg.t_ref_ns) / 1e6)
             if msg.views[0].encoding == "shm":  # map every view (zero-copy) and check it is current
-                for i in range(len(msg.views)):
-                    msg.image(i)
-                stale += sum(not msg.still_valid(i) for i in range(len(msg.views)))
+                try:
+                    for i in range(len(msg.views)):
+                        msg.image(i)
+                except MessageError:
+                    stale += 1
+                    continue
+                stale += any(not msg.still_valid(i) for i in range(len(msg.views)))
                 lat_dec.append((now_ns() - msg.t_ref_ns) / 1e6)
             if decode_jpeg and msg.views[0].encoding == "jpeg":
                 for i in range(len(msg.views)):
@@ -104,86 +110,100 @@ def _subscriber(endpoint: str, seconds: float, decode_jpeg: bool, latest: bool, 
                      "bad": sub.stats.bad, "cpu_s": cpu, "active_s": active, "stale": stale})
 
 
+class _BenchCamera:
+    """A live camera stand-in: at every tick of a shared 30 fps clock it 'grabs' one of a few
+    pre-generated frames, timestamped at grab (so the sync sees real per-camera jitter)."""
+
+    live = True
+
+    def __init__(self, camera: str, pool: list[np.ndarray], fps: float, t0_ns: int, stop) -> None:
+        self.camera, self.pool, self.period_ns, self.t0_ns, self.stop = camera, pool, int(1e9 / fps), t0_ns, stop
+        self.k = 0
+
+    def open(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def read(self):
+        from capture.source import Frame
+
+        due = self.t0_ns + self.k * self.period_ns
+        delay = (due - time.time_ns()) / 1e9
+        if delay > 0:
+            self.stop.wait(delay)
+        if self.stop.is_set():
+            return None
+        frame = Frame(self.camera, self.pool[self.k % len(self.pool)], time.time_ns(), self.k)
+        self.k += 1
+        return frame
+
+
 def run_one(*, transport: str, encoding: str, views: int, width: int, height: int, fps: float, seconds: float,
-            jpeg_quality: int = 90, warmup_sets: int = 10, latest: bool = True, reduce: int = 1) -> dict:
-    """One configuration; returns its measurements."""
+            jpeg_quality: int = 90, warmup_sets: int = 10, latest: bool = True, reduce: int = 1,
+            shm_copy: str = "grab") -> dict:
+    """One configuration through the real capture path (reader threads -> FrameSynchronizer ->
+    CaptureProcess -> Publisher) to a subscriber process; returns its measurements."""
+    import threading
+
     from capture.bus import Publisher
-    from capture.messages import FrameSet, View, now_ns
-    from capture.process import encode_jpeg_views
+    from capture.process import CaptureProcess, LiveRig
 
     tmp = tempfile.mkdtemp(prefix="sp3d-bench-", dir="/tmp")
     endpoint = f"ipc://{tmp}/frames" if transport == "ipc" else f"tcp://127.0.0.1:{47000 + os.getpid() % 1000}"
     frames = _frames(views, width, height)
-    cams = [f"cam{v}" for v in range(views)]
     ctx = mp.get_context("spawn")
     ready, results = ctx.Event(), ctx.Queue()
     pub = Publisher(endpoint, hwm=2)
-    shm = None
-    if encoding == "shm":
-        from capture.shm import ShmWriter
-
-        shm = ShmWriter(f"selfpose3d-bench-{os.getpid()}", views=views, slot_bytes=width * height * 3, ring=8)
-    sub_proc = ctx.Process(target=_subscriber, args=(endpoint, seconds, encoding == "jpeg", latest, reduce, ready, results), daemon=True)
+    sub_proc = ctx.Process(target=_subscriber, args=(endpoint, seconds, encoding == "jpeg", latest, reduce, ready, results),
+                           daemon=True)
     sub_proc.start()
     ready.wait(60)
     if not pub.wait_for_subscriber(30):
         raise RuntimeError("subscriber never connected")
-    time.sleep(0.2)
-    period = 1.0 / fps
+    stop = threading.Event()
+    t0_ns = time.time_ns() + 300_000_000
+    cams = [_BenchCamera(f"cam{v}", frames[v], fps, t0_ns, stop) for v in range(views)]
+    live = LiveRig(cams, tolerance_ms=500.0 / fps, deadline_ms=100.0,
+                   shm_segment=f"selfpose3d-bench-{os.getpid()}" if encoding == "shm" and shm_copy == "grab" else None)
+    proc = CaptureProcess("bench", live, pub, process="bench", encoding=encoding, jpeg_quality=jpeg_quality,
+                          status_interval_s=1.0)
     n_sets = int(round(seconds * fps)) + warmup_sets
-    cpu0, t0 = _cpu_s(), time.monotonic()
-    late = 0
-    prepare_ms = []  # capture -> message handed to ZeroMQ (copy into shm / JPEG encode / nothing)
-    for k in range(n_sets):
-        due = t0 + k * period
-        delay = due - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        else:
-            late += 1
-        t_cap = now_ns()  # "capture": the frames exist now; everything after this is added latency
-        imgs = [frames[v][k % len(frames[v])] for v in range(views)]
-        if encoding == "shm":
-            vs = tuple(View(cams[v], k, t_cap, width, height, "shm", imgs[v].nbytes,
-                            shm=(shm.segment, *shm.write(k, v, imgs[v]))) for v in range(views))
-            pub.send(FrameSet("bench", k, t_cap, now_ns(), vs, (None,) * views))
-            prepare_ms.append((now_ns() - t_cap) / 1e6)
-            continue
-        if encoding == "jpeg":
-            bufs = encode_jpeg_views(imgs, jpeg_quality)
-        else:
-            bufs = imgs
-        vs = tuple(View(cams[v], k, t_cap, width, height, encoding, memoryview(bufs[v]).nbytes) for v in range(views))
-        pub.send(FrameSet("bench", k, t_cap, now_ns(), vs, tuple(bufs)))
-        prepare_ms.append((now_ns() - t_cap) / 1e6)
-    pub_wall = time.monotonic() - t0
+    cpu0, w0 = _cpu_s(), time.monotonic()
+    report = proc.run(stop, max_sets=n_sets, duration_s=seconds + warmup_sets / fps + 5.0)
+    stop.set()
+    pub_wall = time.monotonic() - w0
     pub_cpu = _cpu_s() - cpu0
     sub = results.get(timeout=seconds + 120)
     sub_proc.join(10)
-    dropped_pub = pub.stats.dropped
     pub.close()
-    if shm is not None:
-        shm.close()
     lat = np.array(sub["lat_recv"][warmup_sets:] if len(sub["lat_recv"]) > warmup_sets else sub["lat_recv"])
     dec = np.array(sub["lat_dec"][warmup_sets:] if len(sub["lat_dec"]) > warmup_sets else sub["lat_dec"])
+    pub_lat = np.array(report.latency_ms[warmup_sets:] or report.latency_ms or [np.nan])
     received = len(sub["seqs"])
-    drops = n_sets - received
+    expected = int(round((pub_wall - 0.3) * fps))  # ticks the cameras produced while publishing
     out = {
         "transport": transport, "encoding": encoding, "views": views, "width": width, "height": height,
-        "target_fps": fps, "seconds": round(pub_wall, 2), "sent": n_sets, "received": received,
+        "target_fps": fps, "seconds": round(pub_wall, 2), "published": report.sets, "complete_sets": report.complete,
+        "received": received,
         "fps": round(received / sub["active_s"], 2) if sub["active_s"] > 0 else 0.0,
         "consumer": "latest" if latest else "every", "jpeg_decode_reduce": reduce,
-        "drops": int(drops), "dropped_by_publisher": int(dropped_pub), "sequence_gaps": int(sub["gaps"]),
-        "skipped_stale_by_subscriber": int(sub["skipped"]),
-        "publisher_late_ticks": late,
+        "shm_copy": shm_copy if encoding == "shm" else None,
+        "drops": int(max(0, report.sets - received) + report.overwritten + report.dropped_frames
+                     + (report.sets - report.complete)),
+        "dropped_by_publisher": int(report.dropped_publish), "sequence_gaps": int(sub["gaps"]),
+        "skipped_stale_by_subscriber": int(sub["skipped"]), "frames_overwritten_in_readers": int(report.overwritten),
+        "frames_dropped_by_sync": int(report.dropped_frames), "incomplete_sets": int(report.sets - report.complete),
+        "camera_ticks_expected": expected,
         "p50_ms": round(float(np.percentile(lat, 50)), 2) if lat.size else None,
         "p99_ms": round(float(np.percentile(lat, 99)), 2) if lat.size else None,
         "max_ms": round(float(lat.max()), 2) if lat.size else None,
-        "publisher_send_p50_ms": round(float(np.percentile(prepare_ms[warmup_sets:], 50)), 2),
-        "publisher_send_p99_ms": round(float(np.percentile(prepare_ms[warmup_sets:], 99)), 2),
+        "published_p50_ms": round(float(np.nanpercentile(pub_lat, 50)), 2),
+        "published_p99_ms": round(float(np.nanpercentile(pub_lat, 99)), 2),
         "cpu_publisher_pct": round(100 * pub_cpu / pub_wall, 1),
         "cpu_subscriber_pct": round(100 * sub["cpu_s"] / max(sub["active_s"], 1e-9), 1),
-        "stale_shm_views": int(sub["stale"]),
+        "stale_shm_sets": int(sub["stale"]),
     }
     if dec.size:  # jpeg: all views decoded; shm: all views mapped and checked
         out["decoded_p50_ms"] = round(float(np.percentile(dec, 50)), 2)
@@ -203,6 +223,8 @@ def main(argv=None) -> int:
     parser.add_argument("--suite", action="store_true", help="run shm/ipc, raw/ipc, then jpeg/tcp")
     parser.add_argument("--consumer", choices=("latest", "every"), default="latest",
                         help="subscriber drains to the newest set (live path) or reads every set")
+    parser.add_argument("--shm-copy", choices=("grab", "publish"), default="grab",
+                        help="shm: copy into shared memory on each camera's thread at grab, or when publishing")
     parser.add_argument("--reduce", type=int, choices=(1, 2, 4, 8), default=1,
                         help="JPEG: decode at 1/N resolution (the network input is ~half of 1080p)")
     parser.add_argument("--json", action="store_true", help="print one JSON object last")
@@ -212,7 +234,8 @@ def main(argv=None) -> int:
     for transport, encoding in configs:
         load_before = os.getloadavg()
         r = run_one(transport=transport, encoding=encoding, views=args.views, width=args.width, height=args.height,
-                    fps=args.fps, seconds=args.seconds, latest=args.consumer == "latest", reduce=args.reduce)
+                    fps=args.fps, seconds=args.seconds, latest=args.consumer == "latest", reduce=args.reduce,
+                    shm_copy=args.shm_copy)
         r["loadavg_before"] = [round(x, 2) for x in load_before]
         r["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
         runs.append(r)

@@ -10,9 +10,7 @@ import numpy as np
 import pytest
 
 from capture.bus import Publisher, Subscriber
-from capture.config import CaptureConfig, StreamConfig
 from capture.messages import FrameSet, MessageError, View, decode, encode
-from capture.process import build_capture
 from capture.shm import SHM_DIR, ShmError, ShmWriter, read_view
 
 from .conftest import green_level
@@ -46,15 +44,20 @@ def test_ring_write_read_and_overwrite_detection(rng):
         out.image(0)
 
 
-def test_capture_process_with_shm_encoding(image_rig, ipc_endpoint):
+@pytest.mark.parametrize("copy_at", ["publish", "grab"])
+def test_capture_process_with_shm_encoding(image_rig, ipc_endpoint, copy_at):
     from calib.rig_config import load_rig
+    from capture.process import CaptureProcess, LiveRig
+    from capture.sources.factory import build_sources
 
     rig = load_rig(image_rig)
-    cfg = CaptureConfig(realtime=True, stream=StreamConfig(endpoint=ipc_endpoint, encoding="shm"))
     stop = threading.Event()
-    proc, pub = build_capture(rig, cfg, stop=stop)
+    segment = f"selfpose3d-t{copy_at}-{os.getpid()}"
+    live = LiveRig(build_sources(rig, stop=stop, realtime=True), tolerance_ms=40, deadline_ms=100,
+                   shm_segment=segment if copy_at == "grab" else None)
     got, segments = [], set()
-    with pub, Subscriber(ipc_endpoint, [b"frames/"]) as sub:
+    with Publisher(ipc_endpoint) as pub, Subscriber(ipc_endpoint, [b"frames/"]) as sub:
+        proc = CaptureProcess("toy", live, pub, process="cap", encoding="shm")
         assert pub.wait_for_subscriber(5)
         thread = threading.Thread(target=proc.run, args=(stop,), kwargs={"max_sets": 4}, daemon=True)
         thread.start()
@@ -66,6 +69,9 @@ def test_capture_process_with_shm_encoding(image_rig, ipc_endpoint):
                 segments.add(m.views[2].shm[0])
         thread.join(10)
     assert got == [("shm", k, True) for k in range(4)]
-    # copied at grab into cam2's own ring (no copy when the set is published); removed at the end
-    assert len(segments) == 1 and next(iter(segments)).startswith(f"selfpose3d-toy-{os.getpid()}-cam2-")
-    assert not (SHM_DIR / next(iter(segments))).exists()
+    [name] = segments
+    if copy_at == "grab":  # cam2's own ring, written on its reader thread
+        assert name.startswith(f"{segment}-cam2-")
+    else:  # the process's set ring, written when the set is published
+        assert name.startswith(f"selfpose3d-toy-{os.getpid()}-")
+    assert not (SHM_DIR / name).exists()  # removed when capture stopped
