@@ -217,11 +217,10 @@ def triangulate_weighted(rig: CameraRig, uv: np.ndarray, weight: np.ndarray) -> 
     for v, cam in enumerate(rig):
         xy = undistort_points(np.nan_to_num(uv[:, v]), cam)  # (Q,2)
         P = np.concatenate([cam.R, cam.t_mm[:, None]], axis=1)
-        w = weight[:, v:v + 1]
-        A[:, 2 * v] = w * (xy[:, 0:1] * P[2] - P[0])
-        A[:, 2 * v + 1] = w * (xy[:, 1:2] * P[2] - P[1])
-    A /= np.maximum(np.linalg.norm(A, axis=-1, keepdims=True), 1e-12)  # equilibrate rows
-    A *= (weight > 0).repeat(2, axis=1)[..., None]
+        A[:, 2 * v] = xy[:, 0:1] * P[2] - P[0]
+        A[:, 2 * v + 1] = xy[:, 1:2] * P[2] - P[1]
+    A /= np.maximum(np.linalg.norm(A, axis=-1, keepdims=True), 1e-12)  # equilibrate rows, then weight them
+    A *= np.where(weight > 0, weight, 0.0).repeat(2, axis=1)[..., None]
     _, _, vt = np.linalg.svd(A)
     X = vt[:, -1]
     out = X[:, :3] / X[:, 3:4]

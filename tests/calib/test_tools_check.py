@@ -50,3 +50,22 @@ def test_board_check_errors_are_clear(toy_rig, rng):
         board_correspondences(toy_rig, {n: [None] for n in toy_rig.names}, SPEC)
     with pytest.raises(CalibrationError, match="not in the rig"):
         board_correspondences(toy_rig, {"camX": views["cam0"]}, SPEC)
+
+
+def test_weighted_triangulation(toy_rig, rng):
+    from calib.check import triangulate_weighted
+
+    X = rng.uniform(-1000, 1000, (50, 3)) + np.array([0.0, 0.0, 1000.0])
+    uv = np.stack([project_points(X, c) for c in toy_rig], axis=1)  # (Q,V,2)
+    w = np.ones((50, 4))
+    np.testing.assert_allclose(triangulate_weighted(toy_rig, uv, w), X, atol=1e-6)
+    bad = uv.copy()
+    bad[:, 1] += 15.0  # one view off by 15 px
+    err_equal = np.linalg.norm(triangulate_weighted(toy_rig, bad, w) - X, axis=1).mean()
+    w_low = w.copy()
+    w_low[:, 1] = 0.05
+    err_low = np.linalg.norm(triangulate_weighted(toy_rig, bad, w_low) - X, axis=1).mean()
+    assert err_low < 0.2 * err_equal
+    w_one = np.zeros((50, 4))
+    w_one[:, 0] = 1.0
+    assert np.isnan(triangulate_weighted(toy_rig, uv, w_one)).all()
