@@ -17,8 +17,10 @@ Examples::
     python benchmarks/bench_transport.py --transport tcp --encoding jpeg --seconds 10
     python benchmarks/bench_transport.py --suite --seconds 10 --json         # both, one JSON object last
 
-``--json`` prints one JSON object as the last line: ``fps``, ``drops``, ``p50_ms``, ``p99_ms``
-(of the first run) plus every run's details under ``runs`` and the machine load (``loadavg``).
+``--json`` prints one JSON object as the last line: ``fps``, ``drops`` (whole run, start-up
+included), ``steady_drops`` (camera ticks after warm-up that did not reach the subscriber as a
+complete set), ``p50_ms``, ``p99_ms`` (of the first run) plus every run's details under ``runs``
+and the machine load (``loadavg``).
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ def _subscriber(endpoint: str, seconds: float, decode_jpeg: bool, latest: bool, 
     from capture.bus import Subscriber
     from capture.messages import FrameSet, MessageError, now_ns
 
-    lat_recv, lat_dec, seqs = [], [], []
+    lat_recv, lat_dec, seqs, refs = [], [], [], []
     stale = 0
     with Subscriber(endpoint, [b"frames/"], hwm=4) as sub:
         ready.set()
@@ -101,12 +103,13 @@ def _subscriber(endpoint: str, seconds: float, decode_jpeg: bool, latest: bool, 
                     msg.image(i, reduce=reduce)
                 lat_dec.append((now_ns() - msg.t_ref_ns) / 1e6)
             seqs.append(msg.seq)
+            refs.append((msg.t_ref_ns, not msg.missing))
             first_t = first_t or time.monotonic()
             last_t = time.monotonic()
         cpu = _cpu_s() - cpu0
         active = (last_t - first_t) if first_t and last_t else 0.0
         results.put({"lat_recv": lat_recv, "lat_dec": lat_dec, "seqs": seqs, "gaps": sub.stats.gaps,
-                     "skipped": sub.stats.skipped,
+                     "skipped": sub.stats.skipped, "refs": refs,
                      "bad": sub.stats.bad, "cpu_s": cpu, "active_s": active, "stale": stale})
 
 
@@ -168,7 +171,7 @@ def run_one(*, transport: str, encoding: str, views: int, width: int, height: in
     live = LiveRig(cams, tolerance_ms=500.0 / fps, deadline_ms=100.0,
                    shm_segment=f"selfpose3d-bench-{os.getpid()}" if encoding == "shm" and shm_copy == "grab" else None)
     proc = CaptureProcess("bench", live, pub, process="bench", encoding=encoding, jpeg_quality=jpeg_quality,
-                          status_interval_s=1.0)
+                          status_interval_s=1.0, shm_slot_bytes=width * height * 3)
     n_sets = int(round(seconds * fps)) + warmup_sets
     cpu0, w0 = _cpu_s(), time.monotonic()
     report = proc.run(stop, max_sets=n_sets, duration_s=seconds + warmup_sets / fps + 5.0)
@@ -182,7 +185,11 @@ def run_one(*, transport: str, encoding: str, views: int, width: int, height: in
     dec = np.array(sub["lat_dec"][warmup_sets:] if len(sub["lat_dec"]) > warmup_sets else sub["lat_dec"])
     pub_lat = np.array(report.latency_ms[warmup_sets:] or report.latency_ms or [np.nan])
     received = len(sub["seqs"])
-    expected = int(round((pub_wall - 0.3) * fps))  # ticks the cameras produced while publishing
+    # Steady state: camera ticks between the first and last set received after warm-up, against
+    # the complete sets that reached the subscriber in that window.
+    window = sub["refs"][warmup_sets:]
+    ticks = int(round((window[-1][0] - window[0][0]) * fps / 1e9)) + 1 if len(window) > 1 else 0
+    complete_recv = sum(ok for _, ok in window)
     out = {
         "transport": transport, "encoding": encoding, "views": views, "width": width, "height": height,
         "target_fps": fps, "seconds": round(pub_wall, 2), "published": report.sets, "complete_sets": report.complete,
@@ -195,7 +202,8 @@ def run_one(*, transport: str, encoding: str, views: int, width: int, height: in
         "dropped_by_publisher": int(report.dropped_publish), "sequence_gaps": int(sub["gaps"]),
         "skipped_stale_by_subscriber": int(sub["skipped"]), "frames_overwritten_in_readers": int(report.overwritten),
         "frames_dropped_by_sync": int(report.dropped_frames), "incomplete_sets": int(report.sets - report.complete),
-        "camera_ticks_expected": expected,
+        "steady_ticks": ticks, "steady_complete_received": complete_recv,
+        "steady_drops": ticks - complete_recv,
         "p50_ms": round(float(np.percentile(lat, 50)), 2) if lat.size else None,
         "p99_ms": round(float(np.percentile(lat, 99)), 2) if lat.size else None,
         "max_ms": round(float(lat.max()), 2) if lat.size else None,
@@ -242,7 +250,7 @@ def main(argv=None) -> int:
         if not args.json:
             print(json.dumps(r))
     first = runs[0]
-    summary = {k: first[k] for k in ("fps", "drops", "p50_ms", "p99_ms")}
+    summary = {k: first[k] for k in ("fps", "drops", "steady_drops", "p50_ms", "p99_ms")}
     summary.update(cpus=os.cpu_count(), loadavg=[round(x, 2) for x in os.getloadavg()], runs=runs)
     print(json.dumps(summary))
     return 0

@@ -189,10 +189,13 @@ class CaptureProcess:
         encoding, jpeg_quality: view encoding on the wire (``shm``: same-host shared memory).
         status_interval_s: period of status messages.
         shm_ring: framesets kept in the shared-memory ring (``shm`` encoding).
+        shm_slot_bytes: size of the largest view (W*H*3) if known: the ring is then created
+            before capture starts instead of at the first set.
     """
 
     def __init__(self, rig_name: str, live: LiveRig, publisher, *, process: str, encoding: str = "bgr8",
-                 jpeg_quality: int = 90, status_interval_s: float = 1.0, shm_ring: int = 8) -> None:
+                 jpeg_quality: int = 90, status_interval_s: float = 1.0, shm_ring: int = 8,
+                 shm_slot_bytes: int | None = None) -> None:
         self.rig_name = rig_name
         self.live = live
         self.publisher = publisher
@@ -208,6 +211,7 @@ class CaptureProcess:
         self._shm = None
         self._shm_count = 0
         self._shm_ring = shm_ring
+        self._shm_slot_bytes = shm_slot_bytes
         self._view_index = {c: i for i, c in enumerate(live.cameras)}
 
     def status(self, state: str, error: str = "") -> Status:
@@ -231,6 +235,8 @@ class CaptureProcess:
         every (finite) source ended. Returns the run's report."""
         t0 = time.monotonic()
         self._send_status("starting")
+        if self.encoding == "shm" and self._shm_slot_bytes:
+            self._new_shm(self._shm_slot_bytes)
         self.live.start()
         try:
             while not stop.is_set():
@@ -258,18 +264,21 @@ class CaptureProcess:
         self._send_status("stopping")
         return self.report
 
+    def _new_shm(self, slot_bytes: int) -> None:
+        import os
+
+        from capture.shm import ShmWriter
+
+        if self._shm is not None:
+            self._shm.close()
+        self._shm_count += 1
+        self._shm = ShmWriter(f"selfpose3d-{self.rig_name}-{os.getpid()}-{self._shm_count}",
+                              views=len(self._view_index), slot_bytes=slot_bytes, ring=self._shm_ring)
+
     def _shm_writer(self, synced: SyncedSet):
         need = max(f.payload.image.nbytes for f in synced.frames)
         if self._shm is None or need > self._shm.slot_bytes:  # (re)size to the largest view seen
-            import os
-
-            from capture.shm import ShmWriter
-
-            if self._shm is not None:
-                self._shm.close()
-            self._shm_count += 1
-            self._shm = ShmWriter(f"selfpose3d-{self.rig_name}-{os.getpid()}-{self._shm_count}",
-                                  views=len(self._view_index), slot_bytes=need, ring=self._shm_ring)
+            self._new_shm(need)
         return self._shm
 
     def _publish(self, synced: SyncedSet) -> None:
@@ -302,9 +311,10 @@ def build_capture(rig, config, *, stop: threading.Event, num_frames: int | None 
                    min_views=min(config.sync.min_views, len(cameras)), failure_budget=config.failure_budget,
                    backoff_s=config.backoff_s, lossless=config.realtime is False)
     pub = Publisher(config.stream.endpoint, hwm=config.stream.hwm, allow_remote=config.stream.allow_remote)
+    slot = max(rig.cameras[c].width * rig.cameras[c].height * 3 for c in cameras)
     proc = CaptureProcess(rig.name, live, pub, process=config.process or f"capture-{rig.name}",
                           encoding=config.stream.encoding, jpeg_quality=config.stream.jpeg_quality,
-                          status_interval_s=config.status_interval_s)
+                          status_interval_s=config.status_interval_s, shm_slot_bytes=slot)
     return proc, pub
 
 
