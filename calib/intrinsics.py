@@ -277,12 +277,14 @@ def calibrate_intrinsics(detections: Sequence[BoardDetection], spec: BoardSpec, 
     """
     where = f"camera '{camera_name}' ({source})"
     obj_all = spec.board_points_mm().astype(np.float32)
+    collinear = [d for d in detections if len(d) >= 6 and corners_collinear(obj_all[d.ids, :2])]
     usable = [d for d in detections if len(d) >= 6 and not corners_collinear(obj_all[d.ids, :2])]
     if len(usable) < min_views:
+        why = f", {len(collinear)} with all corners on one line" if collinear else ""
         raise CalibrationError(
-            f"{where}: only {len(usable)} usable board views (of {len(detections)}); need at least {min_views}. "
-            "Record more views with the board at different positions covering the whole image and tilted "
-            "30-45 degrees in several directions")
+            f"{where}: only {len(usable)} usable board views (of {len(detections)}{why}); need at least "
+            f"{min_views}. Record more views with the whole board visible, at different positions covering "
+            "the image and tilted 30-45 degrees in several directions")
     coverage = coverage_fraction(usable)
     if coverage < min_coverage:
         raise CalibrationError(

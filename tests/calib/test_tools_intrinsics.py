@@ -102,6 +102,18 @@ def test_poor_coverage_is_an_error(detections):
         calibrate_intrinsics(views, SPEC, (640, 480), "cam0", min_coverage=0.95)
 
 
+def test_collinear_corner_sets_are_not_used(detections):
+    from calib.boards import BoardDetection
+
+    lines = []
+    for d in detections.detections[:8]:  # keep only the first row of corners of every view
+        row = d.ids < SPEC.squares_x - 1
+        lines.append(BoardDetection(d.ids[row], d.corners_px[row], d.image_size, d.blur_px, d.source))
+    with pytest.raises(CalibrationError, match=r"camera 'cam0'.*only 0 usable board views \(of 8, 8 with all "
+                                               r"corners on one line\)"):
+        calibrate_intrinsics(lines, SPEC, (640, 480), "cam0")
+
+
 def test_fronto_parallel_views_are_rejected(renderer):
     rng = np.random.default_rng(3)
     dets = []
