@@ -119,12 +119,15 @@ class _BenchCamera:
 
     live = True
 
-    def __init__(self, camera: str, pool: list[np.ndarray], fps: float, t0_ns: int, stop) -> None:
-        self.camera, self.pool, self.period_ns, self.t0_ns, self.stop = camera, pool, int(1e9 / fps), t0_ns, stop
+    def __init__(self, camera: str, pool: list[np.ndarray], fps: float, clock: dict, stop) -> None:
+        self.camera, self.pool, self.period_ns, self.clock, self.stop = camera, pool, int(1e9 / fps), clock, stop
         self.k = 0
 
     def open(self) -> None:
-        pass
+        with self.clock["lock"]:  # the rig's shared tick clock starts when the first camera opens
+            if self.clock["t0"] is None:
+                self.clock["t0"] = time.time_ns() + 100_000_000
+        self.t0_ns = self.clock["t0"]
 
     def close(self) -> None:
         pass
@@ -166,8 +169,8 @@ def run_one(*, transport: str, encoding: str, views: int, width: int, height: in
     if not pub.wait_for_subscriber(30):
         raise RuntimeError("subscriber never connected")
     stop = threading.Event()
-    t0_ns = time.time_ns() + 300_000_000
-    cams = [_BenchCamera(f"cam{v}", frames[v], fps, t0_ns, stop) for v in range(views)]
+    clock = {"t0": None, "lock": threading.Lock()}
+    cams = [_BenchCamera(f"cam{v}", frames[v], fps, clock, stop) for v in range(views)]
     live = LiveRig(cams, tolerance_ms=500.0 / fps, deadline_ms=100.0,
                    shm_segment=f"selfpose3d-bench-{os.getpid()}" if encoding == "shm" and shm_copy == "grab" else None)
     proc = CaptureProcess("bench", live, pub, process="bench", encoding=encoding, jpeg_quality=jpeg_quality,
