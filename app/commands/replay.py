@@ -27,6 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--endpoint", default=DEFAULT_ENDPOINT, help=f"publish endpoint (default {DEFAULT_ENDPOINT})")
     parser.add_argument("--allow-remote", action="store_true", help="permit a non-loopback tcp bind")
     parser.add_argument("--cameras", default=None, help="comma-separated cameras (Panoptic default: VoxelPose's 5)")
+    parser.add_argument("--rig", default=None, metavar="RIG_YAML",
+                        help="publish as this rig (its name is the topic; its cameras, in its order, unless --cameras)")
+    parser.add_argument("--write-rig", default=None, metavar="OUT_YAML",
+                        help="Panoptic: write a rig YAML for the replayed cameras from the sequence calibration")
     parser.add_argument("--speed", type=float, default=1.0, help="playback rate (1 = original)")
     parser.add_argument("--max-speed", action="store_true", help="publish as fast as possible")
     parser.add_argument("--jpeg", action="store_true", help="JPEG views on the wire (default raw bgr8)")
@@ -44,13 +48,24 @@ def _framesets(args: argparse.Namespace, encoding: str):
 
     src = Path(args.source)
     cameras = [c for c in args.cameras.split(",") if c] if args.cameras else None
+    rig_name = None
+    if args.rig:
+        from calib.rig_config import load_rig
+
+        rig = load_rig(args.rig)
+        rig_name, cameras = rig.name, cameras or rig.names
     if is_session(src):
         from capture.replay import session_framesets
 
         reader = SessionReader(src)
         if reader.truncated:
             log.warning("%s: ignored a truncated tail (recorder was interrupted)", src)
-        return reader.rig_name, session_framesets(reader, encoding=encoding, cameras=cameras)
+        frames = session_framesets(reader, encoding=encoding, cameras=cameras)
+        if rig_name is not None:
+            import dataclasses
+
+            frames = (dataclasses.replace(fs, rig=rig_name) for fs in frames)
+        return rig_name or reader.rig_name, frames
     if (src / "hdImgs").is_dir() or (src / "hdVideos").is_dir():
         from calib.io_panoptic import VOXELPOSE_HD_CAMERAS
         from capture.replay import panoptic_framesets
@@ -59,10 +74,24 @@ def _framesets(args: argparse.Namespace, encoding: str):
         available = panoptic_hd_cameras(src)
         if cameras is None:
             cameras = [c for c in VOXELPOSE_HD_CAMERAS if c in available] or available
-        return src.name, panoptic_framesets(src, cameras, rig=src.name, encoding=encoding,
+        rig_name = rig_name or src.name
+        if args.write_rig:
+            _write_panoptic_rig(src, cameras, rig_name, Path(args.write_rig))
+        return rig_name, panoptic_framesets(src, cameras, rig=rig_name, encoding=encoding,
                                             first_frame=args.first_frame, last_frame=args.last_frame)
     raise FileNotFoundError(f"{src}: neither a session folder (index.msgpack) nor a Panoptic sequence "
                             "(hdImgs/ or hdVideos/)")
+
+
+def _write_panoptic_rig(seq_dir: Path, cameras: list[str], name: str, out: Path) -> None:
+    """A rig YAML for the sequence: its own calibration, Panoptic sources, the replayed cameras."""
+    from calib.io_panoptic import load_panoptic_calibration
+    from calib.rig_config import SourceConfig, save_rig
+    from capture.sources.panoptic import panoptic_calibration_path
+
+    cams = load_panoptic_calibration(panoptic_calibration_path(seq_dir), cameras)
+    save_rig(cams, out, name=name, sources=[SourceConfig(kind="panoptic", uri=str(seq_dir.resolve())) for _ in cameras])
+    log.info("wrote %s (cameras %s, calibration of %s)", out, cameras, seq_dir.name)
 
 
 def run(args: argparse.Namespace) -> int:

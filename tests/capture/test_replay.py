@@ -95,13 +95,26 @@ def test_panoptic_framesets_group_by_frame_number(tmp_path):
     assert [s.views[0].frame_index for s in again] == [170, 171]
 
 
-def test_replay_command_publishes_a_panoptic_sequence(tmp_path, ipc_endpoint):
+def _panoptic_calibration(seq, toy_rig, names=("00_03", "00_06", "00_12")):
+    from calib.camera import CameraRig
+    from calib.io_panoptic import save_panoptic_calibration
+
+    rig = CameraRig(tuple(c.replace(name=n) for c, n in zip(toy_rig, names)))
+    save_panoptic_calibration(rig, seq / f"calibration_{seq.name}.json")
+    return rig
+
+
+def test_replay_command_publishes_a_panoptic_sequence(tmp_path, ipc_endpoint, toy_rig):
+    from calib.rig_config import load_rig
+
     seq = tmp_path / "160906_pizza1"
     _panoptic_tree(seq, cams=("00_03", "00_06", "00_12"))
+    cams = _panoptic_calibration(seq, toy_rig)
     sub = Subscriber(ipc_endpoint)
     proc = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "replay", str(seq), "--endpoint", ipc_endpoint, "--max-speed",
-         "--lossless", "--wait-subscriber", "20"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+         "--lossless", "--wait-subscriber", "20", "--write-rig", str(tmp_path / "pizza.yaml")],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         got, statuses = [], []
         deadline = time.monotonic() + 60
@@ -123,3 +136,25 @@ def test_replay_command_publishes_a_panoptic_sequence(tmp_path, ipc_endpoint):
     assert got[0].cameras == ["00_03", "00_06", "00_12"] and got[2].missing == ("00_06",)
     assert statuses[-1] == "stopping"
     assert b'"sent": 5' in out
+    rig = load_rig(tmp_path / "pizza.yaml")  # the sequence's own calibration, as a replayable rig
+    assert rig.name == "160906_pizza1" and rig.names == ["00_03", "00_06", "00_12"]
+    assert rig.source("00_06").kind == "panoptic" and rig.source("00_06").uri == str(seq.resolve())
+    np.testing.assert_allclose(rig.cameras["00_12"].center_mm, cams["00_12"].center_mm, atol=1e-6)
+
+
+def test_replay_as_a_named_rig(tmp_path, toy_rig):
+    import argparse
+
+    from app.commands.replay import _framesets
+    from calib.rig_config import SourceConfig, save_rig
+
+    seq = tmp_path / "seq"
+    _panoptic_tree(seq, cams=("00_03", "00_06", "00_12"))
+    cams = _panoptic_calibration(seq, toy_rig)
+    rig_path = save_rig(cams.subset(["00_12", "00_03"]), tmp_path / "lab.yaml", name="lab",
+                        sources=[SourceConfig(kind="panoptic", uri=str(seq))] * 2)
+    args = argparse.Namespace(source=str(seq), cameras=None, rig=str(rig_path), write_rig=None, first_frame=None,
+                              last_frame=None)
+    name, sets = _framesets(args, "bgr8")
+    first = next(iter(sets))
+    assert name == "lab" and first.rig == "lab" and first.cameras == ["00_12", "00_03"]
