@@ -270,6 +270,8 @@ class CheckReport:
                          f"{c.observations} points{flag}")
         if not self.bumped:
             lines.append("  all cameras agree")
+        if len(self.cameras) < 4:
+            lines.append("  note: with fewer than 4 cameras a knocked camera cannot be told apart from the others")
         return "\n".join(lines)
 
 
