@@ -165,26 +165,32 @@ def _tilt_signature(det: BoardDetection, spec: BoardSpec) -> np.ndarray:
 def select_frames(detections: Sequence[BoardDetection], max_frames: int = 40, grid: tuple[int, int] = (8, 6),
                   spec: BoardSpec | None = None) -> list[BoardDetection]:
     """Greedy frame selection for coverage: each pick adds the most not-yet-covered image cells
-    (then, with ``spec``, the most different board tilt); keeps at most ``max_frames``."""
+    (then, with ``spec``, the most different board tilt); keeps at most ``max_frames``.
+
+    Cost is O(max_frames x len(detections)), so whole videos can be passed in.
+    """
     remaining = list(detections)
     if len(remaining) <= max_frames:
         return remaining
-    cells = [_cells(d, grid) for d in remaining]
-    tilts = [_tilt_signature(d, spec) for d in remaining] if spec is not None else None
+    n = len(remaining)
+    masks = np.zeros((n, grid[0] * grid[1]), bool)  # (N,cells)
+    for i, d in enumerate(remaining):
+        masks[i, list(_cells(d, grid))] = True
+    corners = np.array([len(d) for d in remaining], dtype=np.float64)
+    tilts = np.stack([_tilt_signature(d, spec) for d in remaining]) if spec is not None else None
+    min_tilt_gap = np.zeros(n)  # distance of each frame's tilt to the nearest chosen one
+    covered = np.zeros(grid[0] * grid[1], bool)
+    available = np.ones(n, bool)
     chosen: list[int] = []
-    covered: set[int] = set()
     while len(chosen) < max_frames:
-        best, best_score = -1, -np.inf
-        for i in range(len(remaining)):
-            if i in chosen:
-                continue
-            score = len(cells[i] - covered) * 1000.0 + len(remaining[i])
-            if tilts is not None and chosen:
-                score += 100.0 * min(np.linalg.norm(tilts[i] - tilts[j]) for j in chosen)
-            if score > best_score:
-                best, best_score = i, score
+        score = (masks & ~covered).sum(axis=1) * 1000.0 + corners + 100.0 * min_tilt_gap
+        best = int(np.argmax(np.where(available, score, -np.inf)))
         chosen.append(best)
-        covered |= cells[best]
+        available[best] = False
+        covered |= masks[best]
+        if tilts is not None:
+            gap = np.linalg.norm(tilts - tilts[best], axis=1)
+            min_tilt_gap = gap if len(chosen) == 1 else np.minimum(min_tilt_gap, gap)
     return [remaining[i] for i in sorted(chosen)]
 
 
