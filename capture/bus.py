@@ -20,6 +20,7 @@ from typing import Any, Sequence
 
 import zmq
 
+from calib.configkit import ConfigError
 from capture.messages import FrameSet, Message, MessageError, Poses, decode, encode
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
 _ctx: zmq.Context | None = None
 
 
-class EndpointError(ValueError):
+class EndpointError(ConfigError):
     """An endpoint string is malformed or would expose the stream off-host unintentionally."""
 
 

@@ -161,7 +161,7 @@ class SessionReader:
             raise SessionError(f"{self.path}: not a session folder (no {INDEX_NAME}); record one with "
                                "`selfpose3d record`")
         records, self.truncated = _read_records(index)
-        if not records or records[0].get("type") != "session":
+        if not records or not isinstance(records[0], dict) or records[0].get("type") != "session":
             raise SessionError(f"{index}: missing the session header record")
         head = records[0]
         if head.get("version") != SESSION_VERSION:

@@ -145,3 +145,12 @@ def test_session_source_original_or_retimed_timestamps(tmp_path):
         while not reader.ended and time.monotonic() < end:
             time.sleep(0.01)
     assert reader.take().frame_index == 3 and reader.frames_read == 4
+
+
+def test_garbage_index_is_a_clear_error(tmp_path):
+    (tmp_path / INDEX_NAME).write_bytes(b"garbage")
+    with pytest.raises(SessionError, match="missing the session header"):
+        SessionReader(tmp_path)
+    out = subprocess.run([sys.executable, "-m", "app.cli", "replay", str(tmp_path)], cwd=REPO,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and out.stderr.startswith("error: ") and "Traceback" not in out.stderr
