@@ -55,8 +55,14 @@ class Recorder:
         return self.writer.sets_written
 
     def write_synced(self, synced: SyncedSet) -> None:
-        """Write a set from :class:`capture.process.LiveRig` (payloads are source Frames)."""
-        views = [(f.camera, f.payload.frame_index, f.t_ns, f.payload.image) for f in synced.frames]
+        """Write a set from :class:`capture.process.LiveRig` (payloads are source Frames); JPEG
+        views are encoded in parallel."""
+        images = [f.payload.image for f in synced.frames]
+        if self.writer.codec == "jpeg" and len(images) > 1:
+            from capture.process import encode_jpeg_views
+
+            images = encode_jpeg_views(images, self.writer.jpeg_quality)
+        views = [(f.camera, f.payload.frame_index, f.t_ns, img) for f, img in zip(synced.frames, images)]
         self.writer.write_set(self._seq, synced.t_ref_ns, views, synced.missing)
         self._seq += 1
 
