@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import zmq
 
 from calib.configkit import ConfigError
-from capture.messages import FrameSet, Message, MessageError, Poses, decode, encode
+from capture.messages import FrameSet, Message, MessageError, Poses, Status, decode, encode
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +161,10 @@ class SubscriberStats:
     bad: int = 0
 
 
+def _topic(msg: Message) -> str:
+    return f"{type(msg).__name__}/{getattr(msg, 'rig', '')}"
+
+
 class Subscriber:
     """SUB socket that validates every message and hands out the newest.
 
@@ -178,6 +183,7 @@ class Subscriber:
         self.endpoint = ",".join(endpoints)
         self.stats = SubscriberStats()
         self._last_seq: dict[str, int] = {}
+        self._held: deque[Message] = deque(maxlen=256)  # status/other topics met while draining
         self._last_log = 0.0
         self._sock = context().socket(zmq.SUB)
         self._sock.setsockopt(zmq.RCVHWM, hwm)
@@ -189,6 +195,8 @@ class Subscriber:
 
     def recv(self, timeout_ms: int = 100) -> Message | None:
         """Next valid message, or None if none arrives within ``timeout_ms``."""
+        if self._held:
+            return self._held.popleft()
         end = time.monotonic() + timeout_ms / 1e3
         while True:
             left = max(0, int((end - time.monotonic()) * 1e3))
@@ -201,15 +209,27 @@ class Subscriber:
                 return None
 
     def recv_latest(self, timeout_ms: int = 100) -> Message | None:
-        """Wait up to ``timeout_ms`` for a message, then drain the queue; return the newest."""
+        """Wait up to ``timeout_ms`` for a message, then drain the queue and return the newest
+        frameset/poses of that topic; older ones are skipped (counted). Status messages and
+        other topics met while draining are kept, newest per topic, for the next calls."""
         msg = self.recv(timeout_ms)
-        if msg is None:
-            return None
+        if msg is None or isinstance(msg, Status):
+            return msg
+        topic = _topic(msg)
+        others: dict[str, Message] = {}
         while self._sock.poll(0, zmq.POLLIN):
             newer = self._take()
-            if newer is not None:
+            if newer is None:
+                continue
+            if isinstance(newer, Status):
+                self._held.append(newer)
+            elif _topic(newer) == topic:
                 self.stats.skipped += 1
                 msg = newer
+            else:
+                self.stats.skipped += _topic(newer) in others
+                others[_topic(newer)] = newer
+        self._held.extend(others.values())
         return msg
 
     def _take(self) -> Message | None:

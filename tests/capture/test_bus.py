@@ -97,3 +97,22 @@ def test_endpoint_policy():
     for bad in ("udp://x:1", "tcp://127.0.0.1", "tcp://127.0.0.1:99999", "ipc://"):
         with pytest.raises(EndpointError):
             check_endpoint(bad)
+
+
+def test_drain_to_newest_keeps_status_messages(ipc_endpoint):
+    pub, sub = _connected(ipc_endpoint, topics=(b"",), hwm=64)
+    with pub, sub:
+        for seq in range(5):
+            assert pub.send(_fs(seq), wait_ms=1000)
+            if seq == 2:
+                assert pub.send(Status("cap", "running", seq), wait_ms=1000)
+        time.sleep(0.3)
+        first = sub.recv_latest(2000)
+        assert isinstance(first, FrameSet)
+        rest = [first]
+        while (m := sub.recv_latest(300)) is not None:
+            rest.append(m)
+        framesets = [m for m in rest if isinstance(m, FrameSet)]
+        statuses = [m for m in rest if isinstance(m, Status)]
+        assert framesets[-1].seq == 4 and len(statuses) == 1  # status not lost to the drain
+        assert sub.stats.skipped == 5 - len(framesets)
