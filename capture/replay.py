@@ -131,7 +131,8 @@ class ReplayReport:
 
 
 def replay(framesets: Iterator[FrameSet], publisher, stop: threading.Event, *, speed: float | None = 1.0,
-           wait_ms: float = 0.0, max_sets: int | None = None) -> ReplayReport:
+           wait_ms: float = 0.0, max_sets: int | None = None, status_process: str | None = None,
+           status_interval_s: float = 1.0) -> ReplayReport:
     """Publish ``framesets`` paced by their ``t_ref_ns`` (``speed`` x original; None: max speed).
 
     Args:
@@ -141,13 +142,23 @@ def replay(framesets: Iterator[FrameSet], publisher, stop: threading.Event, *, s
         speed: playback rate relative to the recording; None publishes as fast as possible.
         wait_ms: per set, how long to wait for a slow subscriber before dropping (0: drop at once).
         max_sets: stop after this many sets.
+        status_process: if given, publish a ``running`` status under this name every
+            ``status_interval_s`` (rate, drops).
     """
     import dataclasses
+
+    from capture.messages import Status
 
     report = ReplayReport()
     t0 = time.monotonic()
     first_t = None
+    last_status, sent_at_status = t0, 0
     for fs in framesets:
+        if status_process is not None and time.monotonic() - last_status >= status_interval_s:
+            now = time.monotonic()
+            publisher.send(Status(status_process, "running", now_ns(), fps=(report.sent - sent_at_status) / (now - last_status),
+                                  dropped=report.dropped))
+            last_status, sent_at_status = now, report.sent
         if stop.is_set() or (max_sets is not None and report.sent + report.dropped >= max_sets):
             break
         if speed is not None:

@@ -122,7 +122,7 @@ def _run(args: argparse.Namespace) -> int:
             log.warning("no subscriber after %.1f s; replaying anyway", args.wait_subscriber)
         pub.send(Status(process, "running", now_ns()))
         report = replay(framesets, pub, stop, speed=None if args.max_speed else args.speed,
-                        wait_ms=10_000.0 if args.lossless else 0.0, max_sets=args.frames)
+                        wait_ms=10_000.0 if args.lossless else 0.0, max_sets=args.frames, status_process=process)
         pub.send(Status(process, "stopping", now_ns(), fps=report.sent / max(report.seconds, 1e-9),
                         dropped=report.dropped))
     print(json.dumps({"rig": rig_name, "sent": report.sent, "dropped": report.dropped,
