@@ -231,7 +231,8 @@ def main(argv=None) -> int:
     parser.add_argument("--width", type=int, default=1920)
     parser.add_argument("--height", type=int, default=1080)
     parser.add_argument("--fps", type=float, default=30.0)
-    parser.add_argument("--suite", action="store_true", help="run shm/ipc, raw/ipc, then jpeg/tcp")
+    parser.add_argument("--suite", action="store_true",
+                        help="run shm/ipc, bgr8/ipc, jpeg/tcp, jpeg/tcp decoded at half size")
     parser.add_argument("--consumer", choices=("latest", "every"), default="latest",
                         help="subscriber drains to the newest set (live path) or reads every set")
     parser.add_argument("--shm-copy", choices=("grab", "publish"), default="grab",
@@ -240,12 +241,13 @@ def main(argv=None) -> int:
                         help="JPEG: decode at 1/N resolution (the network input is ~half of 1080p)")
     parser.add_argument("--json", action="store_true", help="print one JSON object last")
     args = parser.parse_args(argv)
-    configs = [("ipc", "shm"), ("ipc", "bgr8"), ("tcp", "jpeg")] if args.suite else [(args.transport, args.encoding)]
+    configs = ([("ipc", "shm", 1), ("ipc", "bgr8", 1), ("tcp", "jpeg", 1), ("tcp", "jpeg", 2)] if args.suite
+               else [(args.transport, args.encoding, args.reduce)])
     runs = []
-    for transport, encoding in configs:
+    for transport, encoding, reduce in configs:
         load_before = os.getloadavg()
         r = run_one(transport=transport, encoding=encoding, views=args.views, width=args.width, height=args.height,
-                    fps=args.fps, seconds=args.seconds, latest=args.consumer == "latest", reduce=args.reduce,
+                    fps=args.fps, seconds=args.seconds, latest=args.consumer == "latest", reduce=reduce,
                     shm_copy=args.shm_copy)
         r["loadavg_before"] = [round(x, 2) for x in load_before]
         r["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
