@@ -264,9 +264,9 @@ def main(argv=None) -> int:
         precs = [p for p in args.precisions if p == "fp32" or name in bf16_cfgs]
         log(f"{name}: {precs}")
         result["results"].append(bench_config(name, precs, args.rounds, args.compile, log))
-    result["loadavg_after"] = os.getloadavg()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1))
+        result["loadavg_after"] = os.getloadavg()
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=1))  # after every config: partial runs survive
     for r in result["results"]:
         log(f"== {r['config']}")
         for k, v in r["stages"].items():
