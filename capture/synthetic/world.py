@@ -86,7 +86,8 @@ class SyntheticWorld:
             horizontal camera distance (so people stay where the cameras look).
         entries_exits: people leave and new people enter over time.
         min_separation_mm: pelvis distance kept between people.
-        camera_clearance_mm: people keep this far (horizontally) from every camera.
+        camera_clearance_mm: people keep this far (horizontally) from every camera below 2.8 m
+            (tripods); half of it from cameras mounted higher (people may pass under them).
         num_props: pieces of furniture (boxes: tables, cabinets, crates) around the edge of the
             walk area; they occlude people (joints behind them are not visible) and people walk
             around them.
@@ -137,7 +138,7 @@ class SyntheticWorld:
                 obstacles_mm=tuple((float(c[0]), float(c[1])) for c in cameras_xy)
                 + tuple(p.center_mm for p in self.props),
                 obstacle_clearance_mm=camera_clearance_mm,
-                obstacle_radii_mm=(camera_clearance_mm,) * len(cameras_xy)
+                obstacle_radii_mm=tuple(camera_clearance_mm * (1.0 if c[2] < 2800.0 else 0.5) for c in rig.centers_mm)
                 + tuple(p.footprint_radius_mm + 350.0 for p in self.props),
             ),
             seed=self.seed,
