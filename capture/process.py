@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from capture.messages import FrameSet, Status, View, now_ns
-from capture.source import Source, ThreadedReader
+from capture.source import Source, SourceError, ThreadedReader
 from capture.sync import FrameSynchronizer, SyncedSet
 
 log = logging.getLogger(__name__)
@@ -261,6 +261,11 @@ class CaptureProcess:
             self.report.dropped_frames = self.live.sync.stats.dropped_frames
             self.report.overwritten = self.live.overwritten
             self.report.dropped_publish = self.publisher.stats.dropped
+        failed = {c: st for c, st in self.live.camera_states().items() if st.startswith("error")}
+        if failed and self.report.sets == 0:
+            text = "; ".join(f"{c}: {st}" for c, st in failed.items())
+            self._send_status("error", f"no frameset published; {text}")
+            raise SourceError(f"capture '{self.process}': no frameset published; {text}")
         self._send_status("stopping")
         return self.report
 

@@ -128,3 +128,26 @@ def test_jpeg_frames_on_the_wire(image_rig, ipc_endpoint):
     assert len(sets) == 3 and sets[0].cameras == ["cam1", "cam3"]
     assert sets[1].views[0].encoding == "jpeg" and sets[1].views[0].nbytes < 64 * 48 * 3
     assert green_level(sets[1].image(1)) == 1
+
+
+def test_capture_fails_clearly_when_no_camera_can_open(ipc_endpoint):
+    import pytest
+
+    class _Missing(Source):
+        def __init__(self, name):
+            self.camera = name
+
+        def open(self):
+            raise SourceError(f"camera '{self.camera}': video file /nope.mp4 not found")
+
+        def read(self):
+            return None
+
+    live = LiveRig([_Missing("a"), _Missing("b")], tolerance_ms=20, deadline_ms=50)
+    with Publisher(ipc_endpoint) as pub, Subscriber(ipc_endpoint, [b"status/"]) as sub:
+        assert pub.wait_for_subscriber(5)
+        proc = CaptureProcess("lab", live, pub, process="cap")
+        with pytest.raises(SourceError, match="no frameset published; a: error: .*not found"):
+            proc.run(threading.Event())
+        _, statuses = _collect(sub, lambda s, st: st and st[-1].state == "error", timeout=5)
+    assert statuses[-1].state == "error" and "/nope.mp4" in statuses[-1].error
