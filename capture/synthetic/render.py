@@ -59,13 +59,30 @@ class RenderOptions:
 
 @dataclass(frozen=True)
 class Appearance:
-    """Colours (BGR uint8 triples) of one person's clothing and skin."""
+    """Colours (BGR uint8 triples) of one person's clothing and skin, and the cut of the clothes.
+
+    Attributes:
+        shirt, trousers, skin, hair, shoes: colours.
+        short_sleeves: forearms are bare (skin).
+        shorts: shins are bare (skin).
+    """
 
     shirt: tuple[int, int, int]
     trousers: tuple[int, int, int]
     skin: tuple[int, int, int]
     hair: tuple[int, int, int]
     shoes: tuple[int, int, int]
+    short_sleeves: bool = False
+    shorts: bool = False
+
+    def limb_field(self, edge: tuple[int, int]) -> str:
+        """Name of the colour field drawn on a limb of :data:`LIMB_COLOUR_FIELD`."""
+        field = LIMB_COLOUR_FIELD[edge]
+        if self.short_sleeves and edge in ((B.L_ELB, B.L_WRI), (B.R_ELB, B.R_WRI)):
+            return "skin"
+        if self.shorts and edge in ((B.L_KNE, B.L_ANK), (B.R_KNE, B.R_ANK)):
+            return "skin"
+        return field
 
 
 def _bgr(h: float, s: float, v: float) -> tuple[int, int, int]:
@@ -85,6 +102,8 @@ def appearance_for(person_id: int, seed: int) -> Appearance:
         skin=_bgr(0.07, 0.35 + 0.2 * (1 - skin_tone), 0.35 + 0.55 * skin_tone),
         hair=_bgr(0.08, rng.uniform(0.3, 0.7), rng.uniform(0.08, 0.35)),
         shoes=_bgr(0.0, 0.0, rng.uniform(0.08, 0.25)),
+        short_sleeves=bool(rng.random() < 0.35),
+        shorts=bool(rng.random() < 0.2),
     )
 
 
@@ -191,15 +210,18 @@ def _person_primitives(body: B.Body, look: Appearance) -> list[tuple]:
         (_SPHERE, (_HEAD_C,), body.head_radius_mm, sk),
     ]
     for sho, elb, wri, hand in ((B.L_SHO, B.L_ELB, B.L_WRI, _L_HAND), (B.R_SHO, B.R_ELB, B.R_WRI, _R_HAND)):
-        prims += [(_CAPSULE, (sho, elb), 0.03 * h, sh), (_CAPSULE, (elb, wri), 0.024 * h, sh),
+        prims += [(_CAPSULE, (sho, elb), 0.03 * h, sh),
+                  (_CAPSULE, (elb, wri), (0.021 if look.short_sleeves else 0.024) * h, sk if look.short_sleeves else sh),
                   (_CAPSULE, (wri, hand), 0.02 * h, sk)]
     for hip, kne, ank, toe in ((B.L_HIP, B.L_KNE, B.L_ANK, _L_TOE), (B.R_HIP, B.R_KNE, B.R_ANK, _R_TOE)):
-        prims += [(_CAPSULE, (hip, kne), 0.047 * h, tr), (_CAPSULE, (kne, ank), 0.034 * h, tr),
+        prims += [(_CAPSULE, (hip, kne), 0.047 * h, tr),
+                  (_CAPSULE, (kne, ank), (0.03 if look.shorts else 0.034) * h, sk if look.shorts else tr),
                   (_CAPSULE, (ank, toe), 0.026 * h, look.shoes)]
     return prims
 
 
-# Which appearance field colours each limb (used by tests and docs): edge -> field name.
+# Which appearance field colours each limb with long sleeves and trousers: edge -> field name
+# (see Appearance.limb_field for bare forearms / shins).
 LIMB_COLOUR_FIELD = {
     (B.L_SHO, B.L_ELB): "shirt", (B.L_ELB, B.L_WRI): "shirt", (B.R_SHO, B.R_ELB): "shirt",
     (B.R_ELB, B.R_WRI): "shirt", (B.L_HIP, B.L_KNE): "trousers", (B.L_KNE, B.L_ANK): "trousers",

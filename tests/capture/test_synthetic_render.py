@@ -65,8 +65,9 @@ def test_projected_limb_midpoints_land_on_the_limb_colour(world):
         truth = world.truth(k, labels=labels)
         for v, cam in enumerate(world.rig):
             for p in np.flatnonzero(frame.present):
-                look_field = LIMB_COLOUR_FIELD
-                for (a, b), field in look_field.items():
+                look = world.appearance(int(frame.ids[p]))
+                for a, b in LIMB_COLOUR_FIELD:
+                    field = look.limb_field((a, b))
                     mid = (frame.joints_mm[p, a] + frame.joints_mm[p, b]) / 2
                     uv = project_points(mid, cam)
                     x, y = int(round(uv[0])), int(round(uv[1]))
@@ -76,13 +77,15 @@ def test_projected_limb_midpoints_land_on_the_limb_colour(world):
                         continue
                     total += 1
                     slot, got = _classify_many(world, frame, v, imgs[v], uv[None])[0]
-                    same_person += slot == p
-                    hits += (slot, got) == (p, field)
+                    # Skin tones are alike across people: bare limbs are judged by the field only.
+                    bare_ok = field == "skin" and got == "skin"
+                    same_person += slot == p or bare_ok
+                    hits += (slot, got) == (p, field) or bare_ok
     assert total > 300
     # Nearly always this person's colours; mostly the limb's own garment (the rest is the same
     # person's torso or hands in front of the limb: self-occlusion is not flagged, as in Panoptic).
     assert same_person / total > 0.95, f"{same_person}/{total} limb midpoints show their person"
-    assert hits / total > 0.85, f"{hits}/{total} limb midpoints show the limb's clothing colour"
+    assert hits / total > 0.8, f"{hits}/{total} limb midpoints show the limb's clothing colour"
 
 
 def test_occlusion_flags_agree_with_the_rendered_image_and_depth(world):
@@ -149,6 +152,13 @@ def test_people_render_across_scales(world):
 
 def test_body_parts_are_in_the_expected_order():
     assert LIMB_COLOUR_FIELD[(B.L_HIP, B.L_KNE)] == "trousers"
+    from capture.synthetic.render import appearance_for
+
+    looks = [appearance_for(i, 0) for i in range(200)]
+    assert 0.2 < np.mean([a.short_sleeves for a in looks]) < 0.5 and 0.08 < np.mean([a.shorts for a in looks]) < 0.35
+    bare = next(a for a in looks if a.short_sleeves and a.shorts)
+    assert bare.limb_field((B.L_ELB, B.L_WRI)) == "skin" and bare.limb_field((B.R_KNE, B.R_ANK)) == "skin"
+    assert bare.limb_field((B.L_SHO, B.L_ELB)) == "shirt"
 
 
 @pytest.mark.data
