@@ -2,8 +2,8 @@
 
 Examples::
 
-    selfpose3d train --stage backbone                       # configs/train/light_backbone.yaml -> runs/light_backbone
-    selfpose3d train --stage rootnet --set init=runs/light_backbone/model_final.pt
+    selfpose3d train --stage backbone      # configs/train/light_backbone.yaml -> runs/light/backbone
+    selfpose3d train --stage rootnet       # starts from runs/light/backbone/model_final.pt (the config's init)
     selfpose3d train --stage all --recipe light --out runs/light      # 4 stages chained
     selfpose3d train --stage all --out runs/exact2d --set data.labels=exact   # supervised-2D upper bound
     selfpose3d train --config configs/train/released_posenet.yaml --out runs/posenet
@@ -30,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--recipe", default="light", choices=("light", "released"),
                         help="config family used when --config is not given (configs/train/<recipe>_<stage>.yaml)")
     parser.add_argument("--config", help="training YAML (name in configs/train or a path)")
-    parser.add_argument("--out", help="run folder (default runs/<config name>; with --stage all runs/<recipe>)")
+    parser.add_argument("--out", help="run folder (default runs/<recipe>/<stage>, or runs/<config name> with --config; "
+                             "with --stage all runs/<recipe>)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set epochs=2 --set data.labels=exact")
     parser.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint.pt in the run folder")
@@ -64,8 +65,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.config:
         name = args.config
+        out = Path(args.out or f"runs/{Path(name).stem}")
     else:
-        name = f"{args.recipe}_{args.stage or 'backbone'}"
-    out = Path(args.out or f"runs/{Path(name).stem}")
+        stage = args.stage or "backbone"
+        name = f"{args.recipe}_{stage}"
+        out = Path(args.out or f"runs/{args.recipe}/{stage}")
     _one(name, args.stage, out, list(args.overrides), resume)
     return 0

@@ -124,3 +124,37 @@ def test_shipped_configs_load(name):
     cfg = load_train_config(name, ["init=x.pt"] if not name.endswith("backbone") else [])
     assert cfg.stage == name.split("_")[1]
     assert not set(cfg.data.train_seeds) & set(cfg.data.val_seeds)
+
+
+@pytest.mark.slow
+def test_light_preset_runs_a_few_steps_of_every_stage(tmp_path):
+    """Smoke test of the real light configs (shortened): losses finite, stage files chained."""
+    from training.ssl.trainer import Trainer
+
+    init = None
+    for stage in ("backbone", "rootnet", "posenet", "finetune"):
+        over = ["epochs=1", "steps_per_epoch=3", "val_frames=2", "data.frames_per_scene=6",
+                "data.train_seeds=[21]", "data.val_seeds=[22]", "data.val_frames_per_scene=2",
+                # an untrained root net proposes nothing above 0.3: accept every proposal here
+                "model_overrides=[root_net.threshold=-1.0,root_net.max_people=3]"]
+        if init:
+            over.append(f"init={init}")
+        cfg = load_train_config(f"light_{stage}", over)
+        summary = Trainer(cfg, tmp_path / stage, resume=False).run()
+        assert summary["steps"] == 3
+        losses = {k: v for k, v in summary["last"].items() if k.startswith("loss")}
+        assert losses and all(torch.isfinite(torch.tensor(v)) for v in losses.values()), losses
+        if stage in ("posenet", "finetune"):
+            assert "loss_pose3d_ssv" in losses
+        init = str(tmp_path / stage / "model_final.pt")
+
+
+def test_a_cut_short_run_exports_a_loadable_model(chain):
+    from engine.checkpoints import load_model_file
+    from training.ssl.trainer import export_resume_checkpoint
+
+    root, out = chain
+    path = export_resume_checkpoint(root / "posenet", "exported.pt")
+    model, _ = load_model_file(path)
+    trained = out["posenet"][3]
+    assert all(torch.equal(model.pose_net.state_dict()[k], v) for k, v in trained["pose_net"].items())

@@ -58,7 +58,7 @@ class SyntheticScenes:
                        for s in self.seeds}
         self.frames = [(self.sequence(s), i * frame_interval) for s in self.seeds for i in range(frames_per_scene)]
         self._view = {name: v for v, name in enumerate(rig.names)}
-        self._renders: OrderedDict[tuple[str, int], list[np.ndarray]] = OrderedDict()
+        self._renders: OrderedDict[tuple[str, int], tuple[list[np.ndarray], list[np.ndarray]]] = OrderedDict()
         self._render_cache = int(render_cache)
         self.key = dict(rig=list(rig.names), seeds=list(self.seeds), frames=frames_per_scene,
                         interval=frame_interval, people=people, fps=fps,
@@ -74,10 +74,16 @@ class SyntheticScenes:
 
     def images_bgr(self, sequence: str, frame: int) -> list[np.ndarray]:
         """All views of a frame, BGR uint8 (cached)."""
+        return self._rendered(sequence, frame)[0]
+
+    def _rendered(self, sequence: str, frame: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        import cv2
+
         key = (sequence, int(frame))
         hit = self._renders.get(key)
         if hit is None:
-            hit = self.worlds[sequence].render(int(frame))
+            bgr = self.worlds[sequence].render(int(frame))
+            hit = (bgr, [cv2.cvtColor(img, cv2.COLOR_BGR2RGB) for img in bgr])  # contiguous RGB: fast warps
             self._renders[key] = hit
             while len(self._renders) > self._render_cache:
                 self._renders.popitem(last=False)
@@ -85,7 +91,7 @@ class SyntheticScenes:
 
     def image_rgb(self, sequence: str, frame: int, camera: str) -> np.ndarray:
         """One view as RGB uint8 (the :data:`ImageLoader` signature)."""
-        return self.images_bgr(sequence, frame)[self._view[camera]][..., ::-1]
+        return self._rendered(sequence, frame)[1][self._view[camera]]
 
     def ground_truth(self, sequence: str, frame: int) -> np.ndarray:
         """(G,15,3) mm joints of the people present (evaluation only, never training)."""
@@ -154,9 +160,10 @@ class ImageFolderSource:
 
 def normalise_images(images_rgb: np.ndarray) -> torch.Tensor:
     """(...,H,W,3) RGB uint8 -> (...,3,H,W) float32 ImageNet-normalised."""
-    x = torch.from_numpy(np.ascontiguousarray(images_rgb)).float().div_(255.0)
-    x = (x - torch.tensor(MEAN_RGB)) / torch.tensor(STD_RGB)
-    return x.movedim(-1, -3).contiguous()
+    x = torch.from_numpy(np.ascontiguousarray(images_rgb)).movedim(-1, -3).float()
+    std = torch.tensor(STD_RGB).reshape(3, 1, 1)
+    mean = torch.tensor(MEAN_RGB).reshape(3, 1, 1)
+    return x.mul_(1.0 / 255.0).sub_(mean).div_(std)
 
 
 class SSVDataset(torch.utils.data.Dataset):

@@ -8,7 +8,7 @@ on held-out synthetic scenes). Under ``torchrun`` (``WORLD_SIZE`` > 1) the step 
 in DistributedDataParallel and every rank takes its shard of the epoch's sample order.
 
 Outputs in ``out_dir``: ``config.resolved.yaml``, ``log.jsonl``, ``checkpoint.pt`` (resume),
-``model_final.pt``, ``model_best.pt``, ``metrics.json``.
+``model_last.pt`` (end of the latest epoch), ``model_final.pt``, ``model_best.pt``, ``metrics.json``.
 """
 
 from __future__ import annotations
@@ -321,9 +321,39 @@ class Trainer:
                 self.best = score
                 self._save_model("model_best.pt", metrics)
             (self.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+        self._save_model("model_last.pt", metrics)  # a usable model even if the run is cut short
         self.save_resume()
 
 
 def train(config: TrainConfig, out_dir: str | Path, resume: bool = True) -> dict:
     """Build a :class:`Trainer` and run it (the ``selfpose3d train`` entry point)."""
     return Trainer(config, out_dir, resume).run()
+
+
+def export_resume_checkpoint(run_dir: str | Path, name: str = "model_last.pt") -> Path:
+    """Write a model file from a run folder's ``checkpoint.pt`` (e.g. of a run cut short).
+
+    The model config is rebuilt from the training config stored in the checkpoint (preset,
+    overrides, the rig's volume); the attention net goes into the file's meta as usual.
+    """
+    from calib.configkit import from_dict
+    from calib.rig_config import load_rig
+    from engine.checkpoints import save_checkpoint
+    from engine.config import load_preset
+    from engine.model import SelfPose3dModel
+    from training.ssl.stages import ATTENTION_META_KEY
+
+    run_dir = Path(run_dir)
+    state = torch.load(run_dir / RESUME_FILE, map_location="cpu", weights_only=True)
+    cfg = from_dict(TrainConfig, json.loads(state["config"]))
+    rig_path = Path(cfg.data.rig) if Path(cfg.data.rig).is_absolute() else REPO / cfg.data.rig
+    vol = load_rig(rig_path).volume
+    model_cfg = replace(load_preset(cfg.model, tuple(cfg.model_overrides)), space_size_mm=tuple(vol.size_mm),
+                        space_center_mm=tuple(vol.center_mm))
+    model = SelfPose3dModel(model_cfg)
+    model.load_state_dict(state["model"])
+    meta = {"stage": cfg.stage, "epoch": int(state["epoch"]), "step": int(state["global_step"]),
+            "train_config": state["config"], "metrics": "{}"}
+    if state.get("attention") is not None:
+        meta[ATTENTION_META_KEY] = state["attention"]
+    return save_checkpoint(run_dir / name, model, meta)
