@@ -41,3 +41,15 @@ def test_tensorrt_matches_eager_and_reuses_cached_engines(tmp_path, rig5, tiny, 
     again = InferenceRuntime(model, rig5, backend="tensorrt", device="cuda:0", precision=precision, cache_dir=tmp_path)
     assert sorted(p.name for p in tmp_path.glob("*.ep")) == cached
     torch.testing.assert_close(again.from_heatmaps(hm).candidates, trt.candidates)
+
+
+def test_weights_hash_tracks_weights(tiny):
+    from engine.checkpoints import weights_hash
+    from engine.model import build_model
+
+    model = build_model(tiny)
+    h = weights_hash(model.pose_net)
+    assert h == weights_hash(model.pose_net) and len(h) == 16
+    with torch.no_grad():
+        model.pose_net.v2v_net.output_layer.bias[0] += 1.0
+    assert weights_hash(model.pose_net) != h
