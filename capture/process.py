@@ -105,6 +105,16 @@ class LiveRig:
                 (r.state == "ok" and now - self._last_frame_ns[r.camera] > stale_s * 1e9)]
 
 
+def _accepts_wait(publisher) -> bool:
+    """True if ``publisher.send`` takes ``wait_ms`` (wrappers of :class:`Publisher` may not)."""
+    import inspect
+
+    try:
+        return "wait_ms" in inspect.signature(publisher.send).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
     """JPEG bytes of a BGR image."""
     import cv2
@@ -226,7 +236,11 @@ class CaptureProcess:
                       missing=tuple(self.live.missing()), error=error[:4000], cameras=states)
 
     def _send_status(self, state: str, error: str = "") -> None:
-        self.publisher.send(self.status(state, error))
+        msg = self.status(state, error)
+        if state in ("stopping", "error") and _accepts_wait(self.publisher):
+            self.publisher.send(msg, wait_ms=1000)  # the last word waits for a full queue briefly
+        else:
+            self.publisher.send(msg)  # periodic status may be dropped like any message
         self._last_status = time.monotonic()
         self._sets_at_status = self.report.sets
 

@@ -22,16 +22,21 @@ def session_framesets(reader: SessionReader, *, encoding: str = "bgr8", cameras:
                       ) -> Iterator[FrameSet]:
     """The recorded sets of a session as wire framesets (original seq and timestamps).
 
-    JPEG sessions replayed with ``encoding="jpeg"`` pass the stored bytes through untouched.
+    Args:
+        reader: the open session.
+        encoding: ``bgr8`` or ``jpeg`` (JPEG sessions pass their stored bytes through untouched).
+        cameras: publish these cameras in this order (absent ones listed in ``missing``);
+            None: the session's cameras in recorded order.
     """
-    keep = set(cameras) if cameras is not None else None
+    order = {c: i for i, c in enumerate(cameras)} if cameras is not None else None
     passthrough = encoding == "jpeg" and reader.codec == "jpeg"
     for rec in reader.sets:
         views, buffers = [], []
-        missing = [m for m in rec.missing if keep is None or m in keep]
-        for v in rec.views:
-            if keep is not None and v.camera not in keep:
-                continue
+        recorded = rec.views if order is None else sorted(
+            (v for v in rec.views if v.camera in order), key=lambda v: order[v.camera])
+        present = {v.camera for v in recorded}
+        missing = list(rec.missing) if order is None else [c for c in cameras if c not in present]
+        for v in recorded:
             if passthrough:
                 data = reader.image_bytes(v)
                 h, w = _jpeg_size(data)

@@ -124,7 +124,7 @@ def _run(args: argparse.Namespace) -> int:
         report = replay(framesets, pub, stop, speed=None if args.max_speed else args.speed,
                         wait_ms=10_000.0 if args.lossless else 0.0, max_sets=args.frames, status_process=process)
         pub.send(Status(process, "stopping", now_ns(), fps=report.sent / max(report.seconds, 1e-9),
-                        dropped=report.dropped))
+                        dropped=report.dropped), wait_ms=1000)  # the last word should not be dropped
     print(json.dumps({"rig": rig_name, "sent": report.sent, "dropped": report.dropped,
                       "seconds": round(report.seconds, 3)}))
     return 0

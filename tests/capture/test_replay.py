@@ -43,7 +43,9 @@ def test_session_framesets_are_deterministic_and_keep_original_times(tmp_path):
     assert a[3].views[1].t_ns == 5_000_000_000 + 3 * PERIOD_NS + 1_000_000 and a[3].skew_ms == pytest.approx(1.0)
     assert [green_level(f.image(0)) for f in a] == list(range(8))
     jpeg = list(session_framesets(reader, encoding="jpeg", cameras=["b"]))
-    assert jpeg[0].cameras == ["b"] and jpeg[0].views[0].encoding == "jpeg"
+    assert jpeg[0].cameras == ["b"] and jpeg[0].views[0].encoding == "jpeg" and jpeg[0].missing == ()
+    reordered = next(iter(session_framesets(reader, cameras=["b", "z", "a"])))
+    assert reordered.cameras == ["b", "a"] and reordered.missing == ("z",)
     assert (jpeg[0].views[0].width, jpeg[0].views[0].height) == (64, 48)
     assert bytes(jpeg[0].buffers[0]) == reader.image_bytes(reader.sets[0].views[1])  # passed through
 
