@@ -38,8 +38,11 @@ class ShmError(RuntimeError):
 class ShmWriter:
     """A ring of slots written by one capture process (created on first use, removed on close).
 
+    Segments are named ``<segment>.<pid>``; creating one removes the segments of processes that
+    no longer exist (a capture killed with SIGKILL cannot remove its own).
+
     Args:
-        segment: file name under :data:`SHM_DIR` (unique per process, e.g. ``selfpose3d-lab-1234``).
+        segment: file name stem under :data:`SHM_DIR` (e.g. ``selfpose3d-lab``).
         views: number of views per frameset.
         slot_bytes: capacity of one slot (the largest view, W*H*3).
         ring: framesets kept before a slot is reused (memory: ring * views * slot_bytes; 8 sets of
@@ -47,13 +50,14 @@ class ShmWriter:
     """
 
     def __init__(self, segment: str, *, views: int, slot_bytes: int, ring: int = 8) -> None:
-        self.segment = segment
+        remove_stale_segments()
+        self.segment = f"{segment}.{os.getpid()}"
         self.views = views
         self.slot_bytes = int(slot_bytes)
         self.ring = ring
         self.slots = ring * views
         self.header_bytes = -(-self.slots * 8 // _HEADER_ALIGN) * _HEADER_ALIGN
-        self.path = SHM_DIR / segment
+        self.path = SHM_DIR / self.segment
         size = self.header_bytes + self.slots * self.slot_bytes
         fd = os.open(self.path, os.O_CREAT | os.O_TRUNC | os.O_RDWR, 0o600)
         try:
@@ -85,6 +89,23 @@ class ShmWriter:
         except BufferError:
             pass  # views still exported in this process; the mapping goes when they do
         self.path.unlink(missing_ok=True)
+
+
+def remove_stale_segments(prefix: str = "selfpose3d-") -> list[str]:
+    """Unlink ``<prefix>*.<pid>`` segments whose process is gone; returns their names."""
+    removed = []
+    for path in SHM_DIR.glob(f"{prefix}*.*"):
+        pid = path.suffix[1:]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+        except PermissionError:
+            pass  # alive, another user's
+    return removed
 
 
 class ShmFrameCopier:

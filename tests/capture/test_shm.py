@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 import time
 
@@ -39,9 +40,29 @@ def test_ring_write_read_and_overwrite_detection(rng):
             w.write(8, 0, np.zeros((7, 8, 3), np.uint8))
     finally:
         w.close()
-    assert not (SHM_DIR / "selfpose3d-test-ring").exists()
+    assert not (SHM_DIR / w.segment).exists() and w.segment == f"selfpose3d-test-ring.{os.getpid()}"
     with pytest.raises(MessageError, match="does not exist"):
         out.image(0)
+
+
+def test_segments_of_dead_processes_are_removed():
+    from capture.shm import remove_stale_segments
+
+    dead = _dead_pid()
+    stale = SHM_DIR / f"selfpose3d-test-stale.{dead}"
+    stale.write_bytes(b"x" * 64)
+    mine = ShmWriter("selfpose3d-test-live", views=1, slot_bytes=8, ring=1)  # creating one cleans up
+    try:
+        assert not stale.exists() and (SHM_DIR / mine.segment).exists()
+        assert remove_stale_segments() == []  # our own live segment is kept
+    finally:
+        mine.close()
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
 
 
 @pytest.mark.parametrize("copy_at", ["publish", "grab"])
