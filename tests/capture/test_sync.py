@@ -143,3 +143,19 @@ def test_randomised_streams_never_violate_invariants():
         _check_sets(sets, 16)
         delivered = sum(len(s.frames) for s in sets)
         assert delivered + sync.stats.dropped_frames == len(events)
+
+
+def test_deadline_counts_from_arrival_when_camera_clocks_differ_from_host():
+    # camera timestamps from a device clock (epoch ~0) while the host clock is ~1e18: the
+    # deadline must run from when the frame arrived, not from its capture stamp
+    sync = FrameSynchronizer(["a", "b"], tolerance_ms=10, deadline_ms=50)
+    host = 10**18
+    sync.push("a", 1_000_000, "a0", arrival_ns=host)
+    assert sync.poll(host + 20_000_000) == []  # still waiting for b
+    sync.push("b", 2_000_000, "b0", arrival_ns=host + 30_000_000)
+    [s] = sync.poll(host + 31_000_000)
+    assert s.complete and s.skew_ms == pytest.approx(1.0)
+    sync.push("a", 34_000_000, "a1", arrival_ns=host + 40_000_000)
+    assert sync.poll(host + 80_000_000) == []
+    [s] = sync.poll(host + 91_000_000)  # 51 ms after a1 arrived
+    assert s.missing == ("b",)
