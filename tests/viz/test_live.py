@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import threading
 import time
 
@@ -76,7 +78,7 @@ def test_run_headless_renders_the_stream_to_png(ipc_endpoints, tmp_path, toy_rig
 
 
 def test_synthetic_feed_emits_valid_wire_messages_of_the_truth(toy_rig):
-    world_mod = pytest.importorskip("capture.synthetic.world", reason="synthetic world not available")
+    world_mod = importlib.import_module("capture.synthetic.world")
     world = world_mod.SyntheticWorld(toy_rig, num_people=2, seed=1, fps=10.0, volume_center_mm=(0, 0, 800))
     feed = SyntheticFeed(world, "toy", realtime=False)
     msg, _ = feed.poll(10)
@@ -108,7 +110,6 @@ def test_matcher_pairs_poses_with_their_frameset():
 
 
 def test_view_command_writes_a_headless_mp4(tmp_path):
-    pytest.importorskip("capture.synthetic.world", reason="synthetic world not available")
     from app.cli import main
 
     out = tmp_path / "view.mp4"
@@ -121,7 +122,6 @@ def test_view_command_writes_a_headless_mp4(tmp_path):
 
 
 def test_overlay_command_writes_the_mosaic(tmp_path):
-    pytest.importorskip("capture.synthetic.world", reason="synthetic world not available")
     from app.cli import main
 
     out = tmp_path / "ov"
