@@ -21,10 +21,10 @@ class _StatusTee:
         self._ctx = ctx
         self.stats = publisher.stats
 
-    def send(self, msg) -> bool:
+    def send(self, msg, wait_ms: float = 0.0) -> bool:
         if isinstance(msg, Status):
             self._ctx.forward(msg)
-        return self._pub.send(msg)
+        return self._pub.send(msg, wait_ms)
 
 
 def capture_child(name: str, status_endpoint: str, *, rig_path: str, rig_overrides: tuple = (),

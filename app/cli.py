@@ -107,7 +107,8 @@ def live_main(argv: Sequence[str] | None = None) -> int:
 
 # Exceptions whose message already names the bad input and the fix: print one line, exit 1.
 USER_ERRORS = {"ConfigError", "CalibrationError", "MessageError", "CheckpointError",
-               "BackendUnavailableError", "DatasetError", "FileNotFoundError"}
+               "BackendUnavailableError", "DatasetError", "FileNotFoundError", "SourceError",
+               "SessionError", "ShmError"}
 
 
 def _friendly(fn) -> int:

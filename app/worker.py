@@ -33,6 +33,7 @@ class WorkerStats:
     stale: int = 0
     bad: int = 0
     too_few_views: int = 0
+    overwritten: int = 0
     latency_ms: deque = field(default_factory=lambda: deque(maxlen=600))
     mpjpe_mm: deque = field(default_factory=lambda: deque(maxlen=600))
 
@@ -118,6 +119,9 @@ class InferenceWorker:
             return None
         t0 = time.perf_counter()
         pred = self.predictor.predict_images(images, present if not present.all() else None)
+        if not all(fs.still_valid(i) for i in range(len(fs.views))):
+            self.stats.overwritten += 1  # a zero-copy shm view was reused while we read it
+            return None
         timings = {k: round(float(v), 3) for k, v in pred.timings_ms.items()}
         timings["inference_total"] = round((time.perf_counter() - t0) * 1e3, 3)
         poses_mm, scores = pred.poses_mm, pred.scores
@@ -213,4 +217,5 @@ def inference_child(name: str, status_endpoint: str, *, rig_path: str, rig_overr
                     t_last, n_last = now, work.stats.processed
                 lat = float(np.median(work.stats.latency_ms)) if work.stats.latency_ms else 0.0
                 ctx.heartbeat(fps=fps, latency_ms=lat,
-                              dropped=work.stats.stale + sub.stats.skipped + sub.stats.gaps + pub.stats.dropped)
+                              dropped=work.stats.stale + work.stats.overwritten + sub.stats.skipped + sub.stats.gaps
+                              + pub.stats.dropped)
