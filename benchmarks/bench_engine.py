@@ -172,8 +172,9 @@ def bench_config(name: str, precisions: list[str], rounds: int, compile: bool, l
     heatmaps = render(rig, cfg)
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 255, (c.height, c.width, 3), dtype=np.uint8) for c in rig]
-    runtimes = {p: InferenceRuntime(model, rig, backend="eager", device="cpu", precision=p, compile=compile)
-                for p in precisions}
+    runtimes = {p: InferenceRuntime(model, rig, backend="eager", device="cpu", precision=p) for p in precisions}
+    if compile:  # torch.compile'd fp32 stages, interleaved with the eager ones in the same rounds
+        runtimes["fp32-compile"] = InferenceRuntime(model, rig, backend="eager", device="cpu", compile=True)
     # untrained root nets give near-constant scores: add 3 known peaks (at the rendered people's
     # voxels) to the root net's real output, so the 3D part always regresses exactly 3 people
     rt0 = runtimes["fp32"]
@@ -223,6 +224,9 @@ def bench_config(name: str, precisions: list[str], rounds: int, compile: bool, l
     valid = ours[:, 0, 3] >= 0
     parity = {"people": int(valid.sum()),
               "max_joint_diff_mm_ours_vs_upstream_style": float((ours[valid, :, :3] - ups[valid, :, :3]).norm(dim=-1).max())}
+    if "fp32-compile" in runtimes:
+        comp = runtimes["fp32-compile"].from_heatmaps(heatmaps).candidates
+        parity["max_joint_diff_mm_compile_vs_eager"] = float((comp[valid, :, :3] - ours[valid, :, :3]).norm(dim=-1).max())
     if "bf16" in runtimes:
         # bf16 vs fp32 on identical inputs per stage (root-score ties may reorder whole proposals)
         st32, st16 = rt0.stages, runtimes["bf16"].stages
@@ -248,6 +252,11 @@ def bench_config(name: str, precisions: list[str], rounds: int, compile: bool, l
         "3d_part_speedup_vs_upstream_style_fp32": med["upstream_style_fp32/3d_part_3_people"] / med["fp32/3d_part_3_people"],
         "frame_fps_fp32": 1.0 / med["fp32/frame_5_views"],
     }
+    if "fp32-compile" in runtimes:
+        ratios["frame_fps_fp32_compile"] = 1.0 / med["fp32-compile/frame_5_views"]
+        ratios["frame_compile_speedup"] = med["fp32/frame_5_views"] / med["fp32-compile/frame_5_views"]
+        ratios["3d_part_compile_speedup_vs_upstream_style"] = (
+            med["upstream_style_fp32/3d_part_3_people"] / med["fp32-compile/3d_part_3_people"])
     if "bf16" in runtimes:
         ratios["3d_part_bf16_speedup_vs_upstream_style"] = med["upstream_style_fp32/3d_part_3_people"] / med["bf16/3d_part_3_people"]
         ratios["frame_bf16_vs_fp32"] = med["fp32/frame_5_views"] / med["bf16/frame_5_views"]
@@ -267,7 +276,7 @@ def main(argv=None) -> int:
                     help="configs to time in bf16 (default: all with native bf16, else only 'light')")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--compile", action="store_true", help="torch.compile every stage")
+    ap.add_argument("--compile", action="store_true", help="also time torch.compile'd fp32 stages (interleaved)")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks/results/engine.json")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
