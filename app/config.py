@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from calib.configkit import require
 from capture.config import CaptureConfig
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_RIG = REPO_ROOT / "configs" / "rig.yaml"  # the embedded default rig
 DEFAULT_MODEL = "models/light"
 
 

@@ -16,12 +16,11 @@ import argparse
 import dataclasses
 import json
 import logging
-from pathlib import Path
 
+from app.config import DEFAULT_RIG
 from calib.configkit import load
 
 log = logging.getLogger("selfpose3d.capture")
-DEFAULT_RIG = Path(__file__).resolve().parents[2] / "configs" / "rig.yaml"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -20,11 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from app.config import DEFAULT_RIG, REPO_ROOT
 from calib.configkit import ConfigError, load, to_dict, write_resolved
 
 log = logging.getLogger("selfpose3d.live")
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_RIG = REPO_ROOT / "configs" / "rig.yaml"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

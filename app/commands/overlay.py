@@ -182,7 +182,9 @@ def _rig_path(args) -> str:
         candidate = Path(args.session) / RIG_NAME
         if candidate.is_file():
             return str(candidate)
-    return "configs/rig.yaml"
+    from app.config import DEFAULT_RIG
+
+    return str(DEFAULT_RIG)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -15,10 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from pathlib import Path
+
+from app.config import DEFAULT_RIG
 
 log = logging.getLogger("selfpose3d.record")
-DEFAULT_RIG = Path(__file__).resolve().parents[2] / "configs" / "rig.yaml"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

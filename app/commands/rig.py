@@ -18,12 +18,11 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from app.config import DEFAULT_RIG
 from calib.configkit import ConfigError
 from calib.io import FORMATS, load_calibration, save_calibration, sniff_format
 from calib.rig_config import CameraEntry, Rig, RigConfig, load_rig, save_rig
 from calib.volume import point_views, volume_corners_mm
-
-DEFAULT_RIG = Path(__file__).resolve().parents[2] / "configs" / "rig.yaml"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -14,6 +14,8 @@ import argparse
 import logging
 import sys
 
+from app.config import DEFAULT_RIG
+
 log = logging.getLogger(__name__)
 
 
@@ -30,7 +32,7 @@ def _size(text: str) -> tuple[int, int]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from viz.live import DEFAULT_POSES_ENDPOINT
 
-    parser.add_argument("--rig", default="configs/rig.yaml", help="rig YAML (cameras for the frusta, volume)")
+    parser.add_argument("--rig", default=str(DEFAULT_RIG), help="rig YAML (cameras for the frusta, volume)")
     parser.add_argument("--poses", default=DEFAULT_POSES_ENDPOINT, metavar="ENDPOINT",
                         help=f"poses publisher to subscribe to (default {DEFAULT_POSES_ENDPOINT})")
     parser.add_argument("--status", action="append", default=[], metavar="ENDPOINT",
