@@ -136,6 +136,11 @@ def load_state_dict_into(model: SelfPose3dModel, sd: Mapping[str, torch.Tensor],
             report.notes.append(f"'{part}.*' ({len(given)} tensors) ignored: model built without it")
             continue
         expected = module.state_dict()
+        counters = [k for k in expected if k.endswith("num_batches_tracked") and k not in given]
+        if counters:  # files saved by PyTorch < 0.4.1 (e.g. the COCO SimpleBaseline) have no BN counters
+            given = {**given, **{k: expected[k] for k in counters}}
+            report.notes.append(f"{part}: {len(counters)} BatchNorm num_batches_tracked counters absent "
+                                "(pre-0.4.1 file); kept the model's (they do not affect inference)")
         _check_part(path, part, expected, given)
         module.load_state_dict(given, strict=True)
         report.parts.append(part)
