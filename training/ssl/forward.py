@@ -252,6 +252,8 @@ class SSLModule(nn.Module):
         valid = proposals[..., 3] >= 0  # (B,K)
         with_people = torch.nonzero(valid.any(1)).flatten().tolist()
         out["n_proposals"] = valid.sum().detach().float() / max(1, valid.shape[0])
+        out["n_root_heatmap_max"] = hm[:, 2, :, self.root_joint].detach().amax(dim=(-2, -1)).mean()
+        out["n_root_score_max"] = proposals[:, 0, 4].mean()
         if not with_people:
             return out
         K = proposals.shape[1]

@@ -262,7 +262,8 @@ class Trainer:
         if self.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             write_resolved(cfg, self.out_dir)
-        self.load_resume()
+        if not self.load_resume() and self.is_main:
+            (self.out_dir / "log.jsonl").unlink(missing_ok=True)  # a fresh run starts a fresh log
         steps = self.steps_per_epoch()
         t_start = time.perf_counter()
         last: dict[str, float] = {}
