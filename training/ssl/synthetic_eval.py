@@ -112,7 +112,13 @@ def evaluate_default(checkpoint: str | Path | None = None, config_name: str = DE
     """
     from engine.checkpoints import load_model_file
 
+    from engine.errors import CheckpointError
+
     path = Path(checkpoint) if checkpoint else DEFAULT_MODEL
+    if checkpoint is None and not path.is_file():
+        raise CheckpointError(
+            f"{path}: no committed light model yet; train one with `selfpose3d train --stage all --recipe light` "
+            "and score it with --checkpoint runs/light/finetune/model_final.pt")
     model, _ = load_model_file(path)
     scenes = held_out_scenes(config_name)
     frames = scenes.frames[:max_frames] if max_frames else scenes.frames
