@@ -158,3 +158,18 @@ def test_a_cut_short_run_exports_a_loadable_model(chain):
     model, _ = load_model_file(path)
     trained = out["posenet"][3]
     assert all(torch.equal(model.pose_net.state_dict()[k], v) for k, v in trained["pose_net"].items())
+
+
+def test_apply_modes_trains_freezes_and_can_fix_bn_statistics():
+    from engine.config import load_preset
+    from engine.model import SelfPose3dModel
+    from training.ssl.stages import apply_modes, policy
+
+    model = SelfPose3dModel(load_preset("light", tuple(TINY_MODEL)))
+    params = apply_modes(model, None, policy("posenet"), frozen_bn=("backbone",))
+    assert {id(p) for p in params} == {id(p) for p in list(model.backbone.parameters()) + list(model.pose_net.parameters())}
+    assert not any(p.requires_grad for p in model.root_net.parameters()) and not model.root_net.training
+    assert model.backbone.training and not model.backbone.bn1.training  # trained weights, fixed BN statistics
+    assert model.pose_net.training
+    with pytest.raises(ConfigError, match="frozen_bn"):
+        tiny("backbone", frozen_bn=["head"])

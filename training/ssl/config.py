@@ -122,6 +122,7 @@ class TrainConfig:
         log_every: steps between log lines.
         checkpoint_every_steps: also write the resume checkpoint every n steps (0 = per epoch).
         device: ``cpu`` | ``cuda`` | ``cuda:N`` | ``auto``.
+        frozen_bn: trained parts whose BatchNorm statistics stay fixed (eval-mode BN).
     """
 
     stage: Literal["backbone", "rootnet", "posenet", "finetune"] = "backbone"
@@ -150,8 +151,11 @@ class TrainConfig:
     log_every: int = 10
     checkpoint_every_steps: int = 0
     device: str = "auto"
+    frozen_bn: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        bad = [p for p in self.frozen_bn if p not in ("backbone", "pose_net", "root_net", "attention")]
+        require(not bad, "frozen_bn", f"unknown parts {bad}; use backbone, pose_net, root_net, attention")
         require(self.epochs >= 1, "epochs", f"must be >= 1, got {self.epochs}")
         require(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
         require(self.lr > 0, "lr", f"must be positive, got {self.lr}")

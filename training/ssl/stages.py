@@ -71,9 +71,13 @@ def _part(model: SelfPose3dModel, attention: nn.Module | None, name: str) -> nn.
     return attention if name == "attention" else getattr(model, name, None)
 
 
-def apply_modes(model: SelfPose3dModel, attention: nn.Module | None, pol: StagePolicy) -> list[nn.Parameter]:
+def apply_modes(model: SelfPose3dModel, attention: nn.Module | None, pol: StagePolicy,
+                frozen_bn: tuple[str, ...] = ()) -> list[nn.Parameter]:
     """Set requires_grad and train/eval per part (re-apply after every ``model.train()``).
 
+    Args:
+        frozen_bn: trainable parts whose BatchNorm layers still run in eval mode (running
+            statistics fixed), e.g. ``("backbone",)``.
     Returns:
         the trainable parameters.
     """
@@ -89,6 +93,10 @@ def apply_modes(model: SelfPose3dModel, attention: nn.Module | None, pol: StageP
             p.requires_grad_(train)
         if train:
             params += list(module.parameters())
+            if name in frozen_bn:
+                for m in module.modules():
+                    if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                        m.eval()
     if not params:
         raise RuntimeError(f"stage '{pol.name}': nothing to train")
     return params

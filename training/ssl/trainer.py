@@ -129,7 +129,7 @@ class Trainer:
                                 self.generator, config.channels_last)
         self.module.set_l1_epoch(config.l1_epoch)
         self.separate_attention = separate_attention
-        self.params = stages.apply_modes(self.model, self.attention, self.policy)
+        self.params = stages.apply_modes(self.model, self.attention, self.policy, config.frozen_bn)
         self.optimizer = torch.optim.Adam(self.params, lr=config.lr)
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, list(config.lr_steps), config.lr_factor)
         self.step_module: torch.nn.Module = self.module
@@ -268,7 +268,7 @@ class Trainer:
         t_start = time.perf_counter()
         last: dict[str, float] = {}
         while self.epoch < cfg.epochs:
-            stages.apply_modes(self.model, self.attention, self.policy)  # BN modes re-applied each epoch
+            stages.apply_modes(self.model, self.attention, self.policy, cfg.frozen_bn)  # BN modes re-applied each epoch
             self.dataset.set_epoch(self.epoch)
             order = epoch_order(len(self.dataset), cfg.seed, self.epoch, self.rank, self.world)
             order = order[self.step_in_epoch * cfg.batch_size: steps * cfg.batch_size]
