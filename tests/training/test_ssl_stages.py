@@ -173,3 +173,14 @@ def test_apply_modes_trains_freezes_and_can_fix_bn_statistics():
     assert model.pose_net.training
     with pytest.raises(ConfigError, match="frozen_bn"):
         tiny("backbone", frozen_bn=["head"])
+
+
+def test_backbone_learning_rate_is_its_own_param_group(chain, tmp_path):
+    from training.ssl.trainer import Trainer
+
+    root, _ = chain
+    t = Trainer(tiny("posenet", str(root / "rootnet" / "model_final.pt"), lr=2e-4, backbone_lr=2e-5), tmp_path,
+                resume=False)
+    groups = {g["lr"]: {id(p) for p in g["params"]} for g in t.optimizer.param_groups}
+    assert groups[2e-5] == {id(p) for p in t.model.backbone.parameters()}
+    assert {id(p) for p in t.model.pose_net.parameters()} <= groups[2e-4]

@@ -123,6 +123,7 @@ class TrainConfig:
         checkpoint_every_steps: also write the resume checkpoint every n steps (0 = per epoch).
         device: ``cpu`` | ``cuda`` | ``cuda:N`` | ``auto``.
         frozen_bn: trained parts whose BatchNorm statistics stay fixed (eval-mode BN).
+        backbone_lr: learning rate of the backbone when it trains with other parts (None = ``lr``).
     """
 
     stage: Literal["backbone", "rootnet", "posenet", "finetune"] = "backbone"
@@ -152,6 +153,7 @@ class TrainConfig:
     checkpoint_every_steps: int = 0
     device: str = "auto"
     frozen_bn: tuple[str, ...] = ()
+    backbone_lr: float | None = None
 
     def __post_init__(self) -> None:
         bad = [p for p in self.frozen_bn if p not in ("backbone", "pose_net", "root_net", "attention")]
@@ -159,6 +161,7 @@ class TrainConfig:
         require(self.epochs >= 1, "epochs", f"must be >= 1, got {self.epochs}")
         require(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
         require(self.lr > 0, "lr", f"must be positive, got {self.lr}")
+        require(self.backbone_lr is None or self.backbone_lr > 0, "backbone_lr", "must be positive (or null)")
         require(self.steps_per_epoch >= 0, "steps_per_epoch", "must be >= 0 (0 = whole training set)")
         require(self.stage == "backbone" or self.init is not None, "init",
                 f"stage '{self.stage}' starts from the previous stage's model: set init: <model file> "

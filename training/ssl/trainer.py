@@ -130,7 +130,10 @@ class Trainer:
         self.module.set_l1_epoch(config.l1_epoch)
         self.separate_attention = separate_attention
         self.params = stages.apply_modes(self.model, self.attention, self.policy, config.frozen_bn)
-        self.optimizer = torch.optim.Adam(self.params, lr=config.lr)
+        backbone_ids = {id(p) for p in self.model.backbone.parameters()}
+        groups = [{"params": [p for p in self.params if id(p) not in backbone_ids], "lr": config.lr},
+                  {"params": [p for p in self.params if id(p) in backbone_ids], "lr": config.backbone_lr or config.lr}]
+        self.optimizer = torch.optim.Adam([g for g in groups if g["params"]], lr=config.lr)
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, list(config.lr_steps), config.lr_factor)
         self.step_module: torch.nn.Module = self.module
         if self.world > 1:
