@@ -106,6 +106,12 @@ class LiveMonitor:
         self._last_frames = 0
         self._last_t = self._t0
 
+    def start_clock(self) -> None:
+        """Measure rates from now on (after every process reported ready: no warm-up in fps)."""
+        self.drain()
+        self.frames, self._last_frames = 0, 0
+        self._t0 = self._last_t = time.monotonic()
+
     def drain(self) -> None:
         from capture.messages import Poses
 
@@ -233,6 +239,7 @@ def run(args: argparse.Namespace) -> int:
             return 1
         print(f"selfpose3d-live: rig '{rig.name}' ({len(rig.cameras)} cameras), model {model}; "
               "Ctrl-C to stop", file=sys.stderr)
+        monitor.start_clock()
         rc = sup.run(duration_s=args.duration, on_tick=lambda st: print(monitor.line(st), file=sys.stderr))
     finally:
         summary = monitor.summary()
