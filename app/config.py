@@ -11,7 +11,7 @@ from capture.config import CaptureConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RIG = REPO_ROOT / "configs" / "rig.yaml"  # the embedded default rig
-DEFAULT_MODEL = "models/light"
+DEFAULT_MODEL = "models/light_synthetic.pt"  # written by `selfpose3d train --stage all --recipe light`
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,9 @@ Examples::
     selfpose3d eval panoptic --predictions preds.npz --gt data/panoptic-toolbox/data --metrics m.json
 
 A prediction file is an NPZ with ``poses (F,M,15,3+)`` mm, ``frame_ids (F,)``, ``valid (F,M)``
-(see docs/evaluation.md). Running a checkpoint (``--checkpoint``) and ``eval synthetic`` come with
-the trainer and are not built yet.
+(see docs/evaluation.md). ``selfpose3d eval synthetic [--checkpoint M]`` scores a model (default:
+the committed light model) on the held-out synthetic scenes. Running a checkpoint on Shelf,
+Campus or Panoptic (``--checkpoint`` there) is not built yet.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ DEFAULT_GT = {"shelf": "data/Shelf", "campus": "data/CampusSeq1", "panoptic": "d
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dataset", choices=("shelf", "campus", "panoptic", "synthetic"), help="what to evaluate on")
     parser.add_argument("--predictions", help="prediction NPZ (poses (F,M,15,3+) mm, frame_ids, valid)")
-    parser.add_argument("--checkpoint", help="[not built yet: comes with the trainer] run a checkpoint first")
+    parser.add_argument("--checkpoint", help="synthetic: model to score (default: the committed light model); "
+                                             "shelf/campus/panoptic: [not built yet]")
+    parser.add_argument("--max-frames", type=int, default=None, help="synthetic: score only the first N frames")
     parser.add_argument("--gt", help="ground-truth folder (Shelf/Campus: actorsGT.mat or gt.npz; Panoptic: "
                                      "the folder of sequences or a VoxelPose GT pickle such as group_validation_cam5_sub.pkl). Default: " + ", ".join(f"{k}: {v}" for k, v in DEFAULT_GT.items()))
     parser.add_argument("--split", default="validation", choices=("validation", "train"), help="Panoptic split")
@@ -42,7 +45,13 @@ def _not_built(what: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     if args.dataset == "synthetic":
-        return _not_built("'eval synthetic'")
+        from training.results_io import save_metrics
+        from training.ssl.synthetic_eval import evaluate_default
+
+        metrics = evaluate_default(checkpoint=args.checkpoint, max_frames=args.max_frames)
+        if args.metrics:
+            print(f"metrics written to {save_metrics(args.metrics, metrics)}")
+        return 0
     if args.checkpoint:
         return _not_built("--checkpoint (running the engine on a dataset)")
     if not args.predictions:

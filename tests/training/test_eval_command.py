@@ -61,9 +61,26 @@ def test_shelf_eval_command(shared_data, tmp_path, capsys):
 
 
 def test_unbuilt_paths_exit_2(capsys):
-    assert main(["eval", "synthetic"]) == 2
     assert main(["eval", "shelf", "--checkpoint", "model.pt"]) == 2
     assert "not built yet" in capsys.readouterr().err
+
+
+def test_eval_synthetic_scores_a_checkpoint_and_names_the_train_command(tmp_path, capsys, monkeypatch):
+    import training.ssl.synthetic_eval as se
+    from engine.checkpoints import save_checkpoint
+    from engine.config import load_preset
+    from engine.model import build_model
+
+    monkeypatch.setattr(se, "DEFAULT_MODEL", tmp_path / "absent.pt")
+    assert main(["eval", "synthetic"]) == 1
+    assert "selfpose3d train --stage all --recipe light" in capsys.readouterr().err
+    ckpt = save_checkpoint(tmp_path / "untrained.pt", build_model(load_preset("light")))
+    rc = main(["eval", "synthetic", "--checkpoint", str(ckpt), "--max-frames", "2",
+               "--metrics", str(tmp_path / "m.json")])
+    assert rc == 0
+    saved = json.loads((tmp_path / "m.json").read_text())
+    assert {"mpjpe_mm", "ap25", "ap100", "ap150", "recall500"} <= set(saved)
+    assert saved["ap100"] == 0.0  # random weights find nobody within 100 mm
 
 
 def test_bad_prediction_file_is_a_one_line_error(tmp_path, capsys):
