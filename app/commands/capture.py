@@ -59,20 +59,7 @@ def build_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the command; input errors (session, source) print one line and exit 1."""
-    import sys
-
-    from capture.session import SessionError
-    from capture.source import SourceError
-
-    try:
-        return _run(args)
-    except (SessionError, SourceError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-
-
-def _run(args: argparse.Namespace) -> int:
+    """Run the command (input errors are reported as one line by app.cli)."""
     from calib.rig_config import load_rig
     from capture.process import build_capture, stop_on_signals
 

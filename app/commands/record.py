@@ -37,20 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the command; input errors (session, source) print one line and exit 1."""
-    import sys
-
-    from capture.session import SessionError
-    from capture.source import SourceError
-
-    try:
-        return _run(args)
-    except (SessionError, SourceError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-
-
-def _run(args: argparse.Namespace) -> int:
+    """Run the command (input errors are reported as one line by app.cli)."""
     from calib.rig_config import load_rig
     from capture.process import LiveRig, rig_fps, stop_on_signals
     from capture.recorder import Recorder, record_live, record_stream

@@ -95,20 +95,7 @@ def _write_panoptic_rig(seq_dir: Path, cameras: list[str], name: str, out: Path)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the command; input errors (session, source) print one line and exit 1."""
-    import sys
-
-    from capture.session import SessionError
-    from capture.source import SourceError
-
-    try:
-        return _run(args)
-    except (SessionError, SourceError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-
-
-def _run(args: argparse.Namespace) -> int:
+    """Run the command (input errors are reported as one line by app.cli)."""
     from capture.bus import Publisher
     from capture.messages import Status, now_ns
     from capture.process import stop_on_signals
