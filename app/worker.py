@@ -191,15 +191,29 @@ def inference_child(name: str, status_endpoint: str, *, rig_path: str, rig_overr
         if cfg.threads > 0:
             torch.set_num_threads(cfg.threads)
         rig = load_rig(rig_path, rig_overrides)
-        predictor = load_model(cfg.model, rig.cameras, backend=cfg.backend, device=cfg.device,
-                               precision=cfg.precision, compile=cfg.compile,
-                               volume_center_mm=rig.volume.center_mm, volume_size_mm=rig.volume.size_mm)
+        model = cfg.model.split(",") if "," in cfg.model else cfg.model
+
+        def load(compile_: bool):
+            return load_model(model, rig.cameras, backend=cfg.backend, device=cfg.device,
+                              precision=cfg.precision, compile=compile_,
+                              volume_center_mm=rig.volume.center_mm, volume_size_mm=rig.volume.size_mm)
+
+        predictor = load(cfg.compile)
+        blank = [np.zeros((c.height, c.width, 3), np.uint8) for c in rig.cameras]
+        if cfg.warmup:
+            try:
+                predictor.predict_images(blank)  # compiles, allocates
+            except Exception as exc:  # noqa: BLE001 - only the optional compile path is retried
+                if not cfg.compile:
+                    raise
+                log.warning("torch.compile failed at warm-up (%s: %s); running eager instead",
+                            type(exc).__name__, str(exc)[:300])
+                predictor = load(False)
+                predictor.predict_images(blank)
         tracker = PoseTracker() if cfg.tracking else None
         truth = synthetic_truth(rig) if cfg.truth else None
         work = InferenceWorker(predictor, rig.cameras, rig.name, tracker=tracker, truth=truth,
                                max_age_ms=cfg.max_age_ms, min_views=cfg.min_views)
-        if cfg.warmup:
-            predictor.predict_images([np.zeros((c.height, c.width, 3), np.uint8) for c in rig.cameras])
         with Subscriber(frames_endpoint, [f"frames/{rig.name}".encode()], hwm=2) as sub, \
                 Publisher(poses_endpoint, hwm=4) as pub:
             ctx.report("ready")
