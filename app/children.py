@@ -52,10 +52,15 @@ def capture_child(name: str, status_endpoint: str, *, rig_path: str, rig_overrid
 def viewer_child(name: str, status_endpoint: str, *, rig_path: str, rig_overrides: tuple = (),
                  poses_endpoint: str, render_path: str | None, status_endpoints: tuple = ()) -> None:
     """Viewer process: the Open3D window, or a headless render to ``render_path``."""
+    import os
+    import tempfile
+
     from app.process import ChildContext
     from calib.rig_config import load_rig
     from viz.live import run_viewer
 
+    # Open3D's EGL/GLFW path complains on stderr without a runtime dir (headless servers, CI).
+    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="selfpose3d-xdg-"))
     with ChildContext(name, status_endpoint) as ctx:
         rig = load_rig(rig_path, rig_overrides)
         ctx.report("ready")
