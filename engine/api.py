@@ -111,6 +111,25 @@ class Predictor:
         return self._wrap(self.runtime.from_heatmaps(hm, views_present))
 
 
+    def predict_detections(self, poses_2d: Sequence[np.ndarray], views_present: Sequence[bool] | None = None,
+                           sigma_px: float = 3.0, scale_by_score: bool = True) -> Prediction:
+        """Poses from 2D detections instead of images (a 2D estimator replaces the backbone).
+
+        Args:
+            poses_2d: per view a (N,J,3) array of Panoptic-15 joints: x, y in the camera's
+                original pixels and a score (<= 0: absent); ungrouped per-joint candidates can be
+                packed with :func:`engine.detections.candidates_to_rows`.
+            views_present: optional (V,) flags (absent views are left out of the fusion).
+            sigma_px, scale_by_score: see :func:`engine.detections.render_input_heatmaps`.
+        """
+        from engine.detections import render_input_heatmaps
+
+        geometry = self.runtime.projector.geometry
+        heatmaps = render_input_heatmaps(poses_2d, geometry.affine_hm.detach().cpu().numpy(), geometry.heatmap_wh,
+                                         sigma_px, scale_by_score)
+        return self.predict_heatmaps(heatmaps, views_present)
+
+
 def load_model(checkpoint_or_preset: str | Path | Sequence[str | Path], rig: CameraRig, *,
                backend: str = "auto", device: str = "auto", precision: str = "fp32", compile: bool = False,
                volume_center_mm: Sequence[float] | None = None, volume_size_mm: Sequence[float] | None = None,
