@@ -87,15 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def live_main(argv: Sequence[str] | None = None) -> int:
-    """``selfpose3d-live`` entry point (the live application)."""
+    """``selfpose3d-live`` entry point (the live application, app/commands/live.py)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not _is_built("live"):
-        parser = argparse.ArgumentParser(prog="selfpose3d-live")
-        parser.add_argument("--rig", default="configs/rig.yaml")
-        parser.parse_known_args(argv)
-        print("selfpose3d-live: the live application is not built yet (tracked in issue 8); "
-              "`selfpose3d demo` runs the most complete pipeline that exists.", file=sys.stderr)
-        return 2
     module = importlib.import_module(_module_name("live"))
     parser = argparse.ArgumentParser(prog="selfpose3d-live", description="live multi-camera 3D pose")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")

@@ -28,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from app.config import DEFAULT_MODEL
+    from calib.configkit import ConfigError
 
     out = Path(args.out)
     if out.exists():
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     if model is None:
         try:
             model = live.resolve_model(DEFAULT_MODEL)
-        except Exception:
+        except ConfigError:  # no committed model file: only that case falls back
             model = "light"
             log.warning("no trained light model is committed yet (%s): running the UNTRAINED 'light' preset. "
                         "Capture, transport, inference, tracking and rendering are real; the poses are not.",
