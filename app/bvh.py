@@ -96,10 +96,11 @@ def skeleton_tree(skeleton: Skeleton = PANOPTIC15) -> BvhTree:
                 parent[c] = j
                 children[j].append(c)
                 stack.append(c)
-    if -2 in parent:
-        raise BvhError(f"skeleton {skeleton.name}: joints {[skeleton.joints[j] for j in range(J) if parent[j] == -2]} "
-                       "are not connected to the root")
-    return BvhTree(skeleton.joints, skeleton.root, tuple(parent), tuple(tuple(sorted(c)) for c in children), tuple(order))
+    loose = [skeleton.joints[j] for j in range(J) if parent[j] == -2]
+    if loose:
+        raise BvhError(f"skeleton {skeleton.name}: joints {loose} are not connected to the root")
+    kids = tuple(tuple(sorted(c)) for c in children)
+    return BvhTree(skeleton.joints, skeleton.root, tuple(parent), kids, tuple(order))
 
 
 def _unit(v: np.ndarray) -> np.ndarray:

@@ -147,7 +147,8 @@ def rigid_torso_take(frames: int = 90) -> np.ndarray:
             out[f, IDX[n]] = root + R @ np.asarray(v, float)
         for k, (start, (mid, end, l1, l2)) in enumerate(limbs.items()):
             ph = 1.7 * t + k
-            d1 = _unit(np.array([np.sin(ph), 0.8 * np.cos(0.7 * ph) * (1 if k % 2 == 0 else -1), -0.6 - 0.4 * np.cos(ph)]))
+            side = 1.0 if k % 2 == 0 else -1.0
+            d1 = _unit(np.array([np.sin(ph), 0.8 * side * np.cos(0.7 * ph), -0.6 - 0.4 * np.cos(ph)]))
             d2 = _unit(d1 + np.array([0.9 * np.sin(0.5 * ph + 1), 0.3, 0.5 * np.cos(ph)]))
             out[f, IDX[mid]] = out[f, IDX[start]] + R @ (l1 * d1)
             out[f, IDX[end]] = out[f, IDX[mid]] + R @ (l2 * d2)
