@@ -72,6 +72,8 @@ def _csv(take: Path, out: str) -> int:
 def _bvh(take: Path, args: argparse.Namespace) -> int:
     from app.bvh import BvhError, export_take_bvh
 
+    if Path(args.out).is_file():
+        raise ConfigError(f"--out {args.out}: BVH export writes one file per person into a folder; give a folder")
     times, tracks, joints = _load_tracks(take)
     ids = None if args.track is None else [args.track]
     try:

@@ -286,6 +286,8 @@ def test_single_frame_unknown_track_and_wrong_skeleton_are_clear(tmp_path, capsy
     two = write_take(tmp_path / "two.jsonl", {1: truth}, np.array([0.0, 0.1]))
     assert main(["export", str(two), "--format", "bvh", "--track", "9", "--out", str(tmp_path)]) == 1
     assert "no track 9" in capsys.readouterr().err
+    assert main(["export", str(two), "--format", "bvh", "--out", str(two)]) == 1
+    assert "give a folder" in capsys.readouterr().err
     times, tracks, joints = take_tracks(two)
     from app.bvh import export_take_bvh
 
