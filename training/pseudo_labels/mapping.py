@@ -12,25 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.skeleton import PANOPTIC15
+# The layouts and the Panoptic-15 map live in the engine (its detection input path needs them).
+from engine.keypoint_maps import (BODY25, COCO17, COCO18, DERIVED, LAYOUT_BY_COUNT,  # noqa: F401 (re-exported)
+                                  LAYOUTS, keypoints_to_panoptic15)
 from training.pseudo_labels.store import ViewLabels
-
-COCO17 = (
-    "nose", "l_eye", "r_eye", "l_ear", "r_ear", "l_shoulder", "r_shoulder", "l_elbow", "r_elbow",
-    "l_wrist", "r_wrist", "l_hip", "r_hip", "l_knee", "r_knee", "l_ankle", "r_ankle",
-)
-BODY25 = (
-    "nose", "neck", "r_shoulder", "r_elbow", "r_wrist", "l_shoulder", "l_elbow", "l_wrist", "mid_hip",
-    "r_hip", "r_knee", "r_ankle", "l_hip", "l_knee", "l_ankle", "r_eye", "l_eye", "r_ear", "l_ear",
-    "l_big_toe", "l_small_toe", "l_heel", "r_big_toe", "r_small_toe", "r_heel",
-)
-COCO18 = (
-    "nose", "neck", "r_shoulder", "r_elbow", "r_wrist", "l_shoulder", "l_elbow", "l_wrist", "r_hip",
-    "r_knee", "r_ankle", "l_hip", "l_knee", "l_ankle", "r_eye", "l_eye", "r_ear", "l_ear",
-)
-LAYOUTS: dict[str, tuple[str, ...]] = {"coco17": COCO17, "body25": BODY25, "coco18": COCO18}
-LAYOUT_BY_COUNT = {17: "coco17", 25: "body25", 18: "coco18"}
-DERIVED = {"neck": ("l_shoulder", "r_shoulder"), "mid_hip": ("l_hip", "r_hip")}
 
 HARD_MIN_SCORE = 0.05
 HARD_MIN_PASSING = 4  # "more than 3" joints must pass the score test
@@ -100,21 +85,8 @@ def to_panoptic15(keypoints: np.ndarray, layout: str) -> ViewLabels:
     derived neck/mid-hip gets the mean confidence of the joints it was built from.
     """
     names = LAYOUTS[layout]
-    kp = np.asarray(keypoints, dtype=np.float64).reshape(-1, len(names), 3)
-    N = kp.shape[0]
-    joints = np.zeros((N, PANOPTIC15.num_joints, 2))
-    scores = np.zeros((N, PANOPTIC15.num_joints))
-    for j, name in enumerate(PANOPTIC15.joints):
-        if name in names:
-            src = kp[:, names.index(name)]
-            joints[:, j], scores[:, j] = src[:, :2], np.maximum(src[:, 2], 0.0)
-            continue
-        a, b = (kp[:, names.index(n)] for n in DERIVED[name])
-        ok_a, ok_b = a[:, 2] > 0, b[:, 2] > 0
-        count = ok_a.astype(float) + ok_b
-        total = a[:, :2] * ok_a[:, None] + b[:, :2] * ok_b[:, None]
-        joints[:, j] = np.where(count[:, None] > 0, total / np.maximum(count, 1)[:, None], 0.0)
-        scores[:, j] = np.where(count > 0, (a[:, 2] * ok_a + b[:, 2] * ok_b) / np.maximum(count, 1), 0.0)
+    p15 = keypoints_to_panoptic15(np.asarray(keypoints, dtype=np.float64).reshape(-1, len(names), 3), layout)
+    joints, scores = p15[..., :2], p15[..., 2]
     visible = scores > 0
     joints[~visible] = 0.0
     return ViewLabels(joints.astype(np.float32), scores.astype(np.float32), visible)
