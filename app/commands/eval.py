@@ -8,8 +8,10 @@ Examples::
 
 A prediction file is an NPZ with ``poses (F,M,15,3+)`` mm, ``frame_ids (F,)``, ``valid (F,M)``
 (see docs/evaluation.md). ``selfpose3d eval synthetic [--checkpoint M]`` scores a model (default:
-the committed light model) on the held-out synthetic scenes. Running a checkpoint on Shelf,
-Campus or Panoptic (``--checkpoint`` there) is not built yet.
+the committed light model) on the held-out synthetic scenes. ``selfpose3d eval shelf --checkpoint
+M --frames 450-600 --save-predictions preds.npz`` runs a model on Shelf's 2D detections
+(``detections.npz`` beside the GT, see docs/shelf.md) through the engine and scores it. Running a
+checkpoint on Campus or Panoptic is not built yet.
 """
 
 from __future__ import annotations
@@ -24,7 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dataset", choices=("shelf", "campus", "panoptic", "synthetic"), help="what to evaluate on")
     parser.add_argument("--predictions", help="prediction NPZ (poses (F,M,15,3+) mm, frame_ids, valid)")
     parser.add_argument("--checkpoint", help="synthetic: model to score (default: the committed light model); "
-                                             "shelf/campus/panoptic: [not built yet]")
+                                             "shelf: model run on the 2D detections (default --gt: ../shared/data/shelf); "
+                                             "campus/panoptic: [not built yet]")
+    parser.add_argument("--detections", help="shelf --checkpoint: OpenPose detections NPZ (default: detections.npz in the --gt folder)")
+    parser.add_argument("--frames", help="shelf: score only these frames, e.g. 450-600 (default: all 300-600)")
+    parser.add_argument("--save-predictions", help="shelf --checkpoint: write the predictions NPZ here")
+    parser.add_argument("--device", default="cpu", help="shelf --checkpoint: cpu | cuda (default cpu)")
     parser.add_argument("--max-frames", type=int, default=None, help="synthetic: score only the first N frames")
     parser.add_argument("--gt", help="ground-truth folder (Shelf/Campus: actorsGT.mat or gt.npz; Panoptic: "
                                      "the folder of sequences or a VoxelPose GT pickle such as group_validation_cam5_sub.pkl). Default: " + ", ".join(f"{k}: {v}" for k, v in DEFAULT_GT.items()))
@@ -52,8 +59,10 @@ def run(args: argparse.Namespace) -> int:
         if args.metrics:
             print(f"metrics written to {save_metrics(args.metrics, metrics)}")
         return 0
+    if args.checkpoint and args.dataset == "shelf":
+        return _shelf_checkpoint(args)
     if args.checkpoint:
-        return _not_built("--checkpoint (running the engine on a dataset)")
+        return _not_built(f"--checkpoint on {args.dataset} (running the engine on a dataset)")
     if not args.predictions:
         print("selfpose3d eval: --predictions is required (or --checkpoint, once the trainer exists)", file=sys.stderr)
         return 2
@@ -70,12 +79,38 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _shelf_checkpoint(args: argparse.Namespace) -> int:
+    from training.results_io import save_metrics
+    from training.shelf.data import ShelfDetections, parse_frames
+    from training.shelf.evaluate import evaluate_shelf_checkpoint
+
+    from pathlib import Path
+
+    root = args.gt or str(Path(__file__).resolve().parents[2].parent / "shared" / "data" / "shelf")
+    frames = parse_frames(args.frames, ShelfDetections(root, args.detections).frame_ids)
+    metrics = evaluate_shelf_checkpoint(args.checkpoint, root, frames, save_to=args.save_predictions,
+                                        device=args.device, detections=args.detections)
+    print(f"shelf PCP (panoptic15 head rule) of {args.checkpoint}, frames {metrics['frames']}:")
+    print(metrics.pop("table"))
+    print(f"average PCP (actors 1-3): {metrics['pcp_average']:.2f}   recall@500: {metrics['recall500']:.4f}   "
+          f"{1000 * metrics['seconds_per_frame']:.0f} ms/frame")
+    if args.save_predictions:
+        print(f"predictions written to {args.save_predictions}")
+    if args.metrics:
+        print(f"metrics written to {save_metrics(args.metrics, metrics)}")
+    return 0
+
+
 def _shelf_campus(preds, gt_path: str, args: argparse.Namespace) -> dict:
     from training.datasets.shelf_campus import get_spec, load_ground_truth
     from training.evaluate import evaluate_shelf_campus, pcp_metrics
 
     spec = get_spec(args.dataset)
     gt = load_ground_truth(gt_path, spec)
+    if args.frames:
+        from training.shelf.data import parse_frames
+
+        gt = gt.select(parse_frames(args.frames, gt.frame_ids))
     result = evaluate_shelf_campus(preds, gt, skip_frames_without_predictions=not args.count_missing_frames)
     print(f"{spec.name} PCP ({preds.layout} head rule), frames {int(gt.frame_ids[0])}..{int(gt.frame_ids[-1])}:")
     print(result.table())
