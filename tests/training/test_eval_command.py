@@ -61,7 +61,7 @@ def test_shelf_eval_command(shared_data, tmp_path, capsys):
 
 
 def test_unbuilt_paths_exit_2(capsys):
-    assert main(["eval", "shelf", "--checkpoint", "model.pt"]) == 2
+    assert main(["eval", "campus", "--checkpoint", "model.pt"]) == 2
     assert "not built yet" in capsys.readouterr().err
 
 
