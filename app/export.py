@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from pathlib import Path
 from typing import Iterator
 
@@ -19,6 +20,8 @@ from calib.configkit import ConfigError
 from capture.messages import Poses
 
 EXPORT_SUFFIXES = (".jsonl", ".csv")
+
+log = logging.getLogger(__name__)
 
 
 def poses_to_record(msg: Poses) -> dict:
@@ -98,16 +101,25 @@ def open_writer(path: str | Path, joints: tuple[str, ...]):
 
 
 def read_jsonl(path: str | Path) -> Iterator[dict]:
-    """Records of a JSONL take; a truncated last line (killed writer) is skipped."""
-    with open(path, encoding="utf-8") as f:
-        for line in f:
+    """Records of a JSONL take; unreadable lines (a killed writer's truncated last line, a corrupt
+    line in the middle) are skipped with one warning, so one bad line never loses the rest."""
+    bad: list[int] = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, 1):
             line = line.strip()
             if not line:
                 continue
             try:
-                yield json.loads(line)
+                record = json.loads(line)
             except json.JSONDecodeError:
-                return
+                bad.append(number)
+                continue
+            if isinstance(record, dict):
+                yield record
+            else:
+                bad.append(number)
+    if bad:
+        log.warning("%s: skipped %d unreadable line(s) (first: line %d)", path, len(bad), bad[0])
 
 
 def take_tracks(path: str | Path) -> tuple[np.ndarray, dict[int, np.ndarray], list[str]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -76,3 +78,18 @@ def test_missing_take_is_clear(tmp_path, capsys):
 def test_yup_is_a_rotation():
     assert np.linalg.det(ZUP_TO_YUP) == pytest.approx(1.0)
     np.testing.assert_allclose(ZUP_TO_YUP @ [0, 0, 1], [0, 1, 0])
+
+
+def test_jsonl_corrupt_middle_line_does_not_lose_the_rest(tmp_path, caplog):
+    path = tmp_path / "take.jsonl"
+    _take(path, frames=10)
+    lines = path.read_text().splitlines()
+    lines.insert(4, '{"seq": 3, "people": [garbage')
+    lines.insert(7, "[1, 2, 3]")  # valid JSON but not a record
+    path.write_text("\n".join(lines) + "\n")
+    with caplog.at_level("WARNING"):
+        recs = list(read_jsonl(path))
+    assert [r["seq"] for r in recs] == [json.loads(line)["seq"] for line in path.read_text().splitlines()
+                                        if "garbage" not in line and line.startswith("{")]
+    assert len(recs) == 10
+    assert "skipped 2 unreadable line(s) (first: line 5)" in caplog.text
