@@ -27,7 +27,7 @@ COMMANDS: dict[str, tuple[str, int]] = {
     "pseudo-labels": ("produce soft/hard 2D pseudo-pose files for a dataset", 6),
     "train": ("train a stage: backbone | rootnet | posenet | finetune", 6),
     "eval": ("evaluate: panoptic | shelf | campus | synthetic", 6),
-    "export": ("convert a recorded JSONL take to TRC (OpenSim) or CSV", 8),
+    "export": ("convert a recorded JSONL take to TRC (OpenSim), BVH or CSV", 8),
     "view": ("Open3D live viewer of the poses stream", 9),
     "overlay": ("draw 3D skeletons reprojected into each camera image, side by side", 9),
     "calibrate": ("calibration tools: intrinsics | extrinsics | refine | check | board", 10),
