@@ -93,7 +93,8 @@ class ShelfTrainConfig:
         root_init: checkpoint whose root net is reused (then ``root.steps`` is ignored); empty:
             train the root net here.
         sigma_px: Gaussian σ of the rendered input heatmaps (heatmap px).
-        device: ``auto`` | ``cpu`` | ``cuda``; threads: CPU threads.
+        device: ``auto`` | ``cpu`` | ``cuda``; threads: CPU threads (1 by default: on a CPU
+            shared with other jobs, 2 OpenMP threads measured 25x slower per step than 1).
     """
 
     model: str = "shelf"
@@ -105,7 +106,7 @@ class ShelfTrainConfig:
     pose: PoseTrainConfig = field(default_factory=PoseTrainConfig)
     seed: int = 0
     device: str = "auto"
-    threads: int = 2
+    threads: int = 1
     log_every: int = 50
 
 
