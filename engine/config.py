@@ -91,6 +91,7 @@ class PoseNetConfig:
     bins: tuple[int, int, int] = (64, 64, 64)
     v2v: V2VConfig = field(default_factory=V2VConfig)
     beta: float = 100.0
+    input_skip: bool = False  # light preset: output = V2V(cube) + cube, so per-joint evidence bypasses a narrow V2V
 
     def __post_init__(self) -> None:
         require(all(b > 0 and b % 4 == 0 for b in self.bins), "pose_net.bins",

@@ -9,15 +9,22 @@ from engine.v2v import V2VNet
 
 
 class PoseNet(nn.Module):
-    """V2V ``(P,J,X,Y,Z) -> (P,J,X,Y,Z)`` joint volumes (child ``v2v_net`` as released)."""
+    """V2V ``(P,J,X,Y,Z) -> (P,J,X,Y,Z)`` joint volumes (child ``v2v_net`` as released).
+
+    With ``input_skip`` the output is ``V2V(cubes) + cubes``: each joint's fused evidence reaches
+    the soft-argmax directly and the V2V learns a correction (no extra weights; the released
+    model has it off). Narrow V2Vs (the light preset's 15 -> 4 channels) need it.
+    """
 
     def __init__(self, num_joints: int = 15, channels: tuple[int, int, int, int] = (16, 32, 64, 128),
-                 front_kernel: int = 7):
+                 front_kernel: int = 7, input_skip: bool = False):
         super().__init__()
         self.v2v_net = V2VNet(num_joints, num_joints, channels, front_kernel)
+        self.input_skip = bool(input_skip)
 
     def forward(self, cubes: torch.Tensor) -> torch.Tensor:
-        return self.v2v_net(cubes)
+        out = self.v2v_net(cubes)
+        return out + cubes if self.input_skip else out
 
 
 def soft_argmax(volumes: torch.Tensor, centers_mm: torch.Tensor, axes_offsets_mm: list[torch.Tensor],

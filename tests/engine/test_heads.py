@@ -59,3 +59,24 @@ def test_soft_argmax_recovers_known_joint_and_equals_flat_reference():
     pts = [grid_points(size, c.tolist(), bins).float() for c in centers]  # (N,3) each
     ref = torch.stack([torch.softmax(100.0 * vol[p].reshape(15, -1), -1) @ pts[p] for p in range(2)])
     torch.testing.assert_close(soft_argmax(vol, centers, axes, 100.0), ref, atol=1e-2, rtol=0)
+
+
+def test_pose_net_input_skip_adds_the_cube_and_round_trips_through_a_model_file(tmp_path):
+    from engine.checkpoints import load_model_file, save_checkpoint
+    from engine.config import load_preset
+    from engine.model import SelfPose3dModel
+    from engine.posenet import PoseNet
+
+    torch.manual_seed(0)
+    plain = PoseNet(15, (4, 8, 16, 32), 3)
+    skip = PoseNet(15, (4, 8, 16, 32), 3, input_skip=True)
+    skip.load_state_dict(plain.state_dict())  # no extra weights
+    cubes = torch.rand(2, 15, 8, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(skip(cubes), plain(cubes) + cubes)
+    cfg = load_preset("light", ("pose_net.input_skip=true",))
+    model = SelfPose3dModel(cfg)
+    path = save_checkpoint(tmp_path / "m.pt", model, {})
+    loaded, _ = load_model_file(path)
+    assert loaded.config.pose_net.input_skip and loaded.pose_net.input_skip
+    assert not SelfPose3dModel(load_preset("released")).pose_net.input_skip
