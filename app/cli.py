@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, int]] = {
     "pseudo-labels": ("produce soft/hard 2D pseudo-pose files for a dataset", 6),
     "train": ("train a stage: backbone | rootnet | posenet | finetune", 6),
     "eval": ("evaluate: panoptic | shelf | campus | synthetic", 6),
+    "release-model": ("a trained model file -> a small release file (float16, held-out metrics in its meta)", 6),
     "export": ("convert a recorded JSONL take to TRC (OpenSim), BVH or CSV", 8),
     "view": ("Open3D live viewer of the poses stream", 9),
     "overlay": ("draw 3D skeletons reprojected into each camera image, side by side", 9),
