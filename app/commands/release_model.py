@@ -2,7 +2,7 @@
 
 Example::
 
-    selfpose3d release-model runs/light/finetune/model_best.pt --out models/light_synthetic.pt
+    selfpose3d release-model runs/light/posenet/model_best.pt --out models/light_synthetic.pt
 """
 
 from __future__ import annotations

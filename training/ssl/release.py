@@ -18,7 +18,7 @@ from engine.checkpoints import FORMAT, FORMAT_VERSION, load_model_file, read_fil
 from engine.errors import CheckpointError
 
 REPRODUCE = "selfpose3d train --stage all --recipe light --out runs/light && " \
-            "selfpose3d release-model runs/light/finetune/model_best.pt --out models/light_synthetic.pt"
+            "selfpose3d release-model runs/light/posenet/model_best.pt --out models/light_synthetic.pt"
 
 
 def release_model(source: str | Path, out: str | Path, half: bool = True, evaluate: bool = True,
