@@ -347,13 +347,15 @@ def train(cfg: ShelfTrainConfig, out: str | Path) -> dict:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
     data = ShelfDetections(cfg.data)
-    if cfg.root_init:
-        model, _ = load_model_file(cfg.root_init)
-        if model.config != load_preset(cfg.model):
-            log.warning("root_init %s has a different model config than preset %s; using the file's", cfg.root_init, cfg.model)
-    else:
-        model = build_model(load_preset(cfg.model))
-        model.init_training_weights()
+    model = build_model(load_preset(cfg.model))
+    model.init_training_weights()
+    if cfg.root_init:  # only the root net is taken from the file; the rest follows the preset
+        source, _ = load_model_file(cfg.root_init)
+        try:
+            model.root_net.load_state_dict(source.root_net.state_dict())
+        except RuntimeError as exc:
+            raise ValueError(f"root_init {cfg.root_init}: its root net does not fit preset '{cfg.model}' "
+                             f"(retrain it with shelf_rootnet): {str(exc).splitlines()[0]}") from None
     model = model.to(device)
     projector = build_projector(model, data.rig, device)
     logger = _Logger(out, cfg.log_every)
