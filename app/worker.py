@@ -202,7 +202,8 @@ def inference_child(name: str, status_endpoint: str, *, rig_path: str, rig_overr
         blank = [np.zeros((c.height, c.width, 3), np.uint8) for c in rig.cameras]
         if cfg.warmup:
             try:
-                predictor.predict_images(blank)  # compiles, allocates
+                predictor.runtime.warmup()  # compiles every shape (each people bucket), allocates
+                predictor.predict_images(blank)
             except Exception as exc:  # noqa: BLE001 - only the optional compile path is retried
                 if not cfg.compile:
                     raise

@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "selfpose3d-live" / "engines"
 
 
+PEOPLE_BUCKETS = (1, 2, 4, 6)  # compiled pose-net batch sizes below max_people
+
+
 @dataclass
 class FrameOutput:
     """Raw result of one frame (tensors on CPU).
@@ -79,7 +82,9 @@ class InferenceRuntime:
         channels_last: eager only: channels-last memory (always on for bf16).
         space_size_mm, space_center_mm: room volume (default: the model config's).
         pad_people: run the pose net on ``max_people`` cubes every frame (static shapes);
-            default True for TensorRT, False for eager (only valid proposals are run).
+            default True for TensorRT, False for eager (only valid proposals are run; with
+            ``compile`` the person count is padded up to one of :data:`PEOPLE_BUCKETS`, so a
+            varying number of people never triggers a recompilation mid-stream).
         cache_dir: TensorRT engine cache.
         bgr: images are BGR (OpenCV order) rather than RGB.
     """
@@ -96,6 +101,7 @@ class InferenceRuntime:
         self.num_views = len(rig)
         self.max_people = cfg.root_net.max_people
         self.pad_people = (self.resolved.backend == "tensorrt") if pad_people is None else bool(pad_people)
+        self.compiled = bool(compile) and self.resolved.backend != "tensorrt"
         self.space_size_mm = tuple(space_size_mm or cfg.space_size_mm)
         self.space_center_mm = tuple(space_center_mm or cfg.space_center_mm)
         b = cfg.backbone
@@ -132,6 +138,24 @@ class InferenceRuntime:
         log.info("runtime: %s on %s, %s (%s)", self.resolved.backend, self.device, precision, self.resolved.reason)
 
     # -- helpers -------------------------------------------------------------------------------
+    def people_slots(self, people: int) -> int:
+        """Cubes the pose net runs for ``people`` proposals (padding keeps compiled shapes few)."""
+        if self.pad_people:
+            return self.max_people
+        if not self.compiled:
+            return people
+        return next((b for b in PEOPLE_BUCKETS if people <= b <= self.max_people), self.max_people)
+
+    def warmup(self) -> None:
+        """Run every stage on every input shape it will see, so compilation and allocation happen
+        before the first frame rather than as multi-second stalls mid-stream."""
+        with torch.inference_mode():
+            W, H = self.config.backbone.image_size
+            self.stages["backbone"](torch.zeros((self.num_views, 3, H, W), device=self.device))
+            self.stages["root_net"](self._root_buf)
+            for slots in sorted({self.people_slots(p) for p in range(1, self.max_people + 1)}):
+                self.stages["pose_net"](self._pose_buf[:slots])
+
     def _views_mask(self, views_present: Sequence[bool] | np.ndarray | torch.Tensor | None) -> torch.Tensor | None:
         if views_present is None:
             return None
@@ -178,12 +202,11 @@ class InferenceRuntime:
         P = int(valid.numel())
         if P:
             centers = proposals[valid, :3]  # (P,3)
-            if self.pad_people:
-                self._pose_buf.zero_()
-                self.projector.person_cubes(heatmaps, centers, present, out=self._pose_buf[:P])
-                cubes = self._pose_buf
-            else:
-                cubes = self.projector.person_cubes(heatmaps, centers, present, out=self._pose_buf[:P])
+            slots = self.people_slots(P)
+            if slots > P:
+                self._pose_buf[P:slots].zero_()
+            self.projector.person_cubes(heatmaps, centers, present, out=self._pose_buf[:P])
+            cubes = self._pose_buf[:slots]
             timer.lap("pose_projection")
             volumes = self.stages["pose_net"](cubes)[:P]  # (P,J,X,Y,Z)
             timer.lap("pose_net")
