@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, int]] = {
     "replay": ("replay a recorded session or Panoptic sequence through the live stream", 5),
     "pseudo-labels": ("produce soft/hard 2D pseudo-pose files for a dataset", 6),
     "train": ("train a stage: backbone | rootnet | posenet | finetune", 6),
+    "train-shelf": ("train root/pose nets on Shelf from its 2D detections (no 3D ground truth)", 7),
     "eval": ("evaluate: panoptic | shelf | campus | synthetic", 6),
     "release-model": ("a trained model file -> a small release file (float16, held-out metrics in its meta)", 6),
     "export": ("convert a recorded JSONL take to TRC (OpenSim), BVH or CSV", 8),
