@@ -45,20 +45,26 @@ def test_viewer_without_display_says_what_to_do(capsys, monkeypatch):
     assert "--no-viewer" in capsys.readouterr().err
 
 
-@pytest.mark.slow
-def test_embedded_default_runs_end_to_end(tmp_path):
-    """The whole app for a few seconds on the embedded rig: every child starts, poses arrive, clean exit."""
+def _run_live(tmp_path, *args: str, timeout: int = 240) -> tuple[subprocess.CompletedProcess, Path]:
+    """Run ``selfpose3d-live --no-viewer`` on private endpoints, exporting JSONL; returns (process, export)."""
     tag = uuid.uuid4().hex[:8]
     export = tmp_path / "poses.jsonl"
-    cmd = [sys.executable, "-m", "app.cli_live", "--no-viewer", "--model", "light", "--duration", "25",
+    cmd = [sys.executable, "-m", "app.cli_live", "--no-viewer", *args,
            "--export", str(export), "--out", str(tmp_path),
            "--set", f"poses_endpoint=ipc:///tmp/sp3d-poses-{tag}",
            "--set", f"status_endpoint=ipc:///tmp/sp3d-status-{tag}",
            "--set", f"capture.stream.endpoint=ipc:///tmp/sp3d-frames-{tag}",
            "--set", "worker.max_age_ms=5000"]
-    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=240,
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout,
                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert out.returncode == 0, out.stderr[-3000:]
+    return out, export
+
+
+@pytest.mark.slow
+def test_embedded_default_runs_end_to_end(tmp_path):
+    """The whole app for a few seconds on the embedded rig: every child starts, poses arrive, clean exit."""
+    out, export = _run_live(tmp_path, "--model", "light", "--duration", "25")
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert summary["frames"] >= 1
     assert summary["exit_codes"]["capture"] == 0 and summary["exit_codes"]["exporter"] == 0
@@ -77,17 +83,7 @@ def test_committed_model_finds_the_right_people_with_bounded_error(tmp_path):
     model = REPO / "models" / "light_synthetic.pt"
     if not model.is_file():
         pytest.fail(f"{model} is missing: the embedded default needs the committed light model")
-    tag = uuid.uuid4().hex[:8]
-    export = tmp_path / "poses.jsonl"
-    cmd = [sys.executable, "-m", "app.cli_live", "--no-viewer", "--duration", "30",
-           "--export", str(export), "--out", str(tmp_path),
-           "--set", f"poses_endpoint=ipc:///tmp/sp3d-poses-{tag}",
-           "--set", f"status_endpoint=ipc:///tmp/sp3d-status-{tag}",
-           "--set", f"capture.stream.endpoint=ipc:///tmp/sp3d-frames-{tag}",
-           "--set", "worker.max_age_ms=5000"]
-    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    assert out.returncode == 0, out.stderr[-3000:]
+    _, export = _run_live(tmp_path, "--duration", "30", timeout=300)
     records = [json.loads(line) for line in export.read_text().splitlines()]
     scored = [r["extra"] for r in records if r["extra"].get("truth_people")]
     assert len(scored) >= 20, f"only {len(scored)} frames with people scored"
