@@ -32,6 +32,7 @@ from calib.configkit import write_resolved
 from calib.projection_torch import project_points, world_to_camera
 from engine.checkpoints import load_model_file, save_checkpoint
 from engine.config import load_preset
+from engine.device import resolve_device
 from engine.model import SelfPose3dModel, build_model
 from engine.posenet import soft_argmax
 from engine.project import ViewGeometry, VolumeProjector
@@ -319,12 +320,6 @@ def train_posenet_synthetic(model: SelfPose3dModel, projector: VolumeProjector, 
 
 
 # ------------------------------------------------------------------------------------------ run
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def build_projector(model: SelfPose3dModel, rig: CameraRig, device: torch.device) -> VolumeProjector:
