@@ -103,13 +103,22 @@ class Predictor:
         """
         return self._wrap(self.runtime.from_images(images, views_present))
 
+    def start_images(self, images: np.ndarray | Sequence[np.ndarray], views_present: Sequence[bool] | None = None):
+        """First half of :meth:`predict_images` (backbone, root net, proposals); the images are
+        not read after it returns. Finish with :meth:`finish`, possibly on another thread, so two
+        consecutive frames overlap (``predict_images == finish(start_images(...))``)."""
+        return self.runtime.images_root_stage(images, views_present)
+
+    def finish(self, started) -> Prediction:
+        """Second half of :meth:`predict_images`: person cubes, pose net, soft-argmax."""
+        return self._wrap(self.runtime.pose_stage(started))
+
     def predict_heatmaps(self, heatmaps, views_present: Sequence[bool] | None = None) -> Prediction:
         """Poses from (V,J,h,w) heatmaps (numpy or torch) at the model's heatmap size."""
         import torch
 
         hm = torch.as_tensor(np.asarray(heatmaps, dtype=np.float32)) if not isinstance(heatmaps, torch.Tensor) else heatmaps
         return self._wrap(self.runtime.from_heatmaps(hm, views_present))
-
 
     def predict_detections(self, poses_2d: Sequence[np.ndarray], views_present: Sequence[bool] | None = None,
                            sigma_px: float = 3.0, scale_by_score: bool = True) -> Prediction:

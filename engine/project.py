@@ -25,6 +25,7 @@ from calib.projection_torch import CameraTensors, project_points
 
 Z_EPS = 1e-5
 R2_MAX = 1e10
+OUTSIDE_GRID = -3.0  # grid_sample coordinate whose bilinear corners are all outside: samples exactly 0
 
 
 def image_scale(width: int, height: int, out_size: tuple[int, int]) -> tuple[float, float]:
@@ -107,7 +108,9 @@ class ViewGeometry:
     def pixels_to_grid(self, pix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Original-image pixels (V,...,2) -> (grid_sample coords (V,...,2), visibility (V,...) float).
 
-        Element-wise arithmetic (batched 2x2 matmuls are ~10x slower on CPU for this many points).
+        Points outside view v's original image get :data:`OUTSIDE_GRID`, so sampling them gives 0
+        and the visibility-weighted view sum needs no separate mask product (a full pass over the
+        (V,C,N) samples). Element-wise arithmetic (batched 2x2 matmuls are ~10x slower on CPU here).
         """
         shape = (pix.shape[0],) + (1,) * (pix.dim() - 2)  # per-point broadcast over (V,...)
         w0 = self.image_wh[:, 0].reshape(shape)
@@ -123,7 +126,7 @@ class ViewGeometry:
         gx = (a[:, 0, 0].reshape(shape) * x + a[:, 0, 1].reshape(shape) * y + a[:, 0, 2].reshape(shape)) * sx - 1.0
         gy = (a[:, 1, 0].reshape(shape) * x + a[:, 1, 1].reshape(shape) * y + a[:, 1, 2].reshape(shape)) * sy - 1.0
         grid = torch.stack([gx.clamp_(-1.1, 1.1), gy.clamp_(-1.1, 1.1)], dim=-1)
-        return grid, mask
+        return torch.where(mask[..., None] > 0, grid, OUTSIDE_GRID), mask
 
     def sample_points(self, points_w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """World points (...,3) mm -> (grid (V,...,2), mask (V,...))."""
@@ -137,7 +140,8 @@ def fuse_views(heatmaps: torch.Tensor, grid: torch.Tensor, mask: torch.Tensor,
 
     Args:
         heatmaps: (V,C,H,W).
-        grid: (V,N,2) grid_sample coordinates.
+        grid: (V,N,2) grid_sample coordinates, :data:`OUTSIDE_GRID` where the mask is 0
+            (as :meth:`ViewGeometry.pixels_to_grid` returns them).
         mask: (V,N) 1 where the point projects inside view v's original image.
         views_present: optional (V,) bool; absent views are left out of the average.
         out: optional (C,N) buffer to write into.
@@ -147,10 +151,15 @@ def fuse_views(heatmaps: torch.Tensor, grid: torch.Tensor, mask: torch.Tensor,
     V, C = heatmaps.shape[:2]
     N = grid.shape[1]
     if views_present is not None:
-        mask = mask * views_present.to(mask.dtype).reshape(V, 1)
-    sampled = F.grid_sample(heatmaps.float(), grid.reshape(V, 1, N, 2), mode="bilinear",
-                            padding_mode="zeros", align_corners=True)  # (V,C,1,N)
-    num = (sampled.reshape(V, C, N) * mask.reshape(V, 1, N)).sum(0)  # (C,N); einsum is ~8x slower here
+        present = views_present.reshape(V, 1)
+        mask = mask * present.to(mask.dtype)
+        grid = torch.where(present[..., None], grid, OUTSIDE_GRID)
+    # channels-last input: ~1.5x faster bilinear sampling of many points on CPU (C contiguous per pixel)
+    sampled = F.grid_sample(heatmaps.float().contiguous(memory_format=torch.channels_last), grid.reshape(V, 1, N, 2),
+                            mode="bilinear", padding_mode="zeros", align_corners=True).reshape(V, C, N)
+    num = sampled[0].clone()  # sum over views by slices: ~2x faster than .sum(0) over the leading dim
+    for v in range(1, V):
+        num += sampled[v]
     den = mask.sum(0).add_(1e-6)  # (N,)
     res = torch.div(num, den, out=out)
     return res.nan_to_num_(0.0).clamp_(0.0, 1.0)
@@ -164,10 +173,13 @@ class VolumeProjector:
         space_size_mm, space_center_mm, root_bins: the room grid of the root net.
         cube_size_mm, cube_bins: the per-person cube of the pose net.
         max_chunk_elems: bound on V*C*points sampled at once (memory), persons are chunked.
+        compile: ``torch.compile`` the per-person projection arithmetic (one fused element-wise
+            kernel instead of ~40 passes over the V*P*M points: 7.7 -> 3.5 ms for 3 light cubes on
+            one CPU thread); the person count is a dynamic dimension, so it compiles once or twice.
     """
 
     def __init__(self, geometry: ViewGeometry, space_size_mm, space_center_mm, root_bins,
-                 cube_size_mm, cube_bins, max_chunk_elems: int = 60_000_000):
+                 cube_size_mm, cube_bins, max_chunk_elems: int = 60_000_000, compile: bool = False):
         self.geometry = geometry
         self.space_size_mm = tuple(float(s) for s in space_size_mm)
         self.space_center_mm = tuple(float(c) for c in space_center_mm)
@@ -180,6 +192,7 @@ class VolumeProjector:
         self.root_grid, self.root_mask = geometry.sample_points(room.to(device))  # (V,N,2), (V,N)
         self._cube_offsets = grid_points(self.cube_size_mm, (0.0, 0.0, 0.0), self.cube_bins).to(torch.float32).to(device)  # (M,3)
         self.cube_axes = [a.to(torch.float32).to(device) for a in grid_axes(self.cube_size_mm, (0, 0, 0), self.cube_bins)]
+        self._cube_sampling = torch.compile(self._cube_sampling_eager, dynamic=True) if compile else self._cube_sampling_eager
 
     @property
     def device(self) -> torch.device:
@@ -192,11 +205,13 @@ class VolumeProjector:
         fused = fuse_views(root_heatmaps, self.root_grid, self.root_mask, views_present, flat)
         return fused.view(1, 1, *self.root_bins)
 
+    def _cube_sampling_eager(self, centers_mm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        points = centers_mm.float()[:, None, :] + self._cube_offsets[None]  # (P,M,3)
+        return self.geometry.sample_points(points.reshape(-1, 3))
+
     def cube_sampling(self, centers_mm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(P,3) centres -> (grid (V,P*M,2), mask (V,P*M)) for every person cube."""
-        points = centers_mm.float()[:, None, :] + self._cube_offsets[None]  # (P,M,3)
-        grid, mask = self.geometry.sample_points(points.reshape(-1, 3))
-        return grid, mask
+        return self._cube_sampling(centers_mm)
 
     def person_cubes(self, heatmaps: torch.Tensor, centers_mm: torch.Tensor,
                      views_present: torch.Tensor | None = None, out: torch.Tensor | None = None) -> torch.Tensor:

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "selfpose3d-live" / "engines"
 
 
-PEOPLE_BUCKETS = (1, 2, 4, 6)  # compiled pose-net batch sizes below max_people
+PEOPLE_BUCKETS = (1, 2, 3, 4, 6)  # compiled pose-net batch sizes below max_people (3: the embedded default)
 
 
 @dataclass
@@ -54,11 +54,34 @@ class FrameOutput:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass
+class RootStageOutput:
+    """One frame after the root stage (backbone, root volume, proposals): the pose stage's input.
+
+    Attributes:
+        heatmaps: (V,J,h,w) backbone output (zeros for missing views).
+        present: (V,) bool views present, or None for all.
+        proposals: (K,5) x, y, z mm, flag (0 valid / -1), score, sorted by score.
+        root_cube: (X,Y,Z) root scores.
+        timer: stage timings so far.
+    """
+
+    heatmaps: torch.Tensor
+    present: torch.Tensor | None
+    proposals: torch.Tensor
+    root_cube: torch.Tensor
+    timer: "_Timer"
+
+
 class _Timer:
     def __init__(self, device: torch.device):
         self.sync = device.type == "cuda"
         self.device = device
         self.times: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def restart(self) -> None:
+        """Start the next lap now (time spent waiting between pipeline stages is not a stage's)."""
         self._t = time.perf_counter()
 
     def lap(self, name: str) -> None:
@@ -108,7 +131,7 @@ class InferenceRuntime:
         self.preprocessor = Preprocessor(rig, b.image_size, self.device, bgr=bgr)
         geometry = ViewGeometry.from_rig(rig, b.image_size, b.heatmap_size, self.device)
         self.projector = VolumeProjector(geometry, self.space_size_mm, self.space_center_mm, cfg.root_net.bins,
-                                         cfg.pose_net.cube_size_mm, cfg.pose_net.bins)
+                                         cfg.pose_net.cube_size_mm, cfg.pose_net.bins, compile=self.compiled)
         model = model.eval()
         self.model = model
         W, H = b.image_size
@@ -155,6 +178,9 @@ class InferenceRuntime:
             self.stages["root_net"](self._root_buf)
             for slots in sorted({self.people_slots(p) for p in range(1, self.max_people + 1)}):
                 self.stages["pose_net"](self._pose_buf[:slots])
+            center = torch.tensor([self.space_center_mm], dtype=torch.float32, device=self.device)
+            for people in (1, 2, 3):  # the compiled projection: P=1 and P>1 are separate graphs
+                self.projector.cube_sampling(center.repeat(people, 1))  # contiguous, like live centres
 
     def _views_mask(self, views_present: Sequence[bool] | np.ndarray | torch.Tensor | None) -> torch.Tensor | None:
         if views_present is None:
@@ -179,8 +205,9 @@ class InferenceRuntime:
             hm[idx] = self.stages["backbone"](images[idx])
         return hm
 
-    def from_heatmaps(self, heatmaps: torch.Tensor, views_present=None, timer: _Timer | None = None) -> FrameOutput:
-        """Run the 3D part on one frame's heatmaps (V,J,h,w)."""
+    @torch.inference_mode()
+    def root_stage(self, heatmaps: torch.Tensor, views_present=None, timer: _Timer | None = None) -> RootStageOutput:
+        """Root volume, root net and proposals of one frame's heatmaps (V,J,h,w)."""
         timer = timer or _Timer(self.device)
         cfg = self.config
         heatmaps = heatmaps.to(self.device, torch.float32)
@@ -194,8 +221,21 @@ class InferenceRuntime:
         timer.lap("root_net")
         proposals = extract_proposals(root_cube, self.space_size_mm, self.space_center_mm, self.max_people,
                                       cfg.root_net.threshold, cfg.root_net.nms_kernel)[0]  # (K,5)
-        valid = torch.nonzero(proposals[:, 3] >= 0).flatten()
         timer.lap("proposals")
+        return RootStageOutput(heatmaps, present, proposals, root_cube[0], timer)
+
+    @torch.inference_mode()
+    def pose_stage(self, root: RootStageOutput) -> FrameOutput:
+        """Person cubes, pose net and soft-argmax of the valid proposals of one frame.
+
+        Separate from :meth:`root_stage` so a live worker can run the two stages of consecutive
+        frames on two threads (each stage's buffers are only touched by its own stage).
+        """
+        cfg = self.config
+        timer = root.timer
+        timer.restart()
+        proposals, heatmaps, present = root.proposals, root.heatmaps, root.present
+        valid = torch.nonzero(proposals[:, 3] >= 0).flatten()
         K, J = self.max_people, cfg.num_joints
         candidates = torch.zeros((K, J, 5), dtype=torch.float32, device=self.device)
         candidates[:, :, 3:5] = proposals[:, None, 3:5]
@@ -213,14 +253,25 @@ class InferenceRuntime:
             joints = soft_argmax(volumes, centers, self.projector.cube_axes, cfg.pose_net.beta)  # (P,J,3)
             candidates[valid, :, 0:3] = joints
             timer.lap("soft_argmax")
-        return FrameOutput(candidates.cpu(), proposals.cpu(), heatmaps, root_cube[0], timer.times)
+        return FrameOutput(candidates.cpu(), proposals.cpu(), heatmaps, root.root_cube, timer.times)
 
-    def from_images(self, images: Sequence[np.ndarray] | np.ndarray, views_present=None) -> FrameOutput:
-        """Run the whole frame on (V,H0,W0,3) uint8 images (BGR unless ``bgr=False``)."""
+    def from_heatmaps(self, heatmaps: torch.Tensor, views_present=None, timer: _Timer | None = None) -> FrameOutput:
+        """Run the 3D part on one frame's heatmaps (V,J,h,w)."""
+        return self.pose_stage(self.root_stage(heatmaps, views_present, timer))
+
+    @torch.inference_mode()
+    def images_root_stage(self, images: Sequence[np.ndarray] | np.ndarray, views_present=None) -> RootStageOutput:
+        """Preprocess, backbone and root stage of (V,H0,W0,3) uint8 images (BGR unless ``bgr=False``).
+
+        The images are no longer read once this returns (a zero-copy frame buffer may be reused)."""
         timer = _Timer(self.device)
         present = self._views_mask(views_present)
         x = self.preprocessor(images)
         timer.lap("preprocess")
         heatmaps = self.heatmaps(x, present)
         timer.lap("backbone")
-        return self.from_heatmaps(heatmaps, present, timer)
+        return self.root_stage(heatmaps, present, timer)
+
+    def from_images(self, images: Sequence[np.ndarray] | np.ndarray, views_present=None) -> FrameOutput:
+        """Run the whole frame on (V,H0,W0,3) uint8 images (BGR unless ``bgr=False``)."""
+        return self.pose_stage(self.images_root_stage(images, views_present))
