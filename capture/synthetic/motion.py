@@ -382,11 +382,13 @@ class MotionModel:
     Args:
         settings: simulation parameters.
         seed: random seed (same seed, same motion at every frame rate).
-        chunk_steps: simulation steps per cached chunk.
+        chunk_steps: simulation steps per cached chunk. A live source simulates a chunk in one go
+            when playback reaches it: 500 steps (10 s at 50 Hz) stalled the frame that crossed it
+            by ~170 ms on one core, 50 steps by ~40 ms (the motion is identical either way).
         max_cached_chunks: chunks kept in memory (older ones are re-simulated on demand).
     """
 
-    def __init__(self, settings: MotionSettings, seed: int, chunk_steps: int = 500, max_cached_chunks: int = 16) -> None:
+    def __init__(self, settings: MotionSettings, seed: int, chunk_steps: int = 50, max_cached_chunks: int = 160) -> None:
         self.settings = settings
         self.seed = int(seed)
         self.chunk_steps = int(chunk_steps)
