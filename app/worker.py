@@ -84,6 +84,9 @@ class InferenceWorker:
         self._index = {name: i for i, name in enumerate(rig.names)}
         self._blank = [np.zeros((c.height, c.width, 3), np.uint8) for c in rig]
         self._seq = 0
+        self._truth_primed = truth is None
+        if truth is not None:
+            import scipy.optimize  # noqa: F401 - imported now rather than on the first frame (~0.3 s)
 
     def _images(self, fs: FrameSet) -> tuple[list[np.ndarray], np.ndarray, list[int]]:
         images = list(self._blank)
@@ -102,8 +105,16 @@ class InferenceWorker:
             frame_indices.append(view.frame_index)
         return images, present, frame_indices
 
-    def process(self, fs: FrameSet) -> Poses | None:
-        """Poses message of one frameset, or None if it was dropped (stale, bad, too few views)."""
+    def begin(self, fs: FrameSet) -> "StartedFrame | None":
+        """First half of :meth:`process`: checks and the predictor's root stage (the frameset's
+        buffers are not read after it returns). None if the set was dropped (stale, bad, too few
+        views, or a zero-copy buffer reused while it was read)."""
+        if not self._truth_primed and fs.views:
+            # The synthetic truth simulates the world up to the stream's frame once (seconds when
+            # the capture has run through a long warm-up); done here, that set is then dropped as
+            # stale instead of holding the frames behind it.
+            self._truth_primed = True
+            self.truth(int(fs.views[0].frame_index))
         t_arrive = now_ns()
         if (t_arrive - fs.t_ref_ns) / 1e6 > self.max_age_ms:
             self.stats.stale += 1
@@ -118,16 +129,26 @@ class InferenceWorker:
             self.stats.too_few_views += 1
             return None
         t0 = time.perf_counter()
-        pred = self.predictor.predict_images(images, present if not present.all() else None)
+        started = self.predictor.start_images(images, present if not present.all() else None)
         if not all(fs.still_valid(i) for i in range(len(fs.views))):
             self.stats.overwritten += 1  # a zero-copy shm view was reused while we read it
             return None
+        return StartedFrame(fs.seq, fs.t_ref_ns, tuple(fs.missing), present, frame_indices, started,
+                            (time.perf_counter() - t0) * 1e3, (t_arrive - fs.t_ref_ns) / 1e6, now_ns())
+
+    def complete(self, frame: "StartedFrame") -> Poses:
+        """Second half of :meth:`process`: pose stage, tracking and the ``poses`` message."""
+        t0 = time.perf_counter()
+        handoff_ms = (now_ns() - frame.t_begun_ns) / 1e6
+        pred = self.predictor.finish(frame.started)
         timings = {k: round(float(v), 3) for k, v in pred.timings_ms.items()}
-        timings["inference_total"] = round((time.perf_counter() - t0) * 1e3, 3)
+        timings["frame_age"] = round(frame.age_ms, 3)  # capture timestamp -> taken by the worker
+        timings["handoff_wait"] = round(handoff_ms, 3)  # root stage done -> pose stage started
+        timings["inference_total"] = round(frame.begin_ms + (time.perf_counter() - t0) * 1e3, 3)
         poses_mm, scores = pred.poses_mm, pred.scores
         t1 = time.perf_counter()
         if self.tracker is not None:
-            tracked = self.tracker.update(poses_mm, scores, fs.t_ref_ns / 1e9)
+            tracked = self.tracker.update(poses_mm, scores, frame.t_ref_ns / 1e9)
             ids, poses_mm = tracked.track_ids, tracked.poses_mm
         else:
             ids = np.full(len(poses_mm), -1, dtype=np.int64)
@@ -136,9 +157,10 @@ class InferenceWorker:
         layout = np.zeros((len(poses_mm), J, 4), dtype=np.float32)
         layout[..., :3] = poses_mm
         layout[..., 3] = np.asarray(scores, dtype=np.float32)[:, None]
-        extra = {"views_present": int(present.sum()), "missing": list(fs.missing)}
-        if self.truth is not None and frame_indices:
-            _, truth_mm = self.truth(int(np.median(frame_indices)))
+        present = frame.present
+        extra = {"views_present": int(present.sum()), "missing": list(frame.missing)}
+        if self.truth is not None and frame.frame_indices:
+            _, truth_mm = self.truth(int(np.median(frame.frame_indices)))
             err, matched = mpjpe_to_truth(np.asarray(poses_mm, dtype=np.float64), truth_mm)
             extra["truth_people"] = int(np.isfinite(truth_mm).all(axis=(1, 2)).sum()) if len(truth_mm) else 0
             extra["matched"] = matched
@@ -147,13 +169,98 @@ class InferenceWorker:
                 self.stats.mpjpe_mm.append(err)
         t_pub = now_ns()
         self.stats.processed += 1
-        self.stats.latency_ms.append((t_pub - fs.t_ref_ns) / 1e6)
-        msg = Poses(rig=self.rig_name, seq=self._seq, frameset_seq=fs.seq, t_capture_ns=fs.t_ref_ns,
+        self.stats.latency_ms.append((t_pub - frame.t_ref_ns) / 1e6)
+        msg = Poses(rig=self.rig_name, seq=self._seq, frameset_seq=frame.seq, t_capture_ns=frame.t_ref_ns,
                     t_publish_ns=t_pub, skeleton_name=pred.skeleton.name, joints=tuple(pred.skeleton.joints),
                     edges=tuple(tuple(e) for e in pred.skeleton.edges), poses=layout,
                     track_ids=np.asarray(ids, dtype=np.int64), timings_ms=timings, extra=extra)
         self._seq += 1
         return msg
+
+    def process(self, fs: FrameSet) -> Poses | None:
+        """Poses message of one frameset, or None if it was dropped (stale, bad, too few views)."""
+        frame = self.begin(fs)
+        return None if frame is None else self.complete(frame)
+
+
+@dataclass
+class StartedFrame:
+    """A frameset between :meth:`InferenceWorker.begin` and :meth:`InferenceWorker.complete`."""
+
+    seq: int
+    t_ref_ns: int
+    missing: tuple
+    present: np.ndarray  # (V,) bool in rig order
+    frame_indices: list
+    started: object  # the predictor's root-stage output
+    begin_ms: float  # compute time of the first half
+    age_ms: float  # capture timestamp -> taken by the worker
+    t_begun_ns: int  # when the first half ended
+
+
+class PosePipeline:
+    """Runs :meth:`InferenceWorker.complete` (and the publish) on a second thread, so the root
+    stage of frame t+1 overlaps the pose stage of frame t (both stages use one core each on a
+    2-core CPU; the handoff holds one frame, so latency stays bounded).
+
+    Args:
+        worker: the per-frameset logic.
+        publish: called with each ``poses`` message, on the pipeline thread only.
+    """
+
+    def __init__(self, worker: InferenceWorker, publish: Callable[[Poses], None]) -> None:
+        import queue
+        import threading
+
+        self.worker = worker
+        self.publish = publish
+        self._queue: "queue.Queue[StartedFrame | None]" = queue.Queue(maxsize=1)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="pose-stage", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            frame = self._queue.get()
+            if frame is None:
+                return
+            try:
+                self.publish(self.worker.complete(frame))
+            except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
+                self._error = exc
+                return
+
+    def check(self) -> None:
+        """Re-raise a failure of the pose-stage thread on the calling thread."""
+        if self._error is not None:
+            raise RuntimeError(f"pose stage failed: {type(self._error).__name__}: {self._error}") from self._error
+
+    def submit(self, frame: StartedFrame, should_stop: Callable[[], bool] = lambda: False) -> None:
+        """Hand one started frame over; waits while the previous one is still in the pose stage."""
+        import queue
+
+        while True:
+            self.check()
+            try:
+                self._queue.put(frame, timeout=0.1)
+                return
+            except queue.Full:
+                if should_stop():
+                    return
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Finish the frame in flight and stop the thread; re-raises its failure."""
+        import queue
+
+        deadline = time.monotonic() + timeout_s
+        while self._thread.is_alive() and time.monotonic() < deadline:
+            try:
+                self._queue.put(None, timeout=0.1)
+                break
+            except queue.Full:
+                continue
+        self._thread.join(max(0.0, deadline - time.monotonic()))
+        self.check()
 
 
 def synthetic_truth(rig) -> TruthFn | None:
@@ -188,8 +295,9 @@ def inference_child(name: str, status_endpoint: str, *, rig_path: str, rig_overr
 
     cfg = from_dict(WorkerConfig, worker)
     with ChildContext(name, status_endpoint) as ctx:
-        if cfg.threads > 0:
-            torch.set_num_threads(cfg.threads)
+        threads = cfg.threads or (1 if cfg.pipeline else 0)  # pipelined: one core per stage
+        if threads > 0:
+            torch.set_num_threads(threads)
         rig = load_rig(rig_path, rig_overrides)
         model = cfg.model.split(",") if "," in cfg.model else cfg.model
 
@@ -217,20 +325,33 @@ def inference_child(name: str, status_endpoint: str, *, rig_path: str, rig_overr
                                max_age_ms=cfg.max_age_ms, min_views=cfg.min_views)
         with Subscriber(frames_endpoint, [f"frames/{rig.name}".encode()], hwm=2) as sub, \
                 Publisher(poses_endpoint, hwm=4) as pub:
+            pipeline = PosePipeline(work, pub.send) if cfg.pipeline else None
             ctx.report("ready")
             t_last, n_last = time.monotonic(), 0
             fps = 0.0
-            while not ctx.stopping:
-                msg = sub.recv_latest(timeout_ms=100)
-                if isinstance(msg, FrameSet):
-                    out = work.process(msg)
-                    if out is not None:
-                        pub.send(out)
-                now = time.monotonic()
-                if now - t_last >= 1.0:
-                    fps = (work.stats.processed - n_last) / (now - t_last)
-                    t_last, n_last = now, work.stats.processed
-                lat = float(np.median(work.stats.latency_ms)) if work.stats.latency_ms else 0.0
-                ctx.heartbeat(fps=fps, latency_ms=lat,
-                              dropped=work.stats.stale + work.stats.overwritten + sub.stats.skipped + sub.stats.gaps
-                              + pub.stats.dropped)
+            try:
+                while not ctx.stopping:
+                    msg = sub.recv_latest(timeout_ms=100)
+                    if isinstance(msg, FrameSet):
+                        if pipeline is None:
+                            out = work.process(msg)
+                            if out is not None:
+                                pub.send(out)
+                        else:
+                            frame = work.begin(msg)
+                            if frame is not None:
+                                pipeline.submit(frame, lambda: ctx.stopping)
+                    if pipeline is not None:
+                        pipeline.check()
+                    now = time.monotonic()
+                    if now - t_last >= 1.0:
+                        fps = (work.stats.processed - n_last) / (now - t_last)
+                        t_last, n_last = now, work.stats.processed
+                    latencies = work.stats.latency_ms.copy()  # appended to by the pose-stage thread
+                    lat = float(np.median(latencies)) if latencies else 0.0
+                    ctx.heartbeat(fps=fps, latency_ms=lat,
+                                  dropped=work.stats.stale + work.stats.overwritten + sub.stats.skipped
+                                  + sub.stats.gaps + pub.stats.dropped)
+            finally:
+                if pipeline is not None:
+                    pipeline.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.worker import InferenceWorker, mpjpe_to_truth
+from app.worker import InferenceWorker, PosePipeline, mpjpe_to_truth
 from capture.messages import FrameSet, View, decode, encode, now_ns
 from engine.api import Prediction
 from engine.tracking import PoseTracker
@@ -18,9 +18,11 @@ class FakePredictor:
         self.poses_mm = np.asarray(poses_mm, dtype=np.float32)
         self.calls = []
 
-    def predict_images(self, images, views_present=None):
+    def start_images(self, images, views_present=None):
         self.calls.append((len(images), None if views_present is None else np.asarray(views_present).copy()))
-        P = len(self.poses_mm)
+        return len(self.poses_mm)
+
+    def finish(self, P):
         return Prediction(poses_mm=self.poses_mm, scores=np.full(P, 0.9, np.float32), proposals=np.zeros((10, 5)),
                           candidates=np.zeros((10, 15, 5)), timings_ms={"backbone": 1.0, "pose_net": 2.0})
 
@@ -55,9 +57,30 @@ def test_publishes_valid_tracked_poses_with_truth_error(toy_rig):
     assert msg.extra["mpjpe_mm"] == pytest.approx(20.0 * np.sqrt(3), abs=0.05)
     assert msg.extra["matched"] == 2 and msg.extra["truth_people"] == 2
     assert set(msg.track_ids.tolist()) == {0, 1}
-    assert {"backbone", "pose_net", "tracking", "inference_total"} <= set(msg.timings_ms)
+    assert {"backbone", "pose_net", "tracking", "inference_total", "frame_age", "handoff_wait"} <= set(msg.timings_ms)
+    assert msg.timings_ms["frame_age"] >= 0.0
     back = decode(encode(msg))  # the message survives the wire
     np.testing.assert_array_equal(back.poses, msg.poses)
+
+
+def test_truth_is_primed_at_the_first_frame_and_that_slow_set_dropped(toy_rig):
+    """A synthetic truth that must first simulate up to the stream's frame (slow, once) makes
+    that one set stale; it does not delay the sets behind it."""
+    import time
+
+    calls = []
+
+    def truth(k):
+        if not calls:
+            time.sleep(0.15)  # simulating the world up to frame k
+        calls.append(k)
+        return np.array([7, 8]), _people()
+
+    worker = InferenceWorker(FakePredictor(_people()), toy_rig, "toy", truth=truth, max_age_ms=100.0)
+    assert worker.process(_frameset(toy_rig, 0, now_ns(), frame_index=900)) is None and worker.stats.stale == 1
+    assert calls == [900]
+    msg = worker.process(_frameset(toy_rig, 1, now_ns(), frame_index=901))
+    assert msg is not None and calls == [900, 901] and msg.extra["matched"] == 2
 
 
 def test_stale_framesets_are_dropped(toy_rig):
@@ -109,3 +132,72 @@ def test_real_light_model_runs_on_rig(toy_rig):
     msg = worker.process(_frameset(toy_rig, 0, now_ns()))
     assert msg is not None and msg.poses.shape[1:] == (15, 4)
     assert msg.timings_ms["backbone"] > 0 and decode(encode(msg)).seq == 0
+
+
+class _SlowWorker:
+    """complete() takes `delay_s`, records its thread, and fails on a frame named 'boom'."""
+
+    def __init__(self, delay_s=0.0):
+        import threading
+
+        self.delay_s = delay_s
+        self.threads = set()
+        self.release = threading.Event()
+        self.release.set()
+
+    def complete(self, frame):
+        import threading
+        import time
+
+        self.release.wait(5.0)
+        time.sleep(self.delay_s)
+        self.threads.add(threading.get_ident())
+        if frame == "boom":
+            raise ValueError("pose stage exploded")
+        return frame
+
+
+def test_pose_pipeline_publishes_in_order_on_its_own_thread_and_holds_one_frame():
+    import threading
+    import time
+
+    worker, published = _SlowWorker(), []
+    pipe = PosePipeline(worker, published.append)
+    worker.release.clear()  # the pose stage is stuck: one frame in it, one in the handoff, then submit waits
+    pipe.submit(0)
+    time.sleep(0.05)
+    pipe.submit(1)
+    t0 = time.monotonic()
+    done = threading.Event()
+    threading.Thread(target=lambda: (pipe.submit(2), done.set())).start()
+    assert not done.wait(0.3)  # bounded: a third frame is not queued behind a busy stage
+    worker.release.set()
+    assert done.wait(5.0) and time.monotonic() - t0 >= 0.3
+    pipe.close()
+    assert published == [0, 1, 2]
+    assert threading.get_ident() not in worker.threads and len(worker.threads) == 1
+
+
+def test_pose_pipeline_failure_reaches_the_caller():
+    pipe = PosePipeline(_SlowWorker(), lambda msg: None)
+    pipe.submit("boom")
+    with pytest.raises(RuntimeError, match="pose stage failed: ValueError: pose stage exploded"):
+        pipe.close()
+    with pytest.raises(RuntimeError, match="pose stage failed"):
+        pipe.submit(1)  # the main loop learns of it on its next frame too
+
+
+def test_submit_gives_up_when_stopping():
+    worker = _SlowWorker()
+    worker.release.clear()
+    pipe = PosePipeline(worker, lambda msg: None)
+    pipe.submit(0)
+    import time
+
+    time.sleep(0.05)
+    pipe.submit(1)
+    t0 = time.monotonic()
+    pipe.submit(2, should_stop=lambda: True)  # returns instead of waiting for the stuck stage
+    assert time.monotonic() - t0 < 1.0
+    worker.release.set()
+    pipe.close()
