@@ -263,6 +263,25 @@ class PosePipeline:
         self.check()
 
 
+def lower_thread_priority(nice: int) -> bool:
+    """Raise the calling thread's nice value by ``nice`` (Linux: per thread); False where unsupported.
+
+    In the pipelined worker the main thread runs the root stage of the *newer* frame; lowering it
+    lets the pose stage of the older frame, which is further along, finish first when the CPU is
+    short (oldest work first lowers the latency tail; measured in README "Measured here").
+    """
+    import os
+    import threading
+
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + int(nice)))
+        return True
+    except (AttributeError, OSError) as exc:  # not Linux, or not permitted
+        log.info("could not lower the root-stage thread priority: %s", exc)
+        return False
+
+
 def synthetic_truth(rig) -> TruthFn | None:
     """frame_index -> (ids, joints_mm) of the rig's synthetic world, or None if not synthetic."""
     if not all(rig.source(n).kind == "synthetic" for n in rig.names):
@@ -326,6 +345,8 @@ def inference_child(name: str, status_endpoint: str, *, rig_path: str, rig_overr
         with Subscriber(frames_endpoint, [f"frames/{rig.name}".encode()], hwm=2) as sub, \
                 Publisher(poses_endpoint, hwm=4) as pub:
             pipeline = PosePipeline(work, pub.send) if cfg.pipeline else None
+            if pipeline is not None and cfg.root_stage_nice:
+                lower_thread_priority(cfg.root_stage_nice)  # this thread runs the newer frame's root stage
             ctx.report("ready")
             t_last, n_last = time.monotonic(), 0
             fps = 0.0

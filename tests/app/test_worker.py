@@ -201,3 +201,28 @@ def test_submit_gives_up_when_stopping():
     assert time.monotonic() - t0 < 1.0
     worker.release.set()
     pipe.close()
+
+
+def test_lower_thread_priority_changes_only_the_calling_thread():
+    import os
+    import sys
+    import threading
+
+    from app.worker import lower_thread_priority
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("per-thread nice values are a Linux feature")
+    main_before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    seen = {}
+
+    def body():
+        tid = threading.get_native_id()
+        before = os.getpriority(os.PRIO_PROCESS, tid)
+        seen["ok"] = lower_thread_priority(3)
+        seen["delta"] = os.getpriority(os.PRIO_PROCESS, tid) - before
+
+    t = threading.Thread(target=body)
+    t.start()
+    t.join()
+    assert seen["ok"] and seen["delta"] == min(3, 19 - main_before)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main_before
