@@ -10,6 +10,9 @@ message with per-stage timings and, on synthetic rigs, the error against the tru
 from __future__ import annotations
 
 import logging
+import os
+import queue
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -209,9 +212,6 @@ class PosePipeline:
     """
 
     def __init__(self, worker: InferenceWorker, publish: Callable[[Poses], None]) -> None:
-        import queue
-        import threading
-
         self.worker = worker
         self.publish = publish
         self._queue: "queue.Queue[StartedFrame | None]" = queue.Queue(maxsize=1)
@@ -237,8 +237,6 @@ class PosePipeline:
 
     def submit(self, frame: StartedFrame, should_stop: Callable[[], bool] = lambda: False) -> None:
         """Hand one started frame over; waits while the previous one is still in the pose stage."""
-        import queue
-
         while True:
             self.check()
             try:
@@ -250,8 +248,6 @@ class PosePipeline:
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Finish the frame in flight and stop the thread; re-raises its failure."""
-        import queue
-
         deadline = time.monotonic() + timeout_s
         while self._thread.is_alive() and time.monotonic() < deadline:
             try:
@@ -270,9 +266,6 @@ def lower_thread_priority(nice: int) -> bool:
     lets the pose stage of the older frame, which is further along, finish first when the CPU is
     short (oldest work first lowers the latency tail; measured in README "Measured here").
     """
-    import os
-    import threading
-
     try:
         tid = threading.get_native_id()
         os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + int(nice)))
