@@ -245,6 +245,9 @@ def run(args: argparse.Namespace) -> int:
         summary = monitor.summary()
         monitor.close()
     summary["exit_codes"] = sup.exit_codes()
+    # each process's own count since it started (capture: frames lost before a set; inference:
+    # sets not turned into poses: skipped to the newest, stale, overwritten, bad)
+    summary["dropped"] = {n: c.last_status.dropped for n, c in sup.children.items() if c.last_status}
     if sup.failure:
         summary["failure"] = sup.failure
     print(json.dumps(summary))

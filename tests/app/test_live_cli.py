@@ -68,6 +68,7 @@ def test_embedded_default_runs_end_to_end(tmp_path):
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert summary["frames"] >= 1
     assert summary["exit_codes"]["capture"] == 0 and summary["exit_codes"]["exporter"] == 0
+    assert {"capture", "inference"} <= set(summary["dropped"]) and min(summary["dropped"].values()) >= 0
     lines = export.read_text().splitlines()
     assert len(lines) >= 1 and json.loads(lines[0])["joints"][2] == "mid_hip"
     assert (tmp_path / "live.resolved.yaml").exists()
