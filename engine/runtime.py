@@ -179,7 +179,7 @@ class InferenceRuntime:
             for slots in sorted({self.people_slots(p) for p in range(1, self.max_people + 1)}):
                 self.stages["pose_net"](self._pose_buf[:slots])
             center = torch.tensor([self.space_center_mm], dtype=torch.float32, device=self.device)
-            for people in (1, 2, 3):  # the compiled projection: P=1 and P>1 are separate graphs
+            for people in (1, 2):  # the compiled projection: P=1 and P>1 (dynamic) are separate graphs
                 self.projector.cube_sampling(center.repeat(people, 1))  # contiguous, like live centres
 
     def _views_mask(self, views_present: Sequence[bool] | np.ndarray | torch.Tensor | None) -> torch.Tensor | None:

@@ -226,3 +226,15 @@ def test_lower_thread_priority_changes_only_the_calling_thread():
     t.join()
     assert seen["ok"] and seen["delta"] == min(3, 19 - main_before)
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main_before
+
+
+def test_worker_pipeline_settings_are_validated_with_the_field_named():
+    from app.config import LiveConfig
+    from calib.configkit import ConfigError, load
+
+    cfg = load(LiveConfig, None, ["worker.pipeline=false", "worker.root_stage_nice=5"])
+    assert cfg.worker.pipeline is False and cfg.worker.root_stage_nice == 5
+    with pytest.raises(ConfigError, match=r"root_stage_nice.*0\.\.19"):
+        load(LiveConfig, None, ["worker.root_stage_nice=25"])
+    with pytest.raises(ConfigError, match="pipeline"):
+        load(LiveConfig, None, ["worker.pipline=false"])  # misspelt: the error suggests the real key
