@@ -7,15 +7,19 @@ dropped by the synchroniser, incomplete sets, sets published but not processed b
 subscriber), added latency (oldest view's grab timestamp -> frameset received and validated by
 the subscriber; for JPEG also -> all views decoded, for shm -> all views mapped) p50/p99, and each
 process's CPU use.
-Encodings: ``bgr8`` (31 MB of pixels per 5 x 1080p set through the socket), ``shm`` (pixels
-copied once into a shared-memory ring, a handle through the socket), ``jpeg``.
+Encodings: ``bgr8`` (31 MB of pixels per 5 x 1080p set through the socket), ``shm`` (pixels in a
+shared-memory ring, a handle through the socket), ``jpeg``. For ``shm``, ``--shm-copy`` says how
+the pixels get into the ring: ``dma`` (the camera writes into the slot it is given, as a driver
+with user buffers does; no CPU copy), ``grab`` (each frame copied into its camera's ring on its
+reader thread), ``publish`` (the whole set copied when published).
 
 Examples::
 
     python benchmarks/bench_transport.py --seconds 10                      # 5 x 1080p raw over ipc
     python benchmarks/bench_transport.py --encoding shm --seconds 10       # pixels in shared memory
+    python benchmarks/bench_transport.py --encoding shm --shm-copy dma --seconds 10   # cameras write the ring
     python benchmarks/bench_transport.py --transport tcp --encoding jpeg --seconds 10
-    python benchmarks/bench_transport.py --suite --seconds 10 --json         # both, one JSON object last
+    python benchmarks/bench_transport.py --suite --seconds 10 --json         # all modes, one JSON object last
 
 ``--json`` prints one JSON object as the last line: ``fps``, ``drops`` (whole run, start-up
 included), ``steady_drops`` (camera ticks after warm-up that did not reach the subscriber as a
@@ -26,6 +30,7 @@ and the machine load (``loadavg``).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import multiprocessing as mp
 import os
@@ -115,13 +120,21 @@ def _subscriber(endpoint: str, seconds: float, decode_jpeg: bool, latest: bool, 
 
 class _BenchCamera:
     """A live camera stand-in: at every tick of a shared 30 fps clock it 'grabs' one of a few
-    pre-generated frames, timestamped at grab (so the sync sees real per-camera jitter)."""
+    pre-generated frames, timestamped at grab (so the sync sees real per-camera jitter).
+
+    With ``dma`` it models a camera whose driver writes frames into the buffers it is given
+    (V4L2 USERPTR/DMABUF, machine-vision SDKs with user buffers): :meth:`read_into` returns the
+    shared-memory slot itself and no CPU touches the pixels. Stand-in for the DMA: a slot is
+    filled with a frame the first time the camera sees it (the ring's first pass), not again.
+    """
 
     live = True
 
-    def __init__(self, camera: str, pool: list[np.ndarray], fps: float, clock: dict, stop) -> None:
+    def __init__(self, camera: str, pool: list[np.ndarray], fps: float, clock: dict, stop, dma: bool = False) -> None:
         self.camera, self.pool, self.period_ns, self.clock, self.stop = camera, pool, int(1e9 / fps), clock, stop
+        self.dma = self.decodes_into_buffer = dma
         self.k = 0
+        self._filled: set[int] = set()
 
     def open(self) -> None:
         with self.clock["lock"]:  # the rig's shared tick clock starts when the first camera opens
@@ -144,6 +157,16 @@ class _BenchCamera:
         frame = Frame(self.camera, self.pool[self.k % len(self.pool)], time.time_ns(), self.k)
         self.k += 1
         return frame
+
+    def read_into(self, out: np.ndarray):
+        frame = self.read()
+        if frame is None or not self.dma:
+            return frame  # the reader copies the frame into the ring
+        address = out.__array_interface__["data"][0]
+        if address not in self._filled:  # the "DMA" write, once per slot
+            out[:] = self.pool[len(self._filled) % len(self.pool)]
+            self._filled.add(address)
+        return dataclasses.replace(frame, image=out)
 
 
 def run_one(*, transport: str, encoding: str, views: int, width: int, height: int, fps: float, seconds: float,
@@ -170,9 +193,11 @@ def run_one(*, transport: str, encoding: str, views: int, width: int, height: in
         raise RuntimeError("subscriber never connected")
     stop = threading.Event()
     clock = {"t0": None, "lock": threading.Lock()}
-    cams = [_BenchCamera(f"cam{v}", frames[v], fps, clock, stop) for v in range(views)]
+    cams = [_BenchCamera(f"cam{v}", frames[v], fps, clock, stop, dma=shm_copy == "dma") for v in range(views)]
+    at_grab = encoding == "shm" and shm_copy in ("grab", "dma")
     live = LiveRig(cams, tolerance_ms=500.0 / fps, deadline_ms=100.0,
-                   shm_segment=f"selfpose3d-bench-{os.getpid()}" if encoding == "shm" and shm_copy == "grab" else None)
+                   shm_segment=f"selfpose3d-bench-{os.getpid()}" if at_grab else None,
+                   frame_shapes={c.camera: (height, width, 3) for c in cams})
     proc = CaptureProcess("bench", live, pub, process="bench", encoding=encoding, jpeg_quality=jpeg_quality,
                           status_interval_s=1.0, shm_slot_bytes=width * height * 3)
     n_sets = int(round(seconds * fps)) + warmup_sets
@@ -232,23 +257,29 @@ def main(argv=None) -> int:
     parser.add_argument("--height", type=int, default=1080)
     parser.add_argument("--fps", type=float, default=30.0)
     parser.add_argument("--suite", action="store_true",
-                        help="run shm/ipc, bgr8/ipc, jpeg/tcp, jpeg/tcp decoded at half size")
+                        help="run shm/ipc (each --shm-copy mode), bgr8/ipc, jpeg/tcp, jpeg/tcp decoded at half size")
     parser.add_argument("--consumer", choices=("latest", "every"), default="latest",
                         help="subscriber drains to the newest set (live path) or reads every set")
-    parser.add_argument("--shm-copy", choices=("grab", "publish"), default="grab",
-                        help="shm: copy into shared memory on each camera's thread at grab, or when publishing")
+    parser.add_argument("--shm-copy", choices=("dma", "grab", "publish"), default="grab",
+                        help="shm: the camera writes into its shared-memory ring itself (dma: no CPU copy), "
+                             "each frame is copied into the ring on its camera's thread at grab, or the set "
+                             "is copied when published")
     parser.add_argument("--reduce", type=int, choices=(1, 2, 4, 8), default=1,
                         help="JPEG: decode at 1/N resolution (the network input is ~half of 1080p)")
     parser.add_argument("--json", action="store_true", help="print one JSON object last")
     args = parser.parse_args(argv)
-    configs = ([("ipc", "shm", 1), ("ipc", "bgr8", 1), ("tcp", "jpeg", 1), ("tcp", "jpeg", 2)] if args.suite
-               else [(args.transport, args.encoding, args.reduce)])
+    if args.suite:  # the --shm-copy mode first (its numbers head the summary), then the others
+        shm_modes = [args.shm_copy] + [m for m in ("dma", "grab", "publish") if m != args.shm_copy]
+        configs = [("ipc", "shm", 1, m) for m in shm_modes] + [("ipc", "bgr8", 1, None), ("tcp", "jpeg", 1, None),
+                                                              ("tcp", "jpeg", 2, None)]
+    else:
+        configs = [(args.transport, args.encoding, args.reduce, args.shm_copy)]
     runs = []
-    for transport, encoding, reduce in configs:
+    for transport, encoding, reduce, shm_copy in configs:
         load_before = os.getloadavg()
         r = run_one(transport=transport, encoding=encoding, views=args.views, width=args.width, height=args.height,
                     fps=args.fps, seconds=args.seconds, latest=args.consumer == "latest", reduce=reduce,
-                    shm_copy=args.shm_copy)
+                    shm_copy=shm_copy or "publish")
         r["loadavg_before"] = [round(x, 2) for x in load_before]
         r["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
         runs.append(r)

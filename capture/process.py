@@ -32,22 +32,25 @@ class LiveRig:
         tolerance_ms, deadline_ms, min_views: synchroniser settings.
         failure_budget, backoff_s, lossless: reader settings (see :class:`ThreadedReader`);
             ``lossless`` suits media read as fast as possible (every frame is delivered).
-        shm_segment: if given, each camera's reader copies its frames into its own shared-memory
-            ring ``<shm_segment>-<camera>`` at grab (for the ``shm`` encoding).
+        shm_segment: if given, each camera's frames go into its own shared-memory ring
+            ``<shm_segment>-<camera>`` on its reader thread (for the ``shm`` encoding): sources
+            that can decode into a buffer write there directly, others are copied at grab.
+        frame_shapes: camera -> ``(H,W,3)`` where known, so the rings exist before the first frame.
     """
 
     def __init__(self, sources: Sequence[Source], *, tolerance_ms: float, deadline_ms: float, min_views: int = 1,
                  failure_budget: int = 3, backoff_s: tuple[float, float] = (0.5, 8.0), lossless: bool = False,
-                 shm_segment: str | None = None) -> None:
+                 shm_segment: str | None = None, frame_shapes: dict[str, tuple[int, int, int]] | None = None) -> None:
         self.cameras = [s.camera for s in sources]
         self._notify = threading.Event()
-        self._copiers = []
+        self.rings = []
         if shm_segment is not None:
-            from capture.shm import ShmFrameCopier
+            from capture.shm import ShmFrameRing
 
-            self._copiers = [ShmFrameCopier(f"{shm_segment}-{s.camera}") for s in sources]
+            shapes = frame_shapes or {}
+            self.rings = [ShmFrameRing(f"{shm_segment}-{s.camera}", shape=shapes.get(s.camera)) for s in sources]
         self.readers = [ThreadedReader(s, failure_budget=failure_budget, backoff_s=backoff_s, notify=self._notify,
-                                       lossless=lossless, on_frame=self._copiers[i] if self._copiers else None)
+                                       lossless=lossless, ring=self.rings[i] if self.rings else None)
                         for i, s in enumerate(sources)]
         self.sync = FrameSynchronizer(self.cameras, tolerance_ms=tolerance_ms, deadline_ms=deadline_ms,
                                       min_views=min_views)
@@ -64,9 +67,9 @@ class LiveRig:
             r.request_stop()  # signal all first, then wait: bounded total time
         end = time.monotonic() + timeout_s
         stopped = [r.stop(max(0.0, end - time.monotonic())) for r in self.readers]
-        for copier, ok in zip(self._copiers, stopped):
+        for ring, ok in zip(self.rings, stopped):
             if ok:  # a reader stuck in read() may still write: leave its ring alone
-                copier.close()
+                ring.close()
 
     def poll(self, timeout_s: float = 0.005) -> list[SyncedSet]:
         """Wait up to ``timeout_s`` for new frames; return the sets that became ready."""
@@ -229,7 +232,8 @@ class CaptureProcess:
         now = time.monotonic()
         dt = now - self._last_status if self._last_status else 0.0
         fps = (self.report.sets - self._sets_at_status) / dt if dt > 0 else 0.0
-        lat = float(np.median(self._recent_lat)) if self._recent_lat else 0.0
+        # media read as fast as possible is stamped in media time, ahead of the wall clock: no latency
+        lat = max(0.0, float(np.median(self._recent_lat))) if self._recent_lat else 0.0
         dropped = (self.publisher.stats.dropped + self.live.sync.stats.dropped_frames + self.live.overwritten)
         states = self.live.camera_states()
         return Status(process=self.process, state=state, t_ns=now_ns(), fps=fps, latency_ms=lat, dropped=dropped,
@@ -324,17 +328,30 @@ def build_capture(rig, config, *, stop: threading.Event, num_frames: int | None 
     sources = build_sources(rig, cameras, stop=stop, realtime=config.realtime, num_frames=num_frames)
     fps = config.fps or rig_fps(rig, cameras)
     tolerance = config.sync.tolerance_ms or 500.0 / fps
-    # shm: the set is copied into the ring when published. Copying at grab on the reader threads
-    # (LiveRig(shm_segment=...)) gave lower p50 but more incomplete sets under CPU contention.
+    # shm: when every source decodes straight into a buffer (devices, streams, video files), each
+    # camera's frames land in its own ring on its reader thread: no pixel copy at all. Otherwise the
+    # set is copied into the process's ring when published (copying at grab on the reader threads
+    # gave lower p50 but more incomplete sets under CPU contention).
+    rings = config.stream.encoding == "shm" and all(s.decodes_into_buffer for s in sources)
     live = LiveRig(sources, tolerance_ms=tolerance, deadline_ms=config.sync.deadline_ms,
                    min_views=min(config.sync.min_views, len(cameras)), failure_budget=config.failure_budget,
-                   backoff_s=config.backoff_s, lossless=config.realtime is False)
+                   backoff_s=config.backoff_s, lossless=not _paced(rig, cameras, config.realtime),
+                   shm_segment=f"selfpose3d-{rig.name}" if rings else None,
+                   frame_shapes={c: (rig.cameras[c].height, rig.cameras[c].width, 3) for c in cameras})
     pub = Publisher(config.stream.endpoint, hwm=config.stream.hwm, allow_remote=config.stream.allow_remote)
     slot = max(rig.cameras[c].width * rig.cameras[c].height * 3 for c in cameras)
     proc = CaptureProcess(rig.name, live, pub, process=config.process or f"capture-{rig.name}",
                           encoding=config.stream.encoding, jpeg_quality=config.stream.jpeg_quality,
                           status_interval_s=config.status_interval_s, shm_slot_bytes=slot)
     return proc, pub
+
+
+def _paced(rig, cameras: Sequence[str], realtime: bool | None) -> bool:
+    """False when the capture reads media as fast as possible (the override, or every camera's
+    rig entry, says ``realtime: false``): its readers must then deliver every frame."""
+    if realtime is not None:
+        return realtime
+    return not all(rig.source(c).kind not in ("device", "stream") and not rig.source(c).realtime for c in cameras)
 
 
 def rig_fps(rig, cameras: Sequence[str]) -> float:

@@ -70,17 +70,27 @@ class ShmWriter:
         self._gen = np.ndarray((self.slots,), np.uint64, buffer=self._mm)
         self._data = np.ndarray((self.slots, self.slot_bytes), np.uint8, buffer=self._mm, offset=self.header_bytes)
 
+    def begin(self, seq: int, view: int, nbytes: int) -> np.ndarray:
+        """The slot of (seq, view) as ``nbytes`` writable bytes, marked "being written" (readers
+        reject it) until :meth:`end`."""
+        if nbytes > self.slot_bytes:
+            raise ShmError(f"{self.segment}: a {nbytes}-byte view exceeds the slot size {self.slot_bytes}")
+        slot = (seq % self.ring) * self.views + view
+        self._gen[slot] = 2 * seq + 1  # odd: being written
+        return self._data[slot, :nbytes]
+
+    def end(self, seq: int, view: int) -> tuple[int, int, int]:
+        """Publish the slot of (seq, view); returns its handle (slot, offset, generation)."""
+        slot = (seq % self.ring) * self.views + view
+        generation = 2 * seq + 2
+        self._gen[slot] = generation
+        return slot, self.header_bytes + slot * self.slot_bytes, generation
+
     def write(self, seq: int, view: int, image: np.ndarray) -> tuple[int, int, int]:
         """Copy ``image`` into the slot of (seq, view); returns the handle (slot, offset, generation)."""
         flat = np.ascontiguousarray(image).reshape(-1)
-        if flat.nbytes > self.slot_bytes:
-            raise ShmError(f"{self.segment}: a {flat.nbytes}-byte view exceeds the slot size {self.slot_bytes}")
-        slot = (seq % self.ring) * self.views + view
-        generation = 2 * seq + 2
-        self._gen[slot] = generation - 1  # odd: being written
-        self._data[slot, : flat.nbytes] = flat
-        self._gen[slot] = generation
-        return slot, self.header_bytes + slot * self.slot_bytes, generation
+        self.begin(seq, view, flat.nbytes)[:] = flat
+        return self.end(seq, view)
 
     def close(self) -> None:
         """Unmap and remove the segment (readers that still map it keep their mapping)."""
@@ -108,35 +118,66 @@ def remove_stale_segments(prefix: str = "selfpose3d-") -> list[str]:
     return removed
 
 
-class ShmFrameCopier:
-    """Per-camera ring: copies each grabbed frame into shared memory on the camera's own thread.
+class ShmFrameRing:
+    """One camera's ring of frame slots in shared memory, filled on the camera's reader thread.
 
-    Used as :class:`capture.source.ThreadedReader`'s ``on_frame``; the frame comes back with its
-    ``shm`` handle set, so publishing the frameset later costs no copy on the critical path.
-    The ring is (re)created at the first frame and whenever a larger frame arrives.
+    :class:`capture.source.ThreadedReader` asks for the next slot (:meth:`next_buffer`) and hands
+    it to :meth:`capture.source.Source.read_into`: a source that can decode straight into a
+    buffer (OpenCV devices, streams and video files) writes its pixels there, so the frame reaches
+    shared memory with no copy at all; any other source returns its own image and :meth:`commit`
+    copies it in. Either way the frame comes back with its ``shm`` handle set, and publishing the
+    set costs no pixel copy on the critical path.
 
     Args:
-        segment: base segment name (the camera's ring is ``<segment>-<n>``).
-        ring: frames kept per camera before a slot is reused.
+        segment: segment name stem (the ring is ``<segment>-<n>``, n counting re-creations).
+        ring: frames kept before a slot is reused (a consumer may lag ``ring`` frames).
+        shape: ``(H,W,3)`` frame shape if known: the ring is created (and its pages faulted in)
+            now instead of at the first frame, so the first frames are not delayed.
     """
 
-    def __init__(self, segment: str, ring: int = 8) -> None:
+    def __init__(self, segment: str, ring: int = 8, shape: tuple[int, int, int] | None = None) -> None:
         self.segment = segment
         self.ring = ring
+        self.in_place = 0  # frames the source wrote straight into a slot
+        self.copied = 0  # frames copied into a slot
         self._writer: ShmWriter | None = None
+        self._shape: tuple[int, int, int] | None = None
         self._count = 0
-        self._n = 0
+        self._n = 0  # index of the frame being written
+        if shape is not None:
+            self._create(tuple(int(x) for x in shape))
 
-    def __call__(self, frame):
+    def _create(self, shape: tuple[int, int, int]) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        self._count += 1
+        nbytes = shape[0] * shape[1] * shape[2]
+        self._writer = ShmWriter(f"{self.segment}-{self._count}", views=1, slot_bytes=nbytes, ring=self.ring)
+        self._shape = shape
+
+    def next_buffer(self) -> np.ndarray | None:
+        """Writable ``(H,W,3)`` view of the next slot (marked "being written"), or None before
+        the frame shape is known. Asking again without :meth:`commit` returns the same slot."""
+        if self._writer is None:
+            return None
+        nbytes = self._shape[0] * self._shape[1] * self._shape[2]
+        return self._writer.begin(self._n, 0, nbytes).reshape(self._shape)
+
+    def commit(self, frame, buffer: np.ndarray | None):
+        """The frame with its ``shm`` handle, its pixels in the slot (copied there unless the
+        source decoded into ``buffer``)."""
         import dataclasses
 
-        img = np.ascontiguousarray(frame.image)
-        if self._writer is None or img.nbytes > self._writer.slot_bytes:
-            if self._writer is not None:
-                self._writer.close()
-            self._count += 1
-            self._writer = ShmWriter(f"{self.segment}-{self._count}", views=1, slot_bytes=img.nbytes, ring=self.ring)
-        slot, offset, generation = self._writer.write(self._n, 0, img)
+        img = frame.image
+        if buffer is not None and _same_array(img, buffer):
+            self.in_place += 1
+            slot, offset, generation = self._writer.end(self._n, 0)
+        else:
+            img = np.ascontiguousarray(img)
+            if self._writer is None or img.shape != self._shape:
+                self._create(img.shape)  # first frame, or the camera changed its resolution
+            self.copied += 1
+            slot, offset, generation = self._writer.write(self._n, 0, img)
         self._n += 1
         return dataclasses.replace(frame, shm=(self._writer.segment, slot, offset, generation))
 
@@ -144,6 +185,12 @@ class ShmFrameCopier:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+def _same_array(a: np.ndarray, b: np.ndarray) -> bool:
+    """True if ``a`` is exactly the memory of ``b`` (same start, shape and strides)."""
+    return (a.shape == b.shape and a.strides == b.strides and a.dtype == b.dtype
+            and a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
 
 
 class _Segment:
@@ -165,9 +212,13 @@ def _segment(name: str) -> _Segment:
         try:
             ino = os.stat(path).st_ino
         except FileNotFoundError:
+            if seg is not None:  # the publisher exited: its last sets stay readable through our mapping
+                return seg
             raise ShmError(f"shared-memory segment {path} does not exist (publisher gone, or not on this "
                            "host: use encoding bgr8/jpeg across hosts)") from None
-        if seg is None or seg.ino != ino:  # a restarted publisher recreates the file
+        if seg is None or seg.ino != ino:  # a new segment, or a restarted publisher recreated the file
+            for gone in [n for n in _segments if n != name and not (SHM_DIR / n).exists()]:
+                del _segments[gone]  # unmap segments whose publisher has gone (bounded memory)
             seg = _segments[name] = _Segment(path)
         return seg
 

@@ -24,7 +24,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Callable
+from typing import Protocol
 
 import numpy as np
 
@@ -55,6 +55,14 @@ class Frame:
     shm: tuple[str, int, int, int] | None = None
 
 
+class FrameRing(Protocol):
+    """Per-camera frame buffers a reader fills (see :class:`capture.shm.ShmFrameRing`)."""
+
+    def next_buffer(self) -> np.ndarray | None: ...
+
+    def commit(self, frame: Frame, buffer: np.ndarray | None) -> Frame: ...
+
+
 class Source(ABC):
     """A camera-like producer of frames.
 
@@ -66,6 +74,8 @@ class Source(ABC):
     camera: str = ""
     #: live sources (devices, network streams) are reopened after failures; media sources are not
     live: bool = False
+    #: :meth:`read_into` writes the pixels into the given buffer (no copy needed after it)
+    decodes_into_buffer: bool = False
 
     @abstractmethod
     def open(self) -> None:
@@ -74,6 +84,13 @@ class Source(ABC):
     @abstractmethod
     def read(self) -> Frame | None:
         """Next frame (blocking), or None at the end of the stream."""
+
+    def read_into(self, out: np.ndarray) -> Frame | None:
+        """Like :meth:`read`, writing the pixels into ``out`` ((H,W,3) uint8, e.g. a shared-memory
+        slot) where the source can decode straight into a buffer; the frame's image is then
+        ``out`` itself. A frame of another shape, or a source that cannot, returns its own image
+        (the caller copies). Default: :meth:`read`."""
+        return self.read()
 
     def close(self) -> None:
         """Release resources (idempotent)."""
@@ -139,20 +156,21 @@ class ThreadedReader:
         notify: event set whenever a new frame is available (shared by a rig's readers).
         lossless: wait until the previous frame was taken instead of overwriting it (for media
             read as fast as possible, where every frame should reach the consumer).
-        on_frame: applied to each frame on the reader thread before it is offered (e.g. a copy
-            into shared memory, done per camera in parallel with the other cameras' grabs).
+        ring: where frames go on the reader thread before they are offered: a
+            :class:`capture.shm.ShmFrameRing` (the source decodes into its next slot, or the frame
+            is copied there), so each camera's write happens in parallel with the others' grabs.
     """
 
     def __init__(self, source: Source, *, failure_budget: int = 3, backoff_s: tuple[float, float] = (0.5, 8.0),
                  notify: threading.Event | None = None, lossless: bool = False,
-                 on_frame: Callable[[Frame], Frame] | None = None) -> None:
+                 ring: FrameRing | None = None) -> None:
         self.source = source
         self.camera = source.camera
         self.failure_budget = failure_budget
         self.backoff_s = backoff_s
         self.notify = notify
         self.lossless = lossless
-        self.on_frame = on_frame
+        self.ring = ring
         self.state = "starting"
         self.error = ""
         self.frames_read = 0
@@ -208,9 +226,14 @@ class ThreadedReader:
         self.stop()
 
     # ------------------------------------------------------------------ thread
+    def _read(self) -> Frame | None:
+        if self.ring is None:
+            return self.source.read()
+        out = self.ring.next_buffer()
+        frame = self.source.read() if out is None else self.source.read_into(out)
+        return None if frame is None else self.ring.commit(frame, out)
+
     def _publish(self, frame: Frame) -> None:
-        if self.on_frame is not None:
-            frame = self.on_frame(frame)
         with self._lock:
             if self.lossless:
                 while self._seq != self._taken_seq and not self._stop.is_set():
@@ -250,7 +273,7 @@ class ThreadedReader:
                 failures = 0
                 while not self._stop.is_set():
                     try:
-                        frame = self.source.read()
+                        frame = self._read()
                     except Exception as exc:  # failure budget: tolerate a few, then reopen
                         failures += 1
                         self.error = str(exc)

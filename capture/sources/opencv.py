@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+
 from capture.source import Frame, Source, SourceError
 
 
@@ -19,6 +21,7 @@ class OpenCVSource(Source):
     """
 
     live = True
+    decodes_into_buffer = True
 
     def __init__(self, camera: str, target: int | str, *, fps: float | None = None,
                  width: int | None = None, height: int | None = None, buffer_frames: int = 1) -> None:
@@ -48,12 +51,16 @@ class OpenCVSource(Source):
         self._cap = cap
 
     def read(self) -> Frame | None:
+        return self.read_into(None)
+
+    def read_into(self, out: np.ndarray | None) -> Frame | None:
+        """Grab, timestamp, then decode (into ``out`` when its shape matches the frame's)."""
         if self._cap is None:
             raise SourceError(f"camera '{self.camera}': read before open")
         if not self._cap.grab():
             raise SourceError(f"camera '{self.camera}': grab failed on {self.target!r} (device gone?)")
         t_ns = time.time_ns()  # at grab, before the (slower) decode in retrieve
-        ok, image = self._cap.retrieve()
+        ok, image = self._cap.retrieve() if out is None else self._cap.retrieve(out)
         if not ok or image is None:
             raise SourceError(f"camera '{self.camera}': retrieve failed on {self.target!r}")
         self._index += 1

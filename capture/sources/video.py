@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import numpy as np
+
 from capture.source import Frame, Pacer, Source, SourceError
 
 
@@ -20,6 +22,8 @@ class VideoFileSource(Source):
         start_ns: time of frame 0 (share one across a rig so its files line up); None: at open.
         stop: event that interrupts pacing sleeps.
     """
+
+    decodes_into_buffer = True
 
     def __init__(self, camera: str, path: str | Path, *, fps: float | None = None, loop: bool = False,
                  realtime: bool = True, start_ns: int | None = None, stop: threading.Event | None = None) -> None:
@@ -50,17 +54,24 @@ class VideoFileSource(Source):
             self._pacer = Pacer(fps, realtime=self.realtime, start_ns=self.start_ns, stop=self._stop)
 
     def read(self) -> Frame | None:
+        return self.read_into(None)
+
+    def read_into(self, out: np.ndarray | None) -> Frame | None:
+        """Next frame, decoded into ``out`` when its shape matches the video's."""
         if self._cap is None:
             raise SourceError(f"camera '{self.camera}': read before open")
-        ok, image = self._cap.read()
+        ok, image = self._decode(out)
         if not ok and self.loop and self._k > 0:
             self.open()
-            ok, image = self._cap.read()
+            ok, image = self._decode(out)
         if not ok:
             return None
         t_ns = self._pacer.wait(self._k)
         self._k += 1
         return Frame(self.camera, image, t_ns, self._k - 1)
+
+    def _decode(self, out: np.ndarray | None):
+        return self._cap.read() if out is None else self._cap.read(out)
 
     def close(self) -> None:
         if self._cap is not None:

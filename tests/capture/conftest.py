@@ -47,3 +47,22 @@ def image_rig(tmp_path, toy_rig):
         sources.append(SourceConfig(kind="images", uri=str(folder), fps=12.0, realtime=False))
     small = CameraRig(tuple(scale_intrinsics(c, 64, 48) for c in toy_rig))
     return save_rig(small, tmp_path / "rig.yaml", name="toy", sources=sources)
+
+
+@pytest.fixture
+def video_rig(tmp_path, toy_rig):
+    """A rig YAML whose 4 toy cameras read MJPG video files (6 frames each at 12 fps, 64x48)."""
+    from calib.camera import CameraRig
+    from calib.io import scale_intrinsics
+    from calib.rig_config import SourceConfig, save_rig
+
+    sources = []
+    for cam in toy_rig.names:
+        path = tmp_path / f"{cam}.avi"
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 12.0, (64, 48))
+        for k in range(6):
+            writer.write(pattern_image(k))
+        writer.release()
+        sources.append(SourceConfig(kind="file", uri=str(path), fps=12.0, realtime=False))
+    small = CameraRig(tuple(scale_intrinsics(c, 64, 48) for c in toy_rig))
+    return save_rig(small, tmp_path / "rig.yaml", name="toy", sources=sources)

@@ -61,6 +61,26 @@ def test_media_rig_publishes_complete_framesets_and_status(image_rig, ipc_endpoi
     assert result["report"].sets == 6 and result["report"].complete == 6
 
 
+def test_media_read_as_fast_as_possible_assembles_every_set(image_rig, ipc_endpoint):
+    """Media time runs ahead of the wall clock here; the status must still go out (it once failed
+    validation with a negative latency and stopped the capture at its first set)."""
+    from calib.rig_config import load_rig
+
+    rig = load_rig(image_rig)  # realtime: false in the rig file
+    cfg = CaptureConfig(stream=StreamConfig(endpoint=ipc_endpoint), status_interval_s=0.05)
+    stop = threading.Event()
+    proc, pub = build_capture(rig, cfg, stop=stop)
+    with pub, Subscriber(ipc_endpoint) as sub:
+        assert pub.wait_for_subscriber(5)
+        thread, result = _run_in_thread(proc, stop)
+        sets, statuses = _collect(sub, lambda s, st: st and st[-1].state == "stopping")
+        thread.join(10)
+    report = result["report"]  # every frame assembled; the publisher drops rather than queue (hwm 2)
+    assert report.sets == report.complete == 6 and report.overwritten == 0
+    assert len(sets) + report.dropped_publish == 6 and set(s.seq for s in sets) <= set(range(6))
+    assert [st.state for st in statuses][-1] == "stopping" and all(st.latency_ms >= 0 for st in statuses)
+
+
 class _Cam(Source):
     """20 fps fake camera; ``die_after`` frames then reads fail and reopening fails."""
 

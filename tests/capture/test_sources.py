@@ -57,6 +57,19 @@ def test_video_file_media_time_loop_and_pacing(tmp_path):
         VideoFileSource("c", tmp_path / "nope.avi").open()
 
 
+def test_video_file_decodes_into_the_buffer_it_is_given(tmp_path):
+    path = tmp_path / "cam.avi"
+    _write_video(path, 4)
+    out = np.zeros((48, 64, 3), np.uint8)
+    with VideoFileSource("c", path, realtime=False, start_ns=START) as src:
+        frames = [src.read_into(out) for _ in range(2)]
+        assert all(f.image is out for f in frames) and _green(out) == 1
+        wrong = np.zeros((10, 10, 3), np.uint8)  # another size: the source returns its own image
+        other = src.read_into(wrong)
+        assert other.image.shape == (48, 64, 3) and not np.shares_memory(other.image, wrong)
+        assert _green(other.image) == 2 and src.read().frame_index == 3
+
+
 def test_image_folder_in_name_order(tmp_path):
     for k in (3, 1, 2):
         cv2.imwrite(str(tmp_path / f"img_{k:03d}.png"), _pattern(k))
