@@ -77,7 +77,7 @@ def _subscriber(endpoint: str, seconds: float, decode_jpeg: bool, latest: bool, 
     from capture.bus import Subscriber
     from capture.messages import FrameSet, MessageError, now_ns
 
-    lat_recv, lat_dec, seqs, refs = [], [], [], []
+    lat_recv, lat_dec, seqs, refs, skews, hops = [], [], [], [], [], []
     stale = 0
     with Subscriber(endpoint, [b"frames/"], hwm=4) as sub:
         ready.set()
@@ -94,6 +94,8 @@ def _subscriber(endpoint: str, seconds: float, decode_jpeg: bool, latest: bool, 
                 continue
             t = now_ns()
             lat_recv.append((t - msg.t_ref_ns) / 1e6)
+            skews.append(msg.skew_ms)
+            hops.append((t - msg.t_pub_ns) / 1e6)
             if msg.views[0].encoding == "shm":  # map every view (zero-copy) and check it is current
                 try:
                     for i in range(len(msg.views)):
@@ -113,9 +115,13 @@ def _subscriber(endpoint: str, seconds: float, decode_jpeg: bool, latest: bool, 
             last_t = time.monotonic()
         cpu = _cpu_s() - cpu0
         active = (last_t - first_t) if first_t and last_t else 0.0
-        results.put({"lat_recv": lat_recv, "lat_dec": lat_dec, "seqs": seqs, "gaps": sub.stats.gaps,
+        results.put({"lat_recv": lat_recv, "lat_dec": lat_dec, "skews": skews, "hops": hops, "seqs": seqs, "gaps": sub.stats.gaps,
                      "skipped": sub.stats.skipped, "refs": refs,
                      "bad": sub.stats.bad, "cpu_s": cpu, "active_s": active, "stale": stale})
+
+
+def _pct(values, q: float) -> float | None:
+    return round(float(np.percentile(values, q)), 2) if len(values) else None
 
 
 class _BenchCamera:
@@ -235,6 +241,8 @@ def run_one(*, transport: str, encoding: str, views: int, width: int, height: in
         "p50_ms": round(float(np.percentile(lat, 50)), 2) if lat.size else None,
         "p99_ms": round(float(np.percentile(lat, 99)), 2) if lat.size else None,
         "max_ms": round(float(lat.max()), 2) if lat.size else None,
+        "grab_skew_p50_ms": _pct(sub["skews"][warmup_sets:], 50), "grab_skew_p99_ms": _pct(sub["skews"][warmup_sets:], 99),
+        "socket_hop_p50_ms": _pct(sub["hops"][warmup_sets:], 50), "socket_hop_p99_ms": _pct(sub["hops"][warmup_sets:], 99),
         "published_p50_ms": round(float(np.nanpercentile(pub_lat, 50)), 2),
         "published_p99_ms": round(float(np.nanpercentile(pub_lat, 99)), 2),
         "cpu_publisher_pct": round(100 * pub_cpu / pub_wall, 1),

@@ -253,7 +253,8 @@ class SyntheticWorld:
             inside = (z > near) & (uv[..., 0] >= 0) & (uv[..., 0] <= cam.width - 1) & (uv[..., 1] >= 0) & (uv[..., 1] <= cam.height - 1)
             in_image[v, pres] = inside
             label = labels[v] if labels is not None else self.renderer.label_image(v, scene)
-            px = np.clip(np.round(uv).astype(np.int64), 0, [cam.width - 1, cam.height - 1])
+            # joints behind the camera project to NaN: any pixel will do, ``inside`` is False there
+            px = np.clip(np.round(np.nan_to_num(uv, nan=-1.0, posinf=-1.0, neginf=-1.0)).astype(np.int64), 0, [cam.width - 1, cam.height - 1])
             lab = label[px[..., 1], px[..., 0]].astype(np.int64) - 1  # (P',15) slot, PROP_SLOT or -1
             own = lab == pres[:, None]
             visible[v, pres] = inside & own
