@@ -9,15 +9,18 @@ the subscriber; for JPEG also -> all views decoded, for shm -> all views mapped)
 process's CPU use.
 Encodings: ``bgr8`` (31 MB of pixels per 5 x 1080p set through the socket), ``shm`` (pixels in a
 shared-memory ring, a handle through the socket), ``jpeg``. For ``shm``, ``--shm-copy`` says how
-the pixels get into the ring: ``dma`` (the camera writes into the slot it is given, as a driver
-with user buffers does; no CPU copy), ``grab`` (each frame copied into its camera's ring on its
-reader thread), ``publish`` (the whole set copied when published).
+the pixels get into the ring: ``inplace`` (the camera writes into the slot it is given, as
+``OpenCVSource``/``VideoFileSource`` decode into it or a driver with user buffers DMAs into it; the
+transport copies nothing), ``grab`` (a source that returns its own image: each frame copied into
+its camera's ring on its reader thread), ``publish`` (the whole set copied when published).
+In every mode the stand-in camera's frame exists at its tick at no CPU cost (as in ``bgr8``), so
+the modes differ only in what the transport does with it.
 
 Examples::
 
     python benchmarks/bench_transport.py --seconds 10                      # 5 x 1080p raw over ipc
     python benchmarks/bench_transport.py --encoding shm --seconds 10       # pixels in shared memory
-    python benchmarks/bench_transport.py --encoding shm --shm-copy dma --seconds 10   # cameras write the ring
+    python benchmarks/bench_transport.py --encoding shm --shm-copy inplace --seconds 10   # cameras write the ring
     python benchmarks/bench_transport.py --transport tcp --encoding jpeg --seconds 10
     python benchmarks/bench_transport.py --suite --seconds 10 --json         # all modes, one JSON object last
 
@@ -128,17 +131,18 @@ class _BenchCamera:
     """A live camera stand-in: at every tick of a shared 30 fps clock it 'grabs' one of a few
     pre-generated frames, timestamped at grab (so the sync sees real per-camera jitter).
 
-    With ``dma`` it models a camera whose driver writes frames into the buffers it is given
-    (V4L2 USERPTR/DMABUF, machine-vision SDKs with user buffers): :meth:`read_into` returns the
-    shared-memory slot itself and no CPU touches the pixels. Stand-in for the DMA: a slot is
-    filled with a frame the first time the camera sees it (the ring's first pass), not again.
+    With ``in_place`` it writes into the buffer it is given, as a decoder or a driver with user
+    buffers does: :meth:`read_into` returns the shared-memory slot itself. Like the other modes'
+    frames, its pixels cost no CPU at the tick: a slot is filled with a frame the first time the
+    camera sees it (the ring's first pass), not again.
     """
 
     live = True
 
-    def __init__(self, camera: str, pool: list[np.ndarray], fps: float, clock: dict, stop, dma: bool = False) -> None:
+    def __init__(self, camera: str, pool: list[np.ndarray], fps: float, clock: dict, stop,
+                 in_place: bool = False) -> None:
         self.camera, self.pool, self.period_ns, self.clock, self.stop = camera, pool, int(1e9 / fps), clock, stop
-        self.dma = self.decodes_into_buffer = dma
+        self.in_place = self.decodes_into_buffer = in_place
         self.k = 0
         self._filled: set[int] = set()
 
@@ -166,10 +170,10 @@ class _BenchCamera:
 
     def read_into(self, out: np.ndarray):
         frame = self.read()
-        if frame is None or not self.dma:
+        if frame is None or not self.in_place:
             return frame  # the reader copies the frame into the ring
         address = out.__array_interface__["data"][0]
-        if address not in self._filled:  # the "DMA" write, once per slot
+        if address not in self._filled:  # the frame's pixels, written once per slot
             out[:] = self.pool[len(self._filled) % len(self.pool)]
             self._filled.add(address)
         return dataclasses.replace(frame, image=out)
@@ -199,8 +203,8 @@ def run_one(*, transport: str, encoding: str, views: int, width: int, height: in
         raise RuntimeError("subscriber never connected")
     stop = threading.Event()
     clock = {"t0": None, "lock": threading.Lock()}
-    cams = [_BenchCamera(f"cam{v}", frames[v], fps, clock, stop, dma=shm_copy == "dma") for v in range(views)]
-    at_grab = encoding == "shm" and shm_copy in ("grab", "dma")
+    cams = [_BenchCamera(f"cam{v}", frames[v], fps, clock, stop, in_place=shm_copy == "inplace") for v in range(views)]
+    at_grab = encoding == "shm" and shm_copy in ("grab", "inplace")
     live = LiveRig(cams, tolerance_ms=500.0 / fps, deadline_ms=100.0,
                    shm_segment=f"selfpose3d-bench-{os.getpid()}" if at_grab else None,
                    frame_shapes={c.camera: (height, width, 3) for c in cams})
@@ -268,8 +272,8 @@ def main(argv=None) -> int:
                         help="run shm/ipc (each --shm-copy mode), bgr8/ipc, jpeg/tcp, jpeg/tcp decoded at half size")
     parser.add_argument("--consumer", choices=("latest", "every"), default="latest",
                         help="subscriber drains to the newest set (live path) or reads every set")
-    parser.add_argument("--shm-copy", choices=("dma", "grab", "publish"), default="grab",
-                        help="shm: the camera writes into its shared-memory ring itself (dma: no CPU copy), "
+    parser.add_argument("--shm-copy", choices=("inplace", "grab", "publish"), default="grab",
+                        help="shm: the camera writes into its shared-memory ring itself (no copy), "
                              "each frame is copied into the ring on its camera's thread at grab, or the set "
                              "is copied when published")
     parser.add_argument("--reduce", type=int, choices=(1, 2, 4, 8), default=1,
@@ -277,7 +281,7 @@ def main(argv=None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object last")
     args = parser.parse_args(argv)
     if args.suite:  # the --shm-copy mode first (its numbers head the summary), then the others
-        shm_modes = [args.shm_copy] + [m for m in ("dma", "grab", "publish") if m != args.shm_copy]
+        shm_modes = [args.shm_copy] + [m for m in ("inplace", "grab", "publish") if m != args.shm_copy]
         configs = [("ipc", "shm", 1, m) for m in shm_modes] + [("ipc", "bgr8", 1, None), ("tcp", "jpeg", 1, None),
                                                               ("tcp", "jpeg", 2, None)]
     else:
