@@ -66,14 +66,16 @@ class LiveConfig:
     Attributes:
         poses_endpoint: where the worker publishes ``poses/<rig>``.
         status_endpoint: the supervisor's status endpoint (children connect).
-        ready_timeout_s: how long a process may take to report ready.
+        ready_timeout_s: how long a process may take to report ready. The worker compiles its
+            model first; on a fresh clone (cold compile cache) with one of two cores busy that
+            took more than 120 s here, hence 300.
         capture: the capture process (its stream endpoint carries the framesets).
         worker: the inference worker.
     """
 
     poses_endpoint: str = "ipc:///tmp/selfpose3d-poses"
     status_endpoint: str = "ipc:///tmp/selfpose3d-status"
-    ready_timeout_s: float = 120.0
+    ready_timeout_s: float = 300.0
     capture: CaptureConfig = field(default_factory=CaptureConfig)
     worker: WorkerConfig = field(default_factory=WorkerConfig)
 
