@@ -38,18 +38,23 @@ def _run_in_thread(proc, stop, **kw):
     return t, result
 
 
-def test_media_rig_publishes_complete_framesets_and_status(image_rig, ipc_endpoint):
+def _capture_to_the_end(rig_path, cfg: CaptureConfig, endpoint: str):
+    """Run a media rig through ``build_capture`` until its final status; (sets, statuses, report)."""
     from calib.rig_config import load_rig
 
-    rig = load_rig(image_rig)
-    cfg = CaptureConfig(realtime=True, stream=StreamConfig(endpoint=ipc_endpoint), status_interval_s=0.1)
     stop = threading.Event()
-    proc, pub = build_capture(rig, cfg, stop=stop)
-    with pub, Subscriber(ipc_endpoint) as sub:
+    proc, pub = build_capture(load_rig(rig_path), cfg, stop=stop)
+    with pub, Subscriber(endpoint) as sub:
         assert pub.wait_for_subscriber(5)
         thread, result = _run_in_thread(proc, stop)
         sets, statuses = _collect(sub, lambda s, st: st and st[-1].state == "stopping")
         thread.join(10)
+    return sets, statuses, result["report"]
+
+
+def test_media_rig_publishes_complete_framesets_and_status(image_rig, ipc_endpoint):
+    cfg = CaptureConfig(realtime=True, stream=StreamConfig(endpoint=ipc_endpoint), status_interval_s=0.1)
+    sets, statuses, report = _capture_to_the_end(image_rig, cfg, ipc_endpoint)
     assert [s.seq for s in sets] == list(range(6))
     assert all(s.cameras == ["cam0", "cam1", "cam2", "cam3"] and not s.missing for s in sets)
     assert [green_level(s.image(2)) for s in sets] == list(range(6))
@@ -58,24 +63,15 @@ def test_media_rig_publishes_complete_framesets_and_status(image_rig, ipc_endpoi
     assert states[0] == "starting" and states[-1] == "stopping"
     assert states.index("ready") < states.index("running") and "running" not in states[: states.index("ready")]
     assert any(st.state == "running" for st in statuses)
-    assert result["report"].sets == 6 and result["report"].complete == 6
+    assert report.sets == 6 and report.complete == 6
 
 
 def test_media_read_as_fast_as_possible_assembles_every_set(image_rig, ipc_endpoint):
     """Media time runs ahead of the wall clock here; the status must still go out (it once failed
     validation with a negative latency and stopped the capture at its first set)."""
-    from calib.rig_config import load_rig
-
-    rig = load_rig(image_rig)  # realtime: false in the rig file
-    cfg = CaptureConfig(stream=StreamConfig(endpoint=ipc_endpoint), status_interval_s=0.05)
-    stop = threading.Event()
-    proc, pub = build_capture(rig, cfg, stop=stop)
-    with pub, Subscriber(ipc_endpoint) as sub:
-        assert pub.wait_for_subscriber(5)
-        thread, result = _run_in_thread(proc, stop)
-        sets, statuses = _collect(sub, lambda s, st: st and st[-1].state == "stopping")
-        thread.join(10)
-    report = result["report"]  # every frame assembled; the publisher drops rather than queue (hwm 2)
+    cfg = CaptureConfig(stream=StreamConfig(endpoint=ipc_endpoint), status_interval_s=0.05)  # rig: realtime false
+    sets, statuses, report = _capture_to_the_end(image_rig, cfg, ipc_endpoint)
+    # every frame assembled; the publisher drops rather than queue (hwm 2)
     assert report.sets == report.complete == 6 and report.overwritten == 0
     assert len(sets) + report.dropped_publish == 6 and set(s.seq for s in sets) <= set(range(6))
     assert [st.state for st in statuses][-1] == "stopping" and all(st.latency_ms >= 0 for st in statuses)
