@@ -142,7 +142,8 @@ class Predictor:
 def load_model(checkpoint_or_preset: str | Path | Sequence[str | Path], rig: CameraRig, *,
                backend: str = "auto", device: str = "auto", precision: str = "fp32", compile: bool = False,
                volume_center_mm: Sequence[float] | None = None, volume_size_mm: Sequence[float] | None = None,
-               config_overrides: Sequence[str] = (), bgr: bool = True, cache_dir: str | Path | None = None) -> Predictor:
+               config_overrides: Sequence[str] = (), bgr: bool = True, cache_dir: str | Path | None = None,
+               refine_radius_mm: float | None = None) -> Predictor:
     """Load a model (ours, official, or an untrained preset) for a rig.
 
     Args:
@@ -156,6 +157,8 @@ def load_model(checkpoint_or_preset: str | Path | Sequence[str | Path], rig: Cam
         config_overrides: ``a.b=c`` overrides of the preset (presets only).
         bgr: images are BGR (OpenCV) rather than RGB.
         cache_dir: TensorRT engine cache directory.
+        refine_radius_mm: local joint refinement (:mod:`engine.refine`): None = as the model's
+            config says, 0 = off, > 0 = on with this radius.
     Raises:
         CheckpointError, BackendUnavailableError, ConfigError.
     """
@@ -174,5 +177,5 @@ def load_model(checkpoint_or_preset: str | Path | Sequence[str | Path], rig: Cam
         model, reports = load_model_file(src)
     runtime = InferenceRuntime(model, rig, backend=backend, device=device, precision=precision, compile=compile,
                                space_size_mm=volume_size_mm, space_center_mm=volume_center_mm, bgr=bgr,
-                               cache_dir=cache_dir)
+                               cache_dir=cache_dir, refine_radius_mm=refine_radius_mm)
     return Predictor(runtime, reports)

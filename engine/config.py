@@ -84,6 +84,25 @@ class RootNetConfig:
 
 
 @dataclass(frozen=True)
+class RefineConfig:
+    """Local refinement of the pose net's joints (``engine.refine``): off when ``radius_mm`` is 0.
+
+    ``radius_mm`` half-width and ``step_mm`` spacing of the local grid, ``beta`` its softmax temperature.
+    """
+
+    radius_mm: float = 0.0
+    step_mm: float = 20.0
+    beta: float = 100.0
+
+    def __post_init__(self) -> None:
+        require(self.radius_mm >= 0, "pose_net.refine.radius_mm", f"must be >= 0 (0 = off), got {self.radius_mm}")
+        require(self.step_mm > 0, "pose_net.refine.step_mm", f"must be > 0, got {self.step_mm}")
+        require(self.radius_mm / self.step_mm <= 8, "pose_net.refine",
+                f"radius_mm / step_mm must be <= 8 (at most 17^3 points per joint), got {self.radius_mm}/{self.step_mm}")
+        require(self.beta > 0, "pose_net.refine.beta", f"must be > 0, got {self.beta}")
+
+
+@dataclass(frozen=True)
 class PoseNetConfig:
     """Per-person pose regression net over a cube centred on each root proposal."""
 
@@ -92,6 +111,7 @@ class PoseNetConfig:
     v2v: V2VConfig = field(default_factory=V2VConfig)
     beta: float = 100.0
     input_skip: bool = False  # light preset: output = V2V(cube) + cube, so per-joint evidence bypasses a narrow V2V
+    refine: RefineConfig = field(default_factory=RefineConfig)  # inference only; off as released
 
     def __post_init__(self) -> None:
         require(all(b > 0 and b % 4 == 0 for b in self.bins), "pose_net.bins",

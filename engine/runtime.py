@@ -9,6 +9,7 @@ of the view average.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from engine.model import SelfPose3dModel
 from engine.posenet import soft_argmax
 from engine.preprocess import Preprocessor
 from engine.project import VolumeProjector, ViewGeometry
+from engine.refine import LocalRefiner
 from engine.rootnet import extract_proposals
 
 log = logging.getLogger(__name__)
@@ -110,12 +112,15 @@ class InferenceRuntime:
             varying number of people never triggers a recompilation mid-stream).
         cache_dir: TensorRT engine cache.
         bgr: images are BGR (OpenCV order) rather than RGB.
+        refine_radius_mm: local refinement of the joints (:mod:`engine.refine`): None = the model
+            config's ``pose_net.refine``, 0 = off, > 0 = on with this radius (the config's step, beta).
     """
 
     def __init__(self, model: SelfPose3dModel, rig: CameraRig, *, backend: str = "auto", device: str = "auto",
                  precision: str = "fp32", compile: bool = False, channels_last: bool = True,
                  space_size_mm: Sequence[float] | None = None, space_center_mm: Sequence[float] | None = None,
-                 pad_people: bool | None = None, cache_dir: str | Path | None = None, bgr: bool = True):
+                 pad_people: bool | None = None, cache_dir: str | Path | None = None, bgr: bool = True,
+                 refine_radius_mm: float | None = None):
         self.resolved: Resolved = resolve(backend, device, precision)
         cfg = model.config
         self.config = cfg
@@ -132,6 +137,11 @@ class InferenceRuntime:
         geometry = ViewGeometry.from_rig(rig, b.image_size, b.heatmap_size, self.device)
         self.projector = VolumeProjector(geometry, self.space_size_mm, self.space_center_mm, cfg.root_net.bins,
                                          cfg.pose_net.cube_size_mm, cfg.pose_net.bins, compile=self.compiled)
+        refine = cfg.pose_net.refine
+        if refine_radius_mm is not None:
+            refine = dataclasses.replace(refine, radius_mm=float(refine_radius_mm))  # validated like the config
+        self.refiner = (LocalRefiner(geometry, refine.radius_mm, refine.step_mm, refine.beta)
+                        if refine.radius_mm > 0 else None)
         model = model.eval()
         self.model = model
         W, H = b.image_size
@@ -251,8 +261,11 @@ class InferenceRuntime:
             volumes = self.stages["pose_net"](cubes)[:P]  # (P,J,X,Y,Z)
             timer.lap("pose_net")
             joints = soft_argmax(volumes, centers, self.projector.cube_axes, cfg.pose_net.beta)  # (P,J,3)
-            candidates[valid, :, 0:3] = joints
             timer.lap("soft_argmax")
+            if self.refiner is not None:
+                joints = self.refiner(joints, heatmaps, present)
+                timer.lap("refine")
+            candidates[valid, :, 0:3] = joints
         return FrameOutput(candidates.cpu(), proposals.cpu(), heatmaps, root.root_cube, timer.times)
 
     def from_heatmaps(self, heatmaps: torch.Tensor, views_present=None, timer: _Timer | None = None) -> FrameOutput:

@@ -33,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--save-predictions", help="shelf --checkpoint: write the predictions NPZ here")
     parser.add_argument("--device", default="cpu", help="shelf --checkpoint: cpu | cuda (default cpu)")
     parser.add_argument("--max-frames", type=int, default=None, help="synthetic: score only the first N frames")
+    parser.add_argument("--refine-mm", type=float, default=None,
+                        help="--checkpoint: local joint refinement radius in mm (0 = off; default: as the "
+                             "checkpoint's config says, see docs/architecture.md)")
     parser.add_argument("--gt", help="ground-truth folder (Shelf/Campus: actorsGT.mat or gt.npz; Panoptic: "
                                      "the folder of sequences or a VoxelPose GT pickle such as group_validation_cam5_sub.pkl). Default: " + ", ".join(f"{k}: {v}" for k, v in DEFAULT_GT.items()))
     parser.add_argument("--split", default="validation", choices=("validation", "train"), help="Panoptic split")
@@ -55,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
         from training.results_io import save_metrics
         from training.ssl.synthetic_eval import evaluate_default
 
-        metrics = evaluate_default(checkpoint=args.checkpoint, max_frames=args.max_frames)
+        metrics = evaluate_default(checkpoint=args.checkpoint, max_frames=args.max_frames,
+                                   refine_radius_mm=args.refine_mm)
         if args.metrics:
             print(f"metrics written to {save_metrics(args.metrics, metrics)}")
         return 0
@@ -89,7 +93,8 @@ def _shelf_checkpoint(args: argparse.Namespace) -> int:
     root = args.gt or str(Path(__file__).resolve().parents[2].parent / "shared" / "data" / "shelf")
     frames = parse_frames(args.frames, ShelfDetections(root, args.detections).frame_ids)
     metrics = evaluate_shelf_checkpoint(args.checkpoint, root, frames, save_to=args.save_predictions,
-                                        device=args.device, detections=args.detections)
+                                        device=args.device, detections=args.detections,
+                                        refine_radius_mm=args.refine_mm)
     print(f"shelf PCP (panoptic15 head rule) of {args.checkpoint}, frames {metrics['frames']}:")
     print(metrics.pop("table"))
     print(f"average PCP (actors 1-3): {metrics['pcp_average']:.2f}   recall@500: {metrics['recall500']:.4f}   "

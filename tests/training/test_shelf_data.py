@@ -80,3 +80,12 @@ def test_eval_shelf_checkpoint_short(shared_data, tmp_path):
     m = json.loads(metrics.read_text())
     assert m["num_frames"] == 20
     assert m["pcp_average"] > 60.0  # a trained model; untrained weights score ~0
+    # --refine-mm 0 switches the committed model's local refinement off: same people, other joints
+    off = tmp_path / "off.npz"
+    args = parser.parse_args(["shelf", "--checkpoint", str(MODEL), "--gt", str(shared_data / "shelf"),
+                              "--frames", "450-469", "--save-predictions", str(off), "--refine-mm", "0"])
+    assert eval_cmd.run(args) == 0
+    q = load_predictions(off)
+    assert np.array_equal(p.valid, q.valid)
+    moved = np.linalg.norm(p.poses[p.valid][..., :3] - q.poses[q.valid][..., :3], axis=-1)
+    assert 1.0 < moved.mean() < 80.0 * 3 ** 0.5

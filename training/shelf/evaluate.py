@@ -15,7 +15,7 @@ from training.shelf.data import ShelfDetections
 
 
 def predict_shelf(checkpoint: str | Path, data: ShelfDetections, frame_ids: Sequence[int], device: str = "cpu",
-                  sigma_px: float = 3.0) -> tuple[Predictions, float]:
+                  sigma_px: float = 3.0, refine_radius_mm: float | None = None) -> tuple[Predictions, float]:
     """Predictions (poses (F,M,15,5) mm: x, y, z, flag, root score) of every frame, and seconds per frame.
 
     Each frame goes through ``Predictor.predict_detections`` with the ungrouped Panoptic-15
@@ -23,7 +23,7 @@ def predict_shelf(checkpoint: str | Path, data: ShelfDetections, frame_ids: Sequ
     """
     from engine.api import load_model
 
-    predictor = load_model(str(checkpoint), data.rig, backend="eager", device=device)
+    predictor = load_model(str(checkpoint), data.rig, backend="eager", device=device, refine_radius_mm=refine_radius_mm)
     K = predictor.config.root_net.max_people
     poses = np.zeros((len(frame_ids), K, 15, 5))
     valid = np.zeros((len(frame_ids), K), bool)
@@ -41,7 +41,8 @@ def predict_shelf(checkpoint: str | Path, data: ShelfDetections, frame_ids: Sequ
 
 def evaluate_shelf_checkpoint(checkpoint: str | Path, data_root: str | Path, frame_ids: Sequence[int] | None = None,
                               gt_path: str | Path | None = None, save_to: str | Path | None = None,
-                              device: str = "cpu", detections: str | Path | None = None) -> dict:
+                              device: str = "cpu", detections: str | Path | None = None,
+                              refine_radius_mm: float | None = None) -> dict:
     """PCP of a checkpoint on Shelf frames (default all 301); optionally saves the prediction NPZ.
 
     Returns the metrics dict of :func:`training.evaluate.pcp_metrics` plus ``frames``,
@@ -49,7 +50,7 @@ def evaluate_shelf_checkpoint(checkpoint: str | Path, data_root: str | Path, fra
     """
     data = ShelfDetections(data_root, detections)
     frames = list(frame_ids) if frame_ids is not None else data.frame_ids
-    preds, per_frame = predict_shelf(checkpoint, data, frames, device)
+    preds, per_frame = predict_shelf(checkpoint, data, frames, device, refine_radius_mm=refine_radius_mm)
     if save_to:
         save_predictions(save_to, preds)
     gt = load_ground_truth(gt_path or data_root, SHELF).select(frames)

@@ -27,7 +27,8 @@ DEFAULT_CONFIG = "light_posenet"
 
 
 def evaluate_model(model, scenes, frames: Sequence[tuple[str, int]] | None = None, *, device: str = "cpu",
-                   precision: str = "fp32", progress: bool = False) -> dict[str, float]:
+                   precision: str = "fp32", progress: bool = False,
+                   refine_radius_mm: float | None = None) -> dict[str, float]:
     """Run ``model`` on held-out frames and score it against the 3D truth.
 
     Args:
@@ -35,6 +36,7 @@ def evaluate_model(model, scenes, frames: Sequence[tuple[str, int]] | None = Non
         scenes: :class:`training.ssl.data.SyntheticScenes` of held-out seeds.
         frames: (sequence, frame) pairs (default: all of ``scenes.frames``).
         device, precision: runtime settings (eager backend).
+        refine_radius_mm: local joint refinement (None: the model config's; 0: off).
     Returns:
         metrics dict (``ap25``..``ap150``, ``mean_ap``, ``mpjpe_mm``, ``recall500``, ``root_*``,
         ``frames``, ``seconds_per_frame``).
@@ -43,7 +45,8 @@ def evaluate_model(model, scenes, frames: Sequence[tuple[str, int]] | None = Non
 
     was_training = model.training
     runtime = InferenceRuntime(model.eval(), scenes.rig, backend="eager", device=device, precision=precision,
-                               space_size_mm=scenes.key["size"], space_center_mm=scenes.key["center"])
+                               space_size_mm=scenes.key["size"], space_center_mm=scenes.key["center"],
+                               refine_radius_mm=refine_radius_mm)
     frames = list(frames if frames is not None else scenes.frames)
     preds, scores, gts, roots, root_scores = [], [], [], [], []
     t0 = time.perf_counter()
@@ -102,13 +105,15 @@ def held_out_scenes(config_name: str = DEFAULT_CONFIG, overrides: Sequence[str] 
 
 
 def evaluate_default(checkpoint: str | Path | None = None, config_name: str = DEFAULT_CONFIG,
-                     max_frames: int | None = None, precision: str = "fp32") -> dict[str, float]:
+                     max_frames: int | None = None, precision: str = "fp32",
+                     refine_radius_mm: float | None = None) -> dict[str, float]:
     """``selfpose3d eval synthetic``: the committed light model on the held-out scenes, printed.
 
     Args:
         checkpoint: model file (default ``models/light_synthetic.pt``).
         config_name: training config whose ``data.val_seeds`` are the held-out scenes.
         max_frames: evaluate only the first frames.
+        refine_radius_mm: local joint refinement (None: the checkpoint config's; 0: off).
     """
     from engine.checkpoints import load_model_file
 
@@ -122,7 +127,7 @@ def evaluate_default(checkpoint: str | Path | None = None, config_name: str = DE
     model, _ = load_model_file(path)
     scenes = held_out_scenes(config_name)
     frames = scenes.frames[:max_frames] if max_frames else scenes.frames
-    metrics = evaluate_model(model, scenes, frames, precision=precision)
+    metrics = evaluate_model(model, scenes, frames, precision=precision, refine_radius_mm=refine_radius_mm)
     print(f"{path} on held-out synthetic scenes {list(scenes.seeds)} ({len(frames)} frames):")
     print(format_metrics(metrics))
     return metrics
