@@ -32,12 +32,16 @@ def dataset_target_heatmaps(
     image_size: tuple[int, int] = (960, 512),
     heatmap_size: tuple[int, int] = (240, 128),
     sigma: float = HEATMAP_SIGMA_PX,
+    centre: str = "trunc",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pseudo-label target heatmaps of one view (SPEC.md §4.8).
 
     Each visible joint puts an unnormalised Gaussian (peak 1, σ = ``sigma`` heatmap px) centred on
     the **truncated** heatmap position ``trunc(x / stride)`` on a ``(2·3σ+1)²`` window (19×19 for
     σ = 3); persons are combined by element-wise max; the result is clipped to [0, 1].
+    ``centre="exact"`` centres the Gaussian on ``x / stride`` itself (sub-pixel), the position the
+    engine samples a joint at: truncation teaches the backbone peaks about half a heatmap pixel
+    up-left of the joint (measured (-0.34, -0.15) px, docs/training_stages.md).
 
     Args:
         joints_px: (N,J,2) joints in network-input px.
@@ -45,9 +49,12 @@ def dataset_target_heatmaps(
         image_size: network input (W,H).
         heatmap_size: (W,H).
         sigma: Gaussian σ in heatmap px.
+        centre: ``trunc`` (SPEC, upstream) or ``exact``.
     Returns:
         heatmaps (J,H,W) float32 and weights (J,) float32 (1 where any person has the joint visible).
     """
+    if centre not in ("trunc", "exact"):
+        raise ValueError(f"centre must be 'trunc' or 'exact', got {centre!r}")
     joints_px = np.asarray(joints_px, dtype=np.float64)
     visible = np.asarray(visible, bool)
     if joints_px.ndim != 3 or joints_px.shape[-1] != 2 or joints_px.shape[:2] != visible.shape:
@@ -58,7 +65,11 @@ def dataset_target_heatmaps(
     r = int(3 * sigma)
     offsets = np.arange(-r, r + 1)
     window = np.exp(-(offsets[None, :] ** 2 + offsets[:, None] ** 2) / (2 * sigma * sigma)).astype(np.float32)
-    centers = np.trunc(joints_px / stride).astype(np.int64)  # (N,J,2) truncation toward zero, as int()
+    exact = joints_px / stride  # (N,J,2) heatmap px
+    if centre == "trunc":
+        centers = np.trunc(exact).astype(np.int64)  # truncation toward zero, as int()
+    else:
+        centers = np.floor(exact + 0.5).astype(np.int64)  # the window's centre pixel; the Gaussian is at ``exact``
     heatmaps = np.zeros((J, H, W), np.float32)
     # Paste the (2r+1)² window per visible joint (≤ 150 small pastes: faster than dense maps).
     corners = (centers - r).tolist()  # plain ints: numpy scalar arithmetic is slow in this loop
@@ -67,8 +78,14 @@ def dataset_target_heatmaps(
         xa, xb, ya, yb = max(x0, 0), min(x0 + 2 * r + 1, W), max(y0, 0), min(y0 + 2 * r + 1, H)
         if xa >= xb or ya >= yb:
             continue
+        win = window
+        if centre == "exact":
+            dx, dy = exact[n, j] - centers[n, j]  # sub-pixel offset in [-0.5, 0.5]
+            gx = np.exp(-((offsets - dx) ** 2) / (2 * sigma * sigma))
+            gy = np.exp(-((offsets - dy) ** 2) / (2 * sigma * sigma))
+            win = (gy[:, None] * gx[None, :]).astype(np.float32)
         patch = heatmaps[j, ya:yb, xa:xb]
-        np.maximum(patch, window[ya - y0:yb - y0, xa - x0:xb - x0], out=patch)
+        np.maximum(patch, win[ya - y0:yb - y0, xa - x0:xb - x0], out=patch)
     weights = visible.any(axis=0).astype(np.float32) if N else np.zeros(J, np.float32)
     return np.clip(heatmaps, 0.0, 1.0), weights
 

@@ -132,3 +132,32 @@ def test_synthetic_root_heatmap_peaks_where_roots_project(toy_rig):
     noisy = synthetic_root_heatmaps(roots, valid, cams, torch.as_tensor(A)[None], generator=torch.Generator().manual_seed(0))
     assert 0.0 <= float(noisy.min()) and float(noisy.max()) <= 1.0
     assert 0.005 < float((noisy - heat).std()) < 0.03
+
+
+def test_exact_centre_targets_peak_at_the_sub_pixel_joint_and_trunc_is_biased():
+    """``centre="exact"``: the Gaussian sits at x / stride (where the engine samples a joint);
+    SPEC's truncation moves it by the fractional part (toward up-left for positive coordinates)."""
+    rng = np.random.default_rng(1)
+    joints = rng.uniform([40, 40], [900, 470], size=(1, 15, 2))
+    vis = np.ones((1, 15), bool)
+    exact, _ = dataset_target_heatmaps(joints, vis, (960, 512), (240, 128), centre="exact")
+    trunc, _ = dataset_target_heatmaps(joints, vis, (960, 512), (240, 128), centre="trunc")
+    np.testing.assert_allclose(trunc, _reference_heatmaps(joints, vis), atol=1e-6)  # default path unchanged
+
+    def centroid(hm):
+        """Sub-pixel peak per channel from the log of the 3 samples around the maximum (exact for a Gaussian)."""
+        out = []
+        for m in hm.astype(np.float64):
+            y, x = np.unravel_index(m.argmax(), m.shape)
+            lx, ly = np.log(m[y, x - 1:x + 2]), np.log(m[y - 1:y + 2, x])
+            out.append([x + (lx[0] - lx[2]) / (2 * (lx[0] - 2 * lx[1] + lx[2])),
+                        y + (ly[0] - ly[2]) / (2 * (ly[0] - 2 * ly[1] + ly[2]))])
+        return np.array(out)
+
+    truth = joints[0] / 4.0
+    assert np.abs(centroid(exact) - truth).max() < 1e-3
+    bias = (centroid(trunc) - truth).mean(0)
+    assert np.all(bias < -0.25), bias  # about -0.5 px on each axis for uniform fractions
+    assert exact.max() <= 1.0 and np.all(exact.max(axis=(1, 2)) > 0.94)
+    with pytest.raises(ValueError, match="centre"):
+        dataset_target_heatmaps(joints, vis, centre="round")

@@ -89,6 +89,7 @@ class SSVSampleBuilder:
         photometric: bool = False,
         image_loader: ImageLoader | None = None,
         drop_empty_persons: bool = True,
+        target_centre: str = "trunc",
     ) -> None:
         """Args:
             labels: pseudo labels (original image px).
@@ -103,6 +104,7 @@ class SSVSampleBuilder:
             drop_empty_persons: ignore detected persons without any visible joint (hard labels
                 have them). Upstream counts them, which can reject frames for no reason
                 (SPEC.md §6 item 14); ``False`` reproduces that.
+            target_centre: ``trunc`` (SPEC) or ``exact`` target Gaussians (:func:`dataset_target_heatmaps`).
         """
         self.labels = labels
         self.cameras = tuple(cameras)
@@ -120,6 +122,7 @@ class SSVSampleBuilder:
         self.photometric = photometric
         self.image_loader = image_loader
         self.drop_empty_persons = drop_empty_persons
+        self.target_centre = target_centre
         self.centers = self.image_sizes / 2.0
         self.base_scales = np.stack([base_scale(tuple(s), self.input_size) for s in self.image_sizes])
 
@@ -157,7 +160,7 @@ class SSVSampleBuilder:
             j, vis = drawn.joints[k][v], drawn.visible[k][v]
             n = j.shape[0]
             joints[v, :n], visible[v, :n], counts[v] = j, vis, n
-            hm, w = dataset_target_heatmaps(j, vis, self.input_size, self.heatmap_size)
+            hm, w = dataset_target_heatmaps(j, vis, self.input_size, self.heatmap_size, centre=self.target_centre)
             heatmaps.append(hm)
             weights.append(w)
         images = None

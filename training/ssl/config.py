@@ -34,6 +34,8 @@ class SyntheticDataConfig:
             (true 2D projections of joints inside the image: the supervised-2D upper bound).
         detector_variant: ``soft`` or ``hard`` detector output (stage 4 uses ``hard``).
         detector_seed: seed of the simulated detector.
+        target_centre: ``trunc`` (SPEC §4.8: target Gaussians at the truncated heatmap pixel) or
+            ``exact`` (at the joint's sub-pixel heatmap position, where the engine samples it).
     """
 
     rig: str = "configs/rig.yaml"
@@ -47,6 +49,7 @@ class SyntheticDataConfig:
     labels: Literal["detector", "exact"] = "detector"
     detector_variant: Literal["soft", "hard"] = "soft"
     detector_seed: int = 0
+    target_centre: Literal["trunc", "exact"] = "trunc"
 
     def __post_init__(self) -> None:
         require(self.people >= 1, "data.people", f"must be >= 1, got {self.people}")

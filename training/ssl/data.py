@@ -183,16 +183,18 @@ class SSVDataset(torch.utils.data.Dataset):
         rotation_factor_deg, scale_factor, photometric: augmentation.
         seed: base seed; the sample's randomness is ``(seed, epoch, index)``.
         frames: restrict to these (sequence, frame) pairs.
+        target_centre: ``trunc`` (SPEC) or ``exact`` target heatmaps.
     """
 
     def __init__(self, labels: PseudoLabelSet, image_loader: ImageLoader, rig: CameraRig,
                  input_size: tuple[int, int], heatmap_size: tuple[int, int], max_people: int = 10,
                  rotation_factor_deg: float = 45.0, scale_factor: float = 0.35, photometric: bool = False,
-                 seed: int = 0):
+                 seed: int = 0, target_centre: str = "trunc"):
         self.builder = SSVSampleBuilder(labels, rig.names, rig.image_sizes, input_size=input_size,
                                         heatmap_size=heatmap_size, max_people=max_people,
                                         rotation_factor_deg=rotation_factor_deg, scale_factor=scale_factor,
-                                        photometric=photometric, image_loader=image_loader)
+                                        photometric=photometric, image_loader=image_loader,
+                                        target_centre=target_centre)
         self.seed = int(seed)
         self.epoch = 0
 

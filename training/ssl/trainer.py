@@ -148,7 +148,7 @@ class Trainer:
         self.dataset = SSVDataset(labels, self.scenes.image_rgb, self.rig.cameras, tuple(b.image_size),
                                   tuple(b.heatmap_size), model_cfg.root_net.max_people,
                                   config.augment.rotation_factor_deg, config.augment.scale_factor,
-                                  config.photometric, config.seed)
+                                  config.photometric, config.seed, target_centre=d.target_centre)
         self.val_scenes = None
         if config.val_every and config.stage != "backbone" and d.val_seeds:
             self.val_scenes = SyntheticScenes(self.rig.cameras, d.val_seeds, d.val_frames_per_scene,
