@@ -100,13 +100,18 @@ def test_each_stage_starts_from_the_previous_stage(chain):
 def test_resume_continues_the_step_count_and_schedule(tmp_path):
     from training.ssl.trainer import Trainer
 
-    Trainer(tiny("backbone", lr_steps=[1]), tmp_path, resume=False).run()
+    first = Trainer(tiny("backbone", lr_steps=[1]), tmp_path, resume=False).run()
     resumed = Trainer(tiny("backbone", epochs=2, lr_steps=[1]), tmp_path, resume=True)
     summary = resumed.run()
     assert summary["steps"] == 2 and resumed.epoch == 2
+    assert summary["seconds"] > first["seconds"] > 0  # training time adds up across runs
     steps = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert [s["step"] for s in steps if "loss" in s] == [1, 2]
     assert [s["lr"] for s in steps if "loss" in s] == pytest.approx([1e-4, 1e-5])  # MultiStepLR per epoch
+    # a chain re-run over a finished stage keeps what the summary recorded
+    again = Trainer(tiny("backbone", epochs=2, lr_steps=[1]), tmp_path, resume=True).run()
+    assert again["steps"] == 2 and again["seconds"] >= summary["seconds"]
+    assert again["last"]["step"] == 2 and again["last"]["loss"] == pytest.approx(summary["last"]["loss"])
 
 
 def test_configs_fail_loudly():

@@ -158,6 +158,8 @@ class Trainer:
         self.global_step = 0
         self.best = -math.inf
         self.history: list[dict] = []
+        self.seconds_before = 0.0  # training time of earlier runs of this folder (resume)
+        self._t_start = time.perf_counter()
 
     # ------------------------------------------------------------------ files
     @property
@@ -183,7 +185,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
             "best": self.best, "config": json.dumps(to_dict(self.config)),
-            "generator": self.generator.get_state(),
+            "generator": self.generator.get_state(), "seconds": self.seconds(),
         }
         path = self.out_dir / RESUME_FILE
         tmp = path.with_suffix(".tmp")
@@ -204,8 +206,27 @@ class Trainer:
         self.epoch, self.step_in_epoch = int(state["epoch"]), int(state["step_in_epoch"])
         self.global_step, self.best = int(state["global_step"]), float(state["best"])
         self.generator.set_state(state["generator"])
+        self.seconds_before = float(state.get("seconds", 0.0))
         log.info("%s: resumed at epoch %d step %d", path, self.epoch, self.step_in_epoch)
         return True
+
+    def seconds(self) -> float:
+        """Training wall time of this folder so far, across resumed runs."""
+        return self.seconds_before + time.perf_counter() - self._t_start
+
+    def _last_logged_step(self) -> dict[str, float]:
+        """The last step record of ``log.jsonl`` (a resumed run that had nothing left to do)."""
+        path = self.out_dir / "log.jsonl"
+        last: dict[str, float] = {}
+        if path.is_file():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line cut by a killed run
+                if "loss" in record:
+                    last = record
+        return last
 
     def _log(self, record: dict) -> None:
         self.history.append(record)
@@ -268,7 +289,7 @@ class Trainer:
         if not self.load_resume() and self.is_main:
             (self.out_dir / "log.jsonl").unlink(missing_ok=True)  # a fresh run starts a fresh log
         steps = self.steps_per_epoch()
-        t_start = time.perf_counter()
+        self._t_start = time.perf_counter()
         last: dict[str, float] = {}
         while self.epoch < cfg.epochs:
             stages.apply_modes(self.model, self.attention, self.policy, cfg.frozen_bn)  # BN modes re-applied each epoch
@@ -304,7 +325,7 @@ class Trainer:
         if self.is_main:
             final = self._save_model("model_final.pt")
             summary = {"stage": cfg.stage, "epochs": cfg.epochs, "steps": self.global_step,
-                       "seconds": round(time.perf_counter() - t_start, 1), "last": last,
+                       "seconds": round(self.seconds(), 1), "last": last or self._last_logged_step(),
                        "best_metric": self.best if self.best > -math.inf else None, "model": str(final)}
             (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
             return summary
