@@ -51,8 +51,24 @@ def pose_at(runtime: InferenceRuntime, heatmaps: torch.Tensor, centers_mm: np.nd
     return runtime.pose_stage(stage).candidates.numpy()[:n, :, :3]
 
 
-def heatmap_errors_px(heatmaps: np.ndarray, pos_hm: np.ndarray, window: int = 3, min_sep: float = 6.0) -> list[float]:
-    """Per isolated true joint: |argmax within ±window - true position| in heatmap px."""
+def _parabola_offset(left: float, centre: float, right: float) -> float:
+    """Sub-pixel offset in [-0.5, 0.5] of a 1D peak from its two neighbours (0 if not a maximum)."""
+    den = left - 2.0 * centre + right
+    return float(np.clip(0.5 * (left - right) / den, -0.5, 0.5)) if den < 0 else 0.0
+
+
+def heatmap_errors_px(heatmaps: np.ndarray, pos_hm: np.ndarray, window: int = 3, min_sep: float = 6.0,
+                      subpixel: bool = False, joints_out: list[int] | None = None) -> list[float]:
+    """Per isolated true joint: |maximum within ±window - true position| in heatmap px.
+
+    Args:
+        heatmaps: (V,J,H,W) heatmaps.
+        pos_hm: (V,P,J,2) true joint positions in heatmap px.
+        window: search half-width around the true position.
+        min_sep: joints closer than this to another person's same joint are skipped (ambiguous).
+        subpixel: refine the maximum by a parabola through its neighbours (else the integer argmax).
+        joints_out: if given, receives the joint index of every returned error.
+    """
     V, J, H, W = heatmaps.shape
     errs = []
     for v in range(V):
@@ -67,7 +83,16 @@ def heatmap_errors_px(heatmaps: np.ndarray, pos_hm: np.ndarray, window: int = 3,
                 x0, y0 = int(round(x)), int(round(y))
                 win = heatmaps[v, j, y0 - window:y0 + window + 1, x0 - window:x0 + window + 1]
                 iy, ix = np.unravel_index(win.argmax(), win.shape)
-                errs.append(float(np.hypot(x0 - window + ix - x, y0 - window + iy - y)))
+                px, py = float(x0 - window + ix), float(y0 - window + iy)
+                if subpixel:
+                    hm, cx, cy = heatmaps[v, j], int(px), int(py)
+                    if 0 < cx < W - 1:
+                        px += _parabola_offset(hm[cy, cx - 1], hm[cy, cx], hm[cy, cx + 1])
+                    if 0 < cy < H - 1:
+                        py += _parabola_offset(hm[cy - 1, cx], hm[cy, cx], hm[cy + 1, cx])
+                errs.append(float(np.hypot(px - x, py - y)))
+                if joints_out is not None:
+                    joints_out.append(j)
     return errs
 
 
