@@ -187,6 +187,7 @@ class Trainer:
             "best": self.best, "config": json.dumps(to_dict(self.config)),
             "generator": self.generator.get_state(), "seconds": self.seconds(),
         }
+        self.seconds_before, self._t_start = state["seconds"], time.perf_counter()
         path = self.out_dir / RESUME_FILE
         tmp = path.with_suffix(".tmp")
         torch.save(state, tmp)
@@ -324,8 +325,9 @@ class Trainer:
                 self._end_of_epoch()
         if self.is_main:
             final = self._save_model("model_final.pt")
+            self.save_resume()  # its training seconds are the summary's, so a re-run adds to them
             summary = {"stage": cfg.stage, "epochs": cfg.epochs, "steps": self.global_step,
-                       "seconds": round(self.seconds(), 1), "last": last or self._last_logged_step(),
+                       "seconds": round(self.seconds_before, 1), "last": last or self._last_logged_step(),
                        "best_metric": self.best if self.best > -math.inf else None, "model": str(final)}
             (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
             return summary
