@@ -7,7 +7,7 @@ weights so they can rebuild their model.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -148,6 +148,14 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "ModelConfig":
         return from_dict(cls, data)
+
+
+def with_refine_radius(config: ModelConfig, radius_mm: float | None) -> ModelConfig:
+    """``config`` with ``pose_net.refine.radius_mm`` set (validated; 0 = off; None = unchanged)."""
+    if radius_mm is None:
+        return config
+    refine = replace(config.pose_net.refine, radius_mm=float(radius_mm))
+    return replace(config, pose_net=replace(config.pose_net, refine=refine))
 
 
 def preset_names() -> list[str]:

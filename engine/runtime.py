@@ -9,7 +9,6 @@ of the view average.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 
 from calib.camera import CalibrationError, CameraRig
+from engine.config import with_refine_radius
 from engine.device import Resolved, resolve
 from engine.model import SelfPose3dModel
 from engine.posenet import soft_argmax
@@ -137,9 +137,7 @@ class InferenceRuntime:
         geometry = ViewGeometry.from_rig(rig, b.image_size, b.heatmap_size, self.device)
         self.projector = VolumeProjector(geometry, self.space_size_mm, self.space_center_mm, cfg.root_net.bins,
                                          cfg.pose_net.cube_size_mm, cfg.pose_net.bins, compile=self.compiled)
-        refine = cfg.pose_net.refine
-        if refine_radius_mm is not None:
-            refine = dataclasses.replace(refine, radius_mm=float(refine_radius_mm))  # validated like the config
+        refine = with_refine_radius(cfg, refine_radius_mm).pose_net.refine
         self.refiner = (LocalRefiner(geometry, refine.radius_mm, refine.step_mm, refine.beta)
                         if refine.radius_mm > 0 else None)
         model = model.eval()

@@ -10,7 +10,7 @@ from engine.config import load_preset
 from engine.errors import CheckpointError
 from engine.model import SelfPose3dModel
 from calib.configkit import ConfigError
-from training.ssl.release import release_model, set_refinement
+from training.ssl.release import release_model
 
 
 def test_release_is_half_size_loads_as_fp32_and_drops_attention(tmp_path):
@@ -39,7 +39,7 @@ def test_release_of_a_foreign_file_is_a_clear_error(tmp_path):
         release_model(bad, tmp_path / "o.pt", evaluate=False)
 
 
-def test_refinement_is_set_at_release_and_in_place_keeping_weights_and_meta(tmp_path):
+def test_refinement_is_set_at_release_and_on_a_re_release_keeping_weights_and_meta(tmp_path):
     torch.manual_seed(0)
     model = SelfPose3dModel(load_preset("light"))
     assert model.config.pose_net.refine.radius_mm == 80.0  # the light preset refines
@@ -48,11 +48,11 @@ def test_refinement_is_set_at_release_and_in_place_keeping_weights_and_meta(tmp_
     release_model(src, out, evaluate=False, refine_radius_mm=0)
     assert load_model_file(out)[0].config.pose_net.refine.radius_mm == 0.0
     before = torch.load(out, weights_only=True)
-    set_refinement(out, 60.0, {"note": "refined"})
+    release_model(out, out, evaluate=False, refine_radius_mm=60.0)  # a release file re-released in place
     after = torch.load(out, weights_only=True)
     assert after["config"]["pose_net"]["refine"]["radius_mm"] == 60.0
-    assert after["meta"]["stage"] == "posenet" and after["meta"]["note"] == "refined"
+    assert after["meta"]["stage"] == "posenet"
     assert all(torch.equal(before["state_dict"][k], after["state_dict"][k]) for k in before["state_dict"])
     with pytest.raises(ConfigError, match="radius_mm"):
-        set_refinement(out, -1.0)
+        release_model(out, out, evaluate=False, refine_radius_mm=-1.0)
     assert torch.load(out, weights_only=True)["config"]["pose_net"]["refine"]["radius_mm"] == 60.0  # file untouched

@@ -8,7 +8,6 @@ weights actually written.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Mapping
@@ -16,7 +15,7 @@ from typing import Mapping
 import torch
 
 from engine.checkpoints import FORMAT, FORMAT_VERSION, load_model_file, read_file
-from engine.config import ModelConfig
+from engine.config import with_refine_radius
 from engine.errors import CheckpointError
 
 REPRODUCE = "selfpose3d train --stage all --recipe light --out runs/light && " \
@@ -38,8 +37,7 @@ def release_model(source: str | Path, out: str | Path, half: bool = True, evalua
     if not (isinstance(obj, Mapping) and obj.get("format") == FORMAT):
         raise CheckpointError(f"{source}: not a selfpose3d model file (train one with `selfpose3d train`)")
     model, _ = load_model_file(source)
-    if refine_radius_mm is not None:
-        model.config = with_refinement(model.config, refine_radius_mm)
+    model.config = with_refine_radius(model.config, refine_radius_mm)
     state = {k: (v.half() if half and v.is_floating_point() else v) for k, v in model.state_dict().items()}
     old_meta = dict(obj.get("meta") or {})
     meta = {k: old_meta[k] for k in ("stage", "epoch", "step", "train_config") if k in old_meta}
@@ -57,19 +55,3 @@ def release_model(source: str | Path, out: str | Path, half: bool = True, evalua
         torch.save(payload, out)
     return metrics
 
-
-def with_refinement(config: ModelConfig, radius_mm: float) -> ModelConfig:
-    """``config`` with ``pose_net.refine.radius_mm`` set (validated; 0 = off)."""
-    refine = dataclasses.replace(config.pose_net.refine, radius_mm=float(radius_mm))
-    return dataclasses.replace(config, pose_net=dataclasses.replace(config.pose_net, refine=refine))
-
-
-def set_refinement(path: str | Path, radius_mm: float, meta_updates: Mapping[str, str] | None = None) -> None:
-    """Rewrite a model file's refinement setting in place (weights and meta kept; ``meta_updates`` merged)."""
-    path = Path(path)
-    obj = read_file(path)
-    if not (isinstance(obj, Mapping) and obj.get("format") == FORMAT):
-        raise CheckpointError(f"{path}: not a selfpose3d model file")
-    config = with_refinement(ModelConfig.from_dict(obj["config"]), radius_mm)
-    payload = dict(obj, config=config.to_dict(), meta={**dict(obj.get("meta") or {}), **dict(meta_updates or {})})
-    torch.save(payload, path)
