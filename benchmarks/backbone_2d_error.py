@@ -24,7 +24,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.diag_synthetic_errors import heatmap_errors_px, true_2d  # noqa: E402
+from benchmarks.diag_synthetic_errors import heatmap_errors_px, to_heatmap_px, true_2d  # noqa: E402
 from engine.checkpoints import load_model_file  # noqa: E402
 from engine.runtime import InferenceRuntime  # noqa: E402
 
@@ -51,9 +51,7 @@ def scene_errors(runtime: InferenceRuntime, scenes, frames: int) -> dict[str, fl
         gt = gt[np.isfinite(gt).all(axis=(1, 2))]
         with torch.inference_mode():
             heatmaps = runtime.heatmaps(runtime.preprocessor(scenes.images_bgr(seq, frame))).numpy()
-        p2d = true_2d(scenes.rig, gt)
-        pos = np.stack([p[..., :2] @ affine[v, :, :2].T + affine[v, :, 2] for v, p in enumerate(p2d)])
-        errs += heatmap_errors_px(heatmaps, pos, subpixel=True)
+        errs += heatmap_errors_px(heatmaps, to_heatmap_px(true_2d(scenes.rig, gt), affine), subpixel=True)
     e = np.asarray(errs)
     return {"median_hm_px": float(np.median(e)), "mean_hm_px": float(e.mean()),
             "p90_hm_px": float(np.percentile(e, 90)), "within_1px": float((e < 1).mean()),

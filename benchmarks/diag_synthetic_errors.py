@@ -39,6 +39,11 @@ def true_2d(rig, joints_mm: np.ndarray) -> list[np.ndarray]:
     return out
 
 
+def to_heatmap_px(p2d: list[np.ndarray], affine_hm: np.ndarray) -> np.ndarray:
+    """Per-view (N,J,2+) original-image px -> (V,N,J,2) heatmap px through the (V,2,3) affines."""
+    return np.stack([p[..., :2] @ affine_hm[v, :, :2].T + affine_hm[v, :, 2] for v, p in enumerate(p2d)])
+
+
 def pose_at(runtime: InferenceRuntime, heatmaps: torch.Tensor, centers_mm: np.ndarray, root: RootStageOutput) -> np.ndarray:
     """(N,J,3) poses of the pose stage run on ``heatmaps`` with cubes at ``centers_mm``."""
     K = runtime.max_people
@@ -125,8 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                 own += list(np.linalg.norm(pose_at(rt, root.heatmaps, gt[:, rj], root) - gt, axis=-1).mean(-1))
                 exact += list(np.linalg.norm(pose_at(rt, exact_hm, gt[:, rj], root) - gt, axis=-1).mean(-1))
             if refine == 0.0:
-                pos = np.stack([p[..., :2] @ affine[v, :, :2].T + affine[v, :, 2] for v, p in enumerate(p2d)])
-                hm_err += heatmap_errors_px(root.heatmaps.numpy(), pos)
+                hm_err += heatmap_errors_px(root.heatmaps.numpy(), to_heatmap_px(p2d, affine))
         tag = "refined" if refine else "plain"
         rows[f"true_roots_backbone_heatmaps_{tag}_mm"] = float(np.mean(own))
         rows[f"true_roots_true_2d_heatmaps_{tag}_mm"] = float(np.mean(exact))
