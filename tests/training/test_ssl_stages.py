@@ -119,6 +119,8 @@ def test_configs_fail_loudly():
         tiny("rootnet")  # later stages need the previous stage's model
     with pytest.raises(ConfigError, match="val_seeds"):
         from_dict(TrainConfig, {"data": {"train_seeds": [1, 2], "val_seeds": [2]}})
+    with pytest.raises(ConfigError, match="data.target_centre: 'middle' is not one of"):
+        from_dict(TrainConfig, {"data": {"target_centre": "middle"}})
     with pytest.raises(ConfigError, match="not found"):
         load_train_config("no_such_config")
 
