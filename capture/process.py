@@ -126,6 +126,12 @@ class LiveRig:
         """Frames replaced in a reader before they were taken (consumer too slow)."""
         return sum(r.overwritten for r in self.readers)
 
+    @property
+    def wrong_size(self) -> bool:
+        """Ten frames per camera came and each had another size than its calibration, none fit."""
+        return bool(self.size_error) and self.sync.stats.complete + self.sync.stats.incomplete == 0 and \
+            sum(self.size_mismatch.values()) >= 10 * len(self.cameras)
+
     def counts(self) -> dict[str, int]:
         """Per-camera and per-reason frame counters (see docs/stream_format.md, status ``counts``)."""
         st = self.sync.stats
@@ -326,8 +332,7 @@ class CaptureProcess:
                     self._send_status("running" if self.report.sets else "starting")
                 if self.live.ended or (max_sets is not None and self.report.sets >= max_sets):
                     break
-                if self.report.sets == 0 and self.live.size_error and \
-                        sum(self.live.size_mismatch.values()) >= 10 * len(self.live.cameras):
+                if self.report.sets == 0 and self.live.wrong_size:
                     break  # every frame so far has the wrong size: no set can ever be used
                 if duration_s is not None and time.monotonic() - t0 >= duration_s:
                     break
