@@ -49,6 +49,9 @@ class ChildState:
     last_status: Status | None = None
     last_seen: float = 0.0
     ready: bool = False
+    counts: dict = field(default_factory=dict)  # the latest non-empty Status.counts
+    input_ended: bool = False  # it said every finite source ended (a normal end, not a crash)
+    last_error: str = ""
 
 
 class Supervisor:
@@ -82,25 +85,68 @@ class Supervisor:
             self.children[spec.name] = ChildState(spec, proc, last_seen=time.monotonic())
             log.info("started %s (pid %d)", spec.name, proc.pid)
 
-    def wait_ready(self) -> None:
-        """Block until every child reported ready; raise SupervisorError naming the laggards."""
-        start = time.monotonic()
+    def waiting_for(self) -> str:
+        """What start-up still waits for, e.g. ``capture (starting; cam01 ok, cam02 starting;
+        0 framesets), inference (starting: model load / compile)``."""
+        parts = []
+        for n, c in self.children.items():
+            if c.ready:
+                continue
+            st = c.last_status
+            if st is None:
+                parts.append(f"{n} (process start-up, no status yet)")
+            elif st.cameras:
+                cams = ", ".join(f"{k} {v}" for k, v in st.cameras.items())
+                parts.append(f"{n} ({st.state}; first frame of each camera: {cams}; "
+                             f"{c.counts.get('published', 0)} framesets)")
+            else:
+                parts.append(f"{n} ({st.state}{': model load / compile' if n == 'inference' else ''})")
+        return ", ".join(parts) or "nothing"
+
+    def wait_ready(self, *, until: float | None = None, on_progress: Callable[[str], None] | None = None,
+                   progress_s: float = 5.0) -> str:
+        """Block until every child reported ready.
+
+        Args:
+            until: ``time.monotonic()`` at which to give up quietly (``--duration`` elapsed).
+            on_progress: called every ``progress_s`` with a line saying what is awaited.
+        Returns:
+            ``"ready"``, ``"ended"`` (a child's input ended and it exited cleanly: a short replay)
+            or ``"duration"`` (``until`` passed first).
+        Raises:
+            SupervisorError: a child died or reported an error, or one did not report ready within
+                its timeout; the message names it and the stage it was in.
+        """
+        start = last_progress = time.monotonic()
         while not all(c.ready for c in self.children.values()):
             self.poll(timeout_ms=100)
             if self._stop_requested:
                 raise SupervisorError("stopped before all processes were ready")
+            if self.input_ended():
+                return "ended"
             dead = self._dead_children()
             if dead:
                 raise SupervisorError(f"process(es) died while starting: {dead}")
-            elapsed = time.monotonic() - start
+            if self.failure:
+                raise SupervisorError(self.failure)
+            now = time.monotonic()
+            if until is not None and now >= until:
+                return "duration"
             late = [c.spec.name for c in self.children.values()
-                    if not c.ready and elapsed > c.spec.ready_timeout_s]
+                    if not c.ready and now - start > c.spec.ready_timeout_s]
             if late:
                 raise SupervisorError(
-                    f"process(es) {late} did not report ready within their timeout "
-                    f"({', '.join(f'{n}: {self.children[n].spec.ready_timeout_s:.0f} s' for n in late)}); "
-                    "run with -v to see their logs"
-                )
+                    f"start-up timed out: {', '.join(late)} did not report ready within "
+                    f"{', '.join(f'{self.children[n].spec.ready_timeout_s:.0f} s' for n in late)}; "
+                    f"still waiting for {self.waiting_for()}; run with -v to see their logs")
+            if on_progress is not None and now - last_progress >= progress_s:
+                last_progress = now
+                on_progress(f"starting ({now - start:.0f} s): waiting for {self.waiting_for()}")
+        return "ready"
+
+    def input_ended(self) -> bool:
+        """A child reported the end of its finite input and exited with code 0."""
+        return any(c.input_ended and c.process.exitcode == 0 for c in self.children.values())
 
     def poll(self, timeout_ms: int = 100) -> list[Status]:
         """Receive pending status messages and update the children's state."""
@@ -114,14 +160,22 @@ class Supervisor:
                     child.last_status = msg
                     child.last_seen = time.monotonic()
                     child.ready = child.ready or msg.state in ("ready", "running")
+                    if msg.counts:
+                        child.counts = dict(msg.counts)
+                        child.input_ended = child.input_ended or bool(msg.counts.get("input_ended"))
+                    if msg.error:
+                        child.last_error = msg.error
                     if msg.state == "error" and self.failure is None:
                         self.failure = f"{msg.process} reported an error: {msg.error}"
             msg = self._status.recv(0)
         return got
 
     def _dead_children(self) -> list[str]:
-        return [f"{n} (exit code {c.process.exitcode})" for n, c in self.children.items()
-                if c.process.exitcode is not None]
+        """Children that exited, other than a clean exit after the end of their input; each with
+        its exit code and the last error it reported."""
+        return [f"{n} (exit code {c.process.exitcode}" + (f"; last error: {c.last_error}" if c.last_error else "") + ")"
+                for n, c in self.children.items()
+                if c.process.exitcode is not None and not (c.input_ended and c.process.exitcode == 0)]
 
     def check(self) -> None:
         """Raise SupervisorError if a child died, reported an error, or stopped sending heartbeats."""
@@ -131,7 +185,8 @@ class Supervisor:
         if self.failure:
             raise SupervisorError(self.failure)
         now = time.monotonic()
-        silent = [n for n, c in self.children.items() if c.ready and now - c.last_seen > self.heartbeat_timeout_s]
+        silent = [n for n, c in self.children.items()
+                  if c.ready and not c.input_ended and now - c.last_seen > self.heartbeat_timeout_s]
         if silent:
             raise SupervisorError(f"process(es) {silent} sent no heartbeat for {self.heartbeat_timeout_s:.0f} s")
 
@@ -160,6 +215,10 @@ class Supervisor:
             while not self._stop_requested and (end is None or time.monotonic() < end):
                 self.poll(timeout_ms=100)
                 self.check()
+                if self.input_ended():
+                    self.drain(1.0)  # the last framesets of the input still reach the consumers
+                    self.check()
+                    break
                 if on_tick and time.monotonic() - last_tick >= tick_s:
                     last_tick = time.monotonic()
                     on_tick({n: c.last_status for n, c in self.children.items() if c.last_status})
@@ -171,8 +230,15 @@ class Supervisor:
             self.stop()
         return 1 if self.failure else 0
 
+    def drain(self, seconds: float) -> None:
+        """Keep receiving status for ``seconds`` (no checks)."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.poll(timeout_ms=50)
+
     def stop(self) -> None:
-        """SIGTERM every live child, join with a bound, kill stragglers, close the socket."""
+        """SIGTERM every live child, join with a bound, kill stragglers, read their last status,
+        close the socket."""
         for c in self.children.values():
             if c.process.is_alive():
                 c.process.terminate()
@@ -184,6 +250,7 @@ class Supervisor:
                 log.warning("%s did not stop within %.1f s: killing it", name, self.stop_timeout_s)
                 c.process.kill()
                 c.process.join(2.0)
+        self.poll(timeout_ms=50)  # final status (the capture's last counts) sent while stopping
         self._status.close()
 
     def exit_codes(self) -> dict[str, int | None]:

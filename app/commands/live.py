@@ -40,7 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--render", default=None, metavar="OUT.mp4", help="render the 3D view headless to a video")
     parser.add_argument("--record", default=None, metavar="DIR", help="record the camera streams to a session")
     parser.add_argument("--export", default=None, metavar="FILE.jsonl|.csv", help="write every poses frame")
-    parser.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
+    parser.add_argument("--duration", type=float, default=None, metavar="S",
+                        help="stop S seconds after start-up began (start-up included)")
+    parser.add_argument("--resize", action="store_true",
+                        help="scale video/image frames to the calibration's image size when they differ "
+                             "(same aspect ratio, e.g. 1080 vs 1088 px); without it such a rig is refused")
     parser.add_argument("--out", default=None, metavar="DIR", help="where the resolved config and summary go")
 
 
@@ -50,6 +54,8 @@ def resolve_config(args: argparse.Namespace):
 
     cfg = load(LiveConfig, args.config, args.overrides)
     worker = cfg.worker
+    if getattr(args, "resize", False):
+        cfg = dataclasses.replace(cfg, capture=dataclasses.replace(cfg.capture, resize=True))
     if args.model:
         worker = dataclasses.replace(worker, model=args.model)
     if args.backend:
@@ -141,6 +147,11 @@ class LiveMonitor:
             parts.append(f"MPJPE {np.mean(self.mpjpe_mm):.0f} mm")
         for name, st in sorted(statuses.items()):
             extra = f" missing {list(st.missing)}" if st.missing else ""
+            skipped = {k[8:]: v for k, v in st.counts.items() if k.startswith("skipped/")}
+            if "published" in st.counts:
+                extra += f" complete {st.counts.get('complete', 0)}/{st.counts['published']}"
+            if skipped:
+                extra += f" skipped {skipped}"
             parts.append(f"{name}: {st.state} {st.fps:.1f} fps drop {st.dropped}{extra}")
         stages = ", ".join(f"{k} {np.median(v):.0f}" for k, v in self.timings.items()
                            if k in ("preprocess", "backbone", "root_net", "pose_net", "tracking"))
@@ -188,14 +199,33 @@ def build_children(cfg, rig, args, model: str) -> list:
             "rig_path": rig_path, "poses_endpoint": cfg.poses_endpoint,
             "render_path": str(Path(args.render).resolve()) if args.render else None,
             "status_endpoints": (frames,)}, t))
-    if args.record:
-        specs.append(ChildSpec("recorder", recorder_child, {"rig_path": rig_path, "frames_endpoint": frames,
-                                                            "session_dir": str(Path(args.record).resolve())}, t))
     if args.export:
         specs.append(ChildSpec("exporter", exporter_child, {"poses_endpoint": cfg.poses_endpoint,
                                                             "rig_name": rig.name,
                                                             "path": str(Path(args.export).resolve())}, t))
     return specs
+
+
+def recorder_spec(cfg, args):
+    """The recorder child (``--record``): started once every other process is ready, so nothing
+    is recorded during start-up."""
+    from app.children import recorder_child
+    from app.supervisor import ChildSpec
+
+    return ChildSpec("recorder", recorder_child, {"rig_path": str(Path(args.rig).resolve()),
+                                                  "frames_endpoint": cfg.capture.stream.endpoint,
+                                                  "session_dir": str(Path(args.record).resolve())},
+                     cfg.ready_timeout_s)
+
+
+def capture_accounting(counts: dict) -> dict:
+    """The live summary's ``capture`` entry from the capture's last status counts."""
+    out = {k: counts[k] for k in ("published", "complete", "incomplete") if k in counts}
+    for group in ("missing", "skipped", "dropped"):
+        sub = {k.split("/", 1)[1]: v for k, v in counts.items() if k.startswith(group + "/")}
+        if sub:
+            out[group] = sub
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -220,6 +250,10 @@ def run(args: argparse.Namespace) -> int:
     if args.record and Path(args.record).exists() and any(Path(args.record).iterdir()):
         raise ConfigError(f"--record {args.record}: folder exists and is not empty; choose a new folder "
                           "(recordings are never overwritten)")
+    t_start = time.monotonic()  # --duration counts from here: start-up included
+    from capture.sources.probe import check_media
+
+    check_media(rig, list(cfg.capture.cameras) or None, resize=cfg.capture.resize)  # files exist, open, fit
     model = preflight(cfg, rig)
     out = Path(args.out) if args.out else None
     if out:
@@ -229,21 +263,51 @@ def run(args: argparse.Namespace) -> int:
     monitor = LiveMonitor(cfg.poses_endpoint, rig.name)
     sup.install_signal_handlers()
     rc = 1
+    until = None if args.duration is None else t_start + args.duration
+    say = lambda line: print(line, file=sys.stderr)  # noqa: E731
+    published_at_ready = t_ready = started = None
     try:
         sup.start(build_children(cfg, rig, args, model))
         try:
-            sup.wait_ready()
+            started = sup.wait_ready(until=until, on_progress=say)
+            if started == "ready" and args.record:
+                sup.start([recorder_spec(cfg, args)])  # nothing recorded before ready
+                started = sup.wait_ready(until=until, on_progress=say)
         except SupervisorError as exc:
             print(f"error: {exc}", file=sys.stderr)
             sup.stop()
             return 1
-        print(f"selfpose3d-live: rig '{rig.name}' ({len(rig.cameras)} cameras), model {model}; "
-              "Ctrl-C to stop", file=sys.stderr)
-        monitor.start_clock()
-        rc = sup.run(duration_s=args.duration, on_tick=lambda st: print(monitor.line(st), file=sys.stderr))
+        if started == "ready":
+            t_ready = time.monotonic()
+            print(f"selfpose3d-live: rig '{rig.name}' ({len(rig.cameras)} cameras), model {model}; ready after "
+                  f"{t_ready - t_start:.1f} s; Ctrl-C to stop", file=sys.stderr)
+            published_at_ready = sup.children["capture"].counts.get("published", 0)
+            monitor.start_clock()
+            rest = None if until is None else max(0.0, until - time.monotonic())
+            rc = sup.run(duration_s=rest, on_tick=lambda st: say(monitor.line(st)))
+        else:
+            rc = 0
+            if started == "duration":
+                say(f"--duration {args.duration:g} s passed during start-up: still waiting for {sup.waiting_for()}")
+            sup.stop()
     finally:
         summary = monitor.summary()
         monitor.close()
+    summary["ready_after_s"] = None if t_ready is None else round(t_ready - t_start, 1)
+    capture = sup.children["capture"].counts if "capture" in sup.children else {}
+    summary["capture"] = capture_accounting(capture)
+    if sup.input_ended():
+        summary["ended"] = f"input ended after {capture.get('published', 0)} framesets"
+        say(summary["ended"])
+    elif started == "duration":
+        summary["ended"] = "--duration passed during start-up"
+        rc = 1
+    if rc == 0 and published_at_ready is not None and summary["frames"] == 0 \
+            and capture.get("published", 0) > published_at_ready:
+        rc = 1
+        summary["failure"] = (f"no poses from {capture['published'] - published_at_ready} framesets: every one was "
+                              "dropped by inference (see its 'dropped' count and log)")
+        say(f"error: {summary['failure']}")
     summary["exit_codes"] = sup.exit_codes()
     # each process's own count since it started (capture: frames lost before a set; inference:
     # sets not turned into poses: skipped to the newest, stale, overwritten, bad)

@@ -78,10 +78,40 @@ def _report(rig: Rig) -> bool:
     corners = volume_corners_mm(vol.center_mm, vol.size_mm)
     seen_by = [sum(v.visible for v in point_views(rig.cameras, c)) for c in corners]
     print(f"volume corners seen by >= 2 cameras: {sum(n >= 2 for n in seen_by)}/8 (per corner: {seen_by})")
+    sources_ok = _check_sources(rig)
     if not ok:
         print("check FAILED: some cameras do not see the volume centre (wrong volume, units or R direction?)")
+    elif not sources_ok:
+        print("check FAILED: some sources are missing, unreadable or not the calibration's size (see above)")
     else:
-        print("check ok: every camera sees the volume centre")
+        print("check ok: every camera sees the volume centre" + (", every source opens at its calibration's size"
+                                                               if any(rig.source(n).kind in ("file", "images", "panoptic")
+                                                                      for n in rig.names) else ""))
+    return ok and sources_ok
+
+
+def _check_sources(rig: Rig) -> bool:
+    """Open every video/image/Panoptic source: exists, decodes, frame size = calibration size."""
+    from capture.source import SourceError
+    from capture.sources.probe import probe_media, size_mismatch
+
+    ok = True
+    for name in rig.names:
+        cfg = rig.source(name)
+        try:
+            info = probe_media(name, cfg.kind, cfg.uri)
+        except SourceError as exc:
+            print(f"source {name}: {exc}")
+            ok = False
+            continue
+        if info is None:
+            continue
+        cam = rig.cameras[name]
+        bad = size_mismatch(name, info, (cam.width, cam.height))
+        rate = f", {info.fps:g} fps" if info.fps else ""
+        count = f", {info.frames} frames" if info.frames else ""
+        print(f"source {name}: {cfg.kind} {info.width}x{info.height}{rate}{count}" + (f": {bad}" if bad else ""))
+        ok &= bad is None
     return ok
 
 

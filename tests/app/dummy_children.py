@@ -41,3 +41,23 @@ def ignores_sigterm(name: str, status_endpoint: str) -> None:
         while True:
             ctx.heartbeat()
             time.sleep(0.02)
+
+
+def input_ends(name: str, status_endpoint: str, sets: int = 5, after_s: float = 0.2) -> None:
+    """A capture whose finite input ends: ready, then its last status says ``input_ended``; exit 0."""
+    from capture.messages import Status, now_ns
+
+    with ChildContext(name, status_endpoint, interval_s=0.1) as ctx:
+        ctx.report("ready")
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < after_s:
+            ctx.heartbeat()
+            time.sleep(0.02)
+        ctx.forward(Status(process=name, state="stopping", t_ns=now_ns(),
+                           counts={"published": sets, "complete": sets, "input_ended": 1}))
+
+
+def crashes_before_ready(name: str, status_endpoint: str) -> None:
+    with ChildContext(name, status_endpoint, interval_s=0.1):
+        time.sleep(0.2)
+        raise RuntimeError("no such camera")
