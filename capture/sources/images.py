@@ -55,7 +55,8 @@ class ImageFolderSource(Source):
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
             raise SourceError(f"camera '{self.camera}': cannot decode {path}")
-        return Frame(self.camera, image, self._pacer.wait(k), k)
+        t_ns = self._pacer.wait(k) if self.schedule is None else self.schedule.wait(self.camera)
+        return Frame(self.camera, image, t_ns, k)
 
     def detach(self) -> None:
         if self.schedule is not None:

@@ -182,7 +182,7 @@ class PanopticSource(Source):
                 return None
             self._pos += 1
             self._k = k + 1
-        return Frame(self.camera, image, self._pacer.wait(k), number)
+        return Frame(self.camera, image, self.schedule.wait(self.camera), number)
 
     def detach(self) -> None:
         if self.schedule is not None:

@@ -4,6 +4,7 @@ in lockstep with the other media cameras (:class:`capture.schedule.ReplaySchedul
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -86,8 +87,10 @@ class VideoFileSource(Source):
         if k is None:
             return None
         pos = self.schedule.position(k)
+        t0 = time.perf_counter()
         if pos < self._pos:  # next lap: back to the start of the file
             self.open()
+        frames = max(1, pos - self._pos + 1)
         while self._pos < pos:  # skipped frames: demuxed and decoded, not converted or copied
             if not self._cap.grab():
                 return None
@@ -95,8 +98,9 @@ class VideoFileSource(Source):
         ok, image = self._decode(out)
         if not ok:
             return None
+        self.schedule.note_frame_s(self.camera, (time.perf_counter() - t0) / frames)
         self._k = k + 1
-        return Frame(self.camera, image, self._pacer.wait(k), k)
+        return Frame(self.camera, image, self.schedule.wait(self.camera), k)
 
     def _decode(self, out: np.ndarray | None):
         ok, image = self._cap.read() if out is None else self._cap.read(out)

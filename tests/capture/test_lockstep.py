@@ -178,3 +178,28 @@ def test_rig_check_names_a_missing_file_and_a_size_mismatch(tmp_path, toy_rig):
     (tmp_path / "cam2.mp4").unlink()
     with pytest.raises(SourceError, match="camera 'cam2': video file .*cam2.mp4 not found"):
         build_sources(load_rig(path), stop=threading.Event(), resize=True)
+
+
+def test_decode_bound_cameras_slip_the_timeline_instead_of_skipping():
+    """Skipping a video frame still decodes it: when a camera needs more than a frame period per
+    frame (four 1088x1920 H.264 views on 2 cores), the schedule publishes every frame it decodes
+    and lets the timeline slip; when the cameras are fast it skips to the due frame."""
+    from capture.schedule import ReplaySchedule
+
+    def rounds(frame_s: float) -> tuple[list[int], ReplaySchedule]:
+        sch = ReplaySchedule(["a", "b"], 60.0, realtime=True)
+        got, current = [], 0
+        for _ in range(4):
+            for cam in ("a", "b"):
+                sch.note_frame_s(cam, frame_s)
+            ka, kb = sch.next_index("a", current), sch.next_index("b", current)
+            assert ka == kb and sch.wait("a") == sch.wait("b")  # one index, one timestamp per round
+            got.append(ka)
+            current = ka + 1
+            time.sleep(0.1)  # a slow consumer: 6 frame periods per round
+        return got, sch
+
+    slow, sch = rounds(0.05)
+    assert slow == [0, 1, 2, 3] and sch.slipped_s > 0.2 and sch.skipped == {"a": 0, "b": 0}
+    fast, sch = rounds(0.001)
+    assert fast[-1] >= 15 and sch.slipped_s == 0.0 and sch.skipped["a"] == sch.skipped["b"] > 10
