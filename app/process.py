@@ -98,6 +98,15 @@ class ChildContext:
 
     def __enter__(self) -> "ChildContext":
         self.report("starting")
+
+        def starting_beat() -> None:  # start-up (model load, compile) may take minutes: say so
+            while not self.stop_event.wait(1.0):
+                with self._lock:  # checked and sent atomically: never "starting" after "ready"
+                    if self.state != "starting":
+                        return
+                    self._pub.send(Status(process=self.name, state="starting", t_ns=now_ns()))
+
+        threading.Thread(target=starting_beat, name=f"{self.name}-starting", daemon=True).start()
         return self
 
     def __exit__(self, exc_type, exc, _tb) -> None:

@@ -97,7 +97,7 @@ def main() -> int:
         "rig": str(rig), "seconds": args.seconds, "rc": proc.returncode, "ready_after_s": ready,
         "framesets_published": cap.get("published"), "framesets_per_s": round(cap.get("published", 0) / run_s, 2),
         "complete_ratio": round(cap["complete"] / cap["published"], 4) if cap.get("published") else None,
-        "skipped_per_camera": cap.get("skipped"), "dropped": cap.get("dropped"),
+        "skipped_per_camera": cap.get("skipped"), "slipped_s": cap.get("slipped_ms", 0) / 1000, "dropped": cap.get("dropped"),
         "poses_fps": summary.get("fps"), "peak_rss_mb": round(peak), "record_mb": None if disk is None else round(disk / 2**20),
         "startup_lines": [line for line in stderr.splitlines() if line.startswith("starting (")][:5],
     }

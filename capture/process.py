@@ -145,6 +145,8 @@ class LiveRig:
             out[f"size_mismatch/{c}"] = self.size_mismatch[c]
             if self.schedule is not None and c in self.schedule.skipped:
                 out[f"skipped/{c}"] = self.schedule.skipped[c]
+        if self.schedule is not None:
+            out["slipped_ms"] = int(self.schedule.slipped_s * 1000)  # replay behind real time (decode-bound)
         out["dropped/decode_error"] = sum(r.read_errors for r in self.readers)
         out["dropped/size_mismatch"] = sum(self.size_mismatch.values())
         return out

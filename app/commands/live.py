@@ -218,9 +218,16 @@ def recorder_spec(cfg, args):
                      cfg.ready_timeout_s)
 
 
+def replays_media(rig, cfg) -> bool:
+    """True when every captured camera replays a video file, image folder or Panoptic sequence."""
+    from capture.sources.probe import MEDIA_KINDS
+
+    return all(rig.source(n).kind in MEDIA_KINDS for n in (list(cfg.capture.cameras) or rig.names))
+
+
 def capture_accounting(counts: dict) -> dict:
     """The live summary's ``capture`` entry from the capture's last status counts."""
-    out = {k: counts[k] for k in ("published", "complete", "incomplete") if k in counts}
+    out = {k: counts[k] for k in ("published", "complete", "incomplete", "slipped_ms") if k in counts}
     for group in ("missing", "skipped", "dropped"):
         sub = {k.split("/", 1)[1]: v for k, v in counts.items() if k.startswith(group + "/")}
         if sub:
@@ -267,9 +274,16 @@ def run(args: argparse.Namespace) -> int:
     say = lambda line: print(line, file=sys.stderr)  # noqa: E731
     published_at_ready = t_ready = started = None
     try:
-        sup.start(build_children(cfg, rig, args, model))
+        specs = build_children(cfg, rig, args, model)
+        # a media replay starts once its consumers are ready: decoding four 1088x1920 videos while
+        # the worker loads would only slow its start-up, and the frames would be thrown away
+        later = [sp for sp in specs if sp.name == "capture" and replays_media(rig, cfg)]
+        sup.start([sp for sp in specs if sp not in later])
         try:
             started = sup.wait_ready(until=until, on_progress=say)
+            if started == "ready" and later:
+                sup.start(later)
+                started = sup.wait_ready(until=until, on_progress=say)
             if started == "ready" and args.record:
                 sup.start([recorder_spec(cfg, args)])  # nothing recorded before ready
                 started = sup.wait_ready(until=until, on_progress=say)
