@@ -43,7 +43,8 @@ class SourceConfig:
             ``session`` (a recorded session folder), ``synthetic`` (the synthetic world).
         uri: path or URL (required for stream/file/images/panoptic/session).
         index: device index for ``device``.
-        fps: frame rate to request/pace at (None: the source's own).
+        fps: frame rate to request/pace at (None: the source's own). For a ``file`` in a rig it
+            is a cap: videos replay at their native rate, every ``round(native / fps)``-th frame.
         loop: restart file-like sources at the end.
         realtime: pace file-like sources at their frame rate (False: as fast as possible).
         width, height: capture size to request from a device (None: the calibration's size).
