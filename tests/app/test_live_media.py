@@ -37,3 +37,18 @@ def test_short_replay_ends_normally_with_every_frameset_complete(tmp_path, toy_r
     assert cap["published"] >= 1 and cap["complete"] == cap["published"] and cap["incomplete"] == 0
     assert len(set(cap["skipped"].values())) == 1  # every camera skipped the same frames
     assert summary["exit_codes"]["capture"] == 0
+
+
+def test_rig_check_opens_every_media_source(tmp_path, toy_rig, capsys):
+    """Item 12a: `selfpose3d rig` said "check ok" for a rig whose video file did not exist."""
+    from app.cli import main
+
+    rig = media_rig(tmp_path, toy_rig, frames=(3,) * 4)
+    main(["rig", str(rig)])
+    out = capsys.readouterr().out
+    assert f"source cam0: file {W}x{H}, 60 fps, 3 frames" in out
+    (tmp_path / "cam3.mp4").unlink()
+    assert main(["rig", str(rig)]) == 1
+    out = capsys.readouterr().out
+    assert "source cam3: camera 'cam3': video file" in out and "not found" in out
+    assert "check FAILED: some sources are missing" in out and "check ok" not in out
