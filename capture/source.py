@@ -245,6 +245,8 @@ class ThreadedReader:
             if self.lossless:
                 while self._seq != self._taken_seq and not self._stop.is_set():
                     self._taken.wait(0.1)
+                if self._seq != self._taken_seq:
+                    return  # stopping: the previous frame was not taken; this one is not lost to a consumer
             if self._seq != self._taken_seq:
                 self.overwritten += 1
             self._latest = frame
