@@ -6,7 +6,9 @@ Formats (``fmt`` names):
 * ``voxelpose`` — VoxelPose/SelfPose3d camera JSON (Shelf, Campus, Panoptic demo), :mod:`calib.io_voxelpose`;
 * ``metric``    — the 4D-Association/Shelf ``calibration.json`` (K, R, t in metres), :mod:`calib.io_metric_json`;
 * ``opencv``    — OpenCV FileStorage YAML/XML, :mod:`calib.io_opencv`;
-* ``anipose``   — anipose/aniposelib ``calibration.toml``, :mod:`calib.io_anipose`;
+* ``anipose``   — anipose/aniposelib ``calibration.toml`` (mm), :mod:`calib.io_anipose`;
+* ``pose2sim``  — Pose2Sim ``Calib.toml`` (the anipose layout in metres), :mod:`calib.io_anipose`;
+* ``qualisys``  — Qualisys ``.qca.txt`` XML (Pose2Sim's demos), :mod:`calib.io_qualisys`;
 * ``rig``       — our rig YAML (cameras, sources, volume), :mod:`calib.rig_config`.
 
 Every reader returns a :class:`~calib.camera.CameraRig` in our convention (world mm, z up for the
@@ -27,7 +29,7 @@ import numpy as np
 
 from calib.camera import CalibrationError, Camera, CameraRig
 
-FORMATS = ("panoptic", "voxelpose", "metric", "opencv", "anipose", "rig")
+FORMATS = ("panoptic", "voxelpose", "metric", "opencv", "anipose", "pose2sim", "qualisys", "rig")
 
 # Cameras of one rig closer together than this (mm) mean the file is not in the units we assumed
 # (metres read as millimetres puts a 3 m wide rig inside 3 mm).
@@ -199,9 +201,14 @@ def sniff_format(path: str | Path) -> str:
         raise CalibrationError(f"{path}: calibration file not found (check the path)")
     suffix = path.suffix.lower()
     if suffix == ".toml":
-        return "anipose"
+        from calib.io_anipose import toml_flavour
+
+        return toml_flavour(path)
+    if path.name.lower().endswith((".qca.txt", ".qca")):
+        return "qualisys"
     if suffix == ".xml":
-        return "opencv"
+        head = path.read_text(encoding="ascii", errors="replace")[:400]
+        return "qualisys" if "<calibration" in head else "opencv"
     if suffix in (".yaml", ".yml"):
         head = path.read_text(encoding="utf-8", errors="replace")[:200].lstrip()
         if head.startswith("%YAML"):
@@ -285,6 +292,14 @@ def load_calibration(
         from calib.io_anipose import load_anipose_toml
 
         return select_cameras(list(load_anipose_toml(path)), camera_names, path)
+    if fmt == "pose2sim":
+        from calib.io_anipose import load_pose2sim_toml
+
+        return select_cameras(list(load_pose2sim_toml(path)), camera_names, path)
+    if fmt == "qualisys":
+        from calib.io_qualisys import load_qualisys_qca
+
+        return load_qualisys_qca(path, camera_names=camera_names)
     if fmt == "rig":
         from calib.rig_config import load_rig
 
@@ -292,23 +307,25 @@ def load_calibration(
     raise CalibrationError(f"{path}: unknown calibration format {fmt!r}{did_you_mean(fmt, FORMATS)}; use one of {FORMATS}")
 
 
-_SUFFIX_FORMAT = {".toml": "anipose", ".xml": "opencv", ".yaml": "rig", ".yml": "rig"}
+_SUFFIX_FORMAT = {".toml": "anipose", ".xml": "opencv", ".yaml": "rig", ".yml": "rig", ".qca.txt": "qualisys"}
 
 
 def save_calibration(rig: CameraRig, path: str | Path, fmt: str = "auto") -> Path:
-    """Write ``rig`` in format ``fmt`` (``auto``: .toml anipose, .xml opencv, .yaml rig; JSON needs fmt).
+    """Write ``rig`` in format ``fmt`` (``auto``: .toml anipose, .xml opencv, .yaml rig, .qca.txt
+    qualisys; JSON and Pose2Sim's TOML need fmt).
 
     Returns:
         The path written.
     """
     path = Path(path)
     if fmt == "auto":
-        if path.suffix.lower() not in _SUFFIX_FORMAT:
+        suffix = ".qca.txt" if path.name.lower().endswith(".qca.txt") else path.suffix.lower()
+        if suffix not in _SUFFIX_FORMAT:
             raise CalibrationError(
                 f"{path}: cannot choose a format from the suffix '{path.suffix}'; name it (fmt= in Python, "
                 f"--format on the command line): one of {FORMATS}"
             )
-        fmt = _SUFFIX_FORMAT[path.suffix.lower()]
+        fmt = _SUFFIX_FORMAT[suffix]
     if fmt == "panoptic":
         from calib.io_panoptic import save_panoptic_calibration
 
@@ -329,6 +346,14 @@ def save_calibration(rig: CameraRig, path: str | Path, fmt: str = "auto") -> Pat
         from calib.io_anipose import save_anipose_toml
 
         return save_anipose_toml(rig, path)
+    if fmt == "pose2sim":
+        from calib.io_anipose import save_pose2sim_toml
+
+        return save_pose2sim_toml(rig, path)
+    if fmt == "qualisys":
+        from calib.io_qualisys import save_qualisys_qca
+
+        return save_qualisys_qca(rig, path)
     if fmt == "rig":
         from calib.rig_config import save_rig
 

@@ -26,7 +26,7 @@ SourceKind = Literal["device", "stream", "file", "images", "panoptic", "session"
 SOURCE_KINDS: tuple[str, ...] = get_args(SourceKind)
 # Kinds whose uri is a local path (resolved relative to the rig file).
 PATH_KINDS = ("file", "images", "panoptic", "session")
-CalibrationFormat = Literal["auto", "panoptic", "voxelpose", "metric", "opencv", "anipose", "rig"]
+CalibrationFormat = Literal["auto", "panoptic", "voxelpose", "metric", "opencv", "anipose", "pose2sim", "qualisys", "rig"]
 
 Row3 = tuple[float, float, float]
 Mat3 = tuple[Row3, Row3, Row3]

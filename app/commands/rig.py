@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="format of a calibration-file input (default: sniffed)")
     parser.add_argument("--convert", metavar="OUT", default=None, help="write the cameras to OUT")
     parser.add_argument("--format", dest="out_format", default=None, choices=FORMATS,
-                        help="format of --convert (default: from OUT's suffix: .yaml rig, .toml anipose, .xml opencv)")
+                        help="format of --convert (default: from OUT's suffix: .yaml rig, .toml anipose, .xml opencv, .qca.txt qualisys; pose2sim: Calib.toml in metres)")
 
 
 def _load(args: argparse.Namespace) -> Rig:
