@@ -15,16 +15,19 @@ chain A~B~C with A far from C does not merge. Lone detections stay alone (no 3D 
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 
 def masked_median(values: np.ndarray, mask: np.ndarray, axis: int = -1) -> np.ndarray:
     """Median of ``values`` where ``mask`` along ``axis``; NaN where nothing is selected."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices are expected
-        return np.nanmedian(np.where(mask, values, np.nan), axis=axis)
+    if values.shape[axis] == 0:
+        return np.full(np.delete(values.shape, axis if axis >= 0 else values.ndim + axis), np.nan)
+    v = np.sort(np.where(mask, values, np.inf), axis=axis)
+    n = np.expand_dims(mask.sum(axis=axis), axis)
+    lo = np.take_along_axis(v, np.maximum((n - 1) // 2, 0), axis=axis)
+    hi = np.take_along_axis(v, np.minimum(n // 2, v.shape[axis] - 1), axis=axis)
+    med = np.squeeze(0.5 * (lo + hi), axis=axis)
+    return np.where(np.squeeze(n, axis) > 0, med, np.nan)
 
 
 def ray_distance_costs(centers_mm: np.ndarray, rays: np.ndarray, visible: np.ndarray, view: np.ndarray,

@@ -201,7 +201,8 @@ class Triangulator:
         xy = np.zeros_like(uv)
         for v in np.unique(view):
             sel = view == v
-            xy[sel] = undistort_points(uv[sel], self.rig[int(v)])
+            cam = self.rig[int(v)]
+            xy[sel] = undistort_points(uv[sel], cam, iterations=20 if np.any(cam.dist) else 0)
         return xy
 
     # ------------------------------------------------------------------ geometry

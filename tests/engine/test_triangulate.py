@@ -9,7 +9,7 @@ from calib.check import triangulate_weighted
 from calib.configkit import ConfigError
 from calib.projection import depth_mm, in_image, project_points, undistort_points
 from capture.synthetic.body import forward_kinematics, neutral_pose, sample_body
-from engine.association import cluster_people
+from engine.association import cluster_people, masked_median
 from engine.keypoint_maps import COCO17
 from engine.skeleton import PANOPTIC15
 from engine.triangulate import Triangulator, TriangulatorConfig
@@ -200,3 +200,14 @@ def test_bad_input_is_named(rig):
         TriangulatorConfig(min_views=1)
     with pytest.raises(ConfigError, match="triangulate.layout"):
         Triangulator.from_rig(rig, layout="h36m")
+
+
+def test_masked_median_matches_nanmedian(rng):
+    import warnings
+
+    for shape, axis in (((7, 9), -1), ((4, 6, 5), 1), ((3, 0), -1), ((6, 1), -1)):
+        v, m = rng.normal(size=shape), rng.random(shape) < 0.5
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            ref = np.nanmedian(np.where(m, v, np.nan), axis=axis)
+        np.testing.assert_allclose(masked_median(v, m, axis), ref, equal_nan=True)
