@@ -30,6 +30,17 @@ from training.shelf.data import ShelfDetections
 BODY25_TO_COCO17 = np.array([BODY25.index(n) for n in COCO17])
 
 
+def _head_fallback(coco: np.ndarray) -> None:
+    """In place on (P,17,5) COCO-17 poses (column 4 = joint score): a missing ear takes the other
+    ear, or the nose when both are missing (the COCO head rule averages the ears; a missing joint's
+    placeholder, the person's centre, would put the head at the hips)."""
+    nose, l_ear, r_ear = (COCO17.index(n) for n in ("nose", "l_ear", "r_ear"))
+    for ear, other in ((l_ear, r_ear), (r_ear, l_ear)):
+        missing = coco[:, ear, 4] <= 0
+        use = np.where((coco[:, other, 4] > 0)[:, None], coco[:, other, :3], coco[:, nose, :3])
+        coco[missing, ear, :3] = use[missing]
+
+
 def _pack(per_frame: list[tuple[np.ndarray, np.ndarray, np.ndarray]], frame_ids: Sequence[int], layout: str) -> Predictions:
     """Per frame (poses (P,J,5), scores (P,), roots (P,3)) -> padded :class:`Predictions`."""
     M = max([1] + [len(p) for p, _, _ in per_frame])
@@ -71,6 +82,7 @@ def predict_shelf_triangulate(data: ShelfDetections, frame_ids: Sequence[int], l
             poses = np.zeros((res.num_people, len(COCO17), 5))
             poses[..., :3] = res.poses_mm[:, BODY25_TO_COCO17]
             poses[..., 4] = res.joint_scores[:, BODY25_TO_COCO17]
+            _head_fallback(poses)
             per_frame.append((poses, res.scores, res.poses_mm[:, BODY25.index("mid_hip")]))
         t_tri += time.perf_counter() - t1
         t_group += t1 - t0
