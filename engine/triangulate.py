@@ -35,14 +35,14 @@ from __future__ import annotations
 
 import time
 from itertools import combinations
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Sequence
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from calib.camera import CameraRig
-from calib.configkit import require
+from calib.configkit import ConfigError, require
 from calib.projection import undistort_points
 from engine.api import Prediction
 from engine.association import cluster_people, masked_median, ray_distance_costs
@@ -167,6 +167,10 @@ class Triangulator:
     def from_rig(cls, rig: CameraRig, **thresholds) -> "Triangulator":
         """``Triangulator.from_rig(rig, pair_max_mm=150, layout="coco17", ...)``: keyword thresholds
         of :class:`TriangulatorConfig` (a bad value raises ``ConfigError`` naming the field)."""
+        known = {f.name for f in fields(TriangulatorConfig)}
+        unknown = sorted(set(thresholds) - known)
+        if unknown:
+            raise ConfigError(f"triangulate: unknown setting(s) {unknown}; known: {sorted(known)}")
         return cls(rig, TriangulatorConfig(**thresholds))
 
     # ------------------------------------------------------------------ input

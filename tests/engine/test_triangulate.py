@@ -200,6 +200,8 @@ def test_bad_input_is_named(rig):
         TriangulatorConfig(min_views=1)
     with pytest.raises(ConfigError, match="triangulate.layout"):
         Triangulator.from_rig(rig, layout="h36m")
+    with pytest.raises(ConfigError, match="unknown setting.*joint_max_mm"):
+        Triangulator.from_rig(rig, joint_max_mm=20.0)
 
 
 def test_masked_median_matches_nanmedian(rng):
