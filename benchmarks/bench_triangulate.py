@@ -6,11 +6,12 @@
 * ``shelf``: ``selfpose3d eval shelf --engine triangulate`` on all 301 frames (PCP per actor and
   limb group under both head rules, body MPJPE, predictions matched to no annotated actor),
   4D-Association's own output scored by the same evaluator, and the sensitivity of the PCP to
-  the per-joint reprojection threshold ``joint_max_px``.
+  the per-joint reprojection threshold ``joint_max_px``; with ``--learned M`` the learned route on
+  the same frames for the side-by-side table of docs/shelf.md.
 
 Prints a summary and writes ``benchmarks/results/shelf_triangulate.json``.
 
-    python benchmarks/bench_triangulate.py [--repeats 300] [--no-sweep]
+    python benchmarks/bench_triangulate.py [--repeats 300] [--no-sweep] [--learned models/shelf_ssl.pt]
 """
 
 from __future__ import annotations
@@ -78,6 +79,23 @@ def speed(repeats: int, seed: int = 0) -> dict:
             "people_found_mean": float(np.mean(counts))}
 
 
+def learned(checkpoint: str) -> dict:
+    """The learned route on the same frames (slow: ~1 s/frame on 2 cores) with its body MPJPE."""
+    import tempfile
+
+    from training.datasets.shelf_campus import SHELF as SPEC, load_ground_truth
+    from training.results_io import load_predictions
+    from training.shelf.evaluate import evaluate_shelf_checkpoint
+    from training.shelf.triangulate import body_mpjpe_and_unmatched
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "learned.npz"
+        out = evaluate_shelf_checkpoint(checkpoint, SHELF, save_to=path)
+        out.pop("table")
+        out.update(body_mpjpe_and_unmatched(load_predictions(path), load_ground_truth(SHELF, SPEC)))
+    return out
+
+
 def shelf(sweep: bool) -> dict:
     from training.datasets.shelf_campus import SHELF as SPEC, load_ground_truth
     from training.evaluate import evaluate_shelf_campus, pcp_metrics
@@ -88,11 +106,17 @@ def shelf(sweep: bool) -> dict:
     out.pop("table")
     out["coco17"].pop("table")
     gt = load_ground_truth(SHELF, SPEC)
+    from training.shelf.triangulate import body_mpjpe_and_unmatched
+
     ref = {}
     for name in ("pred_4dassoc.npz", "pred_4dassoc_coco17.npz"):
-        res = evaluate_shelf_campus(load_predictions(SHELF / name), gt)
-        ref[name] = pcp_metrics(res)
-    result = {"triangulate": out, "4d_association_output": ref}
+        preds = load_predictions(SHELF / name)
+        ref[name] = pcp_metrics(evaluate_shelf_campus(preds, gt))
+        ref[name].update(body_mpjpe_and_unmatched(preds, gt))
+    late = evaluate_shelf_triangulate(SHELF, frame_ids=list(range(450, 601)))
+    late.pop("table")
+    late["coco17"].pop("table")
+    result = {"triangulate": out, "triangulate_frames_450_600": late, "4d_association_output": ref}
     if sweep:
         result["joint_max_px_sweep"] = {
             str(px): round(evaluate_shelf_triangulate(SHELF, with_coco17=False, joint_max_px=px)["pcp_average"], 2)
@@ -114,6 +138,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=300)
     parser.add_argument("--no-sweep", action="store_true", help="skip the joint_max_px sweep on Shelf")
+    parser.add_argument("--learned", metavar="CHECKPOINT",
+                        help="also run this learned model on Shelf (e.g. models/shelf_ssl.pt; ~5 min)")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "shelf_triangulate.json"))
     args = parser.parse_args()
     result = {"cpu": cpu_name(), "threads": "numpy default (1 process)", "speed": speed(args.repeats)}
@@ -128,6 +154,11 @@ def main() -> int:
         print(f"4D-Association output: {result['4d_association_output']['pred_4dassoc.npz']['pcp_average']:.2f}")
         if "joint_max_px_sweep" in result:
             print(f"joint_max_px sweep: {result['joint_max_px_sweep']}")
+        if args.learned:
+            result["learned"] = learned(args.learned)
+            lr = result["learned"]
+            print(f"learned {args.learned}: PCP avg {lr['pcp_average']:.2f}, per actor {lr['actor_pcp']}, "
+                  f"body MPJPE {lr['body_mpjpe_mm']}, {1000 * lr['seconds_per_frame']:.0f} ms/frame")
     Path(args.out).write_text(json.dumps(result, indent=1, default=float) + "\n")
     print(f"written {args.out}")
     return 0

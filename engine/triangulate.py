@@ -4,15 +4,17 @@ The classical route (Pose2Sim, FreeMoCap, 4D-Association, mvpose): numpy/scipy o
 Per frame:
 
 1. **undistort** every 2D joint with the camera model (:func:`calib.projection.undistort_points`)
-   and back-project it to a world ray;
+   and back-project it to a world ray (2D people with fewer than ``min_shared_joints`` joints are
+   ignored);
 2. **associate** people across views (:mod:`engine.association`): pairwise median ray distance
    (mm), greedy constrained clustering, one person per view; a cluster needs ``min_views`` views,
    so a lone or inconsistent 2D person makes no 3D person;
-3. **triangulate** every joint of every cluster at once (score-weighted DLT on the undistorted
-   normalised coordinates, rows equilibrated as :func:`calib.check.triangulate_weighted` does);
-   the view with the largest reprojection error is dropped while it exceeds ``joint_max_px`` and
-   more than ``min_views`` views remain; a joint left with fewer than ``min_views`` agreeing views
-   is **missing**;
+3. **triangulate** every joint of every cluster at once: each pair of views gives a 2-view DLT
+   hypothesis, the one most views reproject within ``joint_max_px`` of (ties: the larger summed
+   score) picks the inlier views, then a score-weighted DLT on the inliers (undistorted normalised
+   coordinates, rows equilibrated as :func:`calib.check.triangulate_weighted` does) drops its worst
+   view while that exceeds ``joint_max_px`` and more than ``min_views`` remain; a joint left with
+   fewer than ``min_views`` agreeing views is **missing**;
 4. **check the views of each person**: a view whose median joint reprojection error exceeds
    ``view_max_px`` leaves the person (its 2D person is freed), and the person is re-triangulated;
 5. **adopt** freed or unassociated 2D people whose joints reproject within ``view_max_px`` of a 3D
@@ -308,7 +310,7 @@ class Triangulator:
         for p, c in enumerate(clusters):
             members[p, view[c]] = c
         t2 = time.perf_counter()
-        poses, jscore, members = self._refine(members, xy, score, view, cost)
+        poses, jscore, members = self._refine(members, xy, score, view)
         t3 = time.perf_counter()
         order = np.argsort(-jscore.mean(1), kind="stable") if len(poses) else np.zeros(0, np.int64)
         poses, jscore, members = poses[order], jscore[order], members[order]
@@ -317,7 +319,7 @@ class Triangulator:
         return TriangulationResult(poses, jscore, jscore.mean(1) if len(poses) else np.zeros(0), out_members,
                                    (members >= 0).sum(1), times)
 
-    def _refine(self, members: np.ndarray, xy: np.ndarray, score: np.ndarray, view: np.ndarray, cost: np.ndarray):
+    def _refine(self, members: np.ndarray, xy: np.ndarray, score: np.ndarray, view: np.ndarray):
         """Triangulate clusters, expel inconsistent views, adopt free 2D people, drop weak/duplicate people."""
         cfg = self.config
         V, J = len(self.rig), self._num_joints
@@ -351,7 +353,6 @@ class Triangulator:
     def _adopt(self, members, poses, jscore, xy, score, view):
         """Give free 2D people to 3D people lacking their view when they reproject within view_max_px."""
         cfg = self.config
-        P = len(members)
         used = np.zeros(len(view), bool)
         used[members[members >= 0]] = True
         adopted = False

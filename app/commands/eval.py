@@ -35,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--detections", help="shelf --checkpoint / --engine triangulate: OpenPose detections NPZ "
                                              "(default: detections.npz in the --gt folder)")
     parser.add_argument("--frames", help="shelf: score only these frames, e.g. 450-600 (default: all 300-600)")
-    parser.add_argument("--save-predictions", help="shelf --checkpoint / --engine triangulate: write the predictions NPZ here")
+    parser.add_argument("--save-predictions",
+                        help="shelf --checkpoint / --engine triangulate: write the predictions NPZ here")
     parser.add_argument("--device", default="cpu", help="shelf --checkpoint: cpu | cuda (default cpu)")
     parser.add_argument("--max-frames", type=int, default=None, help="synthetic: score only the first N frames")
     parser.add_argument("--refine-mm", type=float, default=None,
@@ -63,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
             return _usage_error(f"--engine triangulate runs on shelf only (got {args.dataset}); score other "
                                 "datasets' prediction files with --predictions")
         if args.checkpoint or args.predictions:
-            return _usage_error("--engine triangulate uses no model and no prediction file; drop --checkpoint/--predictions")
+            return _usage_error("--engine triangulate uses no model and no prediction file; "
+                                "drop --checkpoint/--predictions")
         return _shelf_triangulate(args)
     if args.dataset == "synthetic":
         from training.results_io import save_metrics

@@ -41,7 +41,8 @@ def _head_fallback(coco: np.ndarray) -> None:
         coco[missing, ear, :3] = use[missing]
 
 
-def _pack(per_frame: list[tuple[np.ndarray, np.ndarray, np.ndarray]], frame_ids: Sequence[int], layout: str) -> Predictions:
+def _pack(per_frame: list[tuple[np.ndarray, np.ndarray, np.ndarray]], frame_ids: Sequence[int],
+          layout: str) -> Predictions:
     """Per frame (poses (P,J,5), scores (P,), roots (P,3)) -> padded :class:`Predictions`."""
     M = max([1] + [len(p) for p, _, _ in per_frame])
     J = per_frame[0][0].shape[1] if per_frame else 15
