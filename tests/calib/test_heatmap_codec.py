@@ -84,9 +84,14 @@ def test_detection_route_heatmaps_at_inference_equal_the_training_targets():
     identity = np.tile(np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), (2, 1, 1))  # original px = heatmap px
     per_view = [np.concatenate([uv[0, v], score[0, v, ..., None]], -1) for v in range(2)]
     infer = render_input_heatmaps(per_view, identity, (W, H))
-    inside = infer > 0
-    np.testing.assert_allclose(train.numpy()[inside], infer[inside], atol=1e-6)
-    assert train.numpy()[~inside].max() < np.exp(-4.5) + 1e-6
+    tail = np.exp(-0.5 * np.ceil(3 * 3.0) ** 2 / 3.0**2)  # the largest value the window cuts off
+    assert np.abs(train.numpy() - infer).max() <= tail + 1e-6
+    single = render_input_heatmaps([p[:1] for p in per_view], identity, (W, H))  # one person per view
+    inside = single > 0
+    train1 = render_detections(torch.tensor(uv[:, :, :1], dtype=torch.float32),
+                               torch.tensor(score[:, :, :1], dtype=torch.float32), (W, H))[0].numpy()
+    np.testing.assert_allclose(train1[inside], single[inside], atol=1e-6)
+    assert 0 < train1[~inside].max() <= tail + 1e-6
     # with the inference window the training renderer reproduces inference exactly
     windowed = detection_codec((W, H)).encode(torch.tensor(uv[0], dtype=torch.float64), torch.tensor(score[0]))
     np.testing.assert_allclose(windowed.numpy(), infer, atol=1e-6)
