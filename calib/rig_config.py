@@ -214,7 +214,7 @@ class RigConfig:
     synthetic: SyntheticSpec = SyntheticSpec()
 
     def __post_init__(self) -> None:
-        from engine.skeleton import SKELETONS
+        from calib.common.skeleton import SKELETONS
 
         require(bool(self.name), "name", "rig name must be non-empty")
         names = [c.name for c in self.cameras]

@@ -17,7 +17,7 @@ import numpy as np
 
 from calib.camera import Camera, CameraRig
 from capture.messages import Poses, Status, now_ns
-from engine.skeleton import PANOPTIC15
+from calib.common.skeleton import PANOPTIC15
 from viz import geometry as geo
 from viz.scene import SceneState
 

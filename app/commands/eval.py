@@ -19,6 +19,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from calib.common.paths import SHARED_DATA_DIR
+
 DEFAULT_GT = {"shelf": "data/Shelf", "campus": "data/CampusSeq1", "panoptic": "data/panoptic-toolbox/data"}
 
 
@@ -90,7 +92,7 @@ def _shelf_checkpoint(args: argparse.Namespace) -> int:
 
     from pathlib import Path
 
-    root = args.gt or str(Path(__file__).resolve().parents[2].parent / "shared" / "data" / "shelf")
+    root = args.gt or str(SHARED_DATA_DIR / "shelf")
     frames = parse_frames(args.frames, ShelfDetections(root, args.detections).frame_ids)
     metrics = evaluate_shelf_checkpoint(args.checkpoint, root, frames, save_to=args.save_predictions,
                                         device=args.device, detections=args.detections,
