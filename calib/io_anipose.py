@@ -31,7 +31,15 @@ from pathlib import Path
 import numpy as np
 
 from calib.camera import CalibrationError, Camera, CameraRig
-from calib.io import as_array, as_resolution, check_units_mm, get_field, unit_scale_mm
+from calib.io_formats import (
+    as_array,
+    as_resolution,
+    check_units_mm,
+    get_field,
+    register_format,
+    select_cameras,
+    unit_scale_mm,
+)
 
 
 def rotation_from_rodrigues(rvec: np.ndarray) -> np.ndarray:
@@ -135,3 +143,7 @@ def save_anipose_toml(rig: CameraRig, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
+
+
+register_format("anipose", load=lambda path, names, size: select_cameras(list(load_anipose_toml(path)), names, path),
+                save=save_anipose_toml, suffixes=(".toml",), save_suffixes=(".toml",))
