@@ -6,11 +6,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from calib.common.paths import CONFIGS_DIR
 from calib.configkit import require
 from capture.config import CaptureConfig
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_RIG = REPO_ROOT / "configs" / "rig.yaml"  # the embedded default rig
+DEFAULT_RIG = CONFIGS_DIR / "rig.yaml"  # the embedded default rig
 DEFAULT_MODEL = "models/light_synthetic.pt"  # written by `selfpose3d train --stage all --recipe light`
 
 

@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 
 from calib.camera import CameraRig
+from calib.common.poses import pairwise_mpjpe_mm
 from capture.messages import FrameSet, MessageError, Poses, now_ns
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ def mpjpe_to_truth(pred_mm: np.ndarray, truth_mm: np.ndarray) -> tuple[float | N
     truth_mm = truth_mm[np.isfinite(truth_mm).all(axis=(1, 2))] if len(truth_mm) else truth_mm
     if len(pred_mm) == 0 or len(truth_mm) == 0:
         return None, 0
-    cost = np.linalg.norm(pred_mm[:, None] - truth_mm[None], axis=-1).mean(-1)  # (P,T)
+    cost = pairwise_mpjpe_mm(pred_mm, truth_mm)  # (P,T)
     rows, cols = linear_sum_assignment(cost)
     errs = [cost[r, c] for r, c in zip(rows, cols) if cost[r, c] < 500.0]
     return (float(np.mean(errs)) if errs else None), len(errs)

@@ -31,8 +31,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from engine.estimators import EstimatorConfig, build_estimator  # noqa: E402
-from engine.keypoint_maps import COCO17  # noqa: E402
-from engine.skeleton import PANOPTIC15  # noqa: E402
+from calib.common.keypoint_maps import COCO17  # noqa: E402
+from calib.common.skeleton import PANOPTIC15  # noqa: E402
 from training.pck import joint_map_for, load_annotations  # noqa: E402
 from training.pseudo_labels.detect import HARD_MIN_SCORE_MOVENET  # noqa: E402
 

@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from calib.camera import CameraRig
-from engine.skeleton import Skeleton, get_skeleton
+from calib.common.skeleton import Skeleton, get_skeleton
 
 log = logging.getLogger(__name__)
 

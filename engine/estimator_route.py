@@ -21,7 +21,7 @@ import numpy as np
 
 from engine.api import Prediction
 from engine.estimators.pool import EstimatorPool
-from engine.skeleton import get_skeleton
+from calib.common.skeleton import get_skeleton
 
 log = logging.getLogger(__name__)
 

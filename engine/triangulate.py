@@ -48,8 +48,8 @@ from calib.configkit import ConfigError, require
 from calib.projection import undistort_points
 from engine.api import Prediction
 from engine.association import cluster_people, masked_median, ray_distance_costs
-from engine.keypoint_maps import DERIVED, layout_names, panoptic15_indices
-from engine.skeleton import PANOPTIC15
+from calib.common.keypoint_maps import DERIVED, layout_names, panoptic15_indices
+from calib.common.skeleton import PANOPTIC15
 
 INPUT_LAYOUTS = ("panoptic15", "body25", "coco17", "coco18")
 
@@ -59,7 +59,7 @@ class TriangulatorConfig:
     """Thresholds of the triangulation engine (pixels of the original images, world mm).
 
     Attributes:
-        layout: joint layout of the 2D people (``panoptic15`` or a :mod:`engine.keypoint_maps`
+        layout: joint layout of the 2D people (``panoptic15`` or a :mod:`calib.common.keypoint_maps`
             layout: ``body25``, ``coco17``, ``coco18``); output is always Panoptic-15.
         min_joint_score: 2D joints scoring at or below this are absent.
         pair_max_mm: association threshold: median joint ray distance of two 2D people of one person.
@@ -426,7 +426,7 @@ class Triangulator:
             poses_2d: per view an (N_v,J,3) array: x, y px in the camera's original (distorted)
                 image and a score (<= ``min_joint_score``: joint absent), J joints of
                 ``config.layout`` (Panoptic-15 by default; map other detectors with
-                :func:`engine.keypoint_maps.keypoints_to_panoptic15` or set the layout).
+                :func:`calib.common.keypoint_maps.keypoints_to_panoptic15` or set the layout).
             views_present: optional (V,) flags (a stalled camera's people are ignored).
         Returns:
             :class:`engine.api.Prediction`: ``poses_mm`` (P,15,3) float32 world mm, best first;

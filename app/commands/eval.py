@@ -21,6 +21,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from calib.common.paths import SHARED_DATA_DIR
+
 DEFAULT_GT = {"shelf": "data/Shelf", "campus": "data/CampusSeq1", "panoptic": "data/panoptic-toolbox/data"}
 
 
@@ -118,9 +120,7 @@ def _shelf_checkpoint(args: argparse.Namespace) -> int:
 
 
 def _shelf_root(args: argparse.Namespace) -> str:
-    from pathlib import Path
-
-    return args.gt or str(Path(__file__).resolve().parents[2].parent / "shared" / "data" / "shelf")
+    return args.gt or str(SHARED_DATA_DIR / "shelf")
 
 
 def _shelf_triangulate(args: argparse.Namespace) -> int:

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from app.config import DEFAULT_RIG, REPO_ROOT
+from app.config import DEFAULT_RIG
+from calib.common.paths import REPO_ROOT
 from calib.configkit import ConfigError, load, to_dict, write_resolved
 
 log = logging.getLogger("selfpose3d.live")

@@ -10,8 +10,8 @@ from calib.configkit import ConfigError
 from calib.projection import depth_mm, in_image, project_points, undistort_points
 from capture.synthetic.body import forward_kinematics, neutral_pose, sample_body
 from engine.association import cluster_people, masked_median
-from engine.keypoint_maps import COCO17
-from engine.skeleton import PANOPTIC15
+from calib.common.keypoint_maps import COCO17
+from calib.common.skeleton import PANOPTIC15
 from engine.triangulate import Triangulator, TriangulatorConfig
 
 from .conftest import make_rig

@@ -20,7 +20,7 @@ import numpy as np
 
 from calib.camera import CameraRig
 from engine.detections import candidates_to_rows, render_input_heatmaps
-from engine.keypoint_maps import candidates_to_panoptic15, keypoints_to_panoptic15
+from calib.common.keypoint_maps import candidates_to_panoptic15, keypoints_to_panoptic15
 from engine.paf_grouping import group_people
 from training.datasets.shelf_campus import SHELF, OpenPoseCandidates, VoxelPoseDataset
 from training.errors import DatasetError

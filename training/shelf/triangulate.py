@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from engine.keypoint_maps import BODY25, COCO17
+from calib.common.keypoint_maps import BODY25, COCO17
 from engine.triangulate import Triangulator
 from training.datasets.shelf_campus import SHELF, ActorsGT, load_ground_truth
 from training.evaluate import evaluate_shelf_campus, pcp_metrics
