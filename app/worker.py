@@ -303,7 +303,7 @@ def inference_child(name: str, status_endpoint: str, *, rig_path: str, rig_overr
     from calib.rig_config import load_rig
     from capture.bus import Publisher, Subscriber
     from capture.messages import FrameSet
-    from engine.api import load_model
+    from app.route import Route, build_predictor
     from engine.tracking import PoseTracker
 
     cfg = from_dict(WorkerConfig, worker)
@@ -312,12 +312,10 @@ def inference_child(name: str, status_endpoint: str, *, rig_path: str, rig_overr
         if threads > 0:
             torch.set_num_threads(threads)
         rig = load_rig(rig_path, rig_overrides)
-        model = cfg.model.split(",") if "," in cfg.model else cfg.model
+        route = Route(cfg.engine, cfg.model, "decided by the supervisor's preflight")
 
         def load(compile_: bool):
-            return load_model(model, rig.cameras, backend=cfg.backend, device=cfg.device,
-                              precision=cfg.precision, compile=compile_,
-                              volume_center_mm=rig.volume.center_mm, volume_size_mm=rig.volume.size_mm)
+            return build_predictor(route, cfg, rig, compile_ and route.kind == "image")
 
         predictor = load(cfg.compile)
         blank = [np.zeros((c.height, c.width, 3), np.uint8) for c in rig.cameras]

@@ -85,8 +85,7 @@ class EstimatorPredictor:
         people = [np.zeros((0, J, 3), np.float32) for _ in range(V)]
         for i, p in zip(idx, found):
             people[i] = p.keypoints if self.engine_layout == "coco17" else p.to_panoptic15()
-        return StartedPeople(people, present, {"estimator": (time.perf_counter() - t0) * 1e3,
-                                               "people_2d": float(sum(len(p) for p in people))})
+        return StartedPeople(people, present, {"estimator": (time.perf_counter() - t0) * 1e3})
 
     def finish(self, started: StartedPeople) -> Prediction:
         """The 3D engine on the estimator's people."""

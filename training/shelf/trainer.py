@@ -366,7 +366,7 @@ def train(cfg: ShelfTrainConfig, out: str | Path) -> dict:
     summary["pose_s"] = round(time.time() - t1, 1)
     summary["train_s"] = round(time.time() - t0, 1)
     model = model.cpu().eval()
-    path = save_checkpoint(out / "model.pt", model, {"trainer": "training.shelf", "config": cfg.model,
+    path = save_checkpoint(out / "model.pt", model, {"trainer": "training.shelf", "config": cfg.model, "input": "detections",
                                                      "train_frames": cfg.train_frames, "pose_mode": cfg.pose.mode})
     summary["checkpoint"] = str(path)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
