@@ -72,9 +72,10 @@ def is_synthetic(rig) -> bool:
     return all(rig.source(n).kind == "synthetic" for n in rig.names)
 
 
-def choose_route(engine: str, model: str, rig) -> Route:
+def choose_route(engine: str, model: str, rig=None) -> Route:
     """Decide the route for ``engine`` (auto | image | triangulate | learned) and ``model`` ('' = the
-    route's default) on ``rig`` (a :class:`calib.rig_config.Rig`)."""
+    route's default) on ``rig`` (a :class:`calib.rig_config.Rig`; None: real images, e.g. a folder of
+    photos for ``selfpose3d predict``)."""
     if engine not in ENGINES:
         raise ConfigError(f"engine: '{engine}' is not one of {ENGINES}")
     given = resolve_model(model) if model else ""
@@ -83,7 +84,7 @@ def choose_route(engine: str, model: str, rig) -> Route:
         if given:
             engine = "learned" if kind == "detections" else "image"
             reason = f"--model {given} takes {kind}"
-        elif is_synthetic(rig):
+        elif rig is not None and is_synthetic(rig):
             engine, reason = "image", "synthetic rig: the committed light model was trained on synthetic people"
         else:
             engine, reason = REAL_DEFAULT, "real cameras/videos: the measured default (docs/real_route.md)"
@@ -109,17 +110,33 @@ def choose_route(engine: str, model: str, rig) -> Route:
     return Route("image", model_path, reason)
 
 
-def build_predictor(route: Route, worker, rig, compile_: bool = False):
+def build_predictor(route: Route, cameras, *, estimator, estimator_workers: int = 2, backend: str = "auto",
+                    device: str = "auto", precision: str = "fp32", compile_: bool = False,
+                    volume_center_mm=None, volume_size_mm=None):
     """The predictor of a decided route: an :class:`engine.api.Predictor` (image) or an
-    :class:`engine.estimator_route.EstimatorPredictor` (triangulate / learned); both take images."""
+    :class:`engine.estimator_route.EstimatorPredictor` (triangulate / learned); both take images.
+
+    Args:
+        cameras: :class:`calib.camera.CameraRig` in image order.
+        estimator: :class:`engine.estimators.EstimatorConfig` (triangulate / learned).
+        backend, device, precision, compile_: the image route's runtime (see engine.api.load_model).
+        volume_center_mm, volume_size_mm: the room volume of the learned models.
+    """
     if route.kind == "image":
         from engine.api import load_model
 
         spec = route.model.split(",") if "," in route.model else route.model
-        return load_model(spec, rig.cameras, backend=worker.backend, device=worker.device, precision=worker.precision,
-                          compile=compile_, volume_center_mm=rig.volume.center_mm, volume_size_mm=rig.volume.size_mm)
+        return load_model(spec, cameras, backend=backend, device=device, precision=precision, compile=compile_,
+                          volume_center_mm=volume_center_mm, volume_size_mm=volume_size_mm)
     from engine.estimator_route import build_estimator_predictor
 
-    return build_estimator_predictor(rig.cameras, route.kind, worker.estimator, workers=worker.estimator_workers,
-                                     model=route.model or None, volume_center_mm=rig.volume.center_mm,
-                                     volume_size_mm=rig.volume.size_mm)
+    return build_estimator_predictor(cameras, route.kind, estimator, workers=estimator_workers,
+                                     model=route.model or None, volume_center_mm=volume_center_mm,
+                                     volume_size_mm=volume_size_mm)
+
+
+def build_worker_predictor(route: Route, worker, rig, compile_: bool = False):
+    """:func:`build_predictor` from the live worker's config (app.config.WorkerConfig) and a rig."""
+    return build_predictor(route, rig.cameras, estimator=worker.estimator, estimator_workers=worker.estimator_workers,
+                           backend=worker.backend, device=worker.device, precision=worker.precision,
+                           compile_=compile_, volume_center_mm=rig.volume.center_mm, volume_size_mm=rig.volume.size_mm)

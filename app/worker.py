@@ -303,7 +303,7 @@ def inference_child(name: str, status_endpoint: str, *, rig_path: str, rig_overr
     from calib.rig_config import load_rig
     from capture.bus import Publisher, Subscriber
     from capture.messages import FrameSet
-    from app.route import Route, build_predictor
+    from app.route import Route, build_worker_predictor
     from engine.tracking import PoseTracker
 
     cfg = from_dict(WorkerConfig, worker)
@@ -315,7 +315,7 @@ def inference_child(name: str, status_endpoint: str, *, rig_path: str, rig_overr
         route = Route(cfg.engine, cfg.model, "decided by the supervisor's preflight")
 
         def load(compile_: bool):
-            return build_predictor(route, cfg, rig, compile_ and route.kind == "image")
+            return build_worker_predictor(route, cfg, rig, compile_ and route.kind == "image")
 
         predictor = load(cfg.compile)
         blank = [np.zeros((c.height, c.width, 3), np.uint8) for c in rig.cameras]

@@ -66,11 +66,11 @@ def resolve_config(args: argparse.Namespace):
 
 def preflight(cfg, rig):
     """Decide the route and check its model and the rig before any process starts."""
-    from app.route import build_predictor, choose_route
+    from app.route import build_worker_predictor, choose_route
 
     route = choose_route(cfg.worker.engine, cfg.worker.model, rig)
     log.info("route: %s%s (%s)", route.kind, f", model {route.model}" if route.model else "", route.reason)
-    build_predictor(route, cfg.worker, rig)
+    build_worker_predictor(route, cfg.worker, rig)
     return route
 
 

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from app.route import Route, build_predictor, choose_route
+from app.route import Route, build_worker_predictor, choose_route
 from app.config import WorkerConfig
 from calib.common.paths import CONFIGS_DIR, DEFAULT_MODEL, MODELS_DIR
 from calib.configkit import ConfigError
@@ -96,7 +96,7 @@ def test_real_footage_two_people_on_the_people(engine, pose2sim_rig):
         pytest.skip(f"{DEFAULT_DETECTION_MODEL} is not in this checkout")
     model = str(DEFAULT_DETECTION_MODEL) if engine == "learned" else ""
     route = choose_route(engine, model, pose2sim_rig)
-    predictor = build_predictor(route, WorkerConfig(engine=engine, estimator_workers=1), pose2sim_rig)
+    predictor = build_worker_predictor(route, WorkerConfig(engine=engine, estimator_workers=1), pose2sim_rig)
     est = build_estimator(WorkerConfig().estimator)
     for views in _framesets(pose2sim_rig, (5, 45, 85)):
         pred = predictor.predict_images(views)
