@@ -63,13 +63,23 @@ class EstimatorPredictor:
         engine_layout: the 2D layout ``engine`` takes (``coco17`` for the triangulator: it maps to
             Panoptic-15 in 3D; ``panoptic15`` for the learned route).
         route: a name for logs and timings (``triangulate`` | ``learned``).
+        volume_center_mm, volume_size_mm: the rig's volume; people whose root (mid-hip) lies outside
+            it by more than ``volume_margin_mm`` are dropped (a bystander seen by two cameras is real
+            but not a person of the capture volume); None: keep everyone.
     """
 
-    def __init__(self, estimators: EstimatorPool, engine: PeopleEngine, engine_layout: str, route: str) -> None:
+    def __init__(self, estimators: EstimatorPool, engine: PeopleEngine, engine_layout: str, route: str, *,
+                 volume_center_mm: Sequence[float] | None = None, volume_size_mm: Sequence[float] | None = None,
+                 volume_margin_mm: float = 250.0) -> None:
         self.estimators = estimators
         self.engine = engine
         self.engine_layout = engine_layout
         self.route = route
+        self.outside_volume = 0  # people dropped so far for lying outside the volume
+        self._box = None
+        if volume_center_mm is not None and volume_size_mm is not None:
+            c, h = np.asarray(volume_center_mm, float), np.asarray(volume_size_mm, float) / 2 + volume_margin_mm
+            self._box = (c - h, c + h)
         self.skeleton = get_skeleton("panoptic15")
         self.runtime = self  # the live worker calls predictor.runtime.warmup()
 
@@ -91,6 +101,14 @@ class EstimatorPredictor:
         """The 3D engine on the estimator's people."""
         t0 = time.perf_counter()
         pred = self.engine.predict_people(started.people_2d, None if started.present.all() else started.present)
+        if self._box is not None and pred.num_people:
+            root = pred.poses_mm[:, self.skeleton.root]
+            inside = np.all((root >= self._box[0]) & (root <= self._box[1]), axis=1)
+            if not inside.all():
+                self.outside_volume += int((~inside).sum())
+                per_person = lambda a: a[inside] if len(a) == len(inside) else a  # noqa: E731 (K rows stay K)
+                pred = Prediction(pred.poses_mm[inside], pred.scores[inside], per_person(pred.proposals),
+                                  per_person(pred.candidates), pred.timings_ms, pred.skeleton)
         timings = dict(started.timings_ms)
         timings[self.route] = (time.perf_counter() - t0) * 1e3
         pred.timings_ms = timings
@@ -137,4 +155,5 @@ def build_estimator_predictor(rig, route: str, estimator_config, *, workers: int
         raise ConfigError(f"engine: '{route}' is not a real-image route (triangulate | learned)")
     log.info("real-image route: %s estimator (input %d px, %d parallel sessions) -> %s", estimator_config.name,
              estimator_config.input_long_side_px, pool.workers, route)
-    return EstimatorPredictor(pool, engine, layout, route)
+    return EstimatorPredictor(pool, engine, layout, route, volume_center_mm=volume_center_mm,
+                              volume_size_mm=volume_size_mm)

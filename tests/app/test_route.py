@@ -105,3 +105,21 @@ def test_real_footage_two_people_on_the_people(engine, pose2sim_rig):
         errs = _reprojection_px(pred, people_2d, pose2sim_rig)
         bound = 25.0 if engine == "triangulate" else 120.0
         assert np.median(errs) < bound, (engine, np.round(errs, 1))
+
+
+def test_people_outside_the_volume_are_dropped_and_counted():
+    from engine.api import Prediction
+    from engine.estimator_route import EstimatorPredictor, StartedPeople
+
+    class TwoPeople:  # one at the volume centre, one 3 m outside
+        def predict_people(self, poses_2d, views_present=None):
+            poses = np.zeros((2, 15, 3), np.float32)
+            poses[1, :, 0] = 3000.0
+            return Prediction(poses, np.array([0.9, 0.8], np.float32), np.zeros((2, 5), np.float32),
+                              np.zeros((2, 15, 5), np.float32), {})
+
+    pred = EstimatorPredictor(None, TwoPeople(), "coco17", "triangulate", volume_center_mm=(0, 0, 0),
+                              volume_size_mm=(2000, 2000, 2000))
+    out = pred.finish(StartedPeople([], np.ones(2, bool), {"estimator": 1.0}))
+    assert out.num_people == 1 and out.poses_mm[0, 0, 0] == 0 and pred.outside_volume == 1
+    assert set(out.timings_ms) == {"estimator", "triangulate"}
