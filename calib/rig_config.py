@@ -11,6 +11,8 @@ the rig file's folder.
 
 from __future__ import annotations
 
+import functools
+
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
@@ -217,7 +219,7 @@ class RigConfig:
     name: str
     cameras: tuple[CameraEntry, ...] = ()
     calibration: CalibrationRef | None = None
-    volume: VolumeConfig = VolumeConfig()
+    volume: VolumeConfig | None = None  # None: sized from the cameras' common field of view
     skeleton: str = "panoptic15"
     synthetic: SyntheticSpec = SyntheticSpec()
 
@@ -252,9 +254,20 @@ class Rig:
     def names(self) -> list[str]:
         return self.cameras.names
 
-    @property
+    @functools.cached_property
     def volume(self) -> VolumeConfig:
-        return self.config.volume
+        """The rig file's volume, or (none given) the floor area the cameras see together
+        (:func:`calib.volume.volume_from_cameras`); :attr:`volume_origin` says which."""
+        if self.config.volume is not None:
+            return self.config.volume
+        from calib.volume import volume_from_cameras
+
+        center, size = volume_from_cameras(self.cameras)
+        return VolumeConfig(center_mm=center, size_mm=size)
+
+    @property
+    def volume_origin(self) -> str:
+        return "the rig file" if self.config.volume is not None else "sized from the cameras' common field of view"
 
     def source(self, camera: str) -> SourceConfig:
         """The frame source of a camera by name."""
@@ -372,8 +385,9 @@ def load_rig(path: str | Path, overrides: Sequence[str] = ()) -> Rig:
 def rig_to_dict(config: RigConfig) -> dict:
     """Plain mapping of a config, omitting values equal to their defaults where that is clearer."""
     data = to_dict(config)
-    if data.get("calibration") is None:
-        data.pop("calibration", None)
+    for key in ("calibration", "volume"):
+        if data.get(key) is None:
+            data.pop(key, None)
     for entry in data["cameras"]:
         source = entry["source"]
         default = to_dict(SourceConfig())

@@ -68,6 +68,14 @@ def preflight(cfg, rig):
     """Decide the route and check its model and the rig before any process starts."""
     from app.route import build_worker_predictor, choose_route
 
+    from calib.volume import cameras_not_seeing
+
+    vol = rig.volume
+    log.info("volume: centre %s mm, size %s mm (%s)", list(vol.center_mm), list(vol.size_mm), rig.volume_origin)
+    blind = cameras_not_seeing(rig.cameras, vol.center_mm, vol.size_mm)
+    if blind:
+        log.warning("cameras %s see no part of the capture volume: their views add nothing (check the calibration, "
+                    "the volume in %s, or z-up world coordinates)", blind, rig.path or rig.name)
     route = choose_route(cfg.worker.engine, cfg.worker.model, rig)
     log.info("route: %s%s (%s)", route.kind, f", model {route.model}" if route.model else "", route.reason)
     build_worker_predictor(route, cfg.worker, rig)
