@@ -15,9 +15,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-
-class CalibrationError(ValueError):
-    """A calibration is malformed or inconsistent; the message names file, camera and field."""
+from calib.common.errors import CalibrationError
 
 
 def _as_array(value, shape: tuple[int, ...], what: str, where: str) -> np.ndarray:

@@ -21,6 +21,7 @@ from typing import Any, Sequence
 
 import zmq
 
+from calib.common.errors import EndpointError
 from calib.configkit import ConfigError
 from capture.messages import FrameSet, Message, MessageError, Poses, Status, decode, encode
 
@@ -28,10 +29,6 @@ log = logging.getLogger(__name__)
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
 _ctx: zmq.Context | None = None
-
-
-class EndpointError(ConfigError):
-    """An endpoint string is malformed or would expose the stream off-host unintentionally."""
 
 
 def context() -> zmq.Context:

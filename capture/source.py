@@ -28,11 +28,9 @@ from typing import Protocol
 
 import numpy as np
 
+from calib.common.errors import SourceError
+
 log = logging.getLogger(__name__)
-
-
-class SourceError(RuntimeError):
-    """A source cannot be opened or read; the message names the camera, the URI and the fix."""
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from calib.common.errors import MissingInputError
+
 log = logging.getLogger("selfpose3d.predict")
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -48,14 +50,14 @@ def _find_image(folder: Path, stem: str) -> Path | None:
 def list_frames(images: Path, cameras: list[str]) -> list[tuple[str, list[Path | None]]]:
     """[(frame name, per-camera path or None)] for either folder layout."""
     if not images.is_dir():
-        raise FileNotFoundError(f"--images {images}: not a folder")
+        raise MissingInputError(f"--images {images}: not a folder")
     if any((images / c).is_dir() for c in cameras):
         stems = sorted({p.stem for c in cameras if (images / c).is_dir()
                         for p in (images / c).iterdir() if p.suffix.lower() in IMAGE_EXTS})
         return [(s, [_find_image(images / c, s) for c in cameras]) for s in stems]
     paths = [_find_image(images, c) for c in cameras]
     if not any(paths):
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"--images {images}: no image named after any camera {cameras} (expected <camera>.jpg or <camera>/<frame>.jpg)")
     return [(images.name, paths)]
 
@@ -85,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
                   for p, c in zip(paths, rig)]
         for p, img in zip(paths, images):
             if img is None:
-                raise FileNotFoundError(f"{p}: cannot be decoded as an image")
+                raise MissingInputError(f"{p}: cannot be decoded as an image")
         pred = predictor.predict_images(images, present if not all(present) else None)
         log.info("frame %s: %d people (%.0f ms)", name, pred.num_people, sum(pred.timings_ms.values()))
         results.append({"frame": name, "views_present": present, **pred.to_dict()})
