@@ -22,7 +22,6 @@ from typing import Any, Sequence
 import zmq
 
 from calib.common.errors import EndpointError
-from calib.configkit import ConfigError
 from capture.messages import FrameSet, Message, MessageError, Poses, Status, decode, encode
 
 log = logging.getLogger(__name__)

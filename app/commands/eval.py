@@ -90,7 +90,6 @@ def _shelf_checkpoint(args: argparse.Namespace) -> int:
     from training.shelf.data import ShelfDetections, parse_frames
     from training.shelf.evaluate import evaluate_shelf_checkpoint
 
-    from pathlib import Path
 
     root = args.gt or str(SHARED_DATA_DIR / "shelf")
     frames = parse_frames(args.frames, ShelfDetections(root, args.detections).frame_ids)
