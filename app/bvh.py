@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from calib.common.errors import BvhError
 from app.export import ZUP_TO_YUP
 from calib.common.skeleton import PANOPTIC15, Skeleton
 
@@ -46,10 +47,6 @@ LIMB_REST_DIRS = {
     "l_hip": (0.0, -1.0, 0.0), "l_knee": (0.0, -1.0, 0.0),
     "r_hip": (0.0, -1.0, 0.0), "r_knee": (0.0, -1.0, 0.0),
 }
-
-
-class BvhError(ValueError):
-    """A take that cannot be exported as BVH (the message names the input and the fix)."""
 
 
 @dataclass(frozen=True)

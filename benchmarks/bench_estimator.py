@@ -17,7 +17,6 @@ import re
 import statistics
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -27,6 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from engine.estimators import EstimatorConfig, build_estimator  # noqa: E402
+from engine.estimators.pool import EstimatorPool  # noqa: E402
 from training.pck import pck_on_folder  # noqa: E402
 
 VARIANTS = {  # name -> EstimatorConfig keywords
@@ -99,15 +99,15 @@ def main(argv: list[str] | None = None) -> int:
         for v in ("192", "256", "320"):
             if v not in args.variants:
                 continue
-            pair = [build_estimator(EstimatorConfig(threads=1, **VARIANTS[v])) for _ in range(2)]
-            with ThreadPoolExecutor(2) as pool:
-                t = []
-                for _ in range(args.rounds * 2):
-                    t0 = time.perf_counter()
-                    list(pool.map(lambda i: pair[i % 2].detect([rig_frames[i]]), range(len(rig_frames))))
-                    t.append((time.perf_counter() - t0) * 1e3)
+            pool = EstimatorPool(EstimatorConfig(**VARIANTS[v]), workers=2)  # the live route's layout
+            t = []
+            for _ in range(args.rounds * 2):
+                t0 = time.perf_counter()
+                pool.detect(rig_frames)
+                t.append((time.perf_counter() - t0) * 1e3)
+            pool.close()
             parallel[v] = round(statistics.median(t), 1)
-    for v, row in rows.items():
+    for row in rows.values():
         row["ms_per_photo"] = round(statistics.median(row["ms_per_photo"]), 1)
         row["ms_per_4view_frameset"] = (round(statistics.median(row["ms_per_4view_frameset"]), 1)
                                         if row["ms_per_4view_frameset"] else None)

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import difflib
 import json
-import math
 from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from calib.camera import CalibrationError, Camera, CameraRig
+from calib.camera import CalibrationError, Camera, CameraRig, as_array  # noqa: F401  (as_array: a reader helper)
 
 # Cameras of one rig closer together than this (mm) mean the file is not in the units we assumed
 # (metres read as millimetres puts a 3 m wide rig inside 3 mm).
@@ -72,21 +71,6 @@ def get_field(entry: Any, key: str, where: str) -> Any:
             f"{where}: missing field '{key}'{did_you_mean(key, entry)}; fields present: {sorted(entry)}"
         )
     return entry[key]
-
-
-def as_array(value: Any, shape: tuple[int, ...], field: str, where: str) -> np.ndarray:
-    """Float64 array of exactly ``shape`` (same element count is reshaped) or CalibrationError."""
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise CalibrationError(f"{where}: field '{field}' is not numeric: {value!r}") from None
-    if arr.size == math.prod(shape) and arr.shape != shape:
-        arr = arr.reshape(shape)
-    if arr.shape != shape:
-        raise CalibrationError(f"{where}: field '{field}' must have shape {shape}, got {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise CalibrationError(f"{where}: field '{field}' contains NaN or inf")
-    return arr
 
 
 def check_rotation(R: np.ndarray, field: str, where: str, tol: float = 1e-3) -> np.ndarray:

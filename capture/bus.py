@@ -21,17 +21,13 @@ from typing import Any, Sequence
 
 import zmq
 
-from calib.configkit import ConfigError
+from calib.common.errors import EndpointError
 from capture.messages import FrameSet, Message, MessageError, Poses, Status, decode, encode
 
 log = logging.getLogger(__name__)
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
 _ctx: zmq.Context | None = None
-
-
-class EndpointError(ConfigError):
-    """An endpoint string is malformed or would expose the stream off-host unintentionally."""
 
 
 def context() -> zmq.Context:

@@ -23,6 +23,8 @@ from typing import Any, Mapping, Sequence
 import msgpack
 import numpy as np
 
+from calib.common.errors import MessageError
+
 SCHEMA_VERSION = 1
 KINDS = ("frameset", "poses", "status")
 TOPIC_PREFIX = {"frameset": "frames/", "poses": "poses/", "status": "status/"}
@@ -33,10 +35,6 @@ MAX_VIEWS = 64
 MAX_PEOPLE = 256
 MAX_SIDE_PX = 16384
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.:+@")
-
-
-class MessageError(ValueError):
-    """A message on the wire is malformed; the message names the field and what was expected."""
 
 
 def now_ns() -> int:

@@ -29,14 +29,12 @@ from typing import Any, Iterator, Sequence
 import msgpack
 import numpy as np
 
+from calib.common.errors import SessionError
+
 SESSION_VERSION = 1
 INDEX_NAME = "index.msgpack"
 RIG_NAME = "rig.yaml"
 CODECS = {"jpeg": ".mjpeg", "png": ".pngs"}
-
-
-class SessionError(ValueError):
-    """A session folder is missing, unreadable or inconsistent; the message names the file."""
 
 
 @dataclass(frozen=True)

@@ -28,11 +28,9 @@ from typing import Protocol
 
 import numpy as np
 
+from calib.common.errors import SourceError  # noqa: F401  (re-exported: every source raises it from here)
+
 log = logging.getLogger(__name__)
-
-
-class SourceError(RuntimeError):
-    """A source cannot be opened or read; the message names the camera, the URI and the fix."""
 
 
 @dataclass(frozen=True)
@@ -92,7 +90,7 @@ class Source(ABC):
         (the caller copies). Default: :meth:`read`."""
         return self.read()
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  (an optional hook: most sources have nothing to release)
         """Release resources (idempotent)."""
 
     def __enter__(self) -> "Source":

@@ -9,16 +9,11 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Sequence
 
-import numpy as np
 
-from calib.camera import Camera, CameraRig
-from capture.messages import Poses, Status, now_ns
-from calib.common.skeleton import PANOPTIC15
-from viz import geometry as geo
+from calib.camera import CameraRig
 from viz.feeds import (  # noqa: F401  (re-exported for callers of viz.live)
     DEFAULT_POSES_ENDPOINT,
     BusFeed,
@@ -27,7 +22,6 @@ from viz.feeds import (  # noqa: F401  (re-exported for callers of viz.live)
     ViewSetup,
     view_camera,
 )
-from viz.scene import SceneState
 
 log = logging.getLogger(__name__)
 

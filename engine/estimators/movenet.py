@@ -94,7 +94,7 @@ def _merge(people: list[tuple[np.ndarray, float]], threshold: float = 0.5) -> li
         else:
             kept.append([kp, score, [kp]])
     out = []
-    for kp, score, group in kept:
+    for _best, score, group in kept:
         stack = np.stack(group)  # (n,17,3)
         w = stack[:, :, 2:3] + 1e-6
         xy = (stack[:, :, :2] * w).sum(0) / w.sum(0)

@@ -154,4 +154,4 @@ def test_garbage_index_is_a_clear_error(tmp_path):
         SessionReader(tmp_path)
     out = subprocess.run([sys.executable, "-m", "app.cli", "replay", str(tmp_path)], cwd=REPO,
                          capture_output=True, text=True, timeout=60)
-    assert out.returncode == 1 and out.stderr.startswith("error: ") and "Traceback" not in out.stderr
+    assert out.returncode == 2 and out.stderr.startswith("error: ") and "Traceback" not in out.stderr

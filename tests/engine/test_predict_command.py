@@ -32,7 +32,7 @@ def test_predict_writes_json_and_npz(tmp_path):
     out = tmp_path / "preds.json"
     args = ["predict", "--images", str(multi), "--calibration", str(calib), "--checkpoint", str(ckpt),
             "--out", str(out), "--device", "cpu"]
-    assert main(args) == 1  # frame 2 lacks cam3: refused by default
+    assert main(args) == 2  # frame 2 lacks cam3: refused by default
     assert not out.exists()
     rc = main(args + ["--allow-missing-views"])
     assert rc == 0
@@ -75,7 +75,7 @@ def test_predict_pairs_our_panoptic_tree_by_frame_number(tmp_path, capsys):
         assert all(f["views_present"] == [True] * 5 for f in data["frames"])
     capsys.readouterr()
     (seq / "hdImgs" / "00_12" / "00_12_00000002.jpg").unlink()
-    assert main(args + ["--images", str(out)]) == 1
+    assert main(args + ["--images", str(out)]) == 2
     err = capsys.readouterr().err
     assert "1 of 4 framesets lack a camera (frame 2: 00_12)" in err and "--allow-missing-views" in err
     assert main(args + ["--images", str(out), "--allow-missing-views"]) == 0
@@ -102,12 +102,12 @@ def test_predict_names_truncated_jpegs_and_fails_when_all_are_bad(tmp_path, caps
     assert main(args + ["--allow-missing-views"]) == 0
     assert "(view left out)" in capsys.readouterr().out
     assert list(np.load(preds)["frames"]) == [0, 1, 2, 3]
-    # Every frameset bad: exit 1, each image named, nothing written.
+    # Every frameset bad: exit 2 (bad input), each image named, nothing written.
     preds.unlink()
     for k in range(4):
         path = seq / "hdImgs" / "00_03" / f"00_03_{k:08d}.jpg"
         path.write_bytes(path.read_bytes()[:2000])
-    assert main(args) == 1
+    assert main(args) == 2
     captured = capsys.readouterr()
     assert "undecodable images: 5; framesets skipped: 4 of 4" in captured.out
     assert "none of the 4 framesets could be used" in captured.err and not preds.exists()

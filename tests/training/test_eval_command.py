@@ -98,7 +98,7 @@ def test_eval_synthetic_scores_a_checkpoint_and_names_the_train_command(tmp_path
     from engine.model import build_model
 
     monkeypatch.setattr(se, "DEFAULT_MODEL", tmp_path / "absent.pt")
-    assert main(["eval", "synthetic"]) == 1
+    assert main(["eval", "synthetic"]) == 2
     assert "selfpose3d train --stage all --recipe light" in capsys.readouterr().err
     ckpt = save_checkpoint(tmp_path / "untrained.pt", build_model(load_preset("light")))
     rc = main(["eval", "synthetic", "--checkpoint", str(ckpt), "--max-frames", "2",
@@ -112,7 +112,7 @@ def test_eval_synthetic_scores_a_checkpoint_and_names_the_train_command(tmp_path
 def test_bad_prediction_file_is_a_one_line_error(tmp_path, capsys):
     bad = tmp_path / "bad.npz"
     np.savez(bad, something=np.zeros(3))
-    assert main(["eval", "shelf", "--predictions", str(bad), "--gt", str(tmp_path)]) == 1
+    assert main(["eval", "shelf", "--predictions", str(bad), "--gt", str(tmp_path)]) == 2
     assert "lacks 'poses'" in capsys.readouterr().err
 
 

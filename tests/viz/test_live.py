@@ -9,7 +9,6 @@ import time
 
 import cv2
 import numpy as np
-import pytest
 
 from capture.bus import Publisher
 from capture.messages import Status, encode

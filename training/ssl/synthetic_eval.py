@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 
 from calib.common.paths import DEFAULT_MODEL, REPO_ROOT
 from training.metrics import AP_THRESHOLDS_MM, match_to_ground_truth, panoptic_metrics

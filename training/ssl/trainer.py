@@ -28,6 +28,7 @@ import torch
 
 from calib.configkit import to_dict, write_resolved
 from calib.common.paths import REPO_ROOT
+from training.runner import Progress  # noqa: F401  (re-exported: training.ssl.trainer.Progress)
 from training.ssl.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -50,27 +51,6 @@ def epoch_order(n: int, seed: int, epoch: int, rank: int = 0, world: int = 1) ->
     per_rank = math.ceil(n / world)
     order += order[: per_rank * world - n]
     return order[rank::world]
-
-
-class Progress:
-    """A one-line progress report on stderr (no tqdm dependency)."""
-
-    def __init__(self, total: int, prefix: str, stream=sys.stderr, every: int = 1):
-        self.total, self.prefix, self.stream, self.every = total, prefix, stream, max(1, every)
-        self.t0 = time.perf_counter()
-        self.tty = hasattr(stream, "isatty") and stream.isatty()
-
-    def update(self, done: int, text: str) -> None:
-        if done % self.every and done != self.total:
-            return
-        dt = time.perf_counter() - self.t0
-        rate = dt / max(done, 1)
-        eta = rate * (self.total - done)
-        line = f"{self.prefix} {done}/{self.total} [{dt:6.0f}s, {rate:5.2f}s/it, eta {eta:5.0f}s] {text}"
-        self.stream.write(("\r" + line) if self.tty else line + "\n")
-        if self.tty and done == self.total:
-            self.stream.write("\n")
-        self.stream.flush()
 
 
 class Trainer:
