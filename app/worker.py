@@ -26,7 +26,9 @@ from capture.messages import FrameSet, MessageError, Poses, now_ns
 
 log = logging.getLogger(__name__)
 
-TruthFn = Callable[[int], tuple[np.ndarray, np.ndarray]]  # frame_index -> (ids (P,), joints_mm (P,J,3))
+# frame_index -> (ids (P,), joints_mm (P,J,3)), or None while that frame is not reachable at a
+# bounded cost (the synthetic world simulates forward a chunk per call: see synthetic_truth)
+TruthFn = Callable[[int], "tuple[np.ndarray, np.ndarray] | None"]
 
 
 @dataclass
@@ -38,6 +40,7 @@ class WorkerStats:
     bad: int = 0
     too_few_views: int = 0
     overwritten: int = 0
+    truth_pending: int = 0  # poses sent without truth: the world had not been simulated that far yet
     latency_ms: deque = field(default_factory=lambda: deque(maxlen=600))
     mpjpe_mm: deque = field(default_factory=lambda: deque(maxlen=600))
 
@@ -88,7 +91,6 @@ class InferenceWorker:
         self._index = {name: i for i, name in enumerate(rig.names)}
         self._blank = [np.zeros((c.height, c.width, 3), np.uint8) for c in rig]
         self._seq = 0
-        self._truth_primed = truth is None
         if truth is not None:
             import scipy.optimize  # noqa: F401 - imported now rather than on the first frame (~0.3 s)
 
@@ -113,12 +115,6 @@ class InferenceWorker:
         """First half of :meth:`process`: checks and the predictor's root stage (the frameset's
         buffers are not read after it returns). None if the set was dropped (stale, bad, too few
         views, or a zero-copy buffer reused while it was read)."""
-        if not self._truth_primed and fs.views:
-            # The synthetic truth simulates the world up to the stream's frame once (seconds when
-            # the capture has run through a long warm-up); done here, that set is then dropped as
-            # stale instead of holding the frames behind it.
-            self._truth_primed = True
-            self.truth(int(fs.views[0].frame_index))
         t_arrive = now_ns()
         if (t_arrive - fs.t_ref_ns) / 1e6 > self.max_age_ms:
             self.stats.stale += 1
@@ -164,7 +160,14 @@ class InferenceWorker:
         present = frame.present
         extra = {"views_present": int(present.sum()), "missing": list(frame.missing)}
         if self.truth is not None and frame.frame_indices:
-            _, truth_mm = self.truth(int(np.median(frame.frame_indices)))
+            got = self.truth(int(np.median(frame.frame_indices)))
+        else:
+            got = None
+        if got is None:
+            if self.truth is not None:
+                self.stats.truth_pending += 1
+        else:
+            truth_mm = got[1]
             err, matched = mpjpe_to_truth(np.asarray(poses_mm, dtype=np.float64), truth_mm)
             extra["truth_people"] = int(np.isfinite(truth_mm).all(axis=(1, 2)).sum()) if len(truth_mm) else 0
             extra["matched"] = matched
@@ -284,8 +287,13 @@ def synthetic_truth(rig) -> TruthFn | None:
 
     world = world_for_rig(rig)
 
-    def truth(frame_index: int) -> tuple[np.ndarray, np.ndarray]:
-        people = world.people(frame_index)
+    def truth(frame_index: int) -> tuple[np.ndarray, np.ndarray] | None:
+        # bounded cost per frameset whatever frame number it carries: at most one simulation
+        # chunk (~40 ms) more per call; a stream far ahead of the simulation gets its truth a
+        # few framesets later instead of stalling the worker (a frame_index of 1e9 cost minutes)
+        people = world.people_if_cheap(frame_index, max_new_chunks=1)
+        if people is None:
+            return None
         keep = people.present
         return people.ids[keep], people.joints_mm[keep]
 

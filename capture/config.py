@@ -71,6 +71,9 @@ class CaptureConfig:
         failure_budget: consecutive read failures tolerated before a camera is reopened.
         backoff_s: (first, max) reopen delay in seconds.
         status_interval_s: period of status messages.
+        resize: scale media frames to their camera's calibration size when they differ and the
+            aspect ratio matches within 2 % (``--resize``; e.g. 1080-wide videos under a
+            1088-wide calibration). Without it such a rig is refused at start-up.
     """
 
     process: str = ""
@@ -80,6 +83,7 @@ class CaptureConfig:
     failure_budget: int = 3
     backoff_s: tuple[float, float] = (0.5, 8.0)
     status_interval_s: float = 1.0
+    resize: bool = False
     stream: StreamConfig = field(default_factory=StreamConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
 

@@ -198,6 +198,9 @@ class Status:
         missing: cameras currently not delivering.
         error: error text ('' if none).
         cameras: per camera state text, e.g. ``{"cam0": "ok", "cam1": "retrying in 2.0 s"}``.
+        counts: the process's counters since start (non-negative integers, at most 1024), e.g. the
+            capture's ``published``, ``complete``, ``incomplete``, ``missing/<camera>``,
+            ``skipped/<camera>``, ``dropped/<reason>``, ``input_ended`` (docs/stream_format.md).
     """
 
     process: str
@@ -209,6 +212,7 @@ class Status:
     missing: tuple[str, ...] = ()
     error: str = ""
     cameras: Mapping[str, str] = field(default_factory=dict)
+    counts: Mapping[str, int] = field(default_factory=dict)
 
 
 Message = FrameSet | Poses | Status
@@ -290,6 +294,7 @@ def encode(msg: Message) -> list[Any]:
             "t_ns": int(msg.t_ns), "fps": float(msg.fps), "latency_ms": float(msg.latency_ms),
             "dropped": int(msg.dropped), "missing": list(msg.missing), "error": msg.error,
             "cameras": {str(k): str(v) for k, v in msg.cameras.items()},
+            "counts": {str(k): int(v) for k, v in msg.counts.items()},
         }
     else:
         raise MessageError(f"encode: not a message type: {type(msg).__name__}")
@@ -536,10 +541,18 @@ def _decode_status(topic: str, h: dict, bufs: Sequence[Any]) -> Status:
         _name(k, f"{w}.cameras key")
         if not isinstance(v, str) or len(v) > 256:
             raise MessageError(f"{w}.cameras.{k}: expected a short string")
+    counts = _map(h, "counts", w) if "counts" in h else {}  # absent in schema-1 senders of old
+    if len(counts) > 1024:
+        raise MessageError(f"{w}.counts: {len(counts)} entries (at most 1024)")
+    for k in counts:
+        if not isinstance(k, str) or not 0 < len(k) <= 80:
+            raise MessageError(f"{w}.counts: key {k!r:.40} is not a short string")
+        _int(counts, k, f"{w}.counts")
     return Status(
         process=process, state=state, t_ns=_int(h, "t_ns", w), fps=_float(h, "fps", w),
         latency_ms=_float(h, "latency_ms", w), dropped=_int(h, "dropped", w),
         missing=_names(h, "missing", w), error=_str(h, "error", w), cameras=dict(cams),
+        counts=dict(counts),
     )
 
 

@@ -36,12 +36,23 @@ class LiveRig:
             ``<shm_segment>-<camera>`` on its reader thread (for the ``shm`` encoding): sources
             that can decode into a buffer write there directly, others are copied at grab.
         frame_shapes: camera -> ``(H,W,3)`` where known, so the rings exist before the first frame.
+            A frame of another shape is dropped (counted under ``size_mismatch``, the first one
+            described in :attr:`size_error`): no consumer can use it with the calibration.
+        lockstep: the sources follow one :class:`capture.schedule.ReplaySchedule` (media
+            replay): a set waits for every camera still running (no deadline), so every set
+            of a healthy replay is complete.
     """
 
     def __init__(self, sources: Sequence[Source], *, tolerance_ms: float, deadline_ms: float, min_views: int = 1,
                  failure_budget: int = 3, backoff_s: tuple[float, float] = (0.5, 8.0), lossless: bool = False,
-                 shm_segment: str | None = None, frame_shapes: dict[str, tuple[int, int, int]] | None = None) -> None:
+                 shm_segment: str | None = None, frame_shapes: dict[str, tuple[int, int, int]] | None = None,
+                 lockstep: bool = False) -> None:
         self.cameras = [s.camera for s in sources]
+        self.lockstep = lockstep
+        self.schedule = next((s.schedule for s in sources if s.schedule is not None), None)
+        self.frame_shapes = dict(frame_shapes or {})
+        self.size_mismatch = {c: 0 for c in self.cameras}
+        self.size_error = ""
         self._notify = threading.Event()
         self.rings = []
         if shm_segment is not None:
@@ -75,13 +86,31 @@ class LiveRig:
         """Wait up to ``timeout_s`` for new frames; return the sets that became ready."""
         self._notify.wait(timeout_s)
         self._notify.clear()
+        # readers finished before their last frames are taken below (none can follow)
+        gone = [r.camera for r in self.readers if r.ended or r.state.startswith("error")]
         for r in self.readers:
             frame = r.take()
             if frame is not None:
                 arrival = time.time_ns()
-                self.sync.push(frame.camera, frame.t_ns, frame, arrival_ns=arrival)
                 self._last_frame_ns[frame.camera] = arrival
-        ready = self.sync.poll(time.time_ns())
+                want = self.frame_shapes.get(frame.camera)
+                if want is not None and frame.image.shape != tuple(want):
+                    self.size_mismatch[frame.camera] += 1
+                    if not self.size_error:
+                        h, w = frame.image.shape[:2]
+                        self.size_error = (f"{frame.camera}: frame {w}×{h} but calibration says {want[1]}×{want[0]}: "
+                                           "fix the calibration's image size or pass --resize")
+                        log.error("%s", self.size_error)
+                    continue
+                self.sync.push(frame.camera, frame.t_ns, frame, arrival_ns=arrival)
+        if self.lockstep:
+            # every running camera delivers each scheduled index: wait for all of them (no
+            # deadline), except those whose source ended or failed
+            for camera in gone:
+                self.sync.retire(camera)
+            ready = self.sync.poll(-(2**62))
+        else:
+            ready = self.sync.poll(time.time_ns())
         if not self._flushed and all(r.ended for r in self.readers):
             self._flushed = True
             ready += self.sync.flush()
@@ -96,6 +125,29 @@ class LiveRig:
     def overwritten(self) -> int:
         """Frames replaced in a reader before they were taken (consumer too slow)."""
         return sum(r.overwritten for r in self.readers)
+
+    @property
+    def wrong_size(self) -> bool:
+        """Ten frames per camera came and each had another size than its calibration, none fit."""
+        return bool(self.size_error) and self.sync.stats.complete + self.sync.stats.incomplete == 0 and \
+            sum(self.size_mismatch.values()) >= 10 * len(self.cameras)
+
+    def counts(self) -> dict[str, int]:
+        """Per-camera and per-reason frame counters (see docs/stream_format.md, status ``counts``)."""
+        st = self.sync.stats
+        out = {"complete": st.complete, "incomplete": st.incomplete,
+               "dropped/late": st.late, "dropped/duplicate": st.duplicates, "dropped/sync_overflow": st.overflow,
+               "dropped/overwritten": self.overwritten, "dropped/too_few_views": st.too_few_views}
+        for r in self.readers:
+            c = r.camera
+            out[f"missing/{c}"] = st.missing_per_camera[c]
+            out[f"decode_errors/{c}"] = r.read_errors
+            out[f"size_mismatch/{c}"] = self.size_mismatch[c]
+            if self.schedule is not None and c in self.schedule.skipped:
+                out[f"skipped/{c}"] = self.schedule.skipped[c]
+        out["dropped/decode_error"] = sum(r.read_errors for r in self.readers)
+        out["dropped/size_mismatch"] = sum(self.size_mismatch.values())
+        return out
 
     def camera_states(self) -> dict[str, str]:
         return {r.camera: r.state for r in self.readers}
@@ -237,7 +289,21 @@ class CaptureProcess:
         dropped = (self.publisher.stats.dropped + self.live.sync.stats.dropped_frames + self.live.overwritten)
         states = self.live.camera_states()
         return Status(process=self.process, state=state, t_ns=now_ns(), fps=fps, latency_ms=lat, dropped=dropped,
-                      missing=tuple(self.live.missing()), error=error[:4000], cameras=states)
+                      missing=tuple(self.live.missing()), error=error[:4000], cameras=states, counts=self.counts())
+
+    def counts(self) -> dict[str, int]:
+        """The run's accounting: framesets ``published`` (= ``complete`` + ``incomplete``),
+        per camera ``missing/``, ``skipped/`` (lockstep replay), ``decode_errors/``,
+        ``size_mismatch/``, and ``dropped/<reason>`` (``queue_full``: framesets the stream
+        refused; the others are frames), plus ``input_ended`` (1 once every finite source ended)."""
+        out = {k: v for k, v in self.live.counts().items()
+               if v or k.startswith(("missing/", "skipped/", "dropped/"))}
+        out["published"] = self.report.sets
+        out["complete"] = self.report.complete
+        out["incomplete"] = self.report.sets - self.report.complete
+        out["dropped/queue_full"] = int(self.publisher.stats.dropped)
+        out["input_ended"] = int(self.live.ended)
+        return out
 
     def _send_status(self, state: str, error: str = "") -> None:
         msg = self.status(state, error)
@@ -266,6 +332,8 @@ class CaptureProcess:
                     self._send_status("running" if self.report.sets else "starting")
                 if self.live.ended or (max_sets is not None and self.report.sets >= max_sets):
                     break
+                if self.report.sets == 0 and self.live.wrong_size:
+                    break  # every frame so far has the wrong size: no set can ever be used
                 if duration_s is not None and time.monotonic() - t0 >= duration_s:
                     break
         except Exception as exc:
@@ -279,6 +347,9 @@ class CaptureProcess:
             self.report.dropped_frames = self.live.sync.stats.dropped_frames
             self.report.overwritten = self.live.overwritten
             self.report.dropped_publish = self.publisher.stats.dropped
+        if self.report.sets == 0 and self.live.size_error:
+            self._send_status("error", self.live.size_error)
+            raise SourceError(self.live.size_error)
         failed = {c: st for c, st in self.live.camera_states().items() if st.startswith("error")}
         if failed and self.report.sets == 0:
             text = "; ".join(f"{c}: {st}" for c, st in failed.items())
@@ -325,7 +396,8 @@ def build_capture(rig, config, *, stop: threading.Event, num_frames: int | None 
     from capture.sources.factory import build_sources
 
     cameras = list(config.cameras) or rig.names
-    sources = build_sources(rig, cameras, stop=stop, realtime=config.realtime, num_frames=num_frames)
+    sources = build_sources(rig, cameras, stop=stop, realtime=config.realtime, num_frames=num_frames,
+                            resize=config.resize)
     fps = config.fps or rig_fps(rig, cameras)
     tolerance = config.sync.tolerance_ms or 500.0 / fps
     # shm: when every source decodes straight into a buffer (devices, streams, video files), each
@@ -335,7 +407,9 @@ def build_capture(rig, config, *, stop: threading.Event, num_frames: int | None 
     rings = config.stream.encoding == "shm" and all(s.decodes_into_buffer for s in sources)
     live = LiveRig(sources, tolerance_ms=tolerance, deadline_ms=config.sync.deadline_ms,
                    min_views=min(config.sync.min_views, len(cameras)), failure_budget=config.failure_budget,
-                   backoff_s=config.backoff_s, lossless=not _paced(rig, cameras, config.realtime),
+                   backoff_s=config.backoff_s,
+                   lossless=lockstep(sources) or not _paced(rig, cameras, config.realtime),
+                   lockstep=lockstep(sources),
                    shm_segment=f"selfpose3d-{rig.name}" if rings else None,
                    frame_shapes={c: (rig.cameras[c].height, rig.cameras[c].width, 3) for c in cameras})
     pub = Publisher(config.stream.endpoint, hwm=config.stream.hwm, allow_remote=config.stream.allow_remote)
@@ -344,6 +418,11 @@ def build_capture(rig, config, *, stop: threading.Event, num_frames: int | None 
                           encoding=config.stream.encoding, jpeg_quality=config.stream.jpeg_quality,
                           status_interval_s=config.status_interval_s, shm_slot_bytes=slot)
     return proc, pub
+
+
+def lockstep(sources: Sequence[Source]) -> bool:
+    """True when every source follows one replay schedule (media replayed in lockstep)."""
+    return bool(sources) and all(s.schedule is not None for s in sources)
 
 
 def _paced(rig, cameras: Sequence[str], realtime: bool | None) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -86,40 +86,83 @@ class Recorder:
 
 @dataclass
 class RecordReport:
+    """What a recording kept and lost.
+
+    Attributes:
+        sets: framesets written.
+        seconds: wall time.
+        gaps: framesets lost on the stream before the recorder (sequence gaps; stream mode).
+        complete, incomplete: written sets with every camera / with cameras missing.
+        missing: camera -> written sets without it.
+        counts: the capture's own accounting (own-sources mode: :meth:`LiveRig.counts`, i.e.
+            skipped, dropped per reason); empty in stream mode (the capture's status has it).
+    """
+
     sets: int
     seconds: float
     gaps: int = 0
+    complete: int = 0
+    incomplete: int = 0
+    missing: dict = field(default_factory=dict)
+    counts: dict = field(default_factory=dict)
+
+    def count(self, missing: Sequence[str]) -> None:
+        """Account one written set lacking ``missing``."""
+        if missing:
+            self.incomplete += 1
+            for cam in missing:
+                self.missing[cam] = self.missing.get(cam, 0) + 1
+        else:
+            self.complete += 1
+
+    def summary(self) -> dict:
+        """The JSON summary ``selfpose3d record`` prints."""
+        out = {"sets": self.sets, "complete": self.complete, "incomplete": self.incomplete,
+               "missing": self.missing, "seconds": round(self.seconds, 2), "gaps": self.gaps}
+        skipped = {k.split("/", 1)[1]: v for k, v in self.counts.items() if k.startswith("skipped/")}
+        dropped = {k.split("/", 1)[1]: v for k, v in self.counts.items() if k.startswith("dropped/")}
+        if skipped:
+            out["skipped"] = skipped
+        if dropped:
+            out["dropped"] = dropped
+        return out
 
 
 def record_live(recorder: Recorder, live, stop: threading.Event, *, max_sets: int | None = None,
                 duration_s: float | None = None) -> RecordReport:
     """Record from a :class:`capture.process.LiveRig` until stop/limit/end of its sources."""
     t0 = time.monotonic()
+    report = RecordReport(0, 0.0)
     live.start()
     try:
         while not stop.is_set():
             for synced in live.poll(0.01):
                 recorder.write_synced(synced)
+                report.count(synced.missing)
                 if max_sets is not None and recorder.sets_written >= max_sets:
                     stop.set()
                     break
-            if live.ended or (duration_s is not None and time.monotonic() - t0 >= duration_s):
+            if live.ended or live.wrong_size or (duration_s is not None and time.monotonic() - t0 >= duration_s):
                 break
     finally:
         live.stop()
-    return RecordReport(recorder.sets_written, time.monotonic() - t0)
+    report.sets, report.seconds, report.counts = recorder.sets_written, time.monotonic() - t0, live.counts()
+    return report
 
 
 def record_stream(recorder: Recorder, subscriber, stop: threading.Event, *, max_sets: int | None = None,
                   duration_s: float | None = None) -> RecordReport:
     """Record framesets arriving on a :class:`capture.bus.Subscriber` (every one, in order)."""
     t0 = time.monotonic()
+    report = RecordReport(0, 0.0)
     while not stop.is_set():
         if duration_s is not None and time.monotonic() - t0 >= duration_s:
             break
         msg = subscriber.recv(100)
         if isinstance(msg, FrameSet):
             recorder.write_frameset(msg)
+            report.count(msg.missing)
             if max_sets is not None and recorder.sets_written >= max_sets:
                 break
-    return RecordReport(recorder.sets_written, time.monotonic() - t0, subscriber.stats.gaps)
+    report.sets, report.seconds, report.gaps = recorder.sets_written, time.monotonic() - t0, subscriber.stats.gaps
+    return report

@@ -74,6 +74,8 @@ class Source(ABC):
     live: bool = False
     #: :meth:`read_into` writes the pixels into the given buffer (no copy needed after it)
     decodes_into_buffer: bool = False
+    #: the rig's :class:`capture.schedule.ReplaySchedule` when replayed in lockstep, else None
+    schedule = None
 
     @abstractmethod
     def open(self) -> None:
@@ -92,6 +94,10 @@ class Source(ABC):
 
     def close(self) -> None:  # noqa: B027  (an optional hook: most sources have nothing to release)
         """Release resources (idempotent)."""
+
+    def detach(self) -> None:
+        """Its reader is done with it for good (ended, failed or stopped): media sources in
+        lockstep tell their :class:`capture.schedule.ReplaySchedule` to stop waiting for them."""
 
     def __enter__(self) -> "Source":
         self.open()
@@ -174,6 +180,7 @@ class ThreadedReader:
         self.frames_read = 0
         self.overwritten = 0
         self.reopens = 0
+        self.read_errors = 0  # reads that raised (undecodable frame, device error): frames lost
         self._latest: Frame | None = None
         self._seq = 0
         self._taken_seq = 0
@@ -274,6 +281,7 @@ class ThreadedReader:
                         frame = self._read()
                     except Exception as exc:  # failure budget: tolerate a few, then reopen
                         failures += 1
+                        self.read_errors += 1
                         self.error = str(exc)
                         if failures <= self.failure_budget:
                             self.state = f"read error {failures}/{self.failure_budget}: {exc}"
@@ -295,6 +303,7 @@ class ThreadedReader:
                 self.reopens += 1
         finally:
             self._close_quietly()
+            self.source.detach()
             if self._stop.is_set() and self.state != "ended" and not self.state.startswith("error"):
                 self.state = "stopped"
             if self.notify is not None:

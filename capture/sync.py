@@ -98,6 +98,7 @@ class FrameSynchronizer:
         self._pending: dict[str, deque[SyncedFrame]] = {c: deque() for c in self.cameras}
         self._last_t: dict[str, int] = {}
         self._emitted_until_ns: int | None = None
+        self._retired: set[str] = set()
         self.stats = SyncStats(missing_per_camera={c: 0 for c in self.cameras})
 
     def push(self, camera: str, t_ns: int, payload: Any = None, arrival_ns: int | None = None) -> bool:
@@ -127,6 +128,10 @@ class FrameSynchronizer:
             queue.popleft()
             self.stats.overflow += 1
         return True
+
+    def retire(self, camera: str) -> None:
+        """``camera`` will send no more frames (its source ended or failed): sets stop waiting for it."""
+        self._retired.add(camera)
 
     def poll(self, now_ns: int) -> list[SyncedSet]:
         """Sets that are ready at time ``now_ns`` (same clock as the frames' ``t_ns``)."""
@@ -163,7 +168,7 @@ class FrameSynchronizer:
             else:
                 missing.append(cam)
                 # A camera whose next frame is already beyond the window cannot contribute.
-                waiting |= not queue
+                waiting |= not queue and cam not in self._retired
         if waiting and now_ns - oldest.arrival_ns < self._deadline_ns:
             return None
         for frame in chosen:

@@ -34,12 +34,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=None, help="stop after this long")
     parser.add_argument("--frames", type=int, default=None, help="stop after this many framesets")
     parser.add_argument("--deadline-ms", type=float, default=100.0, help="sync deadline for absent cameras")
+    parser.add_argument("--resize", action="store_true",
+                        help="scale media frames to the calibration's image size when they differ (same aspect)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the command (input errors are reported as one line by app.cli)."""
     from calib.rig_config import load_rig
-    from capture.process import LiveRig, rig_fps, stop_on_signals
+    from capture.source import SourceError
+    from capture.process import LiveRig, lockstep, rig_fps, stop_on_signals
     from capture.recorder import Recorder, record_live, record_stream
 
     rig = load_rig(args.rig, args.rig_overrides)
@@ -55,10 +58,15 @@ def run(args: argparse.Namespace) -> int:
         else:
             from capture.sources.factory import build_sources
 
-            sources = build_sources(rig, cameras, stop=stop, realtime=False if args.max_speed else None)
+            sources = build_sources(rig, cameras, stop=stop, realtime=False if args.max_speed else None,
+                                    resize=args.resize)
+            replay = lockstep(sources)  # media: one frame index for every camera, all sets complete
             live = LiveRig(sources, tolerance_ms=500.0 / rig_fps(rig, cameras), deadline_ms=args.deadline_ms,
-                           lossless=args.max_speed)
+                           lossless=args.max_speed or replay, lockstep=replay,
+                           frame_shapes={c: (rig.cameras[c].height, rig.cameras[c].width, 3) for c in cameras})
             report = record_live(rec, live, stop, max_sets=args.frames, duration_s=args.seconds)
-    print(json.dumps({"session": str(args.out), "sets": report.sets, "seconds": round(report.seconds, 2),
-                      "gaps": report.gaps}))
+    print(json.dumps({"session": str(args.out), **report.summary()}))
+    if report.sets == 0:
+        reason = live.size_error if not args.connect and live.size_error else "no frameset arrived"
+        raise SourceError(f"record: nothing recorded: {reason}")
     return 0

@@ -17,15 +17,18 @@ class ImageFolderSource(Source):
         camera: camera name.
         folder: directory of images (jpg/png/bmp/tif).
         fps: frame rate of the timeline.
-        loop, realtime, start_ns, stop: as for :class:`capture.sources.video.VideoFileSource`.
+        loop, realtime, start_ns, stop, schedule: as for
+            :class:`capture.sources.video.VideoFileSource` (skipped images are not read at all).
     """
 
     def __init__(self, camera: str, folder: str | Path, *, fps: float = 30.0, loop: bool = False,
-                 realtime: bool = True, start_ns: int | None = None, stop: threading.Event | None = None) -> None:
+                 realtime: bool = True, start_ns: int | None = None, stop: threading.Event | None = None,
+                 schedule=None) -> None:
         self.camera = camera
         self.folder = Path(folder)
         self.loop = loop
-        self._pacer = Pacer(fps, realtime=realtime, start_ns=start_ns, stop=stop)
+        self.schedule = schedule
+        self._pacer = Pacer(fps, realtime=realtime, start_ns=start_ns, stop=stop) if schedule is None else schedule.pacer
         self._files: list[Path] = []
         self._k = 0
 
@@ -41,13 +44,19 @@ class ImageFolderSource(Source):
 
         if not self._files:
             raise SourceError(f"camera '{self.camera}': read before open")
-        if self._k >= len(self._files) and not self.loop:
+        k = self._k if self.schedule is None else self.schedule.next_index(self.camera, self._k)
+        if k is None or (k >= len(self._files) and not self.loop):
             return None
-        path = self._files[self._k % len(self._files)]
+        pos = k % len(self._files) if self.schedule is None else self.schedule.position(k)
+        if pos >= len(self._files):
+            return None
+        path = self._files[pos]
+        self._k = k + 1
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
-            self._k += 1
             raise SourceError(f"camera '{self.camera}': cannot decode {path}")
-        t_ns = self._pacer.wait(self._k)
-        self._k += 1
-        return Frame(self.camera, image, t_ns, self._k - 1)
+        return Frame(self.camera, image, self._pacer.wait(k), k)
+
+    def detach(self) -> None:
+        if self.schedule is not None:
+            self.schedule.retire(self.camera)

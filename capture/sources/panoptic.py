@@ -57,18 +57,22 @@ class PanopticSource(Source):
         first_frame, last_frame: frame-number range (inclusive; None: to the end). Frame
             ``first_frame`` is at ``start_ns``: give every camera of a rig the same value
             (see :func:`panoptic_first_frame`).
-        loop, realtime, start_ns, stop: as for :class:`capture.sources.video.VideoFileSource`.
+        loop, realtime, start_ns, stop, schedule: as for
+            :class:`capture.sources.video.VideoFileSource` (with a schedule, timeline index ``k``
+            is frame number ``first_frame + k``; skipped images are not read).
     """
 
     def __init__(self, camera: str, seq_dir: str | Path, *, fps: float = PANOPTIC_HD_FPS,
                  first_frame: int = 0, last_frame: int | None = None, loop: bool = False, realtime: bool = True,
-                 start_ns: int | None = None, stop: threading.Event | None = None) -> None:
+                 start_ns: int | None = None, stop: threading.Event | None = None, schedule=None) -> None:
         self.camera = camera
+        self.schedule = schedule
         self.seq_dir = Path(seq_dir)
         self.first_frame = first_frame
         self.last_frame = last_frame
         self.loop = loop
-        self._pacer = Pacer(fps, realtime=realtime, start_ns=start_ns, stop=stop)
+        self._pacer = Pacer(fps, realtime=realtime, start_ns=start_ns, stop=stop) if schedule is None else schedule.pacer
+        self._k = 0  # next timeline index (scheduled reads)
         self._images: list[tuple[int, Path]] = []
         self._cap = None
         self._pos = 0  # images: index into the list; video: next frame number
@@ -100,6 +104,8 @@ class PanopticSource(Source):
                               f"cameras: {panoptic_hd_cameras(self.seq_dir)}")
 
     def read(self) -> Frame | None:
+        if self.schedule is not None and (self._images or self._cap is not None):
+            return self._read_scheduled()
         if self._images:
             return self._read_image()
         if self._cap is None:
@@ -140,6 +146,47 @@ class PanopticSource(Source):
                 return None
         self._pos += 1
         return self._emit(image, self._pos - 1)
+
+    def _read_scheduled(self) -> Frame | None:
+        import bisect
+
+        import cv2
+
+        k = self.schedule.next_index(self.camera, self._k)
+        if k is None:
+            return None
+        number = self.first_frame + self.schedule.position(k)
+        if self.last_frame is not None and number > self.last_frame:
+            return None
+        if self._images:
+            i = bisect.bisect_left(self._images, number, key=lambda item: item[0])
+            if i >= len(self._images) or self._images[i][0] != number:
+                if i >= len(self._images):
+                    return None
+                self._k = k + 1
+                raise SourceError(f"camera '{self.camera}': frame {number} missing in {self.seq_dir / 'hdImgs'}")
+            self._k = k + 1
+            image = cv2.imread(str(self._images[i][1]), cv2.IMREAD_COLOR)
+            if image is None:
+                raise SourceError(f"camera '{self.camera}': cannot decode {self._images[i][1]}")
+        else:
+            if number < self._pos:
+                self._cap.set(cv2.CAP_PROP_POS_FRAMES, self.first_frame)
+                self._pos = self.first_frame
+            while self._pos < number:
+                if not self._cap.grab():
+                    return None
+                self._pos += 1
+            ok, image = self._cap.read()
+            if not ok:
+                return None
+            self._pos += 1
+            self._k = k + 1
+        return Frame(self.camera, image, self._pacer.wait(k), number)
+
+    def detach(self) -> None:
+        if self.schedule is not None:
+            self.schedule.retire(self.camera)
 
     def close(self) -> None:
         if self._cap is not None:

@@ -1,4 +1,5 @@
-"""Video files: paced at their frame rate (or as fast as possible), optionally looping."""
+"""Video files: paced at their frame rate (or as fast as possible), optionally looping; in a rig,
+in lockstep with the other media cameras (:class:`capture.schedule.ReplaySchedule`)."""
 
 from __future__ import annotations
 
@@ -21,12 +22,17 @@ class VideoFileSource(Source):
         realtime: sleep until each frame's instant; False: as fast as possible.
         start_ns: time of frame 0 (share one across a rig so its files line up); None: at open.
         stop: event that interrupts pacing sleeps.
+        schedule: the rig's shared :class:`capture.schedule.ReplaySchedule`: the frame index to
+            deliver comes from it (frames in between are grabbed without conversion: skipped),
+            its pacer times them and its lap length wraps them; ``fps``/``realtime``/``start_ns``
+            are then the schedule's.
     """
 
     decodes_into_buffer = True
 
     def __init__(self, camera: str, path: str | Path, *, fps: float | None = None, loop: bool = False,
-                 realtime: bool = True, start_ns: int | None = None, stop: threading.Event | None = None) -> None:
+                 realtime: bool = True, start_ns: int | None = None, stop: threading.Event | None = None,
+                 schedule=None) -> None:
         self.camera = camera
         self.path = Path(path)
         self.fps = fps
@@ -35,8 +41,10 @@ class VideoFileSource(Source):
         self.start_ns = start_ns
         self._stop = stop
         self._cap = None
-        self._pacer: Pacer | None = None
-        self._k = 0
+        self._pacer: Pacer | None = None if schedule is None else schedule.pacer
+        self.schedule = schedule
+        self._k = 0  # next timeline index
+        self._pos = 0  # next frame of the file
 
     def open(self) -> None:
         import cv2
@@ -49,6 +57,7 @@ class VideoFileSource(Source):
             cap.release()
             raise SourceError(f"camera '{self.camera}': OpenCV cannot decode {self.path} (unsupported codec?)")
         self._cap = cap
+        self._pos = 0
         fps = self.fps or cap.get(cv2.CAP_PROP_FPS) or 30.0
         if self._pacer is None:  # a reopen keeps the timeline
             self._pacer = Pacer(fps, realtime=self.realtime, start_ns=self.start_ns, stop=self._stop)
@@ -60,6 +69,8 @@ class VideoFileSource(Source):
         """Next frame, decoded into ``out`` when its shape matches the video's."""
         if self._cap is None:
             raise SourceError(f"camera '{self.camera}': read before open")
+        if self.schedule is not None:
+            return self._read_scheduled(out)
         ok, image = self._decode(out)
         if not ok and self.loop and self._k > 0:
             self.open()
@@ -70,8 +81,31 @@ class VideoFileSource(Source):
         self._k += 1
         return Frame(self.camera, image, t_ns, self._k - 1)
 
+    def _read_scheduled(self, out: np.ndarray | None) -> Frame | None:
+        k = self.schedule.next_index(self.camera, self._k)
+        if k is None:
+            return None
+        pos = self.schedule.position(k)
+        if pos < self._pos:  # next lap: back to the start of the file
+            self.open()
+        while self._pos < pos:  # skipped frames: demuxed and decoded, not converted or copied
+            if not self._cap.grab():
+                return None
+            self._pos += 1
+        ok, image = self._decode(out)
+        if not ok:
+            return None
+        self._k = k + 1
+        return Frame(self.camera, image, self._pacer.wait(k), k)
+
     def _decode(self, out: np.ndarray | None):
-        return self._cap.read() if out is None else self._cap.read(out)
+        ok, image = self._cap.read() if out is None else self._cap.read(out)
+        self._pos += int(ok)
+        return ok, image
+
+    def detach(self) -> None:
+        if self.schedule is not None:
+            self.schedule.retire(self.camera)
 
     def close(self) -> None:
         if self._cap is not None:

@@ -436,6 +436,20 @@ class MotionModel:
         while len(self._chunks) > self.max_cached_chunks:
             self._chunks.popitem(last=False)
 
+    def advance(self, t_s: float, max_new_chunks: int) -> bool:
+        """Simulate at most ``max_new_chunks`` chunks towards time ``t_s``; True when the state at
+        ``t_s`` can then be read without simulating (the motion is sequential, so a far-away time
+        is reached over several calls, each of bounded cost whatever ``t_s`` is)."""
+        if t_s < 0:
+            raise ValueError(f"MotionModel.advance: time must be >= 0, got {t_s}")
+        need = (int(np.floor(t_s * self.settings.sim_hz + 1e-9)) + 1) // self.chunk_steps  # last chunk read
+        for _ in range(int(max_new_chunks)):
+            if len(self._checkpoints) > need:
+                break
+            k = len(self._checkpoints) - 1
+            self._cache(k, self._simulate_chunk(k))
+        return len(self._checkpoints) > need
+
     def _step_record(self, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         c = self._chunk(step // self.chunk_steps)
         i = step % self.chunk_steps

@@ -191,6 +191,14 @@ class SyntheticWorld:
             a.setflags(write=False)  # frames are cached and shared between consumers
         return PeopleFrame(int(frame_index), t, ids, joints, present, in_volume)
 
+    def people_if_cheap(self, frame_index: int, max_new_chunks: int = 1) -> PeopleFrame | None:
+        """:meth:`people`, or None when frame k lies beyond what at most ``max_new_chunks``
+        more simulation chunks reach (those chunks are simulated: repeated calls get there).
+        Cost is bounded whatever ``frame_index`` is (for a consumer of untrusted frame numbers)."""
+        if frame_index < 0 or not self.motion.advance(self.timestamp_s(frame_index), max_new_chunks):
+            return None
+        return self.people(frame_index)
+
     def _frame(self, frame_index: int) -> tuple[PeopleFrame, object]:
         """(people, render scene) of frame k, cached for the last few frames."""
         hit = self._frame_cache.get(frame_index)
