@@ -1,23 +1,71 @@
-"""What every supervised child process shares: stop signals and status reporting.
+"""What every supervised child process shares: stop signals, status reporting, the run's secret.
 
 A child runs ``with ChildContext(name, status_endpoint) as ctx:`` and reports
 ``ctx.report("ready")`` once it can work, then ``ctx.heartbeat(...)`` from its loop (a status
 message at most every ``interval_s``) until ``ctx.stopping`` turns true (SIGTERM or SIGINT).
 Processes share nothing but ZeroMQ (DESIGN.md §6).
+
+Each run has a :class:`PrivateRun`: a fresh private directory (mode 0700, unpredictable name)
+holding its ipc endpoints, and a random token. The supervisor hands the token to every child in
+its spawn arguments (:func:`run_child`, never on a command line or in the environment); each
+child makes it the MAC key of all its sockets (``capture.bus.use_run_key``), so the run's
+processes accept only each other's messages.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
+import shutil
 import signal
+import tempfile
 import threading
 import time
-from typing import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
 
-from capture.bus import Publisher
+from capture.bus import Publisher, use_run_key
 from capture.messages import Status, now_ns
 
 log = logging.getLogger(__name__)
+TOKEN_BYTES = 32
+
+
+def new_token() -> bytes:
+    """A fresh per-run secret (32 random bytes)."""
+    return secrets.token_bytes(TOKEN_BYTES)
+
+
+class PrivateRun:
+    """A run's private directory for ipc endpoints (0700, removed on :meth:`close`) and its token.
+
+    Args:
+        base: parent folder (default: the system temp folder; ipc paths must stay short).
+    """
+
+    def __init__(self, base: str | None = None) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="selfpose3d-run-", dir=base))  # mkdtemp: mode 0700
+        self.token = new_token()
+
+    def endpoint(self, name: str) -> str:
+        """``ipc://<private dir>/<name>``."""
+        return f"ipc://{self.dir / name}"
+
+    def close(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> "PrivateRun":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def run_child(target: Callable[..., Any], name: str, status_endpoint: str, token: bytes | None,
+              kwargs: Mapping[str, Any]) -> None:
+    """Entry point of every supervised child: adopt the run's token, then run ``target``."""
+    use_run_key(token)
+    target(name, status_endpoint, **kwargs)
 
 
 class ChildContext:
