@@ -49,6 +49,7 @@ MAX_SEQ_RATE_HZ = 1000.0  # no publisher here sends faster; a larger jump is a s
 SEQ_SLACK = 1000  # jumps up to this are plausible whatever the elapsed time
 MAX_SEQ_KEYS = 64  # (topic, source) pairs whose sequence is tracked; least recent forgotten
 LOG_EVERY_S = 5.0
+ZAP_DOMAIN = "selfpose3d"  # ZeroMQ authentication domain of CURVE publishers with an allow-list
 
 
 def use_run_key(key: bytes | None) -> None:
@@ -225,7 +226,7 @@ def _allow_clients(keys: Sequence[bytes]) -> None:
         if _authenticator is None:
             _authenticator = ThreadAuthenticator(context(), log=logging.getLogger(__name__ + ".zap"))
             _authenticator.start()
-            _authenticator.configure_curve_callback(domain="*", credentials_provider=_AllowList())
+            _authenticator.configure_curve_callback(domain=ZAP_DOMAIN, credentials_provider=_AllowList())
 
 
 def _apply_curve(sock: zmq.Socket, curve: CurveServer | CurveClient | None, endpoint: str) -> None:
@@ -240,7 +241,7 @@ def _apply_curve(sock: zmq.Socket, curve: CurveServer | CurveClient | None, endp
     if isinstance(curve, CurveServer):
         if curve.allowed_clients is not None:
             _allow_clients(curve.allowed_clients)
-            sock.zap_domain = b"selfpose3d"
+            sock.zap_domain = ZAP_DOMAIN.encode()
         sock.curve_server = True
     else:
         sock.curve_serverkey = curve.server_public
