@@ -61,6 +61,23 @@ class PrivateRun:
         self.close()
 
 
+def with_private_endpoints(cfg, run: PrivateRun):
+    """``cfg`` (an ``app.config.LiveConfig``) with its default endpoints moved into ``run``'s
+    private directory: an empty poses/status endpoint, and the capture stream left at
+    ``capture.config.DEFAULT_ENDPOINT``. Endpoints set explicitly are kept."""
+    import dataclasses
+
+    from capture.config import DEFAULT_ENDPOINT
+
+    stream = cfg.capture.stream
+    if stream.endpoint == DEFAULT_ENDPOINT:
+        stream = dataclasses.replace(stream, endpoint=run.endpoint("frames"))
+    return dataclasses.replace(
+        cfg, poses_endpoint=cfg.poses_endpoint or run.endpoint("poses"),
+        status_endpoint=cfg.status_endpoint or run.endpoint("status"),
+        capture=dataclasses.replace(cfg.capture, stream=stream))
+
+
 def run_child(target: Callable[..., Any], name: str, status_endpoint: str, token: bytes | None,
               kwargs: Mapping[str, Any]) -> None:
     """Entry point of every supervised child: adopt the run's token, then run ``target``."""

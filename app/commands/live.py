@@ -93,10 +93,10 @@ def preflight(cfg, rig) -> str:
 class LiveMonitor:
     """Reads the poses stream in the supervisor process and prints one status line per tick."""
 
-    def __init__(self, poses_endpoint: str, rig_name: str) -> None:
+    def __init__(self, poses_endpoint: str, rig_name: str, key: bytes | None = None) -> None:
         from capture.bus import Subscriber
 
-        self.sub = Subscriber(poses_endpoint, [f"poses/{rig_name}".encode()], hwm=1000)
+        self.sub = Subscriber(poses_endpoint, [f"poses/{rig_name}".encode()], hwm=1000, key=key)
         self.latency_ms: deque = deque(maxlen=10000)
         self.mpjpe_mm: deque = deque(maxlen=10000)
         self.timings: dict[str, deque] = {}
@@ -199,10 +199,18 @@ def build_children(cfg, rig, args, model: str) -> list:
 
 
 def run(args: argparse.Namespace) -> int:
+    from app.process import PrivateRun
+
+    with PrivateRun() as private:  # the run's ipc endpoints live (and die) in a 0700 folder
+        return _run(args, private)
+
+
+def _run(args: argparse.Namespace, private) -> int:
+    from app.process import with_private_endpoints
     from app.supervisor import Supervisor, SupervisorError
     from calib.rig_config import load_rig
 
-    cfg = resolve_config(args)
+    cfg = with_private_endpoints(resolve_config(args), private)
     rig = load_rig(args.rig)
     if args.export:
         from app.export import EXPORT_SUFFIXES
@@ -225,8 +233,8 @@ def run(args: argparse.Namespace) -> int:
     if out:
         write_resolved(dataclasses.replace(cfg, worker=dataclasses.replace(cfg.worker, model=model)), out,
                        "live.resolved.yaml")
-    sup = Supervisor(cfg.status_endpoint)
-    monitor = LiveMonitor(cfg.poses_endpoint, rig.name)
+    sup = Supervisor(cfg.status_endpoint, token=private.token)
+    monitor = LiveMonitor(cfg.poses_endpoint, rig.name, key=private.token)
     sup.install_signal_handlers()
     rc = 1
     try:
@@ -238,7 +246,7 @@ def run(args: argparse.Namespace) -> int:
             sup.stop()
             return 1
         print(f"selfpose3d-live: rig '{rig.name}' ({len(rig.cameras)} cameras), model {model}; "
-              "Ctrl-C to stop", file=sys.stderr)
+              f"poses on {cfg.poses_endpoint}; Ctrl-C to stop", file=sys.stderr)
         monitor.start_clock()
         rc = sup.run(duration_s=args.duration, on_tick=lambda st: print(monitor.line(st), file=sys.stderr))
     finally:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 
 from app.config import DEFAULT_RIG
 
@@ -34,16 +35,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=None, help="stop after this long")
     parser.add_argument("--frames", type=int, default=None, help="stop after this many framesets")
     parser.add_argument("--deadline-ms", type=float, default=100.0, help="sync deadline for absent cameras")
+    parser.add_argument("--max-gb", type=float, default=None, metavar="GB",
+                        help="stop cleanly once the session holds this much (default: keep 5%% of the disk free)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the command (input errors are reported as one line by app.cli)."""
     from calib.rig_config import load_rig
     from capture.process import LiveRig, rig_fps, stop_on_signals
-    from capture.recorder import Recorder, record_live, record_stream
+    from capture.recorder import (DiskBudget, DiskMeter, Recorder, check_disk_space, estimate_bytes_per_s,
+                                  record_live, record_stream)
 
     rig = load_rig(args.rig, args.rig_overrides)
     cameras = [c for c in args.cameras.split(",") if c] if args.cameras else rig.names
+    budget = DiskBudget.for_path(args.out, args.max_gb)
+    check_disk_space(args.out, estimate_bytes_per_s(rig, cameras, args.codec), budget, what="record")
+    limits = {"budget": budget, "on_progress": lambda *a: print(DiskMeter.line(*a), file=sys.stderr)}
     stop = stop_on_signals()
     with Recorder(args.out, rig, cameras, codec=args.codec, jpeg_quality=args.jpeg_quality) as rec:
         if args.connect:
@@ -51,14 +58,16 @@ def run(args: argparse.Namespace) -> int:
             from capture.messages import topic_of
 
             with Subscriber(args.connect, [topic_of("frameset", rig.name)], hwm=64) as sub:
-                report = record_stream(rec, sub, stop, max_sets=args.frames, duration_s=args.seconds)
+                report = record_stream(rec, sub, stop, max_sets=args.frames, duration_s=args.seconds, **limits)
         else:
             from capture.sources.factory import build_sources
 
             sources = build_sources(rig, cameras, stop=stop, realtime=False if args.max_speed else None)
             live = LiveRig(sources, tolerance_ms=500.0 / rig_fps(rig, cameras), deadline_ms=args.deadline_ms,
                            lossless=args.max_speed)
-            report = record_live(rec, live, stop, max_sets=args.frames, duration_s=args.seconds)
-    print(json.dumps({"session": str(args.out), "sets": report.sets, "seconds": round(report.seconds, 2),
-                      "gaps": report.gaps}))
-    return 0
+            report = record_live(rec, live, stop, max_sets=args.frames, duration_s=args.seconds, **limits)
+    if report.stopped:
+        print(f"record: stopped, {report.stopped}: {report.sets} framesets kept in {args.out} (readable)",
+              file=sys.stderr)
+    print(json.dumps({"session": str(args.out), **report.summary()}))
+    return 1 if report.failed else 0
