@@ -92,11 +92,16 @@ class ChildContext:
         name: process name (status topic ``status/<name>``).
         status_endpoint: the supervisor's status endpoint (children connect to it).
         interval_s: heartbeat period.
+        exit_grace_s: after SIGTERM/SIGINT the process exits (code 143) if it has not finished
+            within this long, even when its main thread is busy in native code (model loading,
+            compilation): a stop request is always honoured in bounded time.
     """
 
-    def __init__(self, name: str, status_endpoint: str, interval_s: float = 0.5) -> None:
+    def __init__(self, name: str, status_endpoint: str, interval_s: float = 0.5, exit_grace_s: float = 3.0) -> None:
         self.name = name
         self.interval_s = interval_s
+        self.exit_grace_s = exit_grace_s
+        self.note = ""  # sent with every status from now on (e.g. a recorder's MB/s)
         self._pub = Publisher(status_endpoint, bind=False, hwm=16)
         self._lock = threading.Lock()  # the socket is shared with the heartbeat thread
         self.stop_event = threading.Event()  # set by SIGTERM/SIGINT; hand it to blocking loops
@@ -105,9 +110,35 @@ class ChildContext:
         self.state = "starting"
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
+        self._watch_signals()
 
     def _on_signal(self, signum, _frame) -> None:
         self.stop_event.set()
+
+    def _watch_signals(self) -> None:
+        """A thread that sees a signal even while the main thread is inside native code (Python
+        runs handlers only between bytecodes of the main thread): it reads the wakeup fd, sets
+        the stop event and, if the process is still alive ``exit_grace_s`` later, exits it."""
+        import os
+        import socket
+
+        try:
+            rsock, wsock = socket.socketpair()
+            wsock.setblocking(False)
+            signal.set_wakeup_fd(wsock.fileno(), warn_on_full_buffer=False)
+        except (ValueError, OSError):  # not the main thread: the Python handler alone must do
+            return
+        self._wakeup = (rsock, wsock)
+
+        def watch() -> None:
+            while rsock.recv(1) not in (bytes([signal.SIGTERM]), bytes([signal.SIGINT])):
+                pass
+            self.stop_event.set()
+            time.sleep(self.exit_grace_s)
+            log.warning("%s: still running %.0f s after the stop request; exiting now", self.name, self.exit_grace_s)
+            os._exit(128 + signal.SIGTERM)
+
+        threading.Thread(target=watch, name=f"{self.name}-stop-watch", daemon=True).start()
 
     @property
     def stopping(self) -> bool:
@@ -147,7 +178,7 @@ class ChildContext:
         """Publish a status message now."""
         self.forward(Status(process=self.name, state=state, t_ns=now_ns(), fps=float(fps),
                             latency_ms=float(latency_ms), dropped=int(dropped), missing=tuple(missing),
-                            error=error[:2000], cameras=dict(cameras or {})))
+                            error=error[:2000], cameras=dict(cameras or {}), note=self.note[:256]))
 
     def heartbeat(self, **fields) -> None:
         """Publish a ``running`` status if ``interval_s`` has passed since the last one."""

@@ -212,6 +212,8 @@ class Status:
         missing: cameras currently not delivering.
         error: error text ('' if none).
         cameras: per camera state text, e.g. ``{"cam0": "ok", "cam1": "retrying in 2.0 s"}``.
+        note: one short human line (<= 256 chars), e.g. a recorder's ``recorded 120 sets, 80 MB,
+            41.0 MB/s``; optional on the wire (absent reads as '').
     """
 
     process: str
@@ -223,6 +225,7 @@ class Status:
     missing: tuple[str, ...] = ()
     error: str = ""
     cameras: Mapping[str, str] = field(default_factory=dict)
+    note: str = ""
 
 
 Message = FrameSet | Poses | Status
@@ -309,6 +312,8 @@ def encode(msg: Message, key: bytes | None = None) -> list[Any]:
             "dropped": int(msg.dropped), "missing": list(msg.missing), "error": msg.error,
             "cameras": {str(k): str(v) for k, v in msg.cameras.items()},
         }
+        if msg.note:
+            header["note"] = msg.note
     else:
         raise MessageError(f"encode: not a message type: {type(msg).__name__}")
     if key is not None:
@@ -628,6 +633,7 @@ def _decode_status(topic: str, h: dict, bufs: Sequence[Any]) -> Status:
         process=process, state=state, t_ns=_int(h, "t_ns", w), fps=_float(h, "fps", w),
         latency_ms=_float(h, "latency_ms", w), dropped=_int(h, "dropped", w),
         missing=_names(h, "missing", w), error=_str(h, "error", w), cameras=dict(cams),
+        note=_str(h, "note", w, max_len=256) if "note" in h else "",
     )
 
 

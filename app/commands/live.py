@@ -39,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-viewer", action="store_true", help="no window (use --render for a video)")
     parser.add_argument("--render", default=None, metavar="OUT.mp4", help="render the 3D view headless to a video")
     parser.add_argument("--record", default=None, metavar="DIR", help="record the camera streams to a session")
+    parser.add_argument("--record-max-gb", type=float, default=None, metavar="GB",
+                        help="with --record: stop recording cleanly at this size (default: keep 5%% of the disk free)")
     parser.add_argument("--export", default=None, metavar="FILE.jsonl|.csv", help="write every poses frame")
     parser.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
     parser.add_argument("--out", default=None, metavar="DIR", help="where the resolved config and summary go")
@@ -141,7 +143,8 @@ class LiveMonitor:
             parts.append(f"MPJPE {np.mean(self.mpjpe_mm):.0f} mm")
         for name, st in sorted(statuses.items()):
             extra = f" missing {list(st.missing)}" if st.missing else ""
-            parts.append(f"{name}: {st.state} {st.fps:.1f} fps drop {st.dropped}{extra}")
+            note = f" ({st.note})" if st.note else ""
+            parts.append(f"{name}: {st.state} {st.fps:.1f} fps drop {st.dropped}{extra}{note}")
         stages = ", ".join(f"{k} {np.median(v):.0f}" for k, v in self.timings.items()
                            if k in ("preprocess", "backbone", "root_net", "pose_net", "tracking"))
         if stages:
@@ -190,7 +193,8 @@ def build_children(cfg, rig, args, model: str) -> list:
             "status_endpoints": (frames,)}, t))
     if args.record:
         specs.append(ChildSpec("recorder", recorder_child, {"rig_path": rig_path, "frames_endpoint": frames,
-                                                            "session_dir": str(Path(args.record).resolve())}, t))
+                                                            "session_dir": str(Path(args.record).resolve()),
+                                                            "max_gb": args.record_max_gb}, t))
     if args.export:
         specs.append(ChildSpec("exporter", exporter_child, {"poses_endpoint": cfg.poses_endpoint,
                                                             "rig_name": rig.name,
@@ -228,6 +232,11 @@ def _run(args: argparse.Namespace, private) -> int:
     if args.record and Path(args.record).exists() and any(Path(args.record).iterdir()):
         raise ConfigError(f"--record {args.record}: folder exists and is not empty; choose a new folder "
                           "(recordings are never overwritten)")
+    if args.record:
+        from capture.recorder import DiskBudget, check_disk_space, estimate_bytes_per_s
+
+        check_disk_space(args.record, estimate_bytes_per_s(rig, rig.names, "jpeg"),
+                         DiskBudget.for_path(args.record, args.record_max_gb), what="--record")
     model = preflight(cfg, rig)
     out = Path(args.out) if args.out else None
     if out:
@@ -256,6 +265,9 @@ def _run(args: argparse.Namespace, private) -> int:
     # each process's own count since it started (capture: frames lost before a set; inference:
     # sets not turned into poses: skipped to the newest, stale, overwritten, bad)
     summary["dropped"] = {n: c.last_status.dropped for n, c in sup.children.items() if c.last_status}
+    recorder = sup.children.get("recorder")
+    if recorder is not None and recorder.last_status is not None and recorder.last_status.note:
+        summary["recorder"] = recorder.last_status.note
     if sup.failure:
         summary["failure"] = sup.failure
     print(json.dumps(summary))

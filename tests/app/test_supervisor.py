@@ -129,3 +129,21 @@ def test_private_run_dir_is_private_and_removed():
         assert run.endpoint("frames").startswith(f"ipc://{run.dir}/") and len(run.token) == 32
         assert PrivateRun().token != run.token
     assert not run.dir.exists()
+
+
+def test_a_child_busy_in_native_code_still_honours_sigterm_promptly(endpoint):
+    sup = Supervisor(endpoint, stop_timeout_s=10.0)
+    sup.start([ChildSpec("inference", dc.busy_in_native_code)])
+    sup.wait_ready()
+    t0 = time.monotonic()
+    assert sup.run(duration_s=0.3) == 0
+    assert time.monotonic() - t0 < 5.0  # ~1 s grace, far from the 10 s kill
+    assert sup.exit_codes()["inference"] == 143  # it exited itself, not SIGKILLed
+
+
+def test_a_child_that_reports_an_error_and_lives_on_fails_after_the_grace(endpoint):
+    sup = Supervisor(endpoint, stop_timeout_s=5.0, error_grace_s=0.5)
+    sup.start([ChildSpec("cam", dc.errs_but_lives)])
+    sup.wait_ready()
+    assert sup.run(duration_s=10.0) == 1
+    assert "reported an error and did not exit" in sup.failure and "sensor on fire" in sup.failure
