@@ -206,6 +206,22 @@ def load_curve_key(path: str | Path) -> bytes:
     return key
 
 
+def curve_server_from_files(stem: str | Path, client_key_files: Sequence[str | Path] = ()) -> CurveServer:
+    """CURVE for a publisher from ``STEM.key``/``STEM.key_secret`` and, optionally, the public
+    key files of the only clients admitted."""
+    keys = CurveKeys(load_curve_key(f"{stem}.key"), load_curve_key(f"{stem}.key_secret"))
+    clients = tuple(load_curve_key(f) for f in client_key_files) or None
+    return CurveServer(keys, clients)
+
+
+def curve_client_from_files(stem: str | Path | None, server_key_file: str | Path) -> CurveClient:
+    """CURVE for a subscriber: its own ``STEM.key``/``STEM.key_secret`` (None: a fresh pair, for
+    publishers that admit any client) and the publisher's public key file."""
+    keys = (curve_keypair() if stem is None
+            else CurveKeys(load_curve_key(f"{stem}.key"), load_curve_key(f"{stem}.key_secret")))
+    return CurveClient(keys, load_curve_key(server_key_file))
+
+
 _auth_lock = threading.Lock()
 _authenticator = None
 _allowed: dict[bytes, None] = {}

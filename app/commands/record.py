@@ -35,6 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=None, help="stop after this long")
     parser.add_argument("--frames", type=int, default=None, help="stop after this many framesets")
     parser.add_argument("--deadline-ms", type=float, default=100.0, help="sync deadline for absent cameras")
+    parser.add_argument("--curve-server-key", default=None, metavar="FILE",
+                        help="with --connect to a CURVE tcp stream: the publisher's public key file (STEM.key)")
+    parser.add_argument("--curve-keys", default=None, metavar="STEM",
+                        help="with --curve-server-key: this recorder's key pair STEM.key / STEM.key_secret")
     parser.add_argument("--max-gb", type=float, default=None, metavar="GB",
                         help="stop cleanly once the session holds this much (default: keep 5%% of the disk free)")
 
@@ -51,13 +55,16 @@ def run(args: argparse.Namespace) -> int:
     budget = DiskBudget.for_path(args.out, args.max_gb)
     check_disk_space(args.out, estimate_bytes_per_s(rig, cameras, args.codec), budget, what="record")
     limits = {"budget": budget, "on_progress": lambda *a: print(DiskMeter.line(*a), file=sys.stderr)}
+    from capture.bus import curve_client_from_files
+
+    curve = curve_client_from_files(args.curve_keys, args.curve_server_key) if args.curve_server_key else None
     stop = stop_on_signals()
     with Recorder(args.out, rig, cameras, codec=args.codec, jpeg_quality=args.jpeg_quality) as rec:
         if args.connect:
             from capture.bus import Subscriber
             from capture.messages import topic_of
 
-            with Subscriber(args.connect, [topic_of("frameset", rig.name)], hwm=64) as sub:
+            with Subscriber(args.connect, [topic_of("frameset", rig.name)], hwm=64, curve=curve) as sub:
                 report = record_stream(rec, sub, stop, max_sets=args.frames, duration_s=args.seconds, **limits)
         else:
             from capture.sources.factory import build_sources

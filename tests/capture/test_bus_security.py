@@ -23,6 +23,7 @@ from capture.bus import (
     save_curve_keys,
 )
 from capture.messages import AuthError, FrameSet, MessageError, Status, View, decode, encode, precheck
+from tests.capture.conftest import image_rig  # noqa: F401 - fixture (also in this folder's conftest)
 
 KEY = b"k" * 32
 
@@ -153,3 +154,46 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.mark.skipif(not zmq.has("curve"), reason="libzmq without CURVE")
+def test_capture_and_record_over_curve_from_the_command_line(tmp_path, image_rig):
+    """`selfpose3d capture --set stream.curve_keys=...` and `record --connect --curve-server-key`:
+    the allowed recorder records, a plain one gets nothing."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from capture.session import SessionReader
+
+    repo = Path(__file__).resolve().parents[2]
+    save_curve_keys(curve_keypair(), tmp_path / "capture")
+    save_curve_keys(curve_keypair(), tmp_path / "rec")
+    Path(image_rig).write_text(Path(image_rig).read_text().replace("realtime: false", "realtime: false, loop: true"))
+    ep = f"tcp://127.0.0.1:{_free_port()}"
+    cap = subprocess.Popen([sys.executable, "-m", "app.cli", "capture", str(image_rig), "--endpoint", ep,
+                            "--seconds", "25", "--set", f"stream.curve_keys={tmp_path / 'capture'}",
+                            "--set", f"stream.curve_clients=[{tmp_path / 'rec.key'}]"],
+                           cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        base = [sys.executable, "-m", "app.cli", "record", "--rig", str(image_rig), "--connect", ep]
+        plain = subprocess.run([*base[:4], str(tmp_path / "plain"), *base[4:], "--seconds", "4"],
+                               cwd=repo, capture_output=True, text=True, timeout=60)
+        good = subprocess.run([*base[:4], str(tmp_path / "good"), *base[4:], "--frames", "5", "--seconds", "20",
+                               "--curve-server-key", str(tmp_path / "capture.key"),
+                               "--curve-keys", str(tmp_path / "rec")], cwd=repo, capture_output=True, text=True,
+                              timeout=60)
+    finally:
+        cap.terminate()
+        cap.wait(20)
+    assert good.returncode == 0, good.stderr[-2000:] + cap.stderr.read()[-2000:]
+    assert len(SessionReader(tmp_path / "good").sets) == 5
+    assert plain.returncode == 0 and len(SessionReader(tmp_path / "plain").sets) == 0
+
+
+def test_curve_clients_need_curve_keys():
+    from calib.configkit import ConfigError
+    from capture.config import StreamConfig
+
+    with pytest.raises(ConfigError, match="curve_clients"):
+        StreamConfig(endpoint="tcp://127.0.0.1:5555", curve_clients=("a.key",))
