@@ -92,9 +92,9 @@ class ChildContext:
         name: process name (status topic ``status/<name>``).
         status_endpoint: the supervisor's status endpoint (children connect to it).
         interval_s: heartbeat period.
-        exit_grace_s: after SIGTERM/SIGINT the process exits (code 143) if it has not finished
-            within this long, even when its main thread is busy in native code (model loading,
-            compilation): a stop request is always honoured in bounded time.
+        exit_grace_s: after SIGTERM/SIGINT the process exits (code 143) if it has not left its
+            ``with ChildContext`` block within this long, even when its main thread is busy in
+            native code (model loading, compilation): a stop request is honoured in bounded time.
     """
 
     def __init__(self, name: str, status_endpoint: str, interval_s: float = 0.5, exit_grace_s: float = 3.0) -> None:
@@ -108,6 +108,7 @@ class ChildContext:
         self._last = 0.0
         self._beat: threading.Thread | None = None
         self.state = "starting"
+        self._closed = False
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
         self._watch_signals()
@@ -135,6 +136,8 @@ class ChildContext:
                 pass
             self.stop_event.set()
             time.sleep(self.exit_grace_s)
+            if self._closed:
+                return  # the child finished its work in time; the interpreter is exiting
             log.warning("%s: still running %.0f s after the stop request; exiting now", self.name, self.exit_grace_s)
             os._exit(128 + signal.SIGTERM)
 
@@ -186,6 +189,7 @@ class ChildContext:
             self.report("running", **fields)
 
     def close(self) -> None:
+        self._closed = True
         self.stop_event.set()
         if self._beat is not None:
             self._beat.join(2 * self.interval_s)

@@ -70,3 +70,14 @@ def test_recorder_stops_alone_and_the_app_goes_on(tmp_path, tiny_disk, image_rig
     assert len(r.sets) > 10 and r.sets[-1].seq < seq - 20
     last = r.sets[-1]
     assert [v.camera for v in last.views] == cameras and all(r.image(v).shape == (48, 64, 3) for v in last.views)
+
+
+def test_live_record_refuses_a_disk_without_room_for_a_minute(tiny_disk, capsys):
+    """The embedded rig (5 x 1080p at 30 fps) needs GBs per minute: a 2 MB disk is refused
+    before any process starts, in one line."""
+    from app.cli import live_main
+
+    rc = live_main(["--no-viewer", "--model", "light", "--duration", "1", "--record", str(tiny_disk / "take")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "--record" in err and "MB per minute" in err and "Traceback" not in err
+    assert "started" not in err and not (tiny_disk / "take").exists()
