@@ -91,7 +91,8 @@ def check_disk_space(path: str | Path, bytes_per_s: float, budget: DiskBudget, w
     need = 60.0 * bytes_per_s
     if room < need:
         raise SessionError(
-            f"{what} {path}: {max(room, 0) / 1e6:.0f} MB usable on {where} (keeping {budget.reserve_bytes / 1e6:.0f} MB free), the rig "
+            f"{what} {path}: {max(room, 0) / 1e6:.0f} MB usable on {where} "
+            f"(keeping {budget.reserve_bytes / 1e6:.0f} MB free), the rig "
             f"needs about {need / 1e6:.0f} MB per minute ({bytes_per_s / 1e6:.1f} MB/s); free space, record "
             "elsewhere, or record fewer cameras")
 
