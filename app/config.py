@@ -73,8 +73,9 @@ class LiveConfig:
     """``selfpose3d-live``: endpoints and the per-process configs.
 
     Attributes:
-        poses_endpoint: where the worker publishes ``poses/<rig>``.
-        status_endpoint: the supervisor's status endpoint (children connect).
+        poses_endpoint: where the worker publishes ``poses/<rig>`` (empty: ``ipc://`` in the
+            run's private directory, printed at start; see app.process.PrivateRun).
+        status_endpoint: the supervisor's status endpoint (children connect; empty: private).
         ready_timeout_s: how long a process may take to report ready. The worker compiles its
             model first; on a fresh clone (cold compile cache) with one of two cores busy that
             took more than 120 s here, hence 300.
@@ -82,8 +83,8 @@ class LiveConfig:
         worker: the inference worker.
     """
 
-    poses_endpoint: str = "ipc:///tmp/selfpose3d-poses"
-    status_endpoint: str = "ipc:///tmp/selfpose3d-status"
+    poses_endpoint: str = ""
+    status_endpoint: str = ""
     ready_timeout_s: float = 300.0
     capture: CaptureConfig = field(default_factory=CaptureConfig)
     worker: WorkerConfig = field(default_factory=WorkerConfig)
@@ -91,5 +92,6 @@ class LiveConfig:
     def __post_init__(self) -> None:
         for name in ("poses_endpoint", "status_endpoint"):
             value = getattr(self, name)
-            require(value.startswith(("ipc://", "tcp://")), name, f"{value!r} must start with ipc:// or tcp://")
+            require(value == "" or value.startswith(("ipc://", "tcp://")), name,
+                    f"{value!r} must start with ipc:// or tcp:// (or be empty: private per run)")
         require(self.ready_timeout_s > 0, "ready_timeout_s", "must be > 0")

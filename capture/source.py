@@ -95,7 +95,7 @@ class Source(ABC):
     def close(self) -> None:  # noqa: B027  (an optional hook: most sources have nothing to release)
         """Release resources (idempotent)."""
 
-    def detach(self) -> None:
+    def detach(self) -> None:  # noqa: B027  (an optional hook)
         """Its reader is done with it for good (ended, failed or stopped): media sources in
         lockstep tell their :class:`capture.schedule.ReplaySchedule` to stop waiting for them."""
 

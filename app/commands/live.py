@@ -42,6 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-viewer", action="store_true", help="no window (use --render for a video)")
     parser.add_argument("--render", default=None, metavar="OUT.mp4", help="render the 3D view headless to a video")
     parser.add_argument("--record", default=None, metavar="DIR", help="record the camera streams to a session")
+    parser.add_argument("--record-max-gb", type=float, default=None, metavar="GB",
+                        help="with --record: stop recording cleanly at this size (default: keep 5%% of the disk free)")
     parser.add_argument("--export", default=None, metavar="FILE.jsonl|.csv", help="write every poses frame")
     parser.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
     parser.add_argument("--out", default=None, metavar="DIR", help="where the resolved config and summary go")
@@ -85,10 +87,10 @@ def preflight(cfg, rig):
 class LiveMonitor:
     """Reads the poses stream in the supervisor process and prints one status line per tick."""
 
-    def __init__(self, poses_endpoint: str, rig_name: str) -> None:
+    def __init__(self, poses_endpoint: str, rig_name: str, key: bytes | None = None) -> None:
         from capture.bus import Subscriber
 
-        self.sub = Subscriber(poses_endpoint, [f"poses/{rig_name}".encode()], hwm=1000)
+        self.sub = Subscriber(poses_endpoint, [f"poses/{rig_name}".encode()], hwm=1000, key=key)
         self.latency_ms: deque = deque(maxlen=10000)
         self.mpjpe_mm: deque = deque(maxlen=10000)
         self.timings: dict[str, deque] = {}
@@ -133,7 +135,8 @@ class LiveMonitor:
             parts.append(f"MPJPE {np.mean(self.mpjpe_mm):.0f} mm")
         for name, st in sorted(statuses.items()):
             extra = f" missing {list(st.missing)}" if st.missing else ""
-            parts.append(f"{name}: {st.state} {st.fps:.1f} fps drop {st.dropped}{extra}")
+            note = f" ({st.note})" if st.note else ""
+            parts.append(f"{name}: {st.state} {st.fps:.1f} fps drop {st.dropped}{extra}{note}")
         stages = ", ".join(f"{k} {np.median(v):.0f}" for k, v in self.timings.items()
                            if k in ("preprocess", "backbone", "root_net", "pose_net", "estimator", "triangulate", "learned",
                                    "tracking"))
@@ -183,7 +186,8 @@ def build_children(cfg, rig, args, route) -> list:
             "status_endpoints": (frames,)}, t))
     if args.record:
         specs.append(ChildSpec("recorder", recorder_child, {"rig_path": rig_path, "frames_endpoint": frames,
-                                                            "session_dir": str(Path(args.record).resolve())}, t))
+                                                            "session_dir": str(Path(args.record).resolve()),
+                                                            "max_gb": args.record_max_gb}, t))
     if args.export:
         specs.append(ChildSpec("exporter", exporter_child, {"poses_endpoint": cfg.poses_endpoint,
                                                             "rig_name": rig.name,
@@ -192,10 +196,18 @@ def build_children(cfg, rig, args, route) -> list:
 
 
 def run(args: argparse.Namespace) -> int:
+    from app.process import PrivateRun
+
+    with PrivateRun() as private:  # the run's ipc endpoints live (and die) in a 0700 folder
+        return _run(args, private)
+
+
+def _run(args: argparse.Namespace, private) -> int:
+    from app.process import with_private_endpoints
     from app.supervisor import Supervisor, SupervisorError
     from calib.rig_config import load_rig
 
-    cfg = resolve_config(args)
+    cfg = with_private_endpoints(resolve_config(args), private)
     rig = load_rig(args.rig)
     if args.export:
         from app.export import EXPORT_SUFFIXES
@@ -213,14 +225,19 @@ def run(args: argparse.Namespace) -> int:
     if args.record and Path(args.record).exists() and any(Path(args.record).iterdir()):
         raise ConfigError(f"--record {args.record}: folder exists and is not empty; choose a new folder "
                           "(recordings are never overwritten)")
+    if args.record:
+        from capture.recorder import DiskBudget, check_disk_space, estimate_bytes_per_s
+
+        check_disk_space(args.record, estimate_bytes_per_s(rig, rig.names, "jpeg"),
+                         DiskBudget.for_path(args.record, args.record_max_gb), what="--record")
     route = preflight(cfg, rig)
     out = Path(args.out) if args.out else None
     if out:
         write_resolved(dataclasses.replace(cfg, worker=dataclasses.replace(cfg.worker, model=route.model,
                                                                            engine=route.kind)), out,
                        "live.resolved.yaml")
-    sup = Supervisor(cfg.status_endpoint)
-    monitor = LiveMonitor(cfg.poses_endpoint, rig.name)
+    sup = Supervisor(cfg.status_endpoint, token=private.token)
+    monitor = LiveMonitor(cfg.poses_endpoint, rig.name, key=private.token)
     sup.install_signal_handlers()
     rc = 1
     try:
@@ -233,7 +250,7 @@ def run(args: argparse.Namespace) -> int:
             return 1
         what = f"{route.kind} route" + (f", model {route.model}" if route.model else "")
         print(f"selfpose3d-live: rig '{rig.name}' ({len(rig.cameras)} cameras), {what} ({route.reason}); "
-              "Ctrl-C to stop", file=sys.stderr)
+              f"poses on {cfg.poses_endpoint}; Ctrl-C to stop", file=sys.stderr)
         monitor.start_clock()
         rc = sup.run(duration_s=args.duration, on_tick=lambda st: print(monitor.line(st), file=sys.stderr))
     finally:
@@ -243,6 +260,9 @@ def run(args: argparse.Namespace) -> int:
     # each process's own count since it started (capture: frames lost before a set; inference:
     # sets not turned into poses: skipped to the newest, stale, overwritten, bad)
     summary["dropped"] = {n: c.last_status.dropped for n, c in sup.children.items() if c.last_status}
+    recorder = sup.children.get("recorder")
+    if recorder is not None and recorder.last_status is not None and recorder.last_status.note:
+        summary["recorder"] = recorder.last_status.note
     if sup.failure:
         summary["failure"] = sup.failure
     print(json.dumps(summary))

@@ -65,3 +65,84 @@ def test_stop_request_ends_run(endpoint):
     sup.request_stop()
     assert sup.run(duration_s=30.0) == 0
     assert sup.exit_codes()["a"] == 0
+
+
+def _stranger_status(endpoint: str, process: str, state: str, key: bytes | None = None):
+    """Another party connects to the status endpoint and keeps sending a status message for
+    0.8 s (from a thread, while the supervisor polls); returns the started thread."""
+    import threading
+
+    from capture.bus import Publisher
+    from capture.messages import Status
+
+    def send() -> None:
+        with Publisher(endpoint, bind=False, hwm=16, key=key) as pub:
+            for _ in range(40):
+                pub.send(Status(process, state, time.time_ns(), error="forged: inference exploded"))
+                time.sleep(0.02)
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_forged_error_status_does_not_stop_the_run(endpoint):
+    """A stranger without the run's token sends `state: error` for a child: dropped, run goes on."""
+    sup = Supervisor(endpoint, stop_timeout_s=5.0)
+    sup.start([ChildSpec("inference", dc.healthy)])
+    sup.wait_ready()
+    _stranger_status(endpoint, "inference", "error")
+    rc = sup.run(duration_s=1.5)
+    assert rc == 0 and sup.failure is None
+    assert sup._status.stats.unauthenticated >= 1
+    assert sup.exit_codes() == {"inference": 0}
+
+
+def test_even_an_authenticated_error_status_alone_does_not_stop_the_run(endpoint):
+    """With the token (e.g. stolen), an error status is only recorded: the process is alive and
+    beating, so the run continues until the grace period says it reported and did not exit."""
+    sup = Supervisor(endpoint, stop_timeout_s=5.0, error_grace_s=30.0)
+    sup.start([ChildSpec("inference", dc.healthy)])
+    sup.wait_ready()
+    _stranger_status(endpoint, "inference", "error", key=sup.token)
+    assert sup.run(duration_s=1.5) == 0
+    assert sup.children["inference"].error.startswith("forged")
+
+
+def test_squatted_status_endpoint_is_refused(endpoint):
+    """A process already bound to the endpoint: the supervisor refuses to start instead of sharing it."""
+    from capture.bus import EndpointError
+    from capture.bus import Subscriber
+
+    with Subscriber(endpoint, [b""], bind=True, key=None):
+        with pytest.raises(EndpointError, match="already bound"):
+            Supervisor(endpoint)
+    Supervisor(endpoint).stop()  # a stale socket file of a killed run is fine
+
+
+def test_private_run_dir_is_private_and_removed():
+    from app.process import PrivateRun
+
+    with PrivateRun() as run:
+        assert (run.dir.stat().st_mode & 0o777) == 0o700
+        assert run.endpoint("frames").startswith(f"ipc://{run.dir}/") and len(run.token) == 32
+        assert PrivateRun().token != run.token
+    assert not run.dir.exists()
+
+
+def test_a_child_busy_in_native_code_still_honours_sigterm_promptly(endpoint):
+    sup = Supervisor(endpoint, stop_timeout_s=10.0)
+    sup.start([ChildSpec("inference", dc.busy_in_native_code)])
+    sup.wait_ready()
+    t0 = time.monotonic()
+    assert sup.run(duration_s=0.3) == 0
+    assert time.monotonic() - t0 < 5.0  # ~1 s grace, far from the 10 s kill
+    assert sup.exit_codes()["inference"] == 143  # it exited itself, not SIGKILLed
+
+
+def test_a_child_that_reports_an_error_and_lives_on_fails_after_the_grace(endpoint):
+    sup = Supervisor(endpoint, stop_timeout_s=5.0, error_grace_s=0.5)
+    sup.start([ChildSpec("cam", dc.errs_but_lives)])
+    sup.wait_ready()
+    assert sup.run(duration_s=10.0) == 1
+    assert "reported an error and did not exit" in sup.failure and "sensor on fire" in sup.failure
