@@ -17,9 +17,12 @@ Per frame:
    fewer than ``min_views`` agreeing views is **missing**;
 4. **check the views of each person**: a view whose median joint reprojection error exceeds
    ``view_max_px`` leaves the person (its 2D person is freed), and the person is re-triangulated;
-5. **adopt** freed or unassociated 2D people whose joints reproject within ``view_max_px`` of a 3D
+5. **reassign** 2-view ghosts: a 2D person of a person seen by fewer views moves to a person seen by
+   more views that lacks that view when it reprojects within ``view_max_px`` there (the wrong
+   halves of two people can agree in two views); people left with one view go;
+6. **adopt** freed or unassociated 2D people whose joints reproject within ``view_max_px`` of a 3D
    person that lacks their view (one per view, Hungarian on the median error), and re-triangulate;
-6. people with fewer than ``min_views`` views or ``min_joints`` triangulated joints are dropped,
+7. people with fewer than ``min_views`` views or ``min_joints`` triangulated joints are dropped,
    and of two people closer than ``duplicate_mm`` (mean joint distance) the weaker is dropped.
 
 Reprojection errors are in undistorted pixels (focal length × normalised error), which differs
@@ -341,6 +344,11 @@ class Triangulator:
                 return empty
         else:
             poses, jscore, view_err = self._triangulate_people(members, xy, score)
+        members, moved = self._reassign(members, poses, jscore, xy, score)
+        if not len(members):
+            return empty
+        if moved:
+            poses, jscore, view_err = self._triangulate_people(members, xy, score)
         members, adopted = self._adopt(members, poses, jscore, xy, score, view)
         if adopted:
             poses, jscore, view_err = self._triangulate_people(members, xy, score)
@@ -350,29 +358,50 @@ class Triangulator:
         poses, jscore, members = poses[keep], jscore[keep], members[keep]
         return self._fill_missing(poses, jscore), jscore, members
 
+    def _fit_px(self, v: int, dets: np.ndarray, people: np.ndarray, poses: np.ndarray, jscore: np.ndarray,
+                xy: np.ndarray, score: np.ndarray) -> np.ndarray:
+        """(F,L) median reprojection error (px) of 2D people ``dets`` of view v against 3D ``people``
+        over the joints both have (1e9 where fewer than ``min_shared_joints``)."""
+        Xc = poses[people] / 1000.0 @ self.R[v].T + self.t_m[v]  # (L,J,3)
+        z = Xc[..., 2]
+        proj = Xc[..., :2] / np.where(z > 1e-9, z, 1e-9)[..., None]
+        err = np.linalg.norm(proj[None] - xy[dets][:, None], axis=-1) * self.focal_px[v]  # (F,L,J)
+        both = (score[dets][:, None] > 0) & (jscore[people] > 0)[None] & (z[None] > 1e-9)
+        med = masked_median(np.minimum(err, 1e6), both)
+        return np.where((both.sum(-1) >= self.config.min_shared_joints) & np.isfinite(med), med, 1e9)
+
+    def _reassign(self, members, poses, jscore, xy, score):
+        """2-view ghosts: a 2D person of a person seen by fewer views moves to a person seen by more
+        views that lacks that view when it reprojects within view_max_px there (two people's wrong
+        halves can agree in two views; the larger people explain them better)."""
+        counts = (members >= 0).sum(1)
+        moved = False
+        for p in np.argsort(counts, kind="stable"):
+            for v in np.flatnonzero(members[p] >= 0):
+                hosts = np.flatnonzero((members[:, v] < 0) & (counts > counts[p]))
+                if not len(hosts):
+                    continue
+                fit = self._fit_px(int(v), members[p, v:v + 1], hosts, poses, jscore, xy, score)[0]
+                best = int(np.argmin(fit))
+                if fit[best] <= self.config.view_max_px:
+                    members[hosts[best], v], members[p, v] = members[p, v], -1
+                    moved = True
+        return members[(members >= 0).sum(1) >= self.config.min_views], moved
+
     def _adopt(self, members, poses, jscore, xy, score, view):
         """Give free 2D people to 3D people lacking their view when they reproject within view_max_px."""
-        cfg = self.config
         used = np.zeros(len(view), bool)
         used[members[members >= 0]] = True
         adopted = False
-        ok = jscore > 0  # (P,J)
-        X_m = poses / 1000.0
         for v in np.unique(view[~used]):
             free = np.flatnonzero(~used & (view == v))
             lacking = np.flatnonzero(members[:, v] < 0)
             if not len(free) or not len(lacking):
                 continue
-            Xc = X_m[lacking] @ self.R[v].T + self.t_m[v]  # (L,J,3)
-            z = Xc[..., 2]
-            proj = Xc[..., :2] / np.where(z > 1e-9, z, 1e-9)[..., None]
-            err = np.linalg.norm(proj[None] - xy[free][:, None], axis=-1) * self.focal_px[v]  # (F,L,J)
-            both = (score[free][:, None] > 0) & ok[lacking][None] & (z[None] > 1e-9)
-            med = masked_median(np.minimum(err, 1e6), both)
-            med = np.where((both.sum(-1) >= cfg.min_shared_joints) & np.isfinite(med), med, 1e9)
+            med = self._fit_px(int(v), free, lacking, poses, jscore, xy, score)
             rows, cols = linear_sum_assignment(med)
             for r, c in zip(rows, cols):
-                if med[r, c] <= cfg.view_max_px:
+                if med[r, c] <= self.config.view_max_px:
                     members[lacking[c], v] = free[r]
                     used[free[r]] = True
                     adopted = True

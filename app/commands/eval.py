@@ -141,7 +141,8 @@ def _shelf_triangulate(args: argparse.Namespace) -> int:
     print(f"predictions: {metrics['predictions']}, of which {metrics['unmatched_predictions']} match no annotated "
           f"actor within 500 mm (ghosts or unannotated people)")
     ms = metrics["ms_per_frame"]
-    print(f"{ms['triangulation']:.1f} ms/frame triangulation + {ms['grouping']:.1f} ms/frame PAF grouping")
+    print(f"{ms['triangulation']:.1f} ms/frame triangulation ({ms['triangulation_cpu']:.1f} ms CPU time) + "
+          f"{ms['grouping']:.1f} ms/frame PAF grouping")
     coco.pop("table")
     if args.save_predictions:
         print(f"predictions written to {args.save_predictions}")

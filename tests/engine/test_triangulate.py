@@ -85,6 +85,21 @@ def test_false_person_in_one_view_makes_no_ghost(rig, rng):
     assert match(pred.poses_mm, people)[1].max() < 15.0
 
 
+def test_two_view_ghost_of_two_people_is_dissolved(rig):
+    """Seed 4 made a ghost before the reassignment step: person 0 in view 0 and person 2 in view 4
+    agree in those two views; the real people (4 views each) now take them back."""
+    for seed in (3, 4, 5):
+        rng = np.random.default_rng(seed)
+        places = ((-500.0, 0.0), (500.0, 0.0), (0.0, 1000.0))
+        people = np.stack([forward_kinematics(sample_body(rng), neutral_pose(x, y, rng.uniform(-3, 3)))
+                           for x, y in places])
+        views, _ = observe(rig, people, rng, noise_px=3.0)
+        pred = Triangulator.from_rig(rig).predict_people(views)
+        who, mpjpe = match(pred.poses_mm, people)
+        assert sorted(who.tolist()) == [0, 1, 2], seed
+        assert mpjpe.max() < 30.0
+
+
 def test_person_seen_by_one_camera_only_is_not_made_3d(rig, rng):
     people = make_people(rng, 3)
     seen = np.ones((3, len(rig)), bool)
