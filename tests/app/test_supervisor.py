@@ -117,7 +117,16 @@ def test_squatted_status_endpoint_is_refused(endpoint):
     with Subscriber(endpoint, [b""], bind=True, key=None):
         with pytest.raises(EndpointError, match="already bound"):
             Supervisor(endpoint)
-    Supervisor(endpoint).stop()  # a stale socket file of a killed run is fine
+    # once the squatter is gone (ZeroMQ closes its listener asynchronously) the endpoint is free again,
+    # the leftover socket file included
+    deadline = time.monotonic() + 5.0
+    while True:
+        try:
+            Supervisor(endpoint).stop()
+            break
+        except EndpointError:
+            assert time.monotonic() < deadline, "the endpoint stayed bound after its owner closed"
+            time.sleep(0.05)
 
 
 def test_private_run_dir_is_private_and_removed():
