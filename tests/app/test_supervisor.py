@@ -155,3 +155,27 @@ def test_a_child_that_reports_an_error_and_lives_on_fails_after_the_grace(endpoi
     sup.wait_ready()
     assert sup.run(duration_s=10.0) == 1
     assert "reported an error and did not exit" in sup.failure and "sensor on fire" in sup.failure
+
+
+def test_run_dirs_left_by_killed_runs_are_swept_live_ones_kept(tmp_path):
+    import os
+    import socket
+
+    from app.process import PrivateRun, remove_stale_run_dirs
+
+    stale, live, young, foreign = (PrivateRun(str(tmp_path)) for _ in range(4))
+    dead_sock = socket.socket(socket.AF_UNIX)
+    dead_sock.bind(str(stale.dir / "status"))
+    dead_sock.close()  # the socket file of a killed run: nobody listens
+    listening = socket.socket(socket.AF_UNIX)
+    listening.bind(str(live.dir / "status"))
+    listening.listen(1)
+    (foreign.dir / "notes.txt").write_text("not a socket")
+    old = time.time() - 3600
+    for run in (stale, live, foreign):
+        os.utime(run.dir, (old, old))
+    try:
+        assert remove_stale_run_dirs(str(tmp_path)) == [stale.dir]
+        assert live.dir.exists() and young.dir.exists() and foreign.dir.exists()
+    finally:
+        listening.close()
