@@ -36,15 +36,57 @@ def new_token() -> bytes:
     return secrets.token_bytes(TOKEN_BYTES)
 
 
+RUN_DIR_PREFIX = "selfpose3d-run-"
+STALE_AFTER_S = 60.0
+
+
+def remove_stale_run_dirs(base: str | None = None, stale_after_s: float = STALE_AFTER_S) -> list[Path]:
+    """Remove private run folders of this user left by killed runs (SIGKILL skips the cleanup):
+    older than ``stale_after_s`` and holding nothing but ipc socket files that nobody listens on.
+    Returns the removed folders."""
+    import os
+    import socket
+    import stat
+
+    removed = []
+    for d in Path(base or tempfile.gettempdir()).glob(RUN_DIR_PREFIX + "*"):
+        try:
+            st = d.lstat()
+            if (not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid()
+                    or time.time() - st.st_mtime < stale_after_s):
+                continue
+            for entry in d.iterdir():
+                if not stat.S_ISSOCK(entry.lstat().st_mode):
+                    raise FileExistsError(entry)  # not ours to judge: keep the folder
+                probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    probe.settimeout(0.5)
+                    probe.connect(str(entry))
+                    raise FileExistsError(entry)  # a live run listens here
+                except (ConnectionRefusedError, FileNotFoundError):
+                    pass
+                finally:
+                    probe.close()
+        except OSError:  # FileExistsError included: keep it
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+        removed.append(d)
+    return removed
+
+
 class PrivateRun:
     """A run's private directory for ipc endpoints (0700, removed on :meth:`close`) and its token.
+
+    Creating one first removes the folders that killed runs left behind
+    (:func:`remove_stale_run_dirs`).
 
     Args:
         base: parent folder (default: the system temp folder; ipc paths must stay short).
     """
 
     def __init__(self, base: str | None = None) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="selfpose3d-run-", dir=base))  # mkdtemp: mode 0700
+        remove_stale_run_dirs(base)
+        self.dir = Path(tempfile.mkdtemp(prefix=RUN_DIR_PREFIX, dir=base))  # mkdtemp: mode 0700
         self.token = new_token()
 
     def endpoint(self, name: str) -> str:
