@@ -123,6 +123,20 @@ class EstimatorPredictor:
         """Nothing to compile; the first estimator call allocates (done by the worker's blank frame)."""
 
 
+# The triangulator's pixel thresholds were chosen on Shelf (focal length ~1090 px); a sharper rig
+# sees the same millimetres as more pixels, so its thresholds scale with the median focal length.
+REFERENCE_FOCAL_PX = 1090.0
+
+
+def pixel_thresholds_for(rig) -> dict[str, float]:
+    """``joint_max_px`` / ``view_max_px`` of :class:`engine.triangulate.TriangulatorConfig` for ``rig``."""
+    from engine.triangulate import TriangulatorConfig
+
+    scale = max(1.0, float(np.median([c.K[0, 0] for c in rig])) / REFERENCE_FOCAL_PX)
+    base = TriangulatorConfig()
+    return {"joint_max_px": base.joint_max_px * scale, "view_max_px": base.view_max_px * scale}
+
+
 def build_estimator_predictor(rig, route: str, estimator_config, *, workers: int = 2, model=None,
                               volume_center_mm=None, volume_size_mm=None) -> EstimatorPredictor:
     """The real-image route for a rig.
@@ -141,7 +155,7 @@ def build_estimator_predictor(rig, route: str, estimator_config, *, workers: int
     if route == "triangulate":
         from engine.triangulate import Triangulator
 
-        engine: PeopleEngine = Triangulator.from_rig(rig, layout="coco17")
+        engine: PeopleEngine = Triangulator.from_rig(rig, layout="coco17", **pixel_thresholds_for(rig))
         layout = "coco17"
     elif route == "learned":
         from engine.api import load_model

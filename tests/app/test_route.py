@@ -123,3 +123,15 @@ def test_people_outside_the_volume_are_dropped_and_counted():
     out = pred.finish(StartedPeople([], np.ones(2, bool), {"estimator": 1.0}))
     assert out.num_people == 1 and out.poses_mm[0, 0, 0] == 0 and pred.outside_volume == 1
     assert set(out.timings_ms) == {"estimator", "triangulate"}
+
+
+def test_triangulation_pixel_thresholds_scale_with_the_focal_length(toy_rig):
+    from engine.estimator_route import REFERENCE_FOCAL_PX, pixel_thresholds_for
+    from engine.triangulate import TriangulatorConfig
+
+    base = TriangulatorConfig()
+    assert pixel_thresholds_for(toy_rig) == {"joint_max_px": base.joint_max_px, "view_max_px": base.view_max_px}
+    sharp = type(toy_rig)(tuple(c.replace(K=c.K * np.array([[2.0], [2.0], [1.0]])) for c in toy_rig))
+    scale = 1800.0 / REFERENCE_FOCAL_PX  # the toy rig's 900 px focal length, doubled
+    assert pixel_thresholds_for(sharp) == pytest.approx({"joint_max_px": base.joint_max_px * scale,
+                                                          "view_max_px": base.view_max_px * scale})
