@@ -1,6 +1,6 @@
 # Two entry points for a fresh machine (see README):
 #   make demo   -> create .venv, install, run the main job on the embedded default
-#   make test   -> create .venv, install (with dev extras), run the test suite
+#   make test   -> create .venv, install (with dev extras), lint (ruff check), run the test suite
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -33,6 +33,7 @@ demo: install
 	$(BIN)/selfpose3d demo
 
 test: install-dev
+	$(BIN)/python -m ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

@@ -27,8 +27,9 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from calib.common.errors import BvhError
 from app.export import ZUP_TO_YUP
-from engine.skeleton import PANOPTIC15, Skeleton
+from calib.common.skeleton import PANOPTIC15, Skeleton
 
 UNITS_PER_MM = {"mm": 1.0, "cm": 0.1, "m": 0.001}
 EULER_ORDER = "ZXY"  # BVH channel order: R = Rz @ Rx @ Ry (intrinsic)
@@ -46,10 +47,6 @@ LIMB_REST_DIRS = {
     "l_hip": (0.0, -1.0, 0.0), "l_knee": (0.0, -1.0, 0.0),
     "r_hip": (0.0, -1.0, 0.0), "r_knee": (0.0, -1.0, 0.0),
 }
-
-
-class BvhError(ValueError):
-    """A take that cannot be exported as BVH (the message names the input and the fix)."""
 
 
 @dataclass(frozen=True)

@@ -71,17 +71,36 @@ def viewer_child(name: str, status_endpoint: str, *, rig_path: str, rig_override
 
 
 def recorder_child(name: str, status_endpoint: str, *, rig_path: str, rig_overrides: tuple = (),
-                   frames_endpoint: str, session_dir: str) -> None:
-    """Recorder process: every frameset of the stream into a session folder (crash-safe index)."""
+                   frames_endpoint: str, session_dir: str, max_gb: float | None = None) -> None:
+    """Recorder process: every frameset of the stream into a session folder (crash-safe index).
+
+    Its status carries ``recorded N sets, X MB, Y MB/s``. At the disk budget (``max_gb``, by
+    default 5 % of the disk kept free) or on a failed write (disk full) it stops recording, keeps
+    the session readable, says why in one log line and in its status, and stays up idle: the live
+    app goes on without recording.
+    """
     from app.process import ChildContext
     from calib.rig_config import load_rig
     from capture.bus import Subscriber
-    from capture.recorder import Recorder, record_stream
+    from capture.recorder import DiskBudget, DiskMeter, Recorder, record_stream
 
     with ChildContext(name, status_endpoint) as ctx:
         rig = load_rig(rig_path, rig_overrides)
-        with Recorder(session_dir, rig, rig.names, rig_name=rig.name) as recorder, \
-                Subscriber(frames_endpoint, [f"frames/{rig.name}".encode()], hwm=64) as sub:
-            ctx.report("ready")
-            ctx.start_heartbeat_thread()
-            record_stream(recorder, sub, ctx.stop_event)
+        budget = DiskBudget.for_path(session_dir, max_gb)
+
+        def progress(sets: int, nbytes: int, mb_per_s: float) -> None:
+            ctx.note = DiskMeter.line(sets, nbytes, mb_per_s)
+
+        with Recorder(session_dir, rig, rig.names, rig_name=rig.name) as recorder:
+            with Subscriber(frames_endpoint, [f"frames/{rig.name}".encode()], hwm=64) as sub:
+                ctx.report("ready")
+                ctx.start_heartbeat_thread()
+                report = record_stream(recorder, sub, ctx.stop_event, budget=budget, on_progress=progress,
+                                       progress_every_s=1.0)
+            # the subscriber is closed here: a stopped recorder holds no queue the capture waits on
+        if report.stopped:
+            ctx.note = (f"recording stopped, {report.stopped}: {report.sets} sets, {report.bytes / 1e6:.0f} MB "
+                        f"kept in {session_dir}")
+            log.error("%s (the session is readable; the live app goes on)", ctx.note)
+            ctx.report("running")
+            ctx.stop_event.wait()

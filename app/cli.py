@@ -1,61 +1,61 @@
 """Command-line entry points: ``selfpose3d <subcommand>`` and ``selfpose3d-live``.
 
 Each subcommand lives in ``app/commands/<name>.py`` (hyphens become underscores) and defines
-``add_arguments(parser)`` and ``run(args) -> int``. A subcommand whose module does not exist yet
-is listed in ``--help`` and, when called, says it is not built yet and exits with status 2.
-Command modules are imported only when their command runs, so ``--help`` stays fast.
+``add_arguments(parser)`` and ``run(args) -> int``. Bad input (any
+:class:`calib.common.errors.UserError`) prints one line naming the input and the fix and exits 2;
+``--debug`` adds the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import logging
 import sys
-from typing import Sequence
+import traceback
+from typing import Callable, Sequence
 
-# name -> (one-line help, issue that builds it)
-COMMANDS: dict[str, tuple[str, int]] = {
-    "demo": ("run the main job on the embedded default (no camera, GPU or download)", 2),
-    "rig": ("inspect/convert a rig or calibration file (cameras, volume, projections)", 2),
-    "predict": ("3D poses from a folder of synchronised images + calibration (JSON/NPZ)", 3),
-    "synth": ("generate a synthetic multi-person scene (images, truth, pseudo labels, Panoptic tree)", 4),
-    "capture": ("run a capture process: publish time-synced framesets on ZeroMQ", 5),
-    "record": ("record a rig's streams to a session folder", 5),
-    "replay": ("replay a recorded session or Panoptic sequence through the live stream", 5),
-    "pseudo-labels": ("produce soft/hard 2D pseudo-pose files for a dataset", 6),
-    "train": ("train a stage: backbone | rootnet | posenet | finetune", 6),
-    "train-shelf": ("train root/pose nets on Shelf from its 2D detections (no 3D ground truth)", 7),
-    "eval": ("evaluate: panoptic | shelf | campus | synthetic", 6),
-    "release-model": ("a trained model file -> a small release file (float16, held-out metrics in its meta)", 6),
-    "export": ("convert a recorded JSONL take to TRC (OpenSim), BVH or CSV", 8),
-    "view": ("Open3D live viewer of the poses stream", 9),
-    "overlay": ("draw 3D skeletons reprojected into each camera image, side by side", 9),
-    "calibrate": ("calibration tools: intrinsics | extrinsics | refine | check | board", 10),
+from calib.common.errors import UserError
+
+# name -> one-line help; each is app/commands/<name>.py (hyphens become underscores)
+COMMANDS: dict[str, str] = {
+    "demo": "run the main job on the embedded default (no camera, GPU or download)",
+    "rig": "inspect/convert a rig or calibration file (cameras, volume, projections)",
+    "predict": "3D poses from a folder of synchronised images + calibration (JSON/NPZ)",
+    "synth": "generate a synthetic multi-person scene (images, truth, pseudo labels, Panoptic tree)",
+    "capture": "run a capture process: publish time-synced framesets on ZeroMQ",
+    "record": "record a rig's streams to a session folder",
+    "replay": "replay a recorded session or Panoptic sequence through the live stream",
+    "detect2d": "run the bundled 2D estimator on a folder of images (COCO-style results JSON)",
+    "pseudo-labels": "soft/hard 2D pseudo labels: from footage with the bundled estimator, or imported",
+    "train": "train a stage: backbone | rootnet | posenet | finetune",
+    "train-shelf": "train root/pose nets on Shelf from its 2D detections (no 3D ground truth)",
+    "eval": "evaluate: panoptic | shelf | campus | synthetic",
+    "release-model": "a trained model file -> a small release file (float16, held-out metrics in its meta)",
+    "export": "convert a recorded JSONL take to TRC (OpenSim), BVH or CSV",
+    "view": "Open3D live viewer of the poses stream",
+    "overlay": "draw 3D skeletons reprojected into each camera image, side by side",
+    "calibrate": "calibration tools: intrinsics | extrinsics | refine | check | board",
 }
+USER_ERROR_EXIT = 2  # bad input: one line naming it and the fix
+INTERRUPTED_EXIT = 130
 
 
 def _module_name(command: str) -> str:
     return "app.commands." + command.replace("-", "_")
 
 
-def _is_built(command: str) -> bool:
-    return importlib.util.find_spec(_module_name(command)) is not None
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an input error")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="selfpose3d", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    _add_common(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (help_text, issue) in COMMANDS.items():
-        built = _is_built(name)
-        p = sub.add_parser(name, help=help_text if built else f"[not built yet] {help_text}")
-        if built:
-            importlib.import_module(_module_name(name)).add_arguments(p)
-        else:
-            p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-        p.set_defaults(_issue=issue)
+    for name, help_text in COMMANDS.items():
+        importlib.import_module(_module_name(name)).add_arguments(sub.add_parser(name, help=help_text))
     return parser
 
 
@@ -68,12 +68,6 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def _run(command: str, args: argparse.Namespace) -> int:
-    if not _is_built(command):
-        print(
-            f"selfpose3d {command}: not built yet (tracked in issue {args._issue}); nothing was done.",
-            file=sys.stderr,
-        )
-        return 2
     return int(importlib.import_module(_module_name(command)).run(args) or 0)
 
 
@@ -85,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
-    return _friendly(lambda: _run(args.command, args))
+    return _friendly(lambda: _run(args.command, args), args.debug)
 
 
 def live_main(argv: Sequence[str] | None = None) -> int:
@@ -93,31 +87,26 @@ def live_main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     module = importlib.import_module(_module_name("live"))
     parser = argparse.ArgumentParser(prog="selfpose3d-live", description="live multi-camera 3D pose")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    _add_common(parser)
     module.add_arguments(parser)
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
-    return _friendly(lambda: int(module.run(args) or 0))
+    return _friendly(lambda: int(module.run(args) or 0), args.debug)
 
 
-# Exceptions whose message already names the bad input and the fix: print one line, exit 1.
-USER_ERRORS = {"ConfigError", "CalibrationError", "MessageError", "CheckpointError",
-               "BackendUnavailableError", "DatasetError", "FileNotFoundError", "SourceError",
-               "SessionError", "ShmError"}
-
-
-def _friendly(fn) -> int:
-    """Run ``fn``; turn the project's input errors into one clear line and exit status 1."""
+def _friendly(fn: Callable[[], int], debug: bool = False) -> int:
+    """Run ``fn``; a :class:`UserError` (bad input, named with its fix) becomes one line and exit 2
+    (with ``--debug``, its traceback too); anything else is a bug and raises."""
     try:
         return fn()
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:
-        if not any(cls.__name__ in USER_ERRORS for cls in type(exc).__mro__):
-            raise
+        return INTERRUPTED_EXIT
+    except UserError as exc:
+        if debug:
+            traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return USER_ERROR_EXIT
 
 
 if __name__ == "__main__":

@@ -4,6 +4,12 @@ Starts child processes (spawn), waits until each reports ``ready`` on the status
 any that does not, or that died), watches heartbeats and exit codes while running, turns
 Ctrl-C/SIGTERM into an orderly stop (SIGTERM to children, bounded join, then kill), and returns
 a non-zero exit status when a child failed.
+
+Status messages are authenticated with the run's token (app.process): a message without the
+right MAC is dropped. Even an authenticated ``error`` status does not stop the run by itself:
+a child fails when its process exits with a non-zero code (the failure line quotes the error it
+reported), stops sending heartbeats, or reports an error and is still alive
+``error_grace_s`` later.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from app.process import new_token, run_child
 from capture.bus import Subscriber
 from capture.messages import Status
 
@@ -49,9 +56,10 @@ class ChildState:
     last_status: Status | None = None
     last_seen: float = 0.0
     ready: bool = False
+    error: str = ""  # the error it reported (authenticated), quoted when it exits
+    error_since: float | None = None
     counts: dict = field(default_factory=dict)  # the latest non-empty Status.counts
     input_ended: bool = False  # it said every finite source ended (a normal end, not a crash)
-    last_error: str = ""
 
 
 class Supervisor:
@@ -61,14 +69,21 @@ class Supervisor:
         status_endpoint: endpoint the supervisor binds for the children's status messages.
         heartbeat_timeout_s: a running child silent this long is declared hung.
         stop_timeout_s: how long children get to stop after SIGTERM before being killed.
+        token: the run's secret (default: a fresh one); children get it in their spawn
+            arguments and sign every message with it.
+        error_grace_s: how long a child that reported an error may stay alive before it counts
+            as failed (it normally exits at once, and its exit code decides).
     """
 
-    def __init__(self, status_endpoint: str, heartbeat_timeout_s: float = 15.0, stop_timeout_s: float = 10.0) -> None:
+    def __init__(self, status_endpoint: str, heartbeat_timeout_s: float = 15.0, stop_timeout_s: float = 10.0,
+                 token: bytes | None = None, error_grace_s: float = 5.0) -> None:
         self.status_endpoint = status_endpoint
         self.heartbeat_timeout_s = heartbeat_timeout_s
         self.stop_timeout_s = stop_timeout_s
+        self.error_grace_s = error_grace_s
+        self.token = token if token is not None else new_token()
         self.children: dict[str, ChildState] = {}
-        self._status = Subscriber(status_endpoint, [b"status/"], bind=True, hwm=1000)
+        self._status = Subscriber(status_endpoint, [b"status/"], bind=True, hwm=1000, key=self.token)
         self._ctx = mp.get_context("spawn")
         self._stop_requested = False
         self.failure: str | None = None
@@ -78,7 +93,7 @@ class Supervisor:
         """Spawn every child (they connect to the status endpoint and report)."""
         for spec in specs:
             proc = self._ctx.Process(
-                target=spec.target, args=(spec.name, self.status_endpoint), kwargs=spec.kwargs,
+                target=run_child, args=(spec.target, spec.name, self.status_endpoint, self.token, spec.kwargs),
                 name=spec.name, daemon=False,
             )
             proc.start()
@@ -163,28 +178,33 @@ class Supervisor:
                     if msg.counts:
                         child.counts = dict(msg.counts)
                         child.input_ended = child.input_ended or bool(msg.counts.get("input_ended"))
-                    if msg.error:
-                        child.last_error = msg.error
-                    if msg.state == "error" and self.failure is None:
-                        self.failure = f"{msg.process} reported an error: {msg.error}"
+                    if msg.state == "error" and child.error_since is None:
+                        # not a failure by itself: the exit code (or silence) decides, see check()
+                        child.error, child.error_since = msg.error, time.monotonic()
             msg = self._status.recv(0)
         return got
 
     def _dead_children(self) -> list[str]:
         """Children that exited, other than a clean exit after the end of their input; each with
-        its exit code and the last error it reported."""
-        return [f"{n} (exit code {c.process.exitcode}" + (f"; last error: {c.last_error}" if c.last_error else "") + ")"
+        its exit code and the error it reported."""
+        return [f"{n} (exit code {c.process.exitcode})" + (f": {c.error}" if c.error else "")
                 for n, c in self.children.items()
                 if c.process.exitcode is not None and not (c.input_ended and c.process.exitcode == 0)]
 
     def check(self) -> None:
-        """Raise SupervisorError if a child died, reported an error, or stopped sending heartbeats."""
+        """Raise SupervisorError if a child died, stopped sending heartbeats, or reported an
+        error and did not exit within ``error_grace_s``."""
+        self.poll(timeout_ms=0)  # the last words of a child that just exited
         dead = self._dead_children()
         if dead:
             raise SupervisorError(f"process(es) exited unexpectedly: {dead}")
         if self.failure:
             raise SupervisorError(self.failure)
         now = time.monotonic()
+        erred = [f"{n}: {c.error}" for n, c in self.children.items()
+                 if c.error_since is not None and now - c.error_since > self.error_grace_s]
+        if erred:
+            raise SupervisorError(f"process(es) reported an error and did not exit: {erred}")
         silent = [n for n, c in self.children.items()
                   if c.ready and not c.input_ended and now - c.last_seen > self.heartbeat_timeout_s]
         if silent:

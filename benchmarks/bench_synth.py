@@ -49,7 +49,7 @@ def main(argv=None) -> int:
     for w in (full, no_aa):
         w.render(0)  # build backgrounds (one-time cost, reported separately)
     t0 = time.perf_counter()
-    _world(rig, rig.volume, args.people, RenderOptions()).renderer
+    _ = _world(rig, rig.volume, args.people, RenderOptions()).renderer  # the property builds the renderer
     setup_s = time.perf_counter() - t0
     params = DetectorParams()
     variants = {

@@ -15,12 +15,12 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-
-class CalibrationError(ValueError):
-    """A calibration is malformed or inconsistent; the message names file, camera and field."""
+from calib.common.errors import CalibrationError
 
 
-def _as_array(value, shape: tuple[int, ...], what: str, where: str) -> np.ndarray:
+def as_array(value, shape: tuple[int, ...], what: str, where: str) -> np.ndarray:
+    """Float64 array of exactly ``shape`` (same element count is reshaped) or a CalibrationError
+    naming the field ``what`` at ``where`` (non-numeric, wrong shape, NaN/inf)."""
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
@@ -60,10 +60,10 @@ class Camera:
     def __post_init__(self) -> None:
         where = f"{self.source}: camera '{self.name}'"
         set_ = object.__setattr__
-        set_(self, "K", _as_array(self.K, (3, 3), "K", where))
-        set_(self, "dist", _as_array(self.dist, (5,), "dist", where))
-        set_(self, "R", _as_array(self.R, (3, 3), "R", where))
-        set_(self, "t_mm", _as_array(self.t_mm, (3,), "t_mm", where))
+        set_(self, "K", as_array(self.K, (3, 3), "K", where))
+        set_(self, "dist", as_array(self.dist, (5,), "dist", where))
+        set_(self, "R", as_array(self.R, (3, 3), "R", where))
+        set_(self, "t_mm", as_array(self.t_mm, (3,), "t_mm", where))
         if int(self.width) <= 0 or int(self.height) <= 0:
             raise CalibrationError(f"{where}: resolution must be positive, got {self.width}x{self.height}")
         set_(self, "width", int(self.width))

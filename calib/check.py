@@ -313,7 +313,7 @@ def check_rig(rig: CameraRig, corr: Correspondences, min_px: float = 6.0, ratio:
     """
     err = leave_one_out_errors(rig, corr)
     med = {}
-    for v, cam in enumerate(rig):
+    for v in range(len(rig)):
         e = err[(corr.view_idx == v) & np.isfinite(err)]
         nan = float("nan")
         med[v] = (len(e), float(np.median(e)) if len(e) else nan, float(np.sqrt(np.mean(e ** 2))) if len(e) else nan)

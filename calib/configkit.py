@@ -22,11 +22,9 @@ from typing import Any, Mapping, Sequence, TypeVar
 
 import yaml
 
+from calib.common.errors import ConfigError
+
 T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """A configuration file, key or value is wrong; the message names it and the fix."""
 
 
 def _suggest(key: str, choices: Sequence[str]) -> str:

@@ -22,6 +22,11 @@ class StreamConfig:
         jpeg_quality: 1..100 when ``encoding`` is jpeg.
         hwm: publisher high-water mark in messages (drops beyond it instead of queueing).
         allow_remote: permit binding a non-loopback tcp address.
+        curve_keys: tcp only: ``STEM`` of this publisher's CURVE key pair (``STEM.key``,
+            ``STEM.key_secret``; capture.bus.save_curve_keys): the stream is encrypted and
+            subscribers must know ``STEM.key`` (empty: no CURVE).
+        curve_clients: with ``curve_keys``, the public key files of the only subscribers admitted
+            (empty: any subscriber that knows the server key).
     """
 
     endpoint: str = DEFAULT_ENDPOINT
@@ -29,8 +34,11 @@ class StreamConfig:
     jpeg_quality: int = 90
     hwm: int = 2
     allow_remote: bool = False
+    curve_keys: str = ""
+    curve_clients: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        require(not self.curve_clients or bool(self.curve_keys), "curve_clients", "needs curve_keys")
         require(1 <= self.jpeg_quality <= 100, "jpeg_quality", f"must be in 1..100, got {self.jpeg_quality}")
         require(1 <= self.hwm <= 1000, "hwm", f"must be in 1..1000 (small: 2-4), got {self.hwm}")
         require(self.endpoint.startswith(("ipc://", "tcp://")), "endpoint",

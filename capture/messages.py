@@ -15,6 +15,8 @@ layout of a known key bumps :data:`SCHEMA_VERSION`. See docs/stream_format.md.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import math
 import time
 from dataclasses import dataclass, field
@@ -23,20 +25,28 @@ from typing import Any, Mapping, Sequence
 import msgpack
 import numpy as np
 
+from calib.common.errors import MessageError
+
 SCHEMA_VERSION = 1
 KINDS = ("frameset", "poses", "status")
 TOPIC_PREFIX = {"frameset": "frames/", "poses": "poses/", "status": "status/"}
 ENCODINGS = ("bgr8", "jpeg", "shm")
 STATES = ("starting", "ready", "running", "stopping", "error")
 MAX_HEADER_BYTES = 1 << 20
+# per-kind header caps checked on the raw bytes before msgpack runs (a frameset header of 64
+# views is about 20 KiB; poses may carry a larger ``extra``)
+MAX_HEADER_BYTES_BY_TOPIC = {"frames/": 64 << 10, "status/": 64 << 10, "poses/": MAX_HEADER_BYTES}
+MAX_FRAMES = 2 + 64  # topic, header and at most one buffer per view
+MAC_BYTES = 16
+_MAC_ENTRY = b"\xa3mac\xc4\x10"  # msgpack: the key "mac", then a 16-byte bin header
 MAX_VIEWS = 64
 MAX_PEOPLE = 256
 MAX_SIDE_PX = 16384
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.:+@")
 
 
-class MessageError(ValueError):
-    """A message on the wire is malformed; the message names the field and what was expected."""
+class AuthError(MessageError):
+    """A message lacks the run's MAC or carries a wrong one (not from this run's processes)."""
 
 
 def now_ns() -> int:
@@ -203,6 +213,8 @@ class Status:
         counts: the process's counters since start (non-negative integers, at most 1024), e.g. the
             capture's ``published``, ``complete``, ``incomplete``, ``missing/<camera>``,
             ``skipped/<camera>``, ``dropped/<reason>``, ``input_ended`` (docs/stream_format.md).
+        note: one short human line (<= 256 chars), e.g. a recorder's ``recorded 120 sets, 80 MB,
+            41.0 MB/s``; optional on the wire (absent reads as '').
     """
 
     process: str
@@ -215,6 +227,7 @@ class Status:
     error: str = ""
     cameras: Mapping[str, str] = field(default_factory=dict)
     counts: Mapping[str, int] = field(default_factory=dict)
+    note: str = ""
 
 
 Message = FrameSet | Poses | Status
@@ -254,8 +267,12 @@ def _view_header(v: View, buf: Any) -> dict:
     return h
 
 
-def encode(msg: Message) -> list[Any]:
+def encode(msg: Message, key: bytes | None = None) -> list[Any]:
     """Frames ``[topic, header, *buffers]`` of ``msg``; image arrays are passed through uncopied.
+
+    Args:
+        msg: the message.
+        key: the run's secret; when given, the header starts with ``mac`` (see :func:`sign`).
 
     Raises:
         MessageError: the message is inconsistent (it is validated like a received one).
@@ -298,15 +315,87 @@ def encode(msg: Message) -> list[Any]:
             "cameras": {str(k): str(v) for k, v in msg.cameras.items()},
             "counts": {str(k): int(v) for k, v in msg.counts.items()},
         }
+        if msg.note:
+            header["note"] = msg.note
     else:
         raise MessageError(f"encode: not a message type: {type(msg).__name__}")
+    if key is not None:
+        header = {"mac": bytes(MAC_BYTES), **header}  # first key: its bytes sit at a fixed place
     try:
         packed = _pack(header)
     except (TypeError, ValueError, OverflowError) as exc:
         raise MessageError(f"{header['kind']}: header cannot be serialised: {exc}") from None
-    frames = [topic.encode("ascii"), packed, *buffers]
-    decode(frames)  # the sender obeys the same contract as the receiver
+    topic_b = topic.encode("ascii")
+    if key is not None:
+        packed = sign(topic_b, packed, key)
+    frames = [topic_b, packed, *buffers]
+    decode(frames, key)  # the sender obeys the same contract as the receiver
     return frames
+
+
+# --------------------------------------------------------------------------- authentication
+
+
+def _mac_offset(header: memoryview) -> int | None:
+    """Offset of the 16 MAC bytes in a packed header whose first key is ``mac``, else None."""
+    if header.nbytes < 1:
+        return None
+    first = header[0]
+    prefix = 1 if 0x80 <= first <= 0x8F else 3 if first == 0xDE else None  # fixmap / map16
+    if prefix is None or bytes(header[prefix:prefix + len(_MAC_ENTRY)]) != _MAC_ENTRY:
+        return None
+    start = prefix + len(_MAC_ENTRY)
+    return start if header.nbytes >= start + MAC_BYTES else None
+
+
+def _mac(key: bytes, topic: bytes, header: memoryview, start: int) -> bytes:
+    h = hmac.new(key, digestmod=hashlib.sha256)
+    h.update(topic)
+    h.update(b"\0")
+    h.update(header[:start])
+    h.update(header[start + MAC_BYTES:])
+    return h.digest()[:MAC_BYTES]
+
+
+def sign(topic: bytes, packed_header: bytes, key: bytes) -> bytes:
+    """``packed_header`` (whose first key is ``mac``, 16 zero bytes) with its MAC filled in.
+
+    The MAC is HMAC-SHA256 (truncated to 16 bytes) over the topic and the header bytes other than
+    the MAC itself. It covers every header field (sizes, shm handles, states), not pixel bytes.
+    """
+    view = memoryview(packed_header)
+    start = _mac_offset(view)
+    if start is None:
+        raise MessageError("sign: the header's first key must be 'mac' (16 bytes)")
+    return packed_header[:start] + _mac(key, topic, view, start) + packed_header[start + MAC_BYTES:]
+
+
+def precheck(frames: Sequence[Any], key: bytes | None = None) -> None:
+    """The cheap checks, on raw bytes, that run before any msgpack decoding: frame count, header
+    size cap per kind and, with ``key``, the run's MAC.
+
+    Raises:
+        MessageError: too many frames or an oversized header.
+        AuthError: ``key`` given and the MAC is absent or wrong.
+    """
+    if not isinstance(frames, (list, tuple)) or not 2 <= len(frames) <= MAX_FRAMES:
+        n = len(frames) if isinstance(frames, (list, tuple)) else "?"
+        raise MessageError(f"message: expected [topic, header, *buffers] with 2..{MAX_FRAMES} frames, got {n}")
+    try:
+        topic = bytes(memoryview(frames[0])[:160])
+        header = memoryview(frames[1])
+    except TypeError:
+        raise MessageError("message: frames must be bytes-like") from None
+    cap = next((c for p, c in MAX_HEADER_BYTES_BY_TOPIC.items() if topic.startswith(p.encode())), MAX_HEADER_BYTES)
+    if header.nbytes > cap:
+        raise MessageError(f"{topic[:40]!r}: header is {header.nbytes} bytes (> {cap} for this kind)")
+    if key is not None:
+        start = _mac_offset(header)
+        if start is None:
+            raise AuthError(f"{topic[:40]!r}: message carries no MAC (not from this run)")
+        if not hmac.compare_digest(bytes(header[start:start + MAC_BYTES]),
+                                   _mac(key, bytes(memoryview(frames[0])), header, start)):
+            raise AuthError(f"{topic[:40]!r}: wrong MAC (not from this run)")
 
 
 # --------------------------------------------------------------------------- decode helpers
@@ -555,21 +644,25 @@ def _decode_status(topic: str, h: dict, bufs: Sequence[Any]) -> Status:
         latency_ms=_float(h, "latency_ms", w), dropped=_int(h, "dropped", w),
         missing=_names(h, "missing", w), error=_str(h, "error", w), cameras=dict(cams),
         counts=dict(counts),
+        note=_str(h, "note", w, max_len=256) if "note" in h else "",
     )
 
 
 _DECODERS = {"frameset": _decode_frameset, "poses": _decode_poses, "status": _decode_status}
 
 
-def decode(frames: Sequence[Any]) -> Message:
+def decode(frames: Sequence[Any], key: bytes | None = None) -> Message:
     """Validate and decode ``[topic, header, *buffers]``; raw image buffers are not copied.
 
     Args:
         frames: bytes-like frames (``bytes``, ``memoryview``, ``zmq.Frame``...).
+        key: the run's secret: the header's MAC is checked (:func:`precheck`) before decoding.
 
     Raises:
-        MessageError: anything is wrong (version, kind, a field, buffer count or size).
+        MessageError: anything is wrong (version, kind, a field, buffer count or size);
+            :class:`AuthError` for a missing or wrong MAC.
     """
+    precheck(frames, key)
     topic, header = _unpack_header(frames)
     try:
         return _DECODERS[header["kind"]](topic, header, list(frames[2:]))

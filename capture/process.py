@@ -414,7 +414,13 @@ def build_capture(rig, config, *, stop: threading.Event, num_frames: int | None 
                    lockstep=lockstep(sources),
                    shm_segment=f"selfpose3d-{rig.name}" if rings else None,
                    frame_shapes={c: (rig.cameras[c].height, rig.cameras[c].width, 3) for c in cameras})
-    pub = Publisher(config.stream.endpoint, hwm=config.stream.hwm, allow_remote=config.stream.allow_remote)
+    curve = None
+    if config.stream.curve_keys:
+        from capture.bus import curve_server_from_files
+
+        curve = curve_server_from_files(config.stream.curve_keys, config.stream.curve_clients)
+    pub = Publisher(config.stream.endpoint, hwm=config.stream.hwm, allow_remote=config.stream.allow_remote,
+                    curve=curve)
     slot = max(rig.cameras[c].width * rig.cameras[c].height * 3 for c in cameras)
     proc = CaptureProcess(rig.name, live, pub, process=config.process or f"capture-{rig.name}",
                           encoding=config.stream.encoding, jpeg_quality=config.stream.jpeg_quality,

@@ -16,7 +16,8 @@ Layout of ``SESSION/``::
 ``offset``/``nbytes`` locate the view's image in its camera file. An image's bytes are flushed
 before the index record that points at them, so every record in the index is readable even if
 the writer died mid-write; the reader ignores a truncated last record and any record that points
-past the end of a camera file.
+past the end of a camera file. The same holds when a write fails (disk full, I/O error): the
+writer raises :class:`RecordingStopped`, writes nothing more, and what it wrote stays readable.
 """
 
 from __future__ import annotations
@@ -29,14 +30,26 @@ from typing import Any, Iterator, Sequence
 import msgpack
 import numpy as np
 
+from calib.common.errors import SessionError
+
 SESSION_VERSION = 1
 INDEX_NAME = "index.msgpack"
 RIG_NAME = "rig.yaml"
 CODECS = {"jpeg": ".mjpeg", "png": ".pngs"}
 
 
-class SessionError(ValueError):
-    """A session folder is missing, unreadable or inconsistent; the message names the file."""
+class RecordingStopped(SessionError):
+    """Writing a session failed (disk full, I/O error); what was written before stays readable.
+
+    Attributes:
+        reason: short text, e.g. ``disk full``.
+        sets_kept: framesets readable in the session.
+    """
+
+    def __init__(self, message: str, reason: str, sets_kept: int) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.sets_kept = sets_kept
 
 
 @dataclass(frozen=True)
@@ -84,10 +97,15 @@ class SessionWriter:
         self.codec = codec
         self.jpeg_quality = int(jpeg_quality)
         self.sets_written = 0
+        self.bytes_written = 0  # image and index bytes of this writer
+        self.failure: RecordingStopped | None = None
         self._files = {c: open(self.path / f"{c}{CODECS[codec]}", "ab") for c in self.cameras}
         self._index = open(self.path / INDEX_NAME, "ab")
-        self._append({"type": "session", "version": SESSION_VERSION, "rig": rig_name,
-                      "cameras": list(self.cameras), "codec": codec, "created_ns": _now_ns()})
+        try:
+            self._append({"type": "session", "version": SESSION_VERSION, "rig": rig_name,
+                          "cameras": list(self.cameras), "codec": codec, "created_ns": _now_ns()})
+        except OSError as exc:
+            self._fail(exc)
 
     def encode_image(self, image: np.ndarray) -> bytes:
         """Compress a BGR ``(H,W,3)`` uint8 image with the session codec."""
@@ -111,32 +129,64 @@ class SessionWriter:
             views: ``(camera, frame_index, t_ns, image)`` where image is a BGR array or bytes
                 already in the session codec (e.g. JPEG from the stream: no re-encoding).
             missing: absent cameras.
+
+        Raises:
+            RecordingStopped: a write failed (disk full...), now or before; nothing more is written.
         """
-        records = []
+        if self.failure is not None:
+            raise self.failure
+        encoded = []
         for camera, frame_index, t_ns, image in views:
             if camera not in self._files:
                 raise SessionError(f"{self.path}: camera '{camera}' is not in the session's cameras {self.cameras}")
-            data = self.encode_image(image) if isinstance(image, np.ndarray) else bytes(image)
-            f = self._files[camera]
-            offset = f.tell()
-            f.write(data)
-            f.flush()  # image bytes reach the OS before the index points at them
-            records.append({"camera": camera, "frame_index": int(frame_index), "t_ns": int(t_ns),
-                            "offset": offset, "nbytes": len(data)})
-        self._append({"type": "set", "seq": int(seq), "t_ref_ns": int(t_ref_ns), "missing": list(missing),
-                      "views": records})
+            encoded.append((camera, frame_index, t_ns,
+                            self.encode_image(image) if isinstance(image, np.ndarray) else bytes(image)))
+        records = []
+        try:
+            for camera, frame_index, t_ns, data in encoded:
+                f = self._files[camera]
+                offset = f.tell()
+                f.write(data)
+                f.flush()  # image bytes reach the OS before the index points at them
+                self.bytes_written += len(data)
+                records.append({"camera": camera, "frame_index": int(frame_index), "t_ns": int(t_ns),
+                                "offset": offset, "nbytes": len(data)})
+            self._append({"type": "set", "seq": int(seq), "t_ref_ns": int(t_ref_ns), "missing": list(missing),
+                          "views": records})
+        except OSError as exc:
+            self._fail(exc)
         self.sets_written += 1
 
+    def _fail(self, exc: OSError) -> None:
+        import errno
+
+        reason = "disk full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else f"write error ({exc.strerror or exc})"
+        self.failure = RecordingStopped(
+            f"{self.path}: recording stopped, {reason}: {self.sets_written} framesets kept and readable "
+            "(free space or record elsewhere)", reason, self.sets_written)
+        raise self.failure from None
+
     def _append(self, record: dict) -> None:
-        self._index.write(msgpack.packb(record, use_bin_type=True))
+        data = msgpack.packb(record, use_bin_type=True)
+        self._index.write(data)
         self._index.flush()
+        self.bytes_written += len(data)
 
     def close(self) -> None:
+        """Flush, fsync and close every file; after a failed write the unwritten tail is dropped
+        (it could only be a partial frame or record, which readers ignore anyway)."""
         for f in [*self._files.values(), self._index]:
-            if not f.closed:
+            if f.closed:
+                continue
+            try:
                 f.flush()
                 os.fsync(f.fileno())
+            except OSError:
+                pass
+            try:
                 f.close()
+            except OSError:
+                pass  # a buffered tail that cannot be written: the file is closed all the same
 
     def __enter__(self) -> "SessionWriter":
         return self

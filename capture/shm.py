@@ -27,12 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
+from calib.common.errors import ShmError
+
 SHM_DIR = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
 _HEADER_ALIGN = 4096
-
-
-class ShmError(RuntimeError):
-    """A shared-memory view is missing, overwritten or malformed (the message names the segment)."""
 
 
 class ShmWriter:

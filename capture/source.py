@@ -28,11 +28,9 @@ from typing import Protocol
 
 import numpy as np
 
+from calib.common.errors import SourceError  # noqa: F401  (re-exported: every source raises it from here)
+
 log = logging.getLogger(__name__)
-
-
-class SourceError(RuntimeError):
-    """A source cannot be opened or read; the message names the camera, the URI and the fix."""
 
 
 @dataclass(frozen=True)
@@ -94,10 +92,10 @@ class Source(ABC):
         (the caller copies). Default: :meth:`read`."""
         return self.read()
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  (an optional hook: most sources have nothing to release)
         """Release resources (idempotent)."""
 
-    def detach(self) -> None:
+    def detach(self) -> None:  # noqa: B027  (an optional hook)
         """Its reader is done with it for good (ended, failed or stopped): media sources in
         lockstep tell their :class:`capture.schedule.ReplaySchedule` to stop waiting for them."""
 

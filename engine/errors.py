@@ -1,15 +1,11 @@
-"""Engine exceptions: each message names the file/key/backend and the fix."""
+"""Engine exceptions: each message names the file/key/backend and the fix.
+
+Both are :class:`calib.common.errors.UserError` subclasses (defined there with the rest of the
+family the CLI prints as one line).
+"""
 
 from __future__ import annotations
 
+from calib.common.errors import BackendUnavailableError, CheckpointError
 
-class EngineError(RuntimeError):
-    """Base class of engine errors."""
-
-
-class CheckpointError(EngineError):
-    """A checkpoint file cannot be read or does not match the model (names file, keys, fix)."""
-
-
-class BackendUnavailableError(EngineError):
-    """An explicitly requested backend/device/precision cannot run here (names the fix)."""
+__all__ = ["BackendUnavailableError", "CheckpointError"]

@@ -1,7 +1,7 @@
-"""Exceptions of the training package."""
+"""Exceptions of the training package (defined with the UserError family in calib.common.errors)."""
 
 from __future__ import annotations
 
+from calib.common.errors import DatasetError
 
-class DatasetError(ValueError):
-    """A dataset file or folder is missing or malformed; the message names the path, field and fix."""
+__all__ = ["DatasetError"]

@@ -150,6 +150,14 @@ def save_predictions(path: str | Path, predictions: Predictions) -> Path:
     return path
 
 
+def load_npz(path: str | Path, what: str) -> Any:
+    """``np.load`` of an NPZ (no pickles); an unreadable file is a DatasetError naming it and ``what`` it holds."""
+    try:
+        return np.load(Path(path), allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"{path}: cannot read {what} file ({exc})") from None
+
+
 def load_predictions(path: str | Path) -> Predictions:
     """Read a prediction NPZ.
 
@@ -157,10 +165,7 @@ def load_predictions(path: str | Path) -> Predictions:
     ``pred_4dassoc*.npz``): rows are grouped by frame and all are valid.
     """
     path = Path(path)
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise DatasetError(f"{path}: cannot read prediction file ({exc})") from None
+    data = load_npz(path, "prediction")
     with data:
         for key in ("poses", "frame_ids"):
             if key not in data.files:

@@ -2,11 +2,18 @@
 
 The quickest check that calibration and poses agree: bones drawn with the rig's own projection
 (lens distortion included) must sit on the people in every view.
+
+Readability on any image size (:func:`overlay_style`): line width, joint radius and label size
+follow the image's diagonal **as displayed** (a 1088x1920 frame shown as a 640 px wide tile gets
+bones about 3.6 px wide on screen, i.e. 6 px in the frame); each person has its own colour (stable
+by track id; untracked people are coloured by their index in the message) and an id label; a bone
+or joint is drawn with opacity growing with its score (:func:`confidence_alpha`).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Sequence
 
 import cv2
@@ -17,6 +24,102 @@ from calib.projection import depth_mm, project_points
 from viz import geometry as geo
 from viz.draw2d import NEAR_MM
 
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+FONT_PX_AT_SCALE_1 = 22.0  # cap height + descent of FONT at scale 1, px
+ALPHA_LEVELS = 4  # opacities are quantised to this many steps (one blend per step)
+
+
+@dataclass(frozen=True)
+class OverlayStyle:
+    """Stroke sizes in the image's own pixels.
+
+    Attributes:
+        line_px: bone width.
+        joint_radius_px: joint disc radius.
+        font_scale: cv2 font scale of the id labels.
+        font_thickness: label stroke (the dark outline is 2 px wider).
+    """
+
+    line_px: int
+    joint_radius_px: int
+    font_scale: float
+    font_thickness: int
+
+
+def overlay_style(width: int, height: int, display_scale: float = 1.0) -> OverlayStyle:
+    """Strokes for a ``width`` x ``height`` image shown at ``display_scale`` (tile px / image px).
+
+    On screen, bones are ``max(2, 0.0028 x the displayed diagonal)`` px wide, joints 1.6x that in
+    radius, label text ``max(13, 0.014 x diagonal)`` px tall; converted back to image pixels.
+    """
+    if width <= 0 or height <= 0 or display_scale <= 0:
+        raise ValueError(f"overlay_style: need a positive size and scale, got {width}x{height} at {display_scale}")
+    diag = math.hypot(width, height) * display_scale
+    line_disp = max(2.0, 0.0028 * diag)
+    text_disp = max(13.0, 0.014 * diag)
+    line = max(1, int(round(line_disp / display_scale)))
+    font_scale = text_disp / display_scale / FONT_PX_AT_SCALE_1
+    return OverlayStyle(line_px=line, joint_radius_px=max(2, int(round(1.6 * line_disp / display_scale))),
+                        font_scale=font_scale, font_thickness=max(1, int(round(font_scale * 1.5))))
+
+
+def person_colors(track_ids: Sequence[int]) -> np.ndarray:
+    """(P,3) RGB in [0,1]: the track colour of each id; untracked people (-1) get the colours of
+    the smallest ids not present in the message, so everyone in a frame has a colour of their own."""
+    ids = np.asarray(track_ids, dtype=np.int64).reshape(-1)
+    used = {int(t) for t in ids if t >= 0}
+    spare = (k for k in range(len(ids) + len(used) + 1) if k not in used)
+    return np.array([geo.track_color(int(t) if t >= 0 else next(spare)) for t in ids]).reshape(-1, 3)
+
+
+def confidence_alpha(scores: np.ndarray, min_alpha: float = 0.3) -> np.ndarray:
+    """Opacity of a bone/joint from its score(s) in [0,1]: ``min_alpha`` at 0 up to 1 at 1,
+    quantised to :data:`ALPHA_LEVELS` steps (so drawing costs one blend per step)."""
+    s = np.clip(np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=0.0), 0.0, 1.0)
+    alpha = min_alpha + (1.0 - min_alpha) * s
+    step = (1.0 - min_alpha) / (ALPHA_LEVELS - 1)
+    return min_alpha + np.round((alpha - min_alpha) / step) * step
+
+
+def _blend(out: np.ndarray, prims: list[tuple], alpha: float, style: OverlayStyle) -> None:
+    """Draw ``prims`` (("line", a, b, bgr) / ("disc", c, bgr)) at opacity ``alpha`` (in place).
+
+    Solid colours go to a layer and anti-aliased coverage to a mask, both cropped to the
+    primitives' bounding box; the blend is ``out + alpha * mask * (layer - out)``.
+    """
+    pts = np.array([q for prim in prims for q in prim[1:-1]], dtype=np.int64).reshape(-1, 2)
+    pad = style.joint_radius_px + style.line_px + 2
+    h, w = out.shape[:2]
+    x0, y0 = np.clip(pts.min(0) - pad, 0, [w, h])
+    x1, y1 = np.clip(pts.max(0) + pad + 1, 0, [w, h])
+    if x1 <= x0 or y1 <= y0:
+        return
+    roi = out[y0:y1, x0:x1]
+    layer = roi.copy()
+    mask = np.zeros(roi.shape[:2], np.uint8)
+    off = np.array([x0, y0])
+    for prim in prims:
+        if prim[0] == "line":
+            a, b = tuple(int(v) for v in prim[1] - off), tuple(int(v) for v in prim[2] - off)
+            cv2.line(layer, a, b, prim[3], style.line_px, cv2.LINE_8)
+            cv2.line(mask, a, b, 255, style.line_px, cv2.LINE_AA)
+        else:
+            c = tuple(int(v) for v in prim[1] - off)
+            cv2.circle(layer, c, style.joint_radius_px, prim[2], -1, cv2.LINE_8)
+            cv2.circle(mask, c, style.joint_radius_px, 255, -1, cv2.LINE_AA)
+    weight = (mask.astype(np.float32) * (alpha / 255.0))[..., None]
+    roi[:] = np.round(roi + weight * (layer.astype(np.float32) - roi)).astype(np.uint8)
+
+
+def _label(out: np.ndarray, text: str, anchor: np.ndarray, bgr: tuple[int, int, int], style: OverlayStyle) -> None:
+    """``text`` centred above ``anchor`` (x, y px), outlined in black, kept inside the image."""
+    (tw, th), base = cv2.getTextSize(text, FONT, style.font_scale, style.font_thickness)
+    gap = style.joint_radius_px + style.line_px
+    x = int(np.clip(anchor[0] - tw // 2, 2, max(2, out.shape[1] - tw - 2)))
+    y = int(np.clip(anchor[1] - gap, th + 2, max(th + 2, out.shape[0] - base - 2)))
+    cv2.putText(out, text, (x, y), FONT, style.font_scale, (0, 0, 0), style.font_thickness + 2, cv2.LINE_AA)
+    cv2.putText(out, text, (x, y), FONT, style.font_scale, bgr, style.font_thickness, cv2.LINE_AA)
+
 
 def draw_skeletons(
     image: np.ndarray,
@@ -25,9 +128,10 @@ def draw_skeletons(
     edges: Sequence[tuple[int, int]],
     track_ids: Sequence[int],
     min_score: float = 0.0,
-    thickness_px: int = 2,
-    joint_radius_px: int = 3,
+    thickness_px: int | None = None,
+    joint_radius_px: int | None = None,
     labels: bool = True,
+    display_scale: float = 1.0,
 ) -> np.ndarray:
     """Draw people projected through ``camera`` onto a copy of ``image``.
 
@@ -36,40 +140,53 @@ def draw_skeletons(
         camera: the calibrated camera.
         poses: (P,J,4) x, y, z mm + score.
         edges: bones.
-        track_ids: (P,) colours and labels.
+        track_ids: (P,) colours and labels (-1: untracked, coloured by index, labelled '?').
         min_score: joints below it are not drawn (nor their bones).
-        thickness_px, joint_radius_px: stroke sizes at the image's native resolution.
-        labels: write 'id N' above each person.
+        thickness_px, joint_radius_px: stroke sizes in image pixels (default:
+            :func:`overlay_style` of the image at ``display_scale``).
+        labels: write 'id N  score' above each person.
+        display_scale: how the image will be shown (tile px / image px), for the default sizes.
 
     Returns:
-        (H,W,3) uint8 BGR copy with the skeletons drawn.
+        (H,W,3) uint8 BGR copy with the skeletons drawn; bones and joints opaque in proportion
+        to their score (:func:`confidence_alpha`).
     """
     out = np.ascontiguousarray(image).copy()
     poses = np.asarray(poses, dtype=np.float64).reshape(-1, *np.shape(poses)[-2:])
     if len(poses) == 0:
         return out
+    style = overlay_style(out.shape[1], out.shape[0], display_scale)
+    if thickness_px is not None or joint_radius_px is not None:
+        style = OverlayStyle(int(thickness_px or style.line_px), int(joint_radius_px or style.joint_radius_px),
+                             style.font_scale, style.font_thickness)
     xyz = poses[..., :3]
-    ok = np.isfinite(xyz).all(-1) & (poses[..., 3] >= min_score)
+    scores = poses[..., 3]
+    ok = np.isfinite(xyz).all(-1) & (scores >= min_score)
     safe = np.where(ok[..., None], xyz, 0.0)
     uv = project_points(safe, camera)  # (P,J,2)
     ok &= depth_mm(safe, camera) > NEAR_MM
     ok &= np.all(np.abs(uv) < 1e5, axis=-1)
     ids = np.asarray(track_ids, dtype=np.int64).reshape(len(poses))
+    colors = person_colors(ids)
     pix = np.round(uv).astype(np.int64)
+    edges_arr = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
     for p in range(len(poses)):
-        color = geo.to_bgr255(geo.track_color(int(ids[p])))
-        for a, b in edges:
-            if ok[p, a] and ok[p, b]:
-                cv2.line(out, tuple(pix[p, a]), tuple(pix[p, b]), color, thickness_px, cv2.LINE_AA)
+        bgr = geo.to_bgr255(colors[p])
+        groups: dict[float, list[tuple]] = {}
+        bone_ok = ok[p, edges_arr[:, 0]] & ok[p, edges_arr[:, 1]]
+        bone_alpha = confidence_alpha(np.minimum(scores[p, edges_arr[:, 0]], scores[p, edges_arr[:, 1]]))
+        for (a, b), good, alpha in zip(edges_arr, bone_ok, bone_alpha):
+            if good:
+                groups.setdefault(float(alpha), []).append(("line", pix[p, a], pix[p, b], bgr))
+        joint_alpha = confidence_alpha(scores[p])
         for j in np.flatnonzero(ok[p]):
-            shade = geo.to_bgr255(geo.confidence_shade(geo.track_color(int(ids[p])), poses[p, j, 3]))
-            cv2.circle(out, tuple(pix[p, j]), joint_radius_px, shade, -1, cv2.LINE_AA)
+            groups.setdefault(float(joint_alpha[j]), []).append(("disc", pix[p, j], bgr))
+        for alpha in sorted(groups):
+            _blend(out, groups[alpha], alpha, style)
         if labels and ok[p].any():
             top = pix[p][ok[p]][np.argmin(pix[p][ok[p]][:, 1])]
-            text = f"id {ids[p]}" if ids[p] >= 0 else "?"
-            org = (int(top[0]) - 12, int(top[1]) - 10)
-            cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
-            cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.5, color, 1, cv2.LINE_AA)
+            name = f"id {ids[p]}" if ids[p] >= 0 else "?"
+            _label(out, f"{name}  {scores[p][ok[p]].mean():.2f}", top, bgr, style)
     return out
 
 
@@ -128,7 +245,6 @@ def overlay_views(
     """
     if len(images) != len(rig):
         raise ValueError(f"overlay: {len(images)} images for a rig of {len(rig)} cameras {rig.names}")
-    thick = max(1, int(round(rig[0].width / 640 * 2)))
     tiles = []
     for img, cam in zip(images, rig):
         if img is None:
@@ -137,7 +253,8 @@ def overlay_views(
         if img.shape[:2] != (cam.height, cam.width):
             raise ValueError(f"overlay: camera '{cam.name}' is calibrated for {cam.width}x{cam.height} but its "
                              f"image is {img.shape[1]}x{img.shape[0]}; use the rig that matches the images")
-        drawn = draw_skeletons(img, cam, poses, edges, track_ids, min_score, thick, thick + 1)
+        drawn = draw_skeletons(img, cam, poses, edges, track_ids, min_score,
+                               display_scale=tile_width_px / cam.width)
         tiles.append(caption(drawn, cam.name))
     return side_by_side(tiles, columns, tile_width_px)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.config import DEFAULT_RIG, REPO_ROOT
+from app.config import DEFAULT_RIG
 from calib.configkit import ConfigError, load, to_dict, write_resolved
 
 log = logging.getLogger("selfpose3d.live")
@@ -31,14 +31,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=None, help="live config YAML (app.config.LiveConfig)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a live config value, e.g. --set worker.precision=bf16 (repeatable)")
+    parser.add_argument("--engine", choices=["auto", "image", "triangulate", "learned"], default=None,
+                        help="inference route (default auto: real cameras/videos -> bundled 2D estimator + "
+                             "triangulation; synthetic rigs -> the committed image model; see app/route.py)")
     parser.add_argument("--model", default=None,
                         help="our checkpoint (file or folder), official SelfPose3d file(s) joined by ',', "
-                             "or a preset (light|released: untrained). Default: the committed light model")
+                             "or a preset (light|released: untrained). Default: the route's own")
     parser.add_argument("--backend", choices=["auto", "eager", "tensorrt"], default=None)
     parser.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default=None)
     parser.add_argument("--no-viewer", action="store_true", help="no window (use --render for a video)")
     parser.add_argument("--render", default=None, metavar="OUT.mp4", help="render the 3D view headless to a video")
     parser.add_argument("--record", default=None, metavar="DIR", help="record the camera streams to a session")
+    parser.add_argument("--record-max-gb", type=float, default=None, metavar="GB",
+                        help="with --record: stop recording cleanly at this size (default: keep 5%% of the disk free)")
     parser.add_argument("--export", default=None, metavar="FILE.jsonl|.csv", help="write every poses frame")
     parser.add_argument("--duration", type=float, default=None, metavar="S",
                         help="stop S seconds after start-up began (start-up included)")
@@ -58,6 +63,8 @@ def resolve_config(args: argparse.Namespace):
         cfg = dataclasses.replace(cfg, capture=dataclasses.replace(cfg.capture, resize=True))
     if args.model:
         worker = dataclasses.replace(worker, model=args.model)
+    if getattr(args, "engine", None):
+        worker = dataclasses.replace(worker, engine=args.engine)
     if args.backend:
         worker = dataclasses.replace(worker, backend=args.backend)
     if args.precision:
@@ -65,44 +72,31 @@ def resolve_config(args: argparse.Namespace):
     return dataclasses.replace(cfg, worker=worker)
 
 
-def resolve_model(model: str) -> str:
-    """Absolute model path (relative paths are tried from the repo root too) or a preset name."""
-    from engine.config import preset_names
+def preflight(cfg, rig):
+    """Decide the route and check its model and the rig before any process starts."""
+    from app.route import build_worker_predictor, choose_route
 
-    if "," in model:
-        return ",".join(resolve_model(m) for m in model.split(","))
-    p = Path(model)
-    for cand in (p, REPO_ROOT / p):
-        if cand.exists():
-            return str(cand.resolve())
-    if model in preset_names():
-        return model
-    raise ConfigError(
-        f"model '{model}': no such checkpoint file or folder, and not a preset ({preset_names()}). "
-        "Train one (selfpose3d train ...), pass --model PATH, or --model light for an untrained "
-        "plumbing-only model"
-    )
+    from calib.volume import cameras_not_seeing
 
-
-def preflight(cfg, rig) -> str:
-    """Check model and rig before any process starts; returns the resolved model spec."""
-    from engine.api import load_model
-
-    model = resolve_model(cfg.worker.model)
-    spec = model.split(",") if "," in model else model
-    load_model(spec, rig.cameras, backend=cfg.worker.backend, device=cfg.worker.device,
-               precision=cfg.worker.precision, volume_center_mm=rig.volume.center_mm,
-               volume_size_mm=rig.volume.size_mm)
-    return model
+    vol = rig.volume
+    log.info("volume: centre %s mm, size %s mm (%s)", list(vol.center_mm), list(vol.size_mm), rig.volume_origin)
+    blind = cameras_not_seeing(rig.cameras, vol.center_mm, vol.size_mm)
+    if blind:
+        log.warning("cameras %s see no part of the capture volume: their views add nothing (check the calibration, "
+                    "the volume in %s, or z-up world coordinates)", blind, rig.path or rig.name)
+    route = choose_route(cfg.worker.engine, cfg.worker.model, rig)
+    log.info("route: %s%s (%s)", route.kind, f", model {route.model}" if route.model else "", route.reason)
+    build_worker_predictor(route, cfg.worker, rig)
+    return route
 
 
 class LiveMonitor:
     """Reads the poses stream in the supervisor process and prints one status line per tick."""
 
-    def __init__(self, poses_endpoint: str, rig_name: str) -> None:
+    def __init__(self, poses_endpoint: str, rig_name: str, key: bytes | None = None) -> None:
         from capture.bus import Subscriber
 
-        self.sub = Subscriber(poses_endpoint, [f"poses/{rig_name}".encode()], hwm=1000)
+        self.sub = Subscriber(poses_endpoint, [f"poses/{rig_name}".encode()], hwm=1000, key=key)
         self.latency_ms: deque = deque(maxlen=10000)
         self.mpjpe_mm: deque = deque(maxlen=10000)
         self.timings: dict[str, deque] = {}
@@ -152,9 +146,11 @@ class LiveMonitor:
                 extra += f" complete {st.counts.get('complete', 0)}/{st.counts['published']}"
             if skipped:
                 extra += f" skipped {skipped}"
-            parts.append(f"{name}: {st.state} {st.fps:.1f} fps drop {st.dropped}{extra}")
+            note = f" ({st.note})" if st.note else ""
+            parts.append(f"{name}: {st.state} {st.fps:.1f} fps drop {st.dropped}{extra}{note}")
         stages = ", ".join(f"{k} {np.median(v):.0f}" for k, v in self.timings.items()
-                           if k in ("preprocess", "backbone", "root_net", "pose_net", "tracking"))
+                           if k in ("preprocess", "backbone", "root_net", "pose_net", "estimator", "triangulate", "learned",
+                                   "tracking"))
         if stages:
             parts.append(f"ms: {stages}")
         return " | ".join(parts)
@@ -177,7 +173,7 @@ class LiveMonitor:
         self.sub.close()
 
 
-def build_children(cfg, rig, args, model: str) -> list:
+def build_children(cfg, rig, args, route) -> list:
     """The child process specs of one live run."""
     from app.children import capture_child, recorder_child, viewer_child
     from app.export import exporter_child
@@ -186,7 +182,7 @@ def build_children(cfg, rig, args, model: str) -> list:
 
     rig_path = str(Path(args.rig).resolve())
     frames = cfg.capture.stream.endpoint
-    worker = dataclasses.replace(cfg.worker, model=model)
+    worker = dataclasses.replace(cfg.worker, model=route.model, engine=route.kind)
     t = cfg.ready_timeout_s
     specs = [
         ChildSpec("capture", capture_child, {"rig_path": rig_path, "capture": to_dict(cfg.capture)}, t),
@@ -214,7 +210,8 @@ def recorder_spec(cfg, args):
 
     return ChildSpec("recorder", recorder_child, {"rig_path": str(Path(args.rig).resolve()),
                                                   "frames_endpoint": cfg.capture.stream.endpoint,
-                                                  "session_dir": str(Path(args.record).resolve())},
+                                                  "session_dir": str(Path(args.record).resolve()),
+                                                  "max_gb": args.record_max_gb},
                      cfg.ready_timeout_s)
 
 
@@ -236,10 +233,18 @@ def capture_accounting(counts: dict) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    from app.process import PrivateRun
+
+    with PrivateRun() as private:  # the run's ipc endpoints live (and die) in a 0700 folder
+        return _run(args, private)
+
+
+def _run(args: argparse.Namespace, private) -> int:
+    from app.process import with_private_endpoints
     from app.supervisor import Supervisor, SupervisorError
     from calib.rig_config import load_rig
 
-    cfg = resolve_config(args)
+    cfg = with_private_endpoints(resolve_config(args), private)
     rig = load_rig(args.rig)
     if args.export:
         from app.export import EXPORT_SUFFIXES
@@ -261,20 +266,26 @@ def run(args: argparse.Namespace) -> int:
     from capture.sources.probe import check_media
 
     check_media(rig, list(cfg.capture.cameras) or None, resize=cfg.capture.resize)  # files exist, open, fit
-    model = preflight(cfg, rig)
+    if args.record:
+        from capture.recorder import DiskBudget, check_disk_space, estimate_bytes_per_s
+
+        check_disk_space(args.record, estimate_bytes_per_s(rig, rig.names, "jpeg"),
+                         DiskBudget.for_path(args.record, args.record_max_gb), what="--record")
+    route = preflight(cfg, rig)
     out = Path(args.out) if args.out else None
     if out:
-        write_resolved(dataclasses.replace(cfg, worker=dataclasses.replace(cfg.worker, model=model)), out,
+        write_resolved(dataclasses.replace(cfg, worker=dataclasses.replace(cfg.worker, model=route.model,
+                                                                           engine=route.kind)), out,
                        "live.resolved.yaml")
-    sup = Supervisor(cfg.status_endpoint)
-    monitor = LiveMonitor(cfg.poses_endpoint, rig.name)
+    sup = Supervisor(cfg.status_endpoint, token=private.token)
+    monitor = LiveMonitor(cfg.poses_endpoint, rig.name, key=private.token)
     sup.install_signal_handlers()
     rc = 1
     until = None if args.duration is None else t_start + args.duration
     say = lambda line: print(line, file=sys.stderr)  # noqa: E731
     published_at_ready = t_ready = started = None
     try:
-        specs = build_children(cfg, rig, args, model)
+        specs = build_children(cfg, rig, args, route)
         # a media replay starts once its consumers are ready: decoding four 1088x1920 videos while
         # the worker loads would only slow its start-up, and the frames would be thrown away
         later = [sp for sp in specs if sp.name == "capture" and replays_media(rig, cfg)]
@@ -293,8 +304,10 @@ def run(args: argparse.Namespace) -> int:
             return 1
         if started == "ready":
             t_ready = time.monotonic()
-            print(f"selfpose3d-live: rig '{rig.name}' ({len(rig.cameras)} cameras), model {model}; ready after "
-                  f"{t_ready - t_start:.1f} s; Ctrl-C to stop", file=sys.stderr)
+            what = f"{route.kind} route" + (f", model {route.model}" if route.model else "")
+            print(f"selfpose3d-live: rig '{rig.name}' ({len(rig.cameras)} cameras), {what} ({route.reason}); "
+                  f"poses on {cfg.poses_endpoint}; ready after {t_ready - t_start:.1f} s; Ctrl-C to stop",
+                  file=sys.stderr)
             published_at_ready = sup.children["capture"].counts.get("published", 0)
             monitor.start_clock()
             rest = None if until is None else max(0.0, until - time.monotonic())
@@ -326,6 +339,9 @@ def run(args: argparse.Namespace) -> int:
     # each process's own count since it started (capture: frames lost before a set; inference:
     # sets not turned into poses: skipped to the newest, stale, overwritten, bad)
     summary["dropped"] = {n: c.last_status.dropped for n, c in sup.children.items() if c.last_status}
+    recorder = sup.children.get("recorder")
+    if recorder is not None and recorder.last_status is not None and recorder.last_status.note:
+        summary["recorder"] = recorder.last_status.note
     if sup.failure:
         summary["failure"] = sup.failure
     print(json.dumps(summary))

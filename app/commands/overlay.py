@@ -54,7 +54,7 @@ def _synthetic(args, rig, writer) -> None:
     import numpy as np
 
     from capture.synthetic.world import SyntheticWorld
-    from engine.skeleton import PANOPTIC15
+    from calib.common.skeleton import PANOPTIC15
     from viz.overlay import overlay_views
 
     spec = rig.config.synthetic
@@ -102,7 +102,7 @@ def _record_poses(rec: dict):
     """(P,J,4) poses, (P,) ids and edges of one JSONL line (app.export.poses_to_record)."""
     import numpy as np
 
-    from engine.skeleton import get_skeleton
+    from calib.common.skeleton import get_skeleton
 
     people = rec.get("people", [])
     J = len(rec["joints"])
@@ -141,33 +141,42 @@ def _session(args, rig, writer) -> None:
 
 
 def _predicted(args, cameras, writer) -> None:
+    """Overlay `selfpose3d predict` output on its images; people get stable ids from the tracker."""
     import json
 
-    import cv2
     import numpy as np
 
-    from app.commands.predict import list_frames
+    from capture.image_framesets import decode_image, pair_image_folder
+    from calib.common.skeleton import get_skeleton
+    from engine.tracking import PoseTracker
     from viz.overlay import overlay_views
 
     data = json.loads(Path(args.predictions).read_text(encoding="utf-8"))
-    frames = dict(list_frames(Path(args.images), cameras.names))
+    frames = {fs.frame: fs.paths for fs in pair_image_folder(Path(args.images), cameras.names).framesets}
+    fps = args.fps or 15.0
+    tracker = None
     missing = 0
-    for rec in data.get("frames", []):
+    for index, rec in enumerate(data.get("frames", [])):
         if args.count is not None and writer.count >= args.count:
             break
         paths = frames.get(rec["frame"])
         if paths is None:
             missing += 1
             continue
-        images = [cv2.imread(str(p), cv2.IMREAD_COLOR) if p else None for p in paths]
+        images = [decode_image(p)[0] if p else None for p in paths]
         people = rec.get("people", [])
+        skeleton = get_skeleton(rec["skeleton"]["name"])
         J = len(rec["skeleton"]["joints"])
         poses = np.zeros((len(people), J, 4), np.float32)
         for i, person in enumerate(people):
             poses[i, :, :3] = np.asarray(person["joints_mm"], np.float32).reshape(J, 3)
             poses[i, :, 3] = float(person.get("score", 1.0))
+        # predict does not track: ids (hence colours) stable across frames come from the tracker.
+        tracker = tracker or PoseTracker(min_hits=1, smoothing=None, skeleton=skeleton)
+        t_s = (rec["frame"] if isinstance(rec["frame"], int) else index) / fps
+        ids = tracker.update(poses[..., :3], poses[:, 0, 3], t_s).track_ids
         edges = [tuple(e) for e in rec["skeleton"]["edges"]]
-        writer.write(overlay_views(images, cameras, poses, edges, np.full(len(people), -1), args.min_score,
+        writer.write(overlay_views(images, cameras, poses, edges, ids, args.min_score,
                                    args.columns, args.tile_width))
     if missing:
         log.warning("%d predicted frames have no images in %s", missing, args.images)

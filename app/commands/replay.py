@@ -17,6 +17,8 @@ import json
 import logging
 from pathlib import Path
 
+from calib.common.errors import MissingInputError
+
 log = logging.getLogger("selfpose3d.replay")
 
 
@@ -79,7 +81,7 @@ def _framesets(args: argparse.Namespace, encoding: str):
             _write_panoptic_rig(src, cameras, rig_name, Path(args.write_rig))
         return rig_name, panoptic_framesets(src, cameras, rig=rig_name, encoding=encoding,
                                             first_frame=args.first_frame, last_frame=args.last_frame)
-    raise FileNotFoundError(f"{src}: neither a session folder (index.msgpack) nor a Panoptic sequence "
+    raise MissingInputError(f"{src}: neither a session folder (index.msgpack) nor a Panoptic sequence "
                             "(hdImgs/ or hdVideos/)")
 
 

@@ -24,14 +24,11 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from calib.common.errors import ExportError
 from calib.io_panoptic import save_panoptic_calibration, world_mm_to_panoptic_cm
 
 BODY_DIR = "hdPose3d_stage1_coco19"
 MEDIA = ("images", "video")
-
-
-class ExportError(RuntimeError):
-    """The export cannot be written (bad arguments, unwritable folder, video encoder missing)."""
 
 
 def body_scene_dict(people, fps: float) -> dict:

@@ -43,6 +43,26 @@ def ignores_sigterm(name: str, status_endpoint: str) -> None:
             time.sleep(0.02)
 
 
+def busy_in_native_code(name: str, status_endpoint: str) -> None:
+    """Ready, then stuck in one long call that does not look at the stop flag (as a model load
+    or compilation is)."""
+    with ChildContext(name, status_endpoint, interval_s=0.1, exit_grace_s=1.0) as ctx:
+        ctx.report("ready")
+        ctx.start_heartbeat_thread()
+        time.sleep(60)
+
+
+def errs_but_lives(name: str, status_endpoint: str) -> None:
+    """Reports an error but keeps running and beating."""
+    with ChildContext(name, status_endpoint, interval_s=0.1) as ctx:
+        ctx.report("ready")
+        time.sleep(0.2)
+        ctx.report("error", error="sensor on fire")
+        ctx.start_heartbeat_thread()
+        while not ctx.stopping:
+            time.sleep(0.02)
+
+
 def input_ends(name: str, status_endpoint: str, sets: int = 5, after_s: float = 0.2) -> None:
     """A capture whose finite input ends: ready, then its last status says ``input_ended``; exit 0."""
     from capture.messages import Status, now_ns

@@ -12,7 +12,7 @@ from app.bvh import BvhError, solve_motion, uniform_frames
 from app.cli import main
 from app.export import ZUP_TO_YUP, JsonlWriter, take_tracks
 from capture.messages import Poses
-from engine.skeleton import PANOPTIC15
+from calib.common.skeleton import PANOPTIC15
 
 NAMES = PANOPTIC15.joints
 IDX = {n: i for i, n in enumerate(NAMES)}
@@ -274,19 +274,19 @@ def test_malformed_or_empty_take_is_a_clear_error(tmp_path, capsys, content, mes
     take = tmp_path / "bad.jsonl"
     take.write_text(content)
     for fmt in ("bvh", "trc"):
-        assert main(["export", str(take), "--format", fmt, "--out", str(tmp_path / "o")]) == 1
+        assert main(["export", str(take), "--format", fmt, "--out", str(tmp_path / "o")]) == 2
         assert message in capsys.readouterr().err
 
 
 def test_single_frame_unknown_track_and_wrong_skeleton_are_clear(tmp_path, capsys):
     truth = rigid_torso_take(2)
     one = write_take(tmp_path / "one.jsonl", {1: truth[:1]}, np.array([0.0]))
-    assert main(["export", str(one), "--format", "bvh", "--out", str(tmp_path)]) == 1
+    assert main(["export", str(one), "--format", "bvh", "--out", str(tmp_path)]) == 2
     assert "at least 2 frames" in capsys.readouterr().err
     two = write_take(tmp_path / "two.jsonl", {1: truth}, np.array([0.0, 0.1]))
-    assert main(["export", str(two), "--format", "bvh", "--track", "9", "--out", str(tmp_path)]) == 1
+    assert main(["export", str(two), "--format", "bvh", "--track", "9", "--out", str(tmp_path)]) == 2
     assert "no track 9" in capsys.readouterr().err
-    assert main(["export", str(two), "--format", "bvh", "--out", str(two)]) == 1
+    assert main(["export", str(two), "--format", "bvh", "--out", str(two)]) == 2
     assert "give a folder" in capsys.readouterr().err
     times, tracks, joints = take_tracks(two)
     from app.bvh import export_take_bvh

@@ -10,7 +10,7 @@ import pytest
 from app.cli import main
 from app.export import CsvWriter, JsonlWriter, ZUP_TO_YUP, read_jsonl, take_tracks
 from capture.messages import Poses
-from engine.skeleton import PANOPTIC15
+from calib.common.skeleton import PANOPTIC15
 
 
 def _msg(seq, ids, offset):
@@ -64,14 +64,14 @@ def test_export_command_trc_and_csv(tmp_path, capsys):
     row = [float(v) for v in text[5].split("\t")[2:5]]  # first frame, neck, y-up
     expected = (np.array([0.0, 1.0, 2.0]) + 1000.0) @ ZUP_TO_YUP.T  # track 5 is person index 1 (+1000)
     np.testing.assert_allclose(row, expected, atol=0.01)
-    assert main(["export", str(take), "--format", "trc", "--track", "7", "--out", str(tmp_path / "x.trc")]) == 1
+    assert main(["export", str(take), "--format", "trc", "--track", "7", "--out", str(tmp_path / "x.trc")]) == 2
     assert "no track 7" in capsys.readouterr().err
     assert main(["export", str(take), "--format", "csv", "--out", str(tmp_path / "all.csv")]) == 0
     assert len((tmp_path / "all.csv").read_text().splitlines()) == 1 + 20 * 2 + 10
 
 
 def test_missing_take_is_clear(tmp_path, capsys):
-    assert main(["export", str(tmp_path / "nope.jsonl"), "--format", "csv", "--out", "x.csv"]) == 1
+    assert main(["export", str(tmp_path / "nope.jsonl"), "--format", "csv", "--out", "x.csv"]) == 2
     assert "take not found" in capsys.readouterr().err
 
 

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from calib.common.paths import REPO_ROOT
 from app.cli import live_main
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 # held-out synthetic MPJPE of models/light_synthetic.pt is 70 mm (docs/training_stages.md); tracking
 # smooths with some lag, so the live bound leaves room - a broken model or rig is far above it.
 LIVE_MPJPE_BOUND_MM = 150.0
@@ -22,18 +23,18 @@ LIVE_MPJPE_BOUND_MM = 150.0
 def test_missing_model_is_a_clear_error_before_start(capsys):
     rc = live_main(["--no-viewer", "--model", "no/such/model.pt", "--duration", "1"])
     err = capsys.readouterr().err
-    assert rc == 1
+    assert rc == 2
     assert "model 'no/such/model.pt': no such checkpoint" in err and "--model light" in err
     assert "started" not in err
 
 
 def test_bad_export_extension_and_nonempty_record_dir(tmp_path, capsys):
-    assert live_main(["--no-viewer", "--model", "light", "--export", str(tmp_path / "x.txt")]) == 1
+    assert live_main(["--no-viewer", "--model", "light", "--export", str(tmp_path / "x.txt")]) == 2
     assert "use a .jsonl or .csv file" in capsys.readouterr().err
     rec = tmp_path / "rec"
     rec.mkdir()
     (rec / "keep.me").write_text("precious")
-    assert live_main(["--no-viewer", "--model", "light", "--record", str(rec)]) == 1
+    assert live_main(["--no-viewer", "--model", "light", "--record", str(rec)]) == 2
     assert "recordings are never overwritten" in capsys.readouterr().err
     assert (rec / "keep.me").read_text() == "precious"
 
@@ -41,7 +42,7 @@ def test_bad_export_extension_and_nonempty_record_dir(tmp_path, capsys):
 def test_viewer_without_display_says_what_to_do(capsys, monkeypatch):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    assert live_main(["--model", "light", "--duration", "1"]) == 1
+    assert live_main(["--model", "light", "--duration", "1"]) == 2
     assert "--no-viewer" in capsys.readouterr().err
 
 

@@ -15,12 +15,12 @@ from tests.capture.test_lockstep import H, W, media_rig
 def test_missing_video_and_size_mismatch_are_one_line_before_start(tmp_path, toy_rig, capsys):
     """Items 4 and 12a: no process starts; the line names the camera and the fix."""
     rig = media_rig(tmp_path, toy_rig, frames=(3,) * 4, sizes={"cam2": (W, H - 2)})
-    assert live_main(["--no-viewer", "--model", "light", "--rig", str(rig), "--duration", "5"]) == 1
+    assert live_main(["--no-viewer", "--model", "light", "--rig", str(rig), "--duration", "5"]) == 2
     err = capsys.readouterr().err
     assert f"cam2: frame {W}×{H - 2} but calibration says {W}×{H}: fix the calibration's image size or pass --resize" in err
     assert "started" not in err and "Traceback" not in err
     (tmp_path / "cam1.mp4").unlink()
-    assert live_main(["--no-viewer", "--model", "light", "--rig", str(rig), "--resize", "--duration", "5"]) == 1
+    assert live_main(["--no-viewer", "--model", "light", "--rig", str(rig), "--resize", "--duration", "5"]) == 2
     err = capsys.readouterr().err
     assert "camera 'cam1': video file" in err and "cam1.mp4 not found" in err and "Traceback" not in err
 

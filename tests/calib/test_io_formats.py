@@ -116,7 +116,8 @@ def test_opencv_bad_input(tmp_path, toy_rig):
 
 @pytest.mark.parametrize("fmt, name", [
     ("panoptic", "c.json"), ("voxelpose", "c.json"), ("metric", "c.json"),
-    ("opencv", "c.yaml"), ("anipose", "c.toml"), ("rig", "c.yaml"),
+    ("opencv", "c.yaml"), ("anipose", "c.toml"), ("pose2sim", "Calib.toml"), ("qualisys", "c.qca.txt"),
+    ("rig", "c.yaml"),
 ])
 def test_every_writer_round_trips_through_the_dispatcher(toy_rig, tmp_path, fmt, name):
     path = save_calibration(toy_rig, tmp_path / name, fmt)
@@ -141,7 +142,7 @@ def test_dispatcher_errors(tmp_path, toy_rig):
     (tmp_path / "a.npy").write_bytes(b"\x93NUMPY")
     with pytest.raises(CalibrationError, match=r"a\.npy: cannot tell the calibration format from the suffix '\.npy'"):
         load_calibration(tmp_path / "a.npy")
-    assert set(FORMATS) == {"panoptic", "voxelpose", "metric", "opencv", "anipose", "rig"}
+    assert set(FORMATS) == {"panoptic", "voxelpose", "metric", "opencv", "anipose", "pose2sim", "qualisys", "rig"}
 
 
 def test_scale_intrinsics_is_a_resize(toy_rig, rng):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
+from calib.common.paths import REPO_ROOT
 from calib.camera import CalibrationError
 from calib.configkit import ConfigError
 from calib.io import save_calibration
@@ -26,7 +27,7 @@ from calib.rig_config import (
 )
 from calib.volume import point_views, volume_corners_mm
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 RIGS = [REPO / "configs/rig.yaml", REPO / "configs/rigs/panoptic_hd5.yaml", REPO / "configs/rigs/shelf.yaml"]
 
 
@@ -233,9 +234,9 @@ def test_rig_command_inspects_checks_and_converts(tmp_path, capsys):
     assert main(["rig", str(calib), "--image-size", "1032", "776", "--cameras", "4,0",
                  "--convert", str(tmp_path / "shelf.yaml")]) == 0
     assert load_rig(tmp_path / "shelf.yaml").names == ["4", "0"]
-    assert main(["rig", str(calib)]) == 1  # VoxelPose JSON needs --image-size: one clear error line
+    assert main(["rig", str(calib)]) == 2  # VoxelPose JSON needs --image-size: one clear error line
     assert "pass image_size" in capsys.readouterr().err
-    assert main(["rig", str(calib), "--image-size", "1032", "776", "--set", "volume.size_mm=[1,1,1]"]) == 1
+    assert main(["rig", str(calib), "--image-size", "1032", "776", "--set", "volume.size_mm=[1,1,1]"]) == 2
     assert "--set applies to rig YAML files" in capsys.readouterr().err
 
 

@@ -27,7 +27,7 @@ def test_board_pdf_and_png(tmp_path, capsys):
 
 
 def test_bad_board_spec_is_one_clear_line(tmp_path, capsys):
-    assert main(["calibrate", "board", "--board", "charuco:7x5", "--out", str(tmp_path / "b.pdf")]) == 1
+    assert main(["calibrate", "board", "--board", "charuco:7x5", "--out", str(tmp_path / "b.pdf")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: board spec 'charuco:7x5'") and "Traceback" not in err
 
@@ -57,7 +57,7 @@ def test_intrinsics_command_writes_yaml_and_coverage(tmp_path, capsys):
     (tmp_path / "images" / "cam1").mkdir()
     cv2.imwrite(str(tmp_path / "images" / "cam1" / "0.png"), np.full((480, 640), 128, np.uint8))
     assert main(["calibrate", "intrinsics", "--board", BOARD, "--images", str(tmp_path / "images"),
-                 "--out", str(out)]) == 1
+                 "--out", str(out)]) == 2
     assert "camera 'cam1'" in capsys.readouterr().err
 
 

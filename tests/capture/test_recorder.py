@@ -13,13 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from calib.common.paths import REPO_ROOT
 from capture.messages import FrameSet, View
 from capture.recorder import Recorder
 from capture.session import INDEX_NAME, SessionError, SessionReader, SessionWriter
 
 from .conftest import green_level, pattern_image
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 
 
 def _write(path, n=5, codec="png", cams=("a", "b")):
@@ -153,4 +154,4 @@ def test_garbage_index_is_a_clear_error(tmp_path):
         SessionReader(tmp_path)
     out = subprocess.run([sys.executable, "-m", "app.cli", "replay", str(tmp_path)], cwd=REPO,
                          capture_output=True, text=True, timeout=60)
-    assert out.returncode == 1 and out.stderr.startswith("error: ") and "Traceback" not in out.stderr
+    assert out.returncode == 2 and out.stderr.startswith("error: ") and "Traceback" not in out.stderr

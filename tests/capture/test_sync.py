@@ -133,7 +133,7 @@ def test_min_views_and_overflow():
 
 def test_randomised_streams_never_violate_invariants():
     rng = np.random.default_rng(7)
-    for trial in range(20):
+    for _trial in range(20):
         events = _camera_events(rng, 60, jitter_ms=rng.uniform(0, 6), offset_ms=rng.uniform(-8, 8, 4),
                                 drift_ppm=rng.uniform(-3000, 3000, 4))
         events = [e for e in events if rng.random() > 0.1]

@@ -60,7 +60,7 @@ def test_noise_grows_with_occlusion_and_matches_settings(samples):
 
 def test_miss_rate_matches_settings(samples):
     missed_vis = n_vis = missed_occ = n_occ = 0
-    for truth, v, p, uv, score, outcome in _matched(samples):
+    for truth, v, p, _uv, score, _outcome in _matched(samples):
         low = score < PARAMS.hard_threshold  # measured from the scores, not the outcome codes
         vis = truth.visible[v, p]
         occ = truth.in_image[v, p] & ~vis
@@ -95,7 +95,7 @@ def test_left_right_swap_rate_matches_settings(samples):
 
 def test_occluded_joints_snap_to_the_occluder_at_the_set_rate(samples):
     snapped = n = 0
-    for truth, v, p, uv, score, outcome in _matched(samples):
+    for truth, v, p, uv, score, _outcome in _matched(samples):
         for j in np.flatnonzero(truth.in_image[v, p] & ~truth.visible[v, p] & (score >= PARAMS.hard_threshold)):
             q = truth.occluder[v, p, j]
             own, other = truth.joints_2d[v, p, j], truth.joints_2d[v, q, j]
@@ -127,7 +127,7 @@ def test_false_positive_and_person_miss_rates(samples):
 
 def test_scores_rank_good_joints_above_bad_ones(samples):
     vis_scores, occ_scores, miss_scores = [], [], []
-    for truth, v, p, uv, score, outcome in _matched(samples):
+    for truth, v, p, _uv, score, outcome in _matched(samples):
         vis_scores.append(score[(outcome == OK) & truth.visible[v, p]])
         occ_scores.append(score[(outcome == OK) & truth.in_image[v, p] & ~truth.visible[v, p]])
         miss_scores.append(score[outcome == MISSED])
@@ -139,7 +139,7 @@ def test_scores_rank_good_joints_above_bad_ones(samples):
 
 def test_soft_and_hard_variants(samples):
     world, out = samples
-    for truth, soft, hard in out[:20]:
+    for _truth, soft, hard in out[:20]:
         for v, (s, h) in enumerate(zip(soft, hard)):
             cam = world.rig[v]
             assert np.array_equal(s.person_ids, h.person_ids)  # same draws, same people

@@ -94,7 +94,7 @@ def test_occlusion_flags_agree_with_the_rendered_image_and_depth(world):
         frame = world.people(k)
         imgs = world.render(k)
         truth = world.truth(k)
-        for v, cam in enumerate(world.rig):
+        for v, _cam in enumerate(world.rig):
             assert not np.any(truth.visible[v] & ~truth.in_image[v])
             slots, joints = np.nonzero(truth.in_image[v])
             got = _classify_many(world, frame, v, imgs[v], truth.joints_2d[v, slots, joints])
@@ -198,7 +198,7 @@ def test_furniture_occludes_people_and_is_walked_around():
             continue
         imgs = world.render(k)
         truth = world.truth(k)
-        for v, cam in enumerate(rig):
+        for v, _cam in enumerate(rig):
             gain = world.renderer.light_gain(v, frame.t_s)
             prop_colours = [np.asarray(pr.colour, float) * gain for pr in world.props]
             people_colours = [np.asarray(getattr(world.appearance(int(frame.ids[q])), f), float) * gain
@@ -208,7 +208,7 @@ def test_furniture_occludes_people_and_is_walked_around():
                 x, y = np.round(truth.joints_2d[v, p, j]).astype(int)
                 px = imgs[v][y, x].astype(float)
 
-                def err(c):
+                def err(c, px=px):
                     s = np.clip(px @ c / (c @ c), 0.5, 1.4)  # faces are shaded 0.66x..1.12x
                     return np.linalg.norm(px - s * c)
 

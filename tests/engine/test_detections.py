@@ -26,7 +26,7 @@ def test_peaks_land_where_the_affine_maps_the_joint(toy_rig):
         poses.append(p)
     hm = render_input_heatmaps(poses, aff, geo.heatmap_wh)
     assert hm.shape == (len(toy_rig), 15, 48, 80)
-    for v, cam in enumerate(toy_rig):
+    for v in range(len(toy_rig)):
         expected = aff[v, :, :2] @ poses[v][0, 2, :2] + aff[v, :, 2]
         iy, ix = np.unravel_index(np.argmax(hm[v, 2]), hm[v, 2].shape)
         assert abs(ix - expected[0]) <= 0.5 + 1e-6 and abs(iy - expected[1]) <= 0.5 + 1e-6

@@ -17,7 +17,7 @@ from engine.errors import BackendUnavailableError
 from engine.model import build_model
 from engine.runtime import InferenceRuntime
 
-from .conftest import make_rig, render_heatmaps, tiny_config
+from .conftest import render_heatmaps, tiny_config
 
 PEOPLE = np.array([[0.0, 0.0, 900.0], [1500.0, -1800.0, 850.0], [-1700.0, 1200.0, 950.0]])
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -61,7 +60,7 @@ def test_every_stage_writes_its_files_and_finite_losses(chain):
     expected = {"backbone": {"loss_2d"}, "rootnet": {"loss_root_syn", "loss_root_reg"},
                 "posenet": {"loss_2d", "loss_pose3d_ssv", "loss_attn_ssv", "loss_pose3d_l1_ssv"},
                 "finetune": {"loss_2d", "loss_pose3d_ssv", "loss_attn_ssv", "loss_pose3d_l1_ssv"}}
-    for stage, (trainer, summary, _, _) in out.items():
+    for stage, (_trainer, summary, _, _) in out.items():
         folder = root / stage
         for name in ("config.resolved.yaml", "log.jsonl", "checkpoint.pt", "model_final.pt"):
             assert (folder / name).is_file(), (stage, name)

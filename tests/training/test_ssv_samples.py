@@ -41,7 +41,7 @@ def test_view_sets_are_consistent_with_their_affines(rng):
     assert sample.index == 2 and len(sample.sets) == 3
     letterbox = affine_transform(np.array(SIZE) / 2, base_scale(SIZE, (960, 512)), 0.0, (960, 512))
     np.testing.assert_allclose(sample.sets[2].affines[1], letterbox, atol=1e-9)
-    for k, vs in enumerate(sample.sets):
+    for _k, vs in enumerate(sample.sets):
         assert vs.heatmaps.shape == (3, 15, 128, 240) and vs.joints.shape == (3, 10, 15, 2)
         assert vs.num_person.tolist() == [2, 2, 2] and vs.images is None
         for v, cam in enumerate(CAMS):

@@ -9,7 +9,6 @@ import time
 
 import cv2
 import numpy as np
-import pytest
 
 from capture.bus import Publisher
 from capture.messages import Status, encode
@@ -275,7 +274,7 @@ def test_overlay_command_on_predict_inputs_and_outputs(tmp_path, toy_rig):
     from app.cli import main
     from calib.io import save_calibration
     from calib.projection import project_points
-    from engine.skeleton import PANOPTIC15
+    from calib.common.skeleton import PANOPTIC15
 
     calib = save_calibration(toy_rig, tmp_path / "calib.toml")
     shots = tmp_path / "shots"
@@ -297,7 +296,12 @@ def test_overlay_command_on_predict_inputs_and_outputs(tmp_path, toy_rig):
     assert img[40:, 3 * 640 :].max() == 0  # missing view
     uv = project_points(people[0, 2, :3].astype(float), toy_rig[1]) * 0.5
     x, y = int(round(uv[0])) + 640, int(round(uv[1]))
-    grey = np.array(geo.to_bgr255(geo.UNTRACKED_RGB))
+    # predict does not track: the overlay's tracker gives the person id 0 (its colour, not the
+    # untracked grey), drawn at the opacity of its score 0.8 over the grey-50 background.
+    from viz.overlay import confidence_alpha
+
+    alpha = float(confidence_alpha(0.8))
+    expected = 50 + alpha * (np.array(geo.to_bgr255(geo.track_color(0))) - 50)
     patch = img[y - 3 : y + 4, x - 3 : x + 4].astype(int)
-    assert (np.abs(patch - grey).max(-1) < 50).any(), "no skeleton at the projected pelvis in cam1"
+    assert (np.abs(patch - expected).max(-1) < 12).any(), "no id-0 skeleton at the projected pelvis in cam1"
     assert main(["overlay", "--images", str(shots)]) == 2

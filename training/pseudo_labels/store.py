@@ -34,8 +34,9 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from engine.skeleton import PANOPTIC15
+from calib.common.skeleton import PANOPTIC15
 from training.errors import DatasetError
+from training.results_io import load_npz
 
 FORMAT_VERSION = 1
 VARIANTS = ("soft", "hard", "unknown")
@@ -164,10 +165,7 @@ class PseudoLabelSet:
     def load(cls, path: str | Path) -> "PseudoLabelSet":
         """Read a file written by :meth:`save`."""
         path = Path(path)
-        try:
-            data = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise DatasetError(f"{path}: cannot read pseudo-label file ({exc})") from None
+        data = load_npz(path, "pseudo-label")
         with data:
             needed = ("sequence", "camera", "frame", "person_offset", "person_count", "joints_px", "scores", "visible")
             missing = [k for k in needed if k not in data.files]

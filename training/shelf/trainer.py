@@ -28,6 +28,8 @@ import numpy as np
 import torch
 
 from calib.camera import CameraRig
+from calib.common.errors import CheckpointError, ConfigError
+from calib.common.heatmaps import HeatmapCodec
 from calib.configkit import write_resolved
 from calib.projection_torch import project_points, world_to_camera
 from engine.checkpoints import load_model_file, save_checkpoint
@@ -38,6 +40,7 @@ from engine.posenet import soft_argmax
 from engine.project import ViewGeometry, VolumeProjector
 from engine.rootnet import extract_proposals
 from training import targets as tg
+from training.runner import StepLog, run_steps
 from training.shelf.config import PoseTrainConfig, RootTrainConfig, ShelfTrainConfig
 from training.shelf.data import ShelfDetections, parse_frames
 from training.ssl.losses import hungarian_l1_loss
@@ -67,13 +70,14 @@ def coverage_box(rig: CameraRig, size_mm, center_mm, z_range_mm, min_views: int,
         seen += (depth > 0) & (uv[:, 0] >= 0) & (uv[:, 0] < cam.width) & (uv[:, 1] >= 0) & (uv[:, 1] < cam.height)
     ok = pts[seen >= min_views]
     if not len(ok):
-        raise ValueError(f"no point of the room is seen by {min_views} cameras; lower root.min_views")
+        raise ConfigError(f"no point of the room is seen by {min_views} cameras", field="root.min_views", fix="lower it")
     return np.array([[ok[:, 0].min(), ok[:, 0].max()], [ok[:, 1].min(), ok[:, 1].max()], list(z_range_mm)])
 
 
 def render_detections(uv_hm: torch.Tensor, amp: torch.Tensor, heatmap_wh: tuple[int, int],
                       sigma: float = 3.0) -> torch.Tensor:
-    """Score-scaled Gaussians, max over people (as ``engine.detections.render_input_heatmaps``).
+    """Score-scaled Gaussians, max over people (as ``engine.detections.render_input_heatmaps``,
+    but on the whole heatmap: no 3σ window).
 
     Args:
         uv_hm: (B,V,P,J,2) heatmap px.
@@ -81,13 +85,8 @@ def render_detections(uv_hm: torch.Tensor, amp: torch.Tensor, heatmap_wh: tuple[
     Returns:
         (B,V,J,H,W).
     """
-    W, H = heatmap_wh
-    xs = torch.arange(W, device=uv_hm.device, dtype=uv_hm.dtype)
-    ys = torch.arange(H, device=uv_hm.device, dtype=uv_hm.dtype)
-    gx = torch.exp(-0.5 * ((xs - uv_hm[..., 0:1]) / sigma) ** 2)  # (B,V,P,J,W)
-    gy = torch.exp(-0.5 * ((ys - uv_hm[..., 1:2]) / sigma) ** 2) * amp[..., None]  # (B,V,P,J,H)
-    out = gy[..., :, None] * gx[..., None, :]  # (B,V,P,J,H,W)
-    return out.amax(dim=2) if out.shape[2] else out.sum(2)
+    codec = HeatmapCodec(heatmap_wh, sigma, window="none", centre="exact", combine="max")
+    return codec.encode(uv_hm, amp)
 
 
 def to_heatmap_px(points_mm: torch.Tensor, geometry: ViewGeometry) -> tuple[torch.Tensor, torch.Tensor]:
@@ -108,38 +107,21 @@ def pose_forward(model: SelfPose3dModel, projector: VolumeProjector, heatmaps: t
     return soft_argmax(model.pose_net(cubes), centers, projector.cube_axes, model.config.pose_net.beta)
 
 
-class _Logger:
-    def __init__(self, out: Path, every: int):
-        self.path = out / "log.jsonl"
-        self.path.write_text("")
-        self.every = max(1, every)
-        self.t0 = time.time()
-
-    def __call__(self, stage: str, step: int, total: int, **values: float) -> None:
-        rec = {"stage": stage, "step": step, "s": round(time.time() - self.t0, 1), **{k: float(v) for k, v in values.items()}}
-        with self.path.open("a") as fh:
-            fh.write(json.dumps(rec) + "\n")
-        if step % self.every == 0 or step == total:
-            print(f"[{stage}] {step}/{total} " + " ".join(f"{k}={v:.5g}" for k, v in values.items())
-                  + f" ({rec['s']} s)", flush=True)
-
-
 # ------------------------------------------------------------------------------------------ root net
 
 
 def train_rootnet(model: SelfPose3dModel, projector: VolumeProjector, rig: CameraRig, cfg: RootTrainConfig,
-                  logger: _Logger, gen: torch.Generator) -> None:
+                  logger: StepLog, gen: torch.Generator) -> None:
     """Root net on synthetic detector-like root heatmaps (SPEC §3.2 (a))."""
     if cfg.steps == 0:
         return
     geo, dev = projector.geometry, projector.device
     box = coverage_box_for(projector, rig, cfg)
     log.info("synthetic root box (mm): %s", box.round().tolist())
-    net = model.root_net.train()
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, cfg.steps))
+    net = model.root_net
     V, B = geo.num_views, cfg.batch_size
-    for step in range(1, cfg.steps + 1):
+
+    def step_fn(step: int) -> tuple[torch.Tensor, dict[str, float]]:
         roots, valid = tg.sample_synthetic_roots(B, box, cfg.max_roots + 1, generator=gen)
         roots, valid = roots.to(dev), valid.to(dev)
         target = tg.root_target_cubes(roots, valid, projector.space_size_mm, projector.space_center_mm, projector.root_bins)
@@ -161,12 +143,9 @@ def train_rootnet(model: SelfPose3dModel, projector: VolumeProjector, rig: Camer
         vols = torch.cat([projector.root_volume(hm[b]) for b in range(B)])  # (B,1,X,Y,Z)
         pred = net(vols)
         loss = 100.0 * torch.mean((pred - target) ** 2)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        logger("root", step, cfg.steps, loss=loss.item(), peak=pred.detach().amax(dim=(1, 2, 3)).mean().item())
-    net.eval()
+        return loss, {"peak": pred.detach().amax(dim=(1, 2, 3)).mean().item()}
+
+    run_steps("root", net, net.parameters(), cfg.lr, cfg.steps, step_fn, logger)
 
 
 def coverage_box_for(projector: VolumeProjector, rig: CameraRig, cfg: RootTrainConfig) -> np.ndarray:
@@ -192,7 +171,7 @@ def root_proposals(model: SelfPose3dModel, projector: VolumeProjector, heatmaps:
 
 
 def train_posenet_ssl(model: SelfPose3dModel, projector: VolumeProjector, data: ShelfDetections, frames: list[int],
-                      cfg: PoseTrainConfig, sigma_px: float, logger: _Logger, gen: torch.Generator) -> dict:
+                      cfg: PoseTrainConfig, sigma_px: float, logger: StepLog, gen: torch.Generator) -> dict:
     """Pose net against the PAF-grouped detections of ``frames`` (confidence-weighted Hungarian L1)."""
     geo, dev = projector.geometry, projector.device
     t0 = time.time()
@@ -205,13 +184,13 @@ def train_posenet_ssl(model: SelfPose3dModel, projector: VolumeProjector, data: 
     print(f"[pose-ssl] {info}", flush=True)
     usable = [i for i, c in enumerate(counts) if c]
     if not usable:
-        raise RuntimeError("the root net proposes nobody on the training frames; train the root net longer")
+        raise ConfigError("the root net proposes nobody on the training frames", field="root.steps",
+                          fix="train the root net longer (or give a better root_init)")
     image_wh = tuple(float(v) for v in geo.image_wh[0].tolist())
-    net = model.pose_net.train()
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, cfg.steps))
+    net = model.pose_net
     V, K = geo.num_views, model.config.root_net.max_people
-    for step in range(1, cfg.steps + 1):
+
+    def step_fn(step: int) -> tuple[torch.Tensor, dict[str, float]]:
         pick = torch.randint(len(usable), (cfg.batch_size,), generator=gen).tolist()
         preds, valids, gts, confs = [], [], [], []
         for i in pick:
@@ -229,12 +208,9 @@ def train_posenet_ssl(model: SelfPose3dModel, projector: VolumeProjector, data: 
             confs.append(scores[f])
         loss = hungarian_l1_loss(torch.stack(preds), torch.stack(valids), torch.stack(gts), torch.stack(confs),
                                  image_wh, cfg.drop_largest)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        logger("pose-ssl", step, cfg.steps, loss=loss.item())
-    net.eval()
+        return loss, {}
+
+    run_steps("pose-ssl", net, net.parameters(), cfg.lr, cfg.steps, step_fn, logger)
     return info
 
 
@@ -272,7 +248,7 @@ def sample_synthetic_scene(bank: torch.Tensor, box: np.ndarray, batch: int, peop
 
 
 def train_posenet_synthetic(model: SelfPose3dModel, projector: VolumeProjector, rig: CameraRig, cfg: PoseTrainConfig,
-                            root_cfg: RootTrainConfig, sigma_px: float, logger: _Logger, gen: torch.Generator,
+                            root_cfg: RootTrainConfig, sigma_px: float, logger: StepLog, gen: torch.Generator,
                             seed: int) -> dict:
     """Pose net on synthetic 3D poses projected into the Shelf cameras (3D L1 supervision)."""
     geo, dev = projector.geometry, projector.device
@@ -281,13 +257,12 @@ def train_posenet_synthetic(model: SelfPose3dModel, projector: VolumeProjector, 
     box = coverage_box_for(projector, rig, root_cfg)
     info = {"bank_poses": int(len(bank)), "bank_s": round(time.time() - t0, 1)}
     print(f"[pose-syn] {info}", flush=True)
-    net = model.pose_net.train()
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, cfg.steps))
+    net = model.pose_net
     stride = geo.affine_hm[:, 0, 0].abs().mean()
     W, H = geo.heatmap_wh
     lo, hi = cfg.score_range
-    for step in range(1, cfg.steps + 1):
+
+    def step_fn(step: int) -> tuple[torch.Tensor, dict[str, float]]:
         poses, valid = sample_synthetic_scene(bank, box, cfg.batch_size, cfg.people_range, gen)  # (B,P,J,3)
         B, P, J = poses.shape[:3]
         uv, front = to_heatmap_px(poses, geo)  # (V,B,P,J,2)
@@ -310,12 +285,9 @@ def train_posenet_synthetic(model: SelfPose3dModel, projector: VolumeProjector, 
             gts.append(gt)
         pred, gt = torch.cat(preds), torch.cat(gts)
         loss = (pred - gt).abs().mean() / 100.0
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        logger("pose-syn", step, cfg.steps, loss=loss.item(), mpjpe_mm=(pred - gt).norm(dim=-1).mean().item())
-    net.eval()
+        return loss, {"mpjpe_mm": (pred - gt).norm(dim=-1).mean().item()}
+
+    run_steps("pose-syn", net, net.parameters(), cfg.lr, cfg.steps, step_fn, logger)
     return info
 
 
@@ -349,11 +321,11 @@ def train(cfg: ShelfTrainConfig, out: str | Path) -> dict:
         try:
             model.root_net.load_state_dict(source.root_net.state_dict())
         except RuntimeError as exc:
-            raise ValueError(f"root_init {cfg.root_init}: its root net does not fit preset '{cfg.model}' "
+            raise CheckpointError(f"root_init {cfg.root_init}: its root net does not fit preset '{cfg.model}' "
                              f"(retrain it with shelf_rootnet): {str(exc).splitlines()[0]}") from None
     model = model.to(device)
     projector = build_projector(model, data.rig, device)
-    logger = _Logger(out, cfg.log_every)
+    logger = StepLog(out, cfg.log_every)
     t0 = time.time()
     summary: dict = {"device": str(device), "torch_threads": torch.get_num_threads()}
     if not cfg.root_init:
@@ -369,7 +341,7 @@ def train(cfg: ShelfTrainConfig, out: str | Path) -> dict:
     summary["pose_s"] = round(time.time() - t1, 1)
     summary["train_s"] = round(time.time() - t0, 1)
     model = model.cpu().eval()
-    path = save_checkpoint(out / "model.pt", model, {"trainer": "training.shelf", "config": cfg.model,
+    path = save_checkpoint(out / "model.pt", model, {"trainer": "training.shelf", "config": cfg.model, "input": "detections",
                                                      "train_frames": cfg.train_frames, "pose_mode": cfg.pose.mode})
     summary["checkpoint"] = str(path)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -22,6 +22,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
+from calib.configkit import ConfigError
 from engine.checkpoints import FORMAT, load_model_file, load_weights, read_file
 from engine.errors import CheckpointError
 from engine.model import SelfPose3dModel, build_model
@@ -63,7 +64,7 @@ POLICIES: dict[str, StagePolicy] = {
 def policy(stage: str) -> StagePolicy:
     """The policy of a stage name."""
     if stage not in POLICIES:
-        raise ValueError(f"unknown stage '{stage}'; use one of {list(POLICIES)}")
+        raise ConfigError(f"unknown stage '{stage}'; use one of {list(POLICIES)}")
     return POLICIES[stage]
 
 
@@ -98,7 +99,7 @@ def apply_modes(model: SelfPose3dModel, attention: nn.Module | None, pol: StageP
                     if isinstance(m, nn.modules.batchnorm._BatchNorm):
                         m.eval()
     if not params:
-        raise RuntimeError(f"stage '{pol.name}': nothing to train")
+        raise ConfigError(f"stage '{pol.name}': nothing to train", fix="unfreeze a part (frozen_bn, init) or pick another stage")
     return params
 
 

@@ -27,7 +27,9 @@ import numpy as np
 import torch
 
 from calib.configkit import to_dict, write_resolved
-from training.ssl.config import REPO, TrainConfig
+from calib.common.paths import REPO_ROOT
+from training.runner import Progress  # noqa: F401  (re-exported: training.ssl.trainer.Progress)
+from training.ssl.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -51,25 +53,67 @@ def epoch_order(n: int, seed: int, epoch: int, rank: int = 0, world: int = 1) ->
     return order[rank::world]
 
 
-class Progress:
-    """A one-line progress report on stderr (no tqdm dependency)."""
+# ------------------------------------------------------------------ builders (config -> objects)
 
-    def __init__(self, total: int, prefix: str, stream=sys.stderr, every: int = 1):
-        self.total, self.prefix, self.stream, self.every = total, prefix, stream, max(1, every)
-        self.t0 = time.perf_counter()
-        self.tty = hasattr(stream, "isatty") and stream.isatty()
 
-    def update(self, done: int, text: str) -> None:
-        if done % self.every and done != self.total:
-            return
-        dt = time.perf_counter() - self.t0
-        rate = dt / max(done, 1)
-        eta = rate * (self.total - done)
-        line = f"{self.prefix} {done}/{self.total} [{dt:6.0f}s, {rate:5.2f}s/it, eta {eta:5.0f}s] {text}"
-        self.stream.write(("\r" + line) if self.tty else line + "\n")
-        if self.tty and done == self.total:
-            self.stream.write("\n")
-        self.stream.flush()
+def load_training_rig(config: TrainConfig):
+    """The rig of ``config.data.rig`` (relative paths are from the checkout)."""
+    from calib.rig_config import load_rig
+
+    rig = config.data.rig
+    return load_rig(Path(rig) if Path(rig).is_absolute() else REPO_ROOT / rig)
+
+
+def build_model_config(config: TrainConfig, rig):
+    """The model preset with the config's overrides, its room set to the rig's volume."""
+    from engine.config import load_preset
+
+    vol = rig.volume
+    model_cfg = load_preset(config.model, tuple(config.model_overrides))
+    return replace(model_cfg, space_size_mm=tuple(vol.size_mm), space_center_mm=tuple(vol.center_mm))
+
+
+def build_networks(config: TrainConfig, model_cfg, policy):
+    """The model and the attention net the stage trains (the model's own, a light one, or None)."""
+    from engine.model import SelfPose3dModel
+    from training.ssl.forward import LightAttention
+
+    model = SelfPose3dModel(model_cfg)
+    attention = None
+    if policy.uses_attention and config.loss.use_attention:
+        a = config.attention
+        attention = getattr(model, "attn", None) or LightAttention(
+            a.depth, model_cfg.num_joints, a.width, tuple(a.deconv_channels))
+    return model, attention
+
+
+def build_optimizer(config: TrainConfig, model, params: list) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.MultiStepLR]:
+    """Adam over the trainable ``params`` (the backbone at ``backbone_lr``), stepped down at ``lr_steps``."""
+    backbone_ids = {id(p) for p in model.backbone.parameters()}
+    groups = [{"params": [p for p in params if id(p) not in backbone_ids], "lr": config.lr},
+              {"params": [p for p in params if id(p) in backbone_ids], "lr": config.backbone_lr or config.lr}]
+    optimizer = torch.optim.Adam([g for g in groups if g["params"]], lr=config.lr)
+    return optimizer, torch.optim.lr_scheduler.MultiStepLR(optimizer, list(config.lr_steps), config.lr_factor)
+
+
+def build_data(config: TrainConfig, rig, model_cfg, cache_dir: Path):
+    """The training scenes, their pseudo-labelled dataset and the validation scenes (or None)."""
+    from training.ssl.data import SSVDataset, SyntheticScenes
+
+    d, vol = config.data, rig.volume
+    scenes = SyntheticScenes(rig.cameras, d.train_seeds, d.frames_per_scene, d.frame_interval,
+                             d.people, d.fps, vol.center_mm, vol.size_mm)
+    labels = scenes.pseudo_labels(d.labels, d.detector_variant, d.detector_seed, cache_dir)
+    b = model_cfg.backbone
+    dataset = SSVDataset(labels, scenes.image_rgb, rig.cameras, tuple(b.image_size),
+                         tuple(b.heatmap_size), model_cfg.root_net.max_people,
+                         config.augment.rotation_factor_deg, config.augment.scale_factor,
+                         config.photometric, config.seed, target_centre=d.target_centre)
+    val_scenes = None
+    if config.val_every and config.stage != "backbone" and d.val_seeds:
+        val_scenes = SyntheticScenes(rig.cameras, d.val_seeds, d.val_frames_per_scene,
+                                     d.frame_interval, d.people, d.fps, vol.center_mm, vol.size_mm)
+    return scenes, dataset, val_scenes
 
 
 class Trainer:
@@ -82,12 +126,8 @@ class Trainer:
     """
 
     def __init__(self, config: TrainConfig, out_dir: str | Path, resume: bool = True):
-        from calib.rig_config import load_rig
-        from engine.config import load_preset
-        from engine.model import SelfPose3dModel
         from training.ssl import stages
-        from training.ssl.data import SSVDataset, SyntheticScenes
-        from training.ssl.forward import LightAttention, SSLGeometry, SSLModule
+        from training.ssl.forward import SSLGeometry, SSLModule
 
         self.config = config
         self.out_dir = Path(out_dir)
@@ -101,19 +141,10 @@ class Trainer:
         if self.world > 1 and not torch.distributed.is_initialized():
             torch.distributed.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
         torch.manual_seed(config.seed + self.rank)
-        d = config.data
-        rig_path = Path(d.rig) if Path(d.rig).is_absolute() else REPO / d.rig
-        self.rig = load_rig(rig_path)
-        vol = self.rig.volume
-        model_cfg = load_preset(config.model, tuple(config.model_overrides))
-        model_cfg = replace(model_cfg, space_size_mm=tuple(vol.size_mm), space_center_mm=tuple(vol.center_mm))
+        self.rig = load_training_rig(config)
+        model_cfg = build_model_config(config, self.rig)
         self.policy = stages.policy(config.stage)
-        self.model = SelfPose3dModel(model_cfg)
-        self.attention = None
-        if self.policy.uses_attention and config.loss.use_attention:
-            a = config.attention
-            self.attention = getattr(self.model, "attn", None) or LightAttention(
-                a.depth, model_cfg.num_joints, a.width, tuple(a.deconv_channels))
+        self.model, self.attention = build_networks(config, model_cfg, self.policy)
         self.loaded = stages.initialise(self.model, self.attention, self.policy, config.init, config.init_attention)
         self.model.to(self.device)
         if self.attention is not None:
@@ -130,29 +161,14 @@ class Trainer:
         self.module.set_l1_epoch(config.l1_epoch)
         self.separate_attention = separate_attention
         self.params = stages.apply_modes(self.model, self.attention, self.policy, config.frozen_bn)
-        backbone_ids = {id(p) for p in self.model.backbone.parameters()}
-        groups = [{"params": [p for p in self.params if id(p) not in backbone_ids], "lr": config.lr},
-                  {"params": [p for p in self.params if id(p) in backbone_ids], "lr": config.backbone_lr or config.lr}]
-        self.optimizer = torch.optim.Adam([g for g in groups if g["params"]], lr=config.lr)
-        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, list(config.lr_steps), config.lr_factor)
+        self.optimizer, self.scheduler = build_optimizer(config, self.model, self.params)
         self.step_module: torch.nn.Module = self.module
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.step_module = DDP(self.module, device_ids=ids, find_unused_parameters=True)
-        self.scenes = SyntheticScenes(self.rig.cameras, d.train_seeds, d.frames_per_scene, d.frame_interval,
-                                      d.people, d.fps, vol.center_mm, vol.size_mm)
-        labels = self.scenes.pseudo_labels(d.labels, d.detector_variant, d.detector_seed, self.out_dir.parent / "cache")
-        b = model_cfg.backbone
-        self.dataset = SSVDataset(labels, self.scenes.image_rgb, self.rig.cameras, tuple(b.image_size),
-                                  tuple(b.heatmap_size), model_cfg.root_net.max_people,
-                                  config.augment.rotation_factor_deg, config.augment.scale_factor,
-                                  config.photometric, config.seed, target_centre=d.target_centre)
-        self.val_scenes = None
-        if config.val_every and config.stage != "backbone" and d.val_seeds:
-            self.val_scenes = SyntheticScenes(self.rig.cameras, d.val_seeds, d.val_frames_per_scene,
-                                              d.frame_interval, d.people, d.fps, vol.center_mm, vol.size_mm)
+        self.scenes, self.dataset, self.val_scenes = build_data(config, self.rig, model_cfg, self.out_dir.parent / "cache")
         self.epoch = 0
         self.step_in_epoch = 0
         self.global_step = 0
@@ -364,20 +380,14 @@ def export_resume_checkpoint(run_dir: str | Path, name: str = "model_last.pt") -
     overrides, the rig's volume); the attention net goes into the file's meta as usual.
     """
     from calib.configkit import from_dict
-    from calib.rig_config import load_rig
     from engine.checkpoints import save_checkpoint
-    from engine.config import load_preset
     from engine.model import SelfPose3dModel
     from training.ssl.stages import ATTENTION_META_KEY
 
     run_dir = Path(run_dir)
     state = torch.load(run_dir / RESUME_FILE, map_location="cpu", weights_only=True)
     cfg = from_dict(TrainConfig, json.loads(state["config"]))
-    rig_path = Path(cfg.data.rig) if Path(cfg.data.rig).is_absolute() else REPO / cfg.data.rig
-    vol = load_rig(rig_path).volume
-    model_cfg = replace(load_preset(cfg.model, tuple(cfg.model_overrides)), space_size_mm=tuple(vol.size_mm),
-                        space_center_mm=tuple(vol.center_mm))
-    model = SelfPose3dModel(model_cfg)
+    model = SelfPose3dModel(build_model_config(cfg, load_training_rig(cfg)))
     model.load_state_dict(state["model"])
     meta = {"stage": cfg.stage, "epoch": int(state["epoch"]), "step": int(state["global_step"]),
             "train_config": state["config"], "metrics": "{}"}
