@@ -175,7 +175,7 @@ class LiveMonitor:
 
 def build_children(cfg, rig, args, route) -> list:
     """The child process specs of one live run."""
-    from app.children import capture_child, recorder_child, viewer_child
+    from app.children import capture_child, viewer_child
     from app.export import exporter_child
     from app.supervisor import ChildSpec
     from app.worker import inference_child
