@@ -66,6 +66,8 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--record", action="store_true")
     ap.add_argument("--model", default="light")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="live config override passed on (e.g. worker.compile=false)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-media-"))
     rig = Path(args.rig) if args.rig else stand_in_rig(work)
@@ -75,6 +77,8 @@ def main() -> int:
            "--set", f"poses_endpoint=ipc:///tmp/sp3d-poses-{tag}",
            "--set", f"status_endpoint=ipc:///tmp/sp3d-status-{tag}",
            "--set", f"capture.stream.endpoint=ipc:///tmp/sp3d-frames-{tag}"]
+    for kv in args.overrides:
+        cmd += ["--set", kv]
     if args.record:
         cmd += ["--record", str(work / "take")]
     t0 = time.monotonic()
@@ -94,7 +98,7 @@ def main() -> int:
     disk = sum(f.stat().st_size for f in (work / "take").rglob("*") if f.is_file()) if args.record else None
     result = {
         "cpu": "Intel Xeon (model 167, Sapphire Rapids class), 2 threads, shared",
-        "rig": str(rig), "seconds": args.seconds, "rc": proc.returncode, "ready_after_s": ready,
+        "rig": str(rig), "overrides": args.overrides, "seconds": args.seconds, "rc": proc.returncode, "ready_after_s": ready,
         "framesets_published": cap.get("published"), "framesets_per_s": round(cap.get("published", 0) / run_s, 2),
         "complete_ratio": round(cap["complete"] / cap["published"], 4) if cap.get("published") else None,
         "skipped_per_camera": cap.get("skipped"), "slipped_s": cap.get("slipped_ms", 0) / 1000, "dropped": cap.get("dropped"),

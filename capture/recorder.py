@@ -249,6 +249,8 @@ class RecordReport:
             out["skipped"] = skipped
         if dropped:
             out["dropped"] = dropped
+        if "slipped_ms" in self.counts:
+            out["slipped_s"] = self.counts["slipped_ms"] / 1000  # replay behind real time (decode-bound)
         if self.stopped:
             out["stopped"] = self.stopped
         return out

@@ -30,7 +30,8 @@ def test_short_replay_ends_normally_with_every_frameset_complete(tmp_path, toy_r
     """Item 2: a non-looping 60 fps replay that ends (here possibly during start-up) exits 0 with
     'input ended after N framesets'; item 1: N framesets published, all complete."""
     rig = media_rig(tmp_path, toy_rig, frames=(120,) * 4)
-    out, _ = _run_live(tmp_path, "--model", "light", "--rig", str(rig), "--duration", "120")
+    out, _ = _run_live(tmp_path, "--model", "light", "--rig", str(rig), "--duration", "120",
+                      "--set", "worker.compile=false", "--set", "worker.warmup=false")  # start-up: seconds, not minutes
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     cap = summary["capture"]
     assert summary["ended"] == f"input ended after {cap['published']} framesets"

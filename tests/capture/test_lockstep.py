@@ -52,7 +52,7 @@ def media_rig(tmp_path, toy_rig, *, frames=(90, 90, 90, 90), realtime=True, loop
     under a calibration of ``calib_size``; returns the rig file."""
     from calib.camera import CameraRig
     from calib.io import scale_intrinsics
-    from calib.rig_config import SourceConfig, save_rig
+    from calib.rig_config import SourceConfig, VolumeConfig, save_rig
 
     sources = []
     for i, cam in enumerate(toy_rig.names):
@@ -60,7 +60,9 @@ def media_rig(tmp_path, toy_rig, *, frames=(90, 90, 90, 90), realtime=True, loop
         write_video(path, frames[i], size=(sizes or {}).get(cam, (W, H)))
         sources.append(SourceConfig(kind="file", uri=str(path), fps=fps, realtime=realtime, loop=loop))
     small = CameraRig(tuple(scale_intrinsics(c, *calib_size) for c in toy_rig))
-    return save_rig(small, tmp_path / "rig.yaml", name="toy", sources=sources)
+    # the toy room (4 m); without a volume the rig would size one from the cameras' field of view
+    return save_rig(small, tmp_path / "rig.yaml", name="toy", sources=sources,
+                    volume=VolumeConfig(center_mm=(0.0, 0.0, 900.0), size_mm=(4000.0, 4000.0, 2000.0)))
 
 
 def _drain(live: LiveRig, *, consumer_s: float = 0.0, timeout_s: float = 30.0, max_sets: int | None = None):
