@@ -6,6 +6,7 @@ Examples::
     selfpose3d rig configs/rigs/shelf.yaml --set volume.center_mm=[0,0,800]
     selfpose3d rig calibration_160906_band1.json --cameras 00_03,00_06 --convert out.toml --format anipose
     selfpose3d rig calibration_shelf.json --image-size 1032 776 --convert shelf.yaml --format rig
+    selfpose3d rig Calib.qca.txt --videos videos/ --convert my_rig.yaml   # a rig of one video per camera
 
 Prints each camera (name, resolution, centre in metres, focal lengths) and the volume, and checks
 that every camera sees the volume centre (in front of it and inside its image); exits 1 if one
@@ -36,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input-format", default="auto", choices=("auto",) + FORMATS,
                         help="format of a calibration-file input (default: sniffed)")
     parser.add_argument("--convert", metavar="OUT", default=None, help="write the cameras to OUT")
+    parser.add_argument("--videos", metavar="DIR", default=None,
+                        help="with --convert to a rig YAML: each camera's source is the video DIR/<camera>.* "
+                             "(a camera without one is an error naming it)")
     parser.add_argument("--format", dest="out_format", default=None, choices=FORMATS,
                         help="format of --convert (default: from OUT's suffix: .yaml rig, .toml anipose, .xml opencv, .qca.txt qualisys; pose2sim: Calib.toml in metres)")
 
@@ -115,8 +119,29 @@ def _check_sources(rig: Rig) -> bool:
     return ok
 
 
+def video_sources(folder: Path, cameras: list[str]) -> list:
+    """One ``file`` source per camera: ``folder/<camera>.<video suffix>`` (MissingInputError naming the
+    cameras without a video and the videos found)."""
+    from calib.common.errors import MissingInputError
+    from calib.rig_config import SourceConfig
+
+    videos = {p.stem: p for p in sorted(Path(folder).glob("*")) if p.suffix.lower() in VIDEO_SUFFIXES}
+    missing = [c for c in cameras if c not in videos]
+    if missing:
+        raise MissingInputError(f"--videos {folder}: no video for camera(s) {missing} (found {sorted(videos)}); "
+                                "name each video after its camera, e.g. cam01.mp4")
+    return [SourceConfig(kind="file", uri=str(videos[c].resolve())) for c in cameras]
+
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+
+
 def run(args: argparse.Namespace) -> int:
     rig = _load(args)
+    if args.videos:
+        if not args.convert:
+            raise ConfigError("--videos sets the sources of the rig YAML that --convert OUT.yaml writes; add --convert")
+        rig = load_rig(save_rig(rig, args.convert, sources=video_sources(Path(args.videos), rig.names)))
     if args.convert:
         out = Path(args.convert)
         fmt = args.out_format or "auto"

@@ -290,3 +290,22 @@ def test_cameras_that_do_not_overlap_are_named(toy_rig):
     turn = np.diag([-1.0, 1.0, -1.0])  # both turned round: back to back, each looks out of the room
     with pytest.raises(CalibrationError, match="do not overlap"):
         volume_from_cameras(CameraRig(tuple(c.replace(R=turn @ c.R, t_mm=turn @ c.t_mm) for c in (a, b))))
+
+
+@pytest.mark.data
+def test_rig_from_a_calibration_and_a_videos_folder(shared_data, tmp_path, capsys):
+    """`selfpose3d rig Calib.qca.txt --videos DIR --convert my.yaml`: a live-ready rig in one command."""
+    from app.cli import main
+    from calib.rig_config import load_rig
+
+    videos = shared_data / "pose2sim_demos" / "Demo_MultiPerson" / "videos"
+    out = tmp_path / "my.yaml"
+    assert main(["rig", str(_qca(shared_data)), "--videos", str(videos), "--convert", str(out)]) == 0
+    rig = load_rig(out)
+    assert [rig.source(n).kind for n in rig.names] == ["file"] * 4
+    assert [Path(rig.source(n).uri).name for n in rig.names] == ["cam01.mp4", "cam02.mp4", "cam03.mp4", "cam04.mp4"]
+    assert "every source opens at its calibration's size" in capsys.readouterr().out
+    (tmp_path / "few").mkdir()
+    (tmp_path / "few" / "cam01.mp4").symlink_to(videos / "cam01.mp4")
+    assert main(["rig", str(_qca(shared_data)), "--videos", str(tmp_path / "few"), "--convert", str(out)]) == 2
+    assert "no video for camera(s) ['cam02', 'cam03', 'cam04']" in capsys.readouterr().err
