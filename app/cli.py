@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, int]] = {
     "view": ("Open3D live viewer of the poses stream", 9),
     "overlay": ("draw 3D skeletons reprojected into each camera image, side by side", 9),
     "calibrate": ("calibration tools: intrinsics | extrinsics | refine | check | board", 10),
+    "bench": ("benchmarks: precision (joint deviation and speed of fp32 / bf16 per model)", 25),
 }
 
 
