@@ -106,6 +106,9 @@ class OriginalThreeD:
         self.root_id = ocfg.DATASET.ROOTIDX
 
     def __call__(self, heatmaps, meta):
+        # as shipped the original runs with the default FPU state; our eager stages switch the
+        # calling thread to flush-to-zero, which would otherwise speed the original up too
+        torch.set_flush_denormal(False)
         with torch.no_grad():
             hms = [heatmaps[v:v + 1] for v in range(heatmaps.shape[0])]  # per view (1,J,h,w)
             mp = self.ocfg.MULTI_PERSON
@@ -146,9 +149,12 @@ def bench(original: Path, threads: int, rounds: int, compile_: bool, log) -> dic
     original_3d = OriginalThreeD(orig, ocfg, pristine, bump)
     meta = original_meta(rig, cfg.backbone.image_size)
     standin_model = copy.deepcopy(pristine)
-    variants = {"original": lambda: original_3d(heatmaps, meta),
-                "standin": lambda: upstream_style_3d(standin_model, rig, heatmaps, cfg, rt0.space_size_mm,
-                                                     rt0.space_center_mm, threshold, bump)}
+    def standin():
+        torch.set_flush_denormal(False)  # default FPU state, like the original
+        return upstream_style_3d(standin_model, rig, heatmaps, cfg, rt0.space_size_mm, rt0.space_center_mm,
+                                 threshold, bump)
+
+    variants = {"original": lambda: original_3d(heatmaps, meta), "standin": standin}
     for name, rt in runtimes.items():
         variants[name] = lambda rt=rt: rt.from_heatmaps(heatmaps).candidates
     outs = {k: fn() for k, fn in variants.items()}  # warm-up (oneDNN primitives, compilation) + outputs
