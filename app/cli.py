@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "view": "Open3D live viewer of the poses stream",
     "overlay": "draw 3D skeletons reprojected into each camera image, side by side",
     "calibrate": "calibration tools: intrinsics | extrinsics | refine | check | board",
+    "bench": "benchmarks: precision (joint deviation and speed of fp32 / bf16 per model)",
 }
 USER_ERROR_EXIT = 2  # bad input: one line naming it and the fix
 INTERRUPTED_EXIT = 130

@@ -49,7 +49,7 @@ class WorkerConfig:
     estimator_workers: int = 2
     backend: Literal["auto", "eager", "tensorrt"] = "auto"
     device: str = "auto"
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     compile: bool = True
     max_age_ms: float = 300.0
     min_views: int = 2

@@ -14,7 +14,6 @@ import copy
 import dataclasses
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -26,10 +25,12 @@ import torch.nn.functional as F
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
+from benchutil import environment  # noqa: E402
 from calib.io import load_calibration  # noqa: E402
 from engine.config import load_preset  # noqa: E402
-from engine.device import cpu_has_amx, cpu_has_native_bf16  # noqa: E402
+from engine.device import cpu_has_native_bf16  # noqa: E402
 from engine.model import build_model  # noqa: E402
 from engine.posenet import soft_argmax  # noqa: E402
 from engine.project import get_affine, image_scale  # noqa: E402
@@ -69,7 +70,9 @@ def render(rig, cfg) -> torch.Tensor:
     return torch.from_numpy(out)
 
 
-# ---- upstream-style baseline: per-view projection recomputed per call, per-candidate pose net ----
+# ---- upstream-style stand-in: per-view projection recomputed per call, per-candidate pose net ----
+# Not the original code (benchmarks/bench_original.py runs that); ratios against it are labelled
+# "vs upstream-style stand-in" and must not be quoted as "vs the original".
 def _upstream_project(heatmaps, rig, size, center, bins, input_size):
     V, C, H, W = heatmaps.shape
     g = [torch.linspace(-s / 2, s / 2, n) + c for s, c, n in zip(size, center, bins)]
@@ -283,8 +286,9 @@ def main(argv=None) -> int:
     native = cpu_has_native_bf16()
     bf16_cfgs = args.bf16_configs if args.bf16_configs is not None else (args.configs if native else ["light"])
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
-    result = {"torch": torch.__version__, "threads": args.threads, "cpu": platform.processor() or platform.machine(),
-              "cpu_amx": cpu_has_amx(), "cpu_native_bf16": native, "loadavg_before": os.getloadavg(),
+    result = {**environment(), "loadavg_before": os.getloadavg(),
+              "baseline": "upstream_style_fp32: this script's own stand-in (per-view projection per call, "
+                          "one pose-net call per candidate), NOT the original code: see bench_original.py",
               "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
               "note": ("2 CPU cores shared with 5 other engineers' jobs while measuring (see loadavg); "
                        "medians over interleaved rounds; ratios are within this run"),

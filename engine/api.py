@@ -153,7 +153,7 @@ class Predictor:
 
 
 def load_model(checkpoint_or_preset: str | Path | Sequence[str | Path], rig: CameraRig, *,
-               backend: str = "auto", device: str = "auto", precision: str = "fp32", compile: bool = False,
+               backend: str = "auto", device: str = "auto", precision: str = "auto", compile: bool = False,
                volume_center_mm: Sequence[float] | None = None, volume_size_mm: Sequence[float] | None = None,
                config_overrides: Sequence[str] = (), bgr: bool = True, cache_dir: str | Path | None = None,
                refine_radius_mm: float | None = None) -> Predictor:
@@ -165,7 +165,7 @@ def load_model(checkpoint_or_preset: str | Path | Sequence[str | Path], rig: Cam
             (``released``, ``light``: random weights, for timing and plumbing only).
         rig: cameras in view order (the images' order).
         backend: ``auto`` | ``eager`` | ``tensorrt``; device ``auto`` | ``cpu`` | ``cuda:N``;
-            precision ``fp32`` | ``bf16`` | ``fp16``; compile: torch.compile (eager).
+            precision ``auto`` (bf16 only with native bf16 and a passed check) | ``fp32`` | ``bf16`` | ``fp16``; compile: torch.compile (eager).
         volume_center_mm, volume_size_mm: room volume for the root net (default: the config's).
         config_overrides: ``a.b=c`` overrides of the preset (presets only).
         bgr: images are BGR (OpenCV) rather than RGB.

@@ -196,18 +196,19 @@ def load_model_file(paths: str | Path | Iterable[str | Path], config: ModelConfi
         (model in eval mode, one LoadReport per file).
     """
     from engine.config import load_preset
+    from engine.precision import parse_bf16_check
 
     paths = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
     if not paths:
         raise CheckpointError("no checkpoint file given; pass --checkpoint FILE or --preset NAME")
+    first = read_file(paths[0]) if config is None else None
+    ours = isinstance(first, Mapping) and first.get("format") == FORMAT
     if config is None:
-        first = read_file(paths[0])
-        if isinstance(first, Mapping) and first.get("format") == FORMAT:
-            config = ModelConfig.from_dict(first["config"])
-        else:
-            config = load_preset("released")
+        config = ModelConfig.from_dict(first["config"]) if ours else load_preset("released")
     model = build_model(config)
     reports = [load_weights(model, p) for p in paths]
+    # read by precision 'auto': the release-time bf16 deviation record of a single file of ours
+    model.bf16_check = parse_bf16_check(first.get("meta")) if ours and len(paths) == 1 else None
     loaded = {part for r in reports for part in r.parts}
     missing = [p for p in require_parts if p not in loaded]
     if missing:

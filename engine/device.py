@@ -1,7 +1,8 @@
 """Device, precision and backend resolution (DESIGN.md §5), detected without raising.
 
 ``auto`` picks TensorRT only when CUDA and torch_tensorrt are both usable, else eager, and logs
-why. An explicitly requested backend, device or precision that cannot run raises
+why. Precision ``auto`` picks bf16 only on a CPU with native bf16 and a model whose release-time
+deviation check passed (:func:`engine.precision.choose_precision`), else fp32, and logs both. An explicitly requested backend, device or precision that cannot run raises
 :class:`BackendUnavailableError` with the fix; there is no silent fallback.
 """
 
@@ -20,7 +21,10 @@ from engine.errors import BackendUnavailableError
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "eager", "tensorrt")
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # native bf16 compute (oneDNN); without them bf16 is emulated
+REPORTED_FLAGS = ("amx_bf16", "amx_tile", "amx_int8", "avx512_bf16", "avx512f", "avx512_vnni", "avx512_fp16",
+                  "avx2", "fma")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -37,14 +41,52 @@ def cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
-def cpu_has_amx() -> bool:
+@lru_cache(maxsize=1)
+def cpu_model_name() -> str:
+    """``model name`` of /proc/cpuinfo (with the family/model numbers), or the platform's processor."""
+    import platform
+
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    fields = {}
+    for line in text.splitlines():
+        if ":" in line:
+            k, v = line.split(":", 1)
+            fields.setdefault(k.strip(), v.strip())
+        elif fields:
+            break  # first processor only
+    name = fields.get("model name", platform.processor() or platform.machine())
+    return f"{name} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})"
+
+
+def cpu_info() -> dict:
+    """CPU model, core count and the bf16/AMX/AVX-512 flags (every benchmark JSON carries this)."""
+    import os
+
+    flags = cpu_flags()
+    return {"model": cpu_model_name(), "logical_cpus": os.cpu_count(),
+            "flags": {f: f in flags for f in REPORTED_FLAGS}, "native_bf16": cpu_has_native_bf16(flags),
+            "torch_cpu_capability": torch.backends.cpu.get_cpu_capability()}
+
+
+def cpu_has_amx(flags: frozenset[str] | None = None) -> bool:
     """True if the CPU has AMX bf16 tiles (fast bf16 matmul/conv through oneDNN)."""
-    return "amx_bf16" in cpu_flags()
+    return "amx_bf16" in (cpu_flags() if flags is None else flags)
 
 
-def cpu_has_native_bf16() -> bool:
+def cpu_has_native_bf16(flags: frozenset[str] | None = None) -> bool:
     """True if the CPU computes bf16 natively (AMX or AVX512-BF16); otherwise bf16 is emulated."""
-    return bool({"amx_bf16", "avx512_bf16"} & cpu_flags())
+    return bool(set(BF16_FLAGS) & (cpu_flags() if flags is None else flags))
+
+
+def bf16_flags_detail(flags: frozenset[str] | None = None) -> str:
+    """What the bf16 detection saw, for the log: e.g. ``amx_bf16 yes, avx512_bf16 yes``."""
+    flags = cpu_flags() if flags is None else flags
+    if not flags:
+        return "no /proc/cpuinfo flags"
+    return ", ".join(f"{f} {'yes' if f in flags else 'no'}" for f in BF16_FLAGS)
 
 
 def tensorrt_status() -> tuple[bool, str]:
@@ -97,8 +139,14 @@ class Resolved:
         return DTYPES[self.precision]
 
 
-def resolve(backend: str = "auto", device: str = "auto", precision: str = "fp32") -> Resolved:
-    """Resolve the user's choices; explicit impossible requests raise BackendUnavailableError."""
+def resolve(backend: str = "auto", device: str = "auto", precision: str = "fp32",
+            bf16_check: dict | None = None, flags: frozenset[str] | None = None) -> Resolved:
+    """Resolve the user's choices; explicit impossible requests raise BackendUnavailableError.
+
+    Args:
+        bf16_check: the model file's release-time bf16 deviation record (``auto`` reads it).
+        flags: CPU flags (default: this machine's /proc/cpuinfo; tests pass fakes).
+    """
     if backend not in BACKENDS:
         raise BackendUnavailableError(f"backend '{backend}' unknown; choose one of {list(BACKENDS)}")
     if precision not in PRECISIONS:
@@ -123,8 +171,17 @@ def resolve(backend: str = "auto", device: str = "auto", precision: str = "fp32"
         log.info("backend auto -> %s (%s)", backend, reason)
     else:
         reason = "requested"
+    if precision == "auto":
+        if dev.type == "cpu":
+            from engine.precision import choose_precision
+
+            precision, why = choose_precision(cpu_has_native_bf16(flags), bf16_flags_detail(flags), bf16_check)
+        else:
+            precision, why = "fp32", f"fp32 on {dev} (fp16/bf16 there only on request)"
+        log.info("precision auto -> %s", why)
+        reason = f"{reason}; {why}"
     if dev.type == "cpu" and precision == "fp16":
         raise BackendUnavailableError("precision 'fp16' is not supported on CPU; use fp32 or bf16 (with AMX)")
-    if dev.type == "cpu" and precision == "bf16" and not cpu_has_native_bf16():
+    if dev.type == "cpu" and precision == "bf16" and not cpu_has_native_bf16(flags):
         log.warning("precision bf16 on a CPU without AMX/AVX512-BF16: bf16 is emulated and slower than fp32")
     return Resolved(backend, dev, precision, reason)

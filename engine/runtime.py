@@ -102,7 +102,9 @@ class InferenceRuntime:
         rig: cameras in view order.
         backend: ``auto`` | ``eager`` | ``tensorrt``.
         device: ``auto`` | ``cpu`` | ``cuda:N``.
-        precision: ``fp32`` | ``bf16`` | ``fp16``.
+        precision: ``auto`` | ``fp32`` | ``bf16`` | ``fp16``; bf16 is mixed (fp32 islands,
+            :mod:`engine.precision`); ``auto`` is bf16 only on a CPU with native bf16 and a model
+            whose release-time check passed (``model.bf16_check``, set by the checkpoint loader), else fp32.
         compile: eager only: ``torch.compile`` each stage.
         channels_last: eager only: channels-last memory (always on for bf16).
         space_size_mm, space_center_mm: room volume (default: the model config's).
@@ -117,11 +119,12 @@ class InferenceRuntime:
     """
 
     def __init__(self, model: SelfPose3dModel, rig: CameraRig, *, backend: str = "auto", device: str = "auto",
-                 precision: str = "fp32", compile: bool = False, channels_last: bool = True,
+                 precision: str = "auto", compile: bool = False, channels_last: bool = True,
                  space_size_mm: Sequence[float] | None = None, space_center_mm: Sequence[float] | None = None,
                  pad_people: bool | None = None, cache_dir: str | Path | None = None, bgr: bool = True,
                  refine_radius_mm: float | None = None):
-        self.resolved: Resolved = resolve(backend, device, precision)
+        self.resolved: Resolved = resolve(backend, device, precision, getattr(model, "bf16_check", None))
+        precision = self.resolved.precision
         cfg = model.config
         self.config = cfg
         self.rig = rig
@@ -161,7 +164,7 @@ class InferenceRuntime:
             from engine.backends.eager import EagerStage
 
             cl = channels_last or precision != "fp32"
-            self.stages = {n: EagerStage(m, len(shapes[n]), self.device, self.resolved.dtype, cl, compile)
+            self.stages = {n: EagerStage(m, len(shapes[n]), self.device, self.resolved.dtype, cl, compile, stage=n)
                            for n, m in modules.items()}
         self._root_buf = torch.zeros(shapes["root_net"], dtype=torch.float32, device=self.device)
         self._pose_buf = torch.zeros(shapes["pose_net"], dtype=torch.float32, device=self.device)

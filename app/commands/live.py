@@ -38,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="our checkpoint (file or folder), official SelfPose3d file(s) joined by ',', "
                              "or a preset (light|released: untrained). Default: the route's own")
     parser.add_argument("--backend", choices=["auto", "eager", "tensorrt"], default=None)
-    parser.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default=None)
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default=None,
+                        help="default: the live config's worker.precision (auto: bf16 only where the CPU and the model's check allow)")
     parser.add_argument("--no-viewer", action="store_true", help="no window (use --render for a video)")
     parser.add_argument("--render", default=None, metavar="OUT.mp4", help="render the 3D view headless to a video")
     parser.add_argument("--record", default=None, metavar="DIR", help="record the camera streams to a session")

@@ -41,7 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="output .json or .npz")
     parser.add_argument("--backend", default="auto", choices=["auto", "eager", "tensorrt"])
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda:N")
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                        help="auto (default): bf16 only on a CPU with native bf16 and a model whose bf16 check passed")
     parser.add_argument("--compile", action="store_true", help="torch.compile the stages (eager backend)")
     parser.add_argument("--volume-center", nargs=3, type=float, default=None, metavar=("X", "Y", "Z"), help="mm")
     parser.add_argument("--volume-size", nargs=3, type=float, default=None, metavar=("X", "Y", "Z"), help="mm")

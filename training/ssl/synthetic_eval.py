@@ -25,7 +25,7 @@ DEFAULT_CONFIG = "light_posenet"
 
 
 def evaluate_model(model, scenes, frames: Sequence[tuple[str, int]] | None = None, *, device: str = "cpu",
-                   precision: str = "fp32", progress: bool = False,
+                   precision: str = "auto", progress: bool = False,
                    refine_radius_mm: float | None = None) -> dict[str, float]:
     """Run ``model`` on held-out frames and score it against the 3D truth.
 
@@ -103,7 +103,7 @@ def held_out_scenes(config_name: str = DEFAULT_CONFIG, overrides: Sequence[str] 
 
 
 def evaluate_default(checkpoint: str | Path | None = None, config_name: str = DEFAULT_CONFIG,
-                     max_frames: int | None = None, precision: str = "fp32",
+                     max_frames: int | None = None, precision: str = "auto",
                      refine_radius_mm: float | None = None) -> dict[str, float]:
     """``selfpose3d eval synthetic``: the committed light model on the held-out scenes, printed.
 
