@@ -342,7 +342,7 @@ def inference_child(name: str, status_endpoint: str, *, rig_path: str, rig_overr
         truth = synthetic_truth(rig) if cfg.truth else None
         work = InferenceWorker(predictor, rig.cameras, rig.name, tracker=tracker, truth=truth,
                                max_age_ms=cfg.max_age_ms, min_views=cfg.min_views)
-        with Subscriber(frames_endpoint, [f"frames/{rig.name}".encode()], hwm=2) as sub, \
+        with Subscriber(frames_endpoint, [f"frames/{rig.name}".encode()], hwm=1) as sub, \
                 Publisher(poses_endpoint, hwm=4) as pub:
             pipeline = PosePipeline(work, pub.send) if cfg.pipeline else None
             if pipeline is not None and cfg.root_stage_nice:

@@ -20,6 +20,9 @@ import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.benchutil import environment  # noqa: E402
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -59,17 +62,20 @@ def _usage(pids: list[int]) -> tuple[float, int]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rig", default=str(REPO / "configs" / "rig.yaml"))
-    parser.add_argument("--model", default="light", help="checkpoint or preset (default: untrained light)")
+    parser.add_argument("--model", default="light",
+                        help="checkpoint or preset (default: untrained light); '' = the route's default")
+    parser.add_argument("--engine", default=None, help="auto | image | triangulate | learned (default: auto)")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     tag = uuid.uuid4().hex[:8]
-    cmd = [sys.executable, "-m", "app.cli_live", "--rig", args.rig, "--no-viewer", "--model", args.model,
-           "--duration", str(args.seconds),
+    cmd = [sys.executable, "-m", "app.cli_live", "--rig", args.rig, "--no-viewer", "--duration", str(args.seconds),
            "--set", f"poses_endpoint=ipc:///tmp/sp3d-bench-poses-{tag}",
            "--set", f"status_endpoint=ipc:///tmp/sp3d-bench-status-{tag}",
            "--set", f"capture.stream.endpoint=ipc:///tmp/sp3d-bench-frames-{tag}"]
+    cmd += ["--model", args.model] if args.model else []
+    cmd += ["--engine", args.engine] if args.engine else []
     for o in args.overrides:
         cmd += ["--set", o]
     load_before = os.getloadavg()
@@ -94,7 +100,8 @@ def main() -> int:
                if end is not None and end[0] > steady[0][0] else None)
     result = {**summary, "seconds": args.seconds, "model": args.model, "cpu_percent_of_one_core": cpu_pct,
               "peak_rss_mb": round(peak_rss / 2**20, 1), "loadavg_before": load_before,
-              "loadavg_after": os.getloadavg(), "overrides": args.overrides}
+              "loadavg_after": os.getloadavg(), "overrides": args.overrides, "engine": args.engine or "auto",
+              "environment": environment()}
     for k, v in result.items():
         print(f"{k:>24}: {v}")
     if args.json:

@@ -162,6 +162,9 @@ class LiveRig:
                 (r.state == "ok" and now - self._last_frame_ns[r.camera] > stale_s * 1e9)]
 
 
+CONSUMER_WAIT_MS = 1000.0  # a media replay waits this long for a full subscriber queue, then drops
+
+
 def _accepts_wait(publisher) -> bool:
     """True if ``publisher.send`` takes ``wait_ms`` (wrappers of :class:`Publisher` may not)."""
     import inspect
@@ -280,6 +283,9 @@ class CaptureProcess:
         self._shm_ring = shm_ring
         self._shm_slot_bytes = shm_slot_bytes
         self._view_index = {c: i for i, c in enumerate(live.cameras)}
+        # A lockstep media replay has no clock to keep: when the subscriber's queue is full it waits
+        # (the timeline slips) instead of dropping a frameset whose four frames were decoded for nothing.
+        self._consumer_paced = live.schedule is not None and live.lockstep and _accepts_wait(publisher)
 
     def status(self, state: str, error: str = "") -> Status:
         """The current status message."""
@@ -383,7 +389,13 @@ class CaptureProcess:
         fs = frameset_from(synced, rig=self.rig_name, seq=self._seq, encoding=self.encoding,
                            jpeg_quality=self.jpeg_quality, shm=shm, view_index=self._view_index, source=self.process)
         self._seq += 1
-        if self.publisher.send(fs):
+        if self._consumer_paced:  # media replay: wait for the consumer rather than decode for nothing
+            t0 = time.monotonic()
+            sent = self.publisher.send(fs, wait_ms=CONSUMER_WAIT_MS)
+            self.live.schedule.consumer_held(time.monotonic() - t0)
+        else:
+            sent = self.publisher.send(fs)
+        if sent:
             lat = (now_ns() - synced.t_ref_ns) / 1e6
             self._recent_lat.append(lat)
             self.report.latency_ms.append(lat)

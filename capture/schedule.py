@@ -132,6 +132,15 @@ class ReplaySchedule:
                 self._stop.wait(delay)
         return t_ns
 
+    def consumer_held(self, seconds: float) -> None:
+        """The consumer kept the rig waiting ``seconds`` (its queue was full): move the timeline
+        back by as much, so the replay slows to the consumer's pace instead of skipping frames a
+        video would still have to decode (:attr:`slipped_s` counts it too)."""
+        with self._cond:
+            if self.realtime and self.pacer.start_ns is not None and seconds > 0:
+                self.pacer.start_ns += int(seconds * 1e9)
+                self.slipped_s += seconds
+
     def retire(self, camera: str) -> None:
         """``camera`` will not ask again (its source ended or failed): nobody waits for it."""
         with self._cond:

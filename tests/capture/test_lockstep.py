@@ -205,3 +205,15 @@ def test_decode_bound_cameras_slip_the_timeline_instead_of_skipping():
     assert slow == [0, 1, 2, 3] and sch.slipped_s > 0.2 and sch.skipped == {"a": 0, "b": 0}
     fast, sch = rounds(0.001)
     assert fast[-1] >= 15 and sch.slipped_s == 0.0 and sch.skipped["a"] == sch.skipped["b"] > 10
+
+
+def test_a_consumer_holding_the_replay_slips_the_timeline_instead_of_skipping():
+    from capture.schedule import ReplaySchedule
+
+    sched = ReplaySchedule(["a", "b"], fps=60.0, realtime=True)
+    for cam in ("a", "b"):
+        sched.next_index(cam, 0)
+    start = sched.pacer.start_ns
+    sched.consumer_held(0.5)  # the subscriber's queue was full for half a second
+    assert sched.pacer.start_ns == start + 500_000_000 and sched.slipped_s == 0.5
+    assert sched.next_index("a", 1) == 1 and sched.skipped["a"] == 0  # nothing skipped for it
