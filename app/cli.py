@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, int]] = {
     "pseudo-labels": ("soft/hard 2D pseudo labels: from footage with the bundled estimator, or imported", 6),
     "train": ("train a stage: backbone | rootnet | posenet | finetune", 6),
     "train-shelf": ("train root/pose nets on Shelf from its 2D detections (no 3D ground truth)", 7),
+    "train-detection": ("train the rig-agnostic learned detection route on synthetic random rigs", 20),
     "eval": ("evaluate: panoptic | shelf | campus | synthetic", 6),
     "release-model": ("a trained model file -> a small release file (float16, held-out metrics in its meta)", 6),
     "export": ("convert a recorded JSONL take to TRC (OpenSim), BVH or CSV", 8),
