@@ -28,7 +28,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from app.export import ZUP_TO_YUP
-from engine.skeleton import PANOPTIC15, Skeleton
+from calib.common.skeleton import PANOPTIC15, Skeleton
 
 UNITS_PER_MM = {"mm": 1.0, "cm": 0.1, "m": 0.001}
 EULER_ORDER = "ZXY"  # BVH channel order: R = Rz @ Rx @ Ry (intrinsic)

@@ -6,12 +6,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from calib.common.paths import CONFIGS_DIR
 from calib.configkit import require
 from capture.config import CaptureConfig
+from engine.estimators.base import EstimatorConfig
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_RIG = REPO_ROOT / "configs" / "rig.yaml"  # the embedded default rig
-DEFAULT_MODEL = "models/light_synthetic.pt"  # written by `selfpose3d train --stage all --recipe light`
+DEFAULT_RIG = CONFIGS_DIR / "rig.yaml"  # the embedded default rig
 
 
 @dataclass(frozen=True)
@@ -19,8 +19,14 @@ class WorkerConfig:
     """The inference worker.
 
     Attributes:
+        engine: ``auto`` | ``image`` | ``triangulate`` | ``learned`` (app/route.py decides ``auto``:
+            synthetic rigs run the image model, real cameras and videos the bundled 2D estimator +
+            triangulation, a detection-input ``model`` the learned detection route).
         model: checkpoint file/folder of ours, official SelfPose3d file(s) joined by ',', or a
-            preset name (``light``/``released``: untrained, plumbing only).
+            preset name (``light``/``released``: untrained, plumbing only); '' = the route's default.
+        estimator: the bundled 2D estimator of the triangulate/learned routes (input 256 px: the
+            live size; docs/estimator.md has accuracy and cost per size).
+        estimator_workers: parallel single-thread estimator sessions sharing a frameset's views.
         backend, device, precision, compile: see engine.runtime.InferenceRuntime. ``compile``
             (torch.compile, on by default: 1.7x the light model's frame rate on the 2-core CPU)
             falls back to eager with a warning if compilation fails at warm-up.
@@ -38,7 +44,10 @@ class WorkerConfig:
         warmup: run one frame before reporting ready (compiles, allocates).
     """
 
-    model: str = DEFAULT_MODEL
+    engine: Literal["auto", "image", "triangulate", "learned"] = "auto"
+    model: str = ""
+    estimator: EstimatorConfig = field(default_factory=lambda: EstimatorConfig(input_long_side_px=256))
+    estimator_workers: int = 2
     backend: Literal["auto", "eager", "tensorrt"] = "auto"
     device: str = "auto"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
@@ -56,6 +65,7 @@ class WorkerConfig:
         require(self.max_age_ms > 0, "max_age_ms", "must be > 0")
         require(self.min_views >= 1, "min_views", "must be >= 1")
         require(self.threads >= 0, "threads", "must be >= 0 (0 = automatic)")
+        require(1 <= self.estimator_workers <= 16, "estimator_workers", "must be in 1..16")
         require(0 <= self.root_stage_nice <= 19, "root_stage_nice", "must be in 0..19")
 
 

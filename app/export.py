@@ -173,7 +173,7 @@ def exporter_child(name: str, status_endpoint: str, *, poses_endpoint: str, rig_
     """Supervised process: write every poses message of the stream to ``path``."""
     from app.process import ChildContext
     from capture.bus import Subscriber
-    from engine.skeleton import PANOPTIC15
+    from calib.common.skeleton import PANOPTIC15
 
     with ChildContext(name, status_endpoint) as ctx:
         writer = open_writer(path, PANOPTIC15.joints)

@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 
 from calib.camera import CameraRig
+from calib.common.poses import pairwise_mpjpe_mm
 from capture.messages import FrameSet, MessageError, Poses, now_ns
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ def mpjpe_to_truth(pred_mm: np.ndarray, truth_mm: np.ndarray) -> tuple[float | N
     truth_mm = truth_mm[np.isfinite(truth_mm).all(axis=(1, 2))] if len(truth_mm) else truth_mm
     if len(pred_mm) == 0 or len(truth_mm) == 0:
         return None, 0
-    cost = np.linalg.norm(pred_mm[:, None] - truth_mm[None], axis=-1).mean(-1)  # (P,T)
+    cost = pairwise_mpjpe_mm(pred_mm, truth_mm)  # (P,T)
     rows, cols = linear_sum_assignment(cost)
     errs = [cost[r, c] for r, c in zip(rows, cols) if cost[r, c] < 500.0]
     return (float(np.mean(errs)) if errs else None), len(errs)
@@ -302,7 +303,7 @@ def inference_child(name: str, status_endpoint: str, *, rig_path: str, rig_overr
     from calib.rig_config import load_rig
     from capture.bus import Publisher, Subscriber
     from capture.messages import FrameSet
-    from engine.api import load_model
+    from app.route import Route, build_worker_predictor
     from engine.tracking import PoseTracker
 
     cfg = from_dict(WorkerConfig, worker)
@@ -311,12 +312,10 @@ def inference_child(name: str, status_endpoint: str, *, rig_path: str, rig_overr
         if threads > 0:
             torch.set_num_threads(threads)
         rig = load_rig(rig_path, rig_overrides)
-        model = cfg.model.split(",") if "," in cfg.model else cfg.model
+        route = Route(cfg.engine, cfg.model, "decided by the supervisor's preflight")
 
         def load(compile_: bool):
-            return load_model(model, rig.cameras, backend=cfg.backend, device=cfg.device,
-                              precision=cfg.precision, compile=compile_,
-                              volume_center_mm=rig.volume.center_mm, volume_size_mm=rig.volume.size_mm)
+            return build_worker_predictor(route, cfg, rig, compile_ and route.kind == "image")
 
         predictor = load(cfg.compile)
         blank = [np.zeros((c.height, c.width, 3), np.uint8) for c in rig.cameras]

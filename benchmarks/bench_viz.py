@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from calib.rig_config import load_rig  # noqa: E402
-from engine.skeleton import PANOPTIC15  # noqa: E402
+from calib.common.skeleton import PANOPTIC15  # noqa: E402
 from viz import offscreen  # noqa: E402
 from viz.live import SyntheticFeed, ViewSetup  # noqa: E402
 from viz.overlay import overlay_views  # noqa: E402

@@ -23,6 +23,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from calib.common.heatmaps import subpixel_offset  # noqa: E402
 from calib.projection import project_points  # noqa: E402
 from engine.checkpoints import load_model_file  # noqa: E402
 from engine.detections import render_input_heatmaps  # noqa: E402
@@ -56,12 +57,6 @@ def pose_at(runtime: InferenceRuntime, heatmaps: torch.Tensor, centers_mm: np.nd
     return runtime.pose_stage(stage).candidates.numpy()[:n, :, :3]
 
 
-def _parabola_offset(left: float, centre: float, right: float) -> float:
-    """Sub-pixel offset in [-0.5, 0.5] of a 1D peak from its two neighbours (0 if not a maximum)."""
-    den = left - 2.0 * centre + right
-    return float(np.clip(0.5 * (left - right) / den, -0.5, 0.5)) if den < 0 else 0.0
-
-
 def heatmap_errors_px(heatmaps: np.ndarray, pos_hm: np.ndarray, window: int = 3, min_sep: float = 6.0,
                       subpixel: bool = False, joints_out: list[int] | None = None) -> list[float]:
     """Per isolated true joint: |maximum within ±window - true position| in heatmap px.
@@ -92,9 +87,9 @@ def heatmap_errors_px(heatmaps: np.ndarray, pos_hm: np.ndarray, window: int = 3,
                 if subpixel:
                     hm, cx, cy = heatmaps[v, j], int(px), int(py)
                     if 0 < cx < W - 1:
-                        px += _parabola_offset(hm[cy, cx - 1], hm[cy, cx], hm[cy, cx + 1])
+                        px += subpixel_offset(hm[cy, cx - 1], hm[cy, cx], hm[cy, cx + 1], "parabola")[0]
                     if 0 < cy < H - 1:
-                        py += _parabola_offset(hm[cy - 1, cx], hm[cy, cx], hm[cy + 1, cx])
+                        py += subpixel_offset(hm[cy - 1, cx], hm[cy, cx], hm[cy + 1, cx], "parabola")[0]
                 errs.append(float(np.hypot(px - x, py - y)))
                 if joints_out is not None:
                     joints_out.append(j)

@@ -21,7 +21,7 @@ configs give in **millimetres**; so files are read as mm unless ``[metadata] uni
 **Pose2Sim** ``Calib.toml`` is the same layout in **metres** with no units field (tables
 ``[cam_1]`` ..., 4 distortion coefficients k1 k2 p1 p2, ``fisheye = false``): read it with
 :func:`load_pose2sim_toml` (format name ``pose2sim``), write it with :func:`save_pose2sim_toml`.
-A TOML without ``[metadata] units`` whose cameras lie within :data:`calib.io.MIN_RIG_SPREAD_MM`
+A TOML without ``[metadata] units`` whose cameras lie within :data:`calib.io_formats.MIN_RIG_SPREAD_MM`
 file units of each other cannot be a millimetre rig: :func:`toml_flavour` calls it ``pose2sim``
 (that is how ``format: auto`` tells the two apart), and reading it as anipose-mm fails with a
 message naming the ``pose2sim`` format.
@@ -39,7 +39,16 @@ from pathlib import Path
 import numpy as np
 
 from calib.camera import CalibrationError, Camera, CameraRig
-from calib.io import MIN_RIG_SPREAD_MM, as_array, as_resolution, check_units_mm, get_field, unit_scale_mm
+from calib.io_formats import (
+    MIN_RIG_SPREAD_MM,
+    as_array,
+    as_resolution,
+    check_units_mm,
+    get_field,
+    register_format,
+    select_cameras,
+    unit_scale_mm,
+)
 
 
 def rotation_from_rodrigues(rvec: np.ndarray) -> np.ndarray:
@@ -119,7 +128,7 @@ def toml_flavour(path: str | Path) -> str:
     """``"anipose"`` (mm or declared units) or ``"pose2sim"`` (metres) for a calibration TOML.
 
     A file that declares ``[metadata] units`` is anipose; otherwise two or more cameras closer
-    together than :data:`~calib.io.MIN_RIG_SPREAD_MM` file units mean metres (Pose2Sim).
+    together than :data:`~calib.io_formats.MIN_RIG_SPREAD_MM` file units mean metres (Pose2Sim).
     """
     path = Path(path)
     data = _read_toml(path)
@@ -223,3 +232,10 @@ def save_pose2sim_toml(rig: CameraRig, path: str | Path) -> Path:
     """
     return _write_toml(rig, Path(path), scale_from_mm=1e-3, first_index=1,
                        metadata=["adjusted = false", "error = 0.0"], trim_k3=True, fisheye_field=True)
+
+
+register_format("anipose", load=lambda path, names, size: select_cameras(list(load_anipose_toml(path)), names, path),
+                save=save_anipose_toml, suffixes=(".toml",), claims=lambda path: toml_flavour(path) == "anipose",
+                save_suffixes=(".toml",))
+register_format("pose2sim", load=lambda path, names, size: select_cameras(list(load_pose2sim_toml(path)), names, path),
+                save=save_pose2sim_toml, suffixes=(".toml",), claims=lambda path: toml_flavour(path) == "pose2sim")

@@ -18,12 +18,14 @@ from typing import Sequence
 import numpy as np
 
 from calib.camera import CalibrationError, Camera, CameraRig
-from calib.io import (
+from calib.io_formats import (
+    register_format,
     as_array,
     as_resolution,
     check_rotation,
     check_units_mm,
     get_field,
+    first_camera_entry,
     read_json,
     select_cameras,
     unit_scale_mm,
@@ -98,3 +100,14 @@ def save_metric_json(rig: CameraRig, path: str | Path, units: str = "metres") ->
         "cameras": cams,
     }
     return write_json(doc, path)
+
+
+def _is_metric(path: Path) -> bool:
+    data = read_json(path)
+    first = first_camera_entry(data)
+    return "K" in first and "t" in first and not ("distCoef" in first or "panel" in first) \
+        and not ("customized_sequence" in data or "camera_order" in data)
+
+
+register_format("metric", load=lambda path, names, size: load_metric_json(path, camera_names=names),
+                save=save_metric_json, suffixes=(".json",), claims=_is_metric)

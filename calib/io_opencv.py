@@ -28,7 +28,15 @@ from pathlib import Path
 import numpy as np
 
 from calib.camera import CalibrationError, Camera, CameraRig
-from calib.io import as_array, as_resolution, check_rotation, check_units_mm, unit_scale_mm
+from calib.io_formats import (
+    as_array,
+    as_resolution,
+    check_rotation,
+    check_units_mm,
+    register_format,
+    select_cameras,
+    unit_scale_mm,
+)
 
 _ALIASES = {
     "camera_matrix": ("camera_matrix", "K"),
@@ -173,3 +181,7 @@ def save_opencv_yaml(rig: CameraRig, path: str | Path) -> Path:
     finally:
         fs.release()
     return path
+
+
+register_format("opencv", load=lambda path, names, size: select_cameras(list(load_opencv_yaml(path)), names, path),
+                save=save_opencv_yaml, suffixes=(".yaml", ".yml", ".xml"), fallback=True, save_suffixes=(".xml",))

@@ -19,12 +19,14 @@ from typing import Sequence
 import numpy as np
 
 from calib.camera import CalibrationError, Camera, CameraRig
-from calib.io import (
+from calib.io_formats import (
+    register_format,
     as_array,
     as_resolution,
     check_rotation,
     check_units_mm,
     get_field,
+    first_camera_entry,
     read_json,
     select_cameras,
     write_json,
@@ -148,3 +150,15 @@ def save_panoptic_calibration(rig: CameraRig, path: str | Path, data_source: str
         "cameras": [panoptic_camera_entry(cam, i) for i, cam in enumerate(rig)],
     }
     return write_json(doc, path)
+
+
+def _is_panoptic(path: Path) -> bool:
+    data = read_json(path)
+    if not isinstance(data, dict) or "customized_sequence" in data or "camera_order" in data:
+        return False  # VoxelPose's layout
+    first = first_camera_entry(data)
+    return "distCoef" in first or "panel" in first
+
+
+register_format("panoptic", load=lambda path, names, size: load_panoptic_calibration(path, names),
+                save=save_panoptic_calibration, suffixes=(".json",), claims=_is_panoptic)

@@ -50,7 +50,7 @@ from typing import Sequence
 import numpy as np
 
 from calib.camera import CalibrationError, Camera, CameraRig
-from calib.io import check_rotation, check_units_mm, select_cameras
+from calib.io_formats import check_rotation, check_units_mm, register_format, select_cameras
 
 SUBPIXELS_PER_PX = 64.0
 # Qualisys cameras look down their -z; OpenCV cameras down +z (x kept, y and z flipped).
@@ -203,3 +203,16 @@ def save_qualisys_qca(rig: CameraRig, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     ET.ElementTree(root).write(path, encoding="ascii", xml_declaration=True)
     return path
+
+
+def _is_qualisys(path: Path) -> bool:
+    name = path.name.lower()
+    if name.endswith((".qca.txt", ".qca")):
+        return True
+    head = path.read_text(encoding="ascii", errors="replace")[:400]
+    return "<calibration" in head
+
+
+register_format("qualisys", load=lambda path, names, size: load_qualisys_qca(path, camera_names=names),
+                save=save_qualisys_qca, suffixes=(".txt", ".qca", ".xml"), claims=_is_qualisys,
+                save_suffixes=(".txt",))

@@ -21,12 +21,14 @@ from typing import Sequence
 import numpy as np
 
 from calib.camera import CalibrationError, Camera, CameraRig
-from calib.io import (
+from calib.io_formats import (
+    register_format,
     as_array,
     as_resolution,
     check_rotation,
     check_units_mm,
     get_field,
+    first_camera_entry,
     read_json,
     select_cameras,
     write_json,
@@ -159,3 +161,20 @@ def save_voxelpose_calibration(rig: CameraRig, path: str | Path, layout: str = "
     else:
         raise CalibrationError(f"{path}: unknown VoxelPose layout {layout!r}; use 'dict' or 'sequence'")
     return write_json(doc, path)
+
+
+def _is_voxelpose(path: Path) -> bool:
+    data = read_json(path)
+    if not isinstance(data, dict):
+        return False
+    if "customized_sequence" in data or "camera_order" in data:
+        return True
+    first = first_camera_entry(data)
+    if first:  # a ``cameras`` list: Panoptic (distCoef/panel) and metric (K, t) come first
+        return "fx" in first and "T" in first and not ("distCoef" in first or "panel" in first) \
+            and not ("K" in first and "t" in first)
+    return bool(data) and all(isinstance(v, dict) and "fx" in v for v in data.values())
+
+
+register_format("voxelpose", load=lambda path, names, size: load_voxelpose_calibration(path, image_size=size, camera_names=names),
+                save=save_voxelpose_calibration, suffixes=(".json",), claims=_is_voxelpose)

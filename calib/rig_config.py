@@ -11,6 +11,8 @@ the rig file's folder.
 
 from __future__ import annotations
 
+import functools
+
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +22,15 @@ import numpy as np
 
 from calib.camera import CalibrationError, Camera, CameraRig
 from calib.configkit import ConfigError, apply_overrides, from_dict, read_yaml, require, to_dict
-from calib.io import FORMATS, check_units_mm, load_calibration, scale_intrinsics
+from calib import io_builtin  # noqa: F401  (registers the file formats a rig may reference)
+from calib.io_formats import (
+    check_units_mm,
+    formats,
+    load_calibration,
+    register_format,
+    scale_intrinsics,
+    select_cameras,
+)
 
 SourceKind = Literal["device", "stream", "file", "images", "panoptic", "session", "synthetic"]
 SOURCE_KINDS: tuple[str, ...] = get_args(SourceKind)
@@ -147,7 +157,7 @@ class CalibrationRef:
 
     Attributes:
         path: file path, relative to the rig file.
-        format: one of ``auto`` and :data:`calib.io.FORMATS`.
+        format: one of ``auto`` and the registered formats (:data:`calib.io.FORMATS`).
         cameras: the file's camera names for the rig's cameras, in the same order (renames them
             to the rig's names); default: the rig's camera names, or every camera of the file
             when the rig lists none.
@@ -161,7 +171,7 @@ class CalibrationRef:
 
     def __post_init__(self) -> None:
         require(bool(self.path), "path", "calibration path must be non-empty")
-        require(self.format == "auto" or self.format in FORMATS, "format", f"{self.format!r} is not one of auto, {FORMATS}")
+        require(self.format == "auto" or self.format in formats(), "format", f"{self.format!r} is not one of auto, {formats()}")
         require(self.cameras is None or len(self.cameras) > 0, "cameras", "must list at least one camera (or be omitted)")
         require(self.image_size is None or min(self.image_size) > 0, "image_size", "must be positive (width, height)")
 
@@ -209,12 +219,12 @@ class RigConfig:
     name: str
     cameras: tuple[CameraEntry, ...] = ()
     calibration: CalibrationRef | None = None
-    volume: VolumeConfig = VolumeConfig()
+    volume: VolumeConfig | None = None  # None: sized from the cameras' common field of view
     skeleton: str = "panoptic15"
     synthetic: SyntheticSpec = SyntheticSpec()
 
     def __post_init__(self) -> None:
-        from engine.skeleton import SKELETONS
+        from calib.common.skeleton import SKELETONS
 
         require(bool(self.name), "name", "rig name must be non-empty")
         names = [c.name for c in self.cameras]
@@ -244,9 +254,20 @@ class Rig:
     def names(self) -> list[str]:
         return self.cameras.names
 
-    @property
+    @functools.cached_property
     def volume(self) -> VolumeConfig:
-        return self.config.volume
+        """The rig file's volume, or (none given) the floor area the cameras see together
+        (:func:`calib.volume.volume_from_cameras`); :attr:`volume_origin` says which."""
+        if self.config.volume is not None:
+            return self.config.volume
+        from calib.volume import volume_from_cameras
+
+        center, size = volume_from_cameras(self.cameras)
+        return VolumeConfig(center_mm=center, size_mm=size)
+
+    @property
+    def volume_origin(self) -> str:
+        return "the rig file" if self.config.volume is not None else "sized from the cameras' common field of view"
 
     def source(self, camera: str) -> SourceConfig:
         """The frame source of a camera by name."""
@@ -364,8 +385,9 @@ def load_rig(path: str | Path, overrides: Sequence[str] = ()) -> Rig:
 def rig_to_dict(config: RigConfig) -> dict:
     """Plain mapping of a config, omitting values equal to their defaults where that is clearer."""
     data = to_dict(config)
-    if data.get("calibration") is None:
-        data.pop("calibration", None)
+    for key in ("calibration", "volume"):
+        if data.get(key) is None:
+            data.pop(key, None)
     for entry in data["cameras"]:
         source = entry["source"]
         default = to_dict(SourceConfig())
@@ -444,3 +466,21 @@ def _source_of(config: RigConfig, name: str) -> SourceConfig:
         if entry.name == name:
             return entry.source
     return SourceConfig()
+
+
+def _is_rig_yaml(path: Path) -> bool:
+    """Our rig YAML has a name and cameras and/or a calibration reference (OpenCV files have neither)."""
+    import yaml
+
+    if path.read_text(encoding="utf-8", errors="replace")[:200].lstrip().startswith("%YAML"):
+        return False  # OpenCV FileStorage
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError:
+        return False  # e.g. !!opencv-matrix tags without the %YAML header; OpenCV reports real errors
+    return isinstance(data, dict) and "name" in data and ("cameras" in data or "calibration" in data)
+
+
+register_format("rig", load=lambda path, names, size: select_cameras(list(load_rig(path).cameras), names, path),
+                save=lambda rig, path: save_rig(rig, path), suffixes=(".yaml", ".yml"), claims=_is_rig_yaml,
+                save_suffixes=(".yaml", ".yml"))

@@ -1,4 +1,4 @@
 """Networks (PoseResNet, V2V, root and pose nets), checkpoints and the inference runtime.
 
-Kept light: importing ``engine`` does not import torch (``engine.skeleton`` is pure Python).
+Kept light: importing ``engine`` does not import torch (``calib.common.skeleton`` is pure Python).
 """

@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from calib.camera import CameraRig
-from engine.skeleton import Skeleton, get_skeleton
+from calib.common.skeleton import Skeleton, get_skeleton
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +71,21 @@ class Predictor:
         reports: one :class:`engine.checkpoints.LoadReport` per loaded file (empty if untrained).
     """
 
-    def __init__(self, runtime, reports: list):
+    def __init__(self, runtime, reports: list, input_kind: str = "images", source: str = ""):
         self.runtime = runtime
         self.reports = reports
         self.skeleton = get_skeleton(runtime.config.skeleton)
+        self.input_kind = input_kind  # "images" | "detections" (engine.checkpoints.model_input)
+        self.source = source
+
+    def _check_takes_images(self) -> None:
+        if self.input_kind != "images":
+            from engine.errors import CheckpointError
+
+            raise CheckpointError(
+                f"{self.source}: this model takes 2D detections (its image backbone is untrained), not images: "
+                "run it with --engine learned (images go through the bundled 2D estimator) or call "
+                "predict_detections")
 
     @property
     def config(self):
@@ -101,12 +112,14 @@ class Predictor:
                 was loaded with ``bgr=False``; sizes must match the rig's cameras.
             views_present: optional (V,) flags; absent views are ignored (their pixels unused).
         """
+        self._check_takes_images()
         return self._wrap(self.runtime.from_images(images, views_present))
 
     def start_images(self, images: np.ndarray | Sequence[np.ndarray], views_present: Sequence[bool] | None = None):
         """First half of :meth:`predict_images` (backbone, root net, proposals); the images are
         not read after it returns. Finish with :meth:`finish`, possibly on another thread, so two
         consecutive frames overlap (``predict_images == finish(start_images(...))``)."""
+        self._check_takes_images()
         return self.runtime.images_root_stage(images, views_present)
 
     def finish(self, started) -> Prediction:
@@ -162,7 +175,7 @@ def load_model(checkpoint_or_preset: str | Path | Sequence[str | Path], rig: Cam
     Raises:
         CheckpointError, BackendUnavailableError, ConfigError.
     """
-    from engine.checkpoints import load_model_file
+    from engine.checkpoints import load_model_file, model_input
     from engine.config import load_preset, preset_names
     from engine.model import build_model
     from engine.runtime import InferenceRuntime
@@ -171,11 +184,13 @@ def load_model(checkpoint_or_preset: str | Path | Sequence[str | Path], rig: Cam
     if isinstance(src, str) and src in preset_names() and not Path(src).is_file():
         model = build_model(load_preset(src, tuple(config_overrides)))
         reports: list = []
+        input_kind = "images"
         log.warning("model preset '%s' loaded WITHOUT weights: predictions are meaningless "
                     "(pass a checkpoint to get real poses)", src)
     else:
         model, reports = load_model_file(src)
+        input_kind = model_input(src)
     runtime = InferenceRuntime(model, rig, backend=backend, device=device, precision=precision, compile=compile,
                                space_size_mm=volume_size_mm, space_center_mm=volume_center_mm, bgr=bgr,
                                cache_dir=cache_dir, refine_radius_mm=refine_radius_mm)
-    return Predictor(runtime, reports)
+    return Predictor(runtime, reports, input_kind, str(src))

@@ -217,6 +217,22 @@ def load_model_file(paths: str | Path | Iterable[str | Path], config: ModelConfi
     return model, reports
 
 
+INPUT_KINDS = ("images", "detections")
+
+
+def model_input(paths: str | Path | Iterable[str | Path]) -> str:
+    """What a model's trained parts take: ``images`` (a trained image backbone) or ``detections``
+    (root/pose nets trained on 2D detections; the backbone is untrained). Our files say it in
+    ``meta["input"]``; official SelfPose3d files, and ours without the key, take images."""
+    first = Path(paths) if isinstance(paths, (str, Path)) else Path(next(iter(paths)))
+    obj = read_file(first)
+    meta = obj.get("meta", {}) if isinstance(obj, Mapping) and obj.get("format") == FORMAT else {}
+    kind = str(meta.get("input", "images"))
+    if kind not in INPUT_KINDS:
+        raise CheckpointError(f"{first}: meta 'input' is {kind!r}, expected one of {INPUT_KINDS}")
+    return kind
+
+
 def save_checkpoint(path: str | Path, model: SelfPose3dModel, meta: Mapping | None = None) -> Path:
     """Write our checkpoint: ``{format, version, config, state_dict, meta}`` (weights-only loadable)."""
     path = Path(path)

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
+from calib.common.paths import CONFIGS_DIR
 from calib.configkit import ConfigError, from_dict, load, require, to_dict
 
-PRESET_DIR = Path(__file__).resolve().parents[1] / "configs" / "model"
+PRESET_DIR = CONFIGS_DIR / "model"
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 For rigs where a 2D estimator (or a user's own detector, streamed live) replaces the backbone:
 per view, people as Panoptic-15 2D joints with scores (or ungrouped per-joint candidates) are
 mapped through the same image affine as the images would be, and each joint becomes a Gaussian
-(σ in heatmap px) whose peak is the joint's score; people are combined by element-wise max.
+(σ in heatmap px) whose peak is the joint's score; people are combined by element-wise max
+(:func:`detection_codec`, one setting of the shared :class:`calib.common.heatmaps.HeatmapCodec`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+
+from calib.common.heatmaps import HeatmapCodec
 
 
 def candidates_to_rows(candidates: Sequence[np.ndarray], num_joints: int) -> np.ndarray:
@@ -52,21 +55,18 @@ def render_input_heatmaps(poses_2d: Sequence[np.ndarray], affine_hm: np.ndarray,
     w, h = heatmap_wh
     J = next((np.asarray(p).shape[1] for p in poses_2d if np.asarray(p).size), 15)
     out = np.zeros((V, J, h, w), dtype=np.float32)
-    xs, ys = np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64)
-    radius = int(np.ceil(3 * sigma_px))
+    codec = detection_codec(heatmap_wh, sigma_px)
     for v, poses in enumerate(poses_2d):
         poses = np.asarray(poses, dtype=np.float64).reshape(-1, J, 3)
         if not len(poses):
             continue
         uv = poses[..., :2] @ affine_hm[v, :, :2].T + affine_hm[v, :, 2]  # (N,J,2) heatmap px
         score = np.clip(poses[..., 2], 0.0, 1.0) if scale_by_score else (poses[..., 2] > 0).astype(np.float64)
-        for n, j in zip(*np.nonzero(poses[..., 2] > 0)):
-            x, y = uv[n, j]
-            x0, x1 = max(int(x) - radius, 0), min(int(x) + radius + 1, w)
-            y0, y1 = max(int(y) - radius, 0), min(int(y) + radius + 1, h)
-            if x0 >= x1 or y0 >= y1:
-                continue  # outside the heatmap
-            g = np.exp(-((xs[x0:x1] - x) ** 2)[None, :] / (2 * sigma_px**2)
-                       - ((ys[y0:y1] - y) ** 2)[:, None] / (2 * sigma_px**2)) * score[n, j]
-            np.maximum(out[v, j, y0:y1, x0:x1], g, out=out[v, j, y0:y1, x0:x1])
+        out[v] = codec.encode(uv, np.where(poses[..., 2] > 0, score, 0.0))
     return out
+
+
+def detection_codec(heatmap_wh: tuple[int, int], sigma_px: float = 3.0) -> HeatmapCodec:
+    """The detection route's heatmaps: exact sub-pixel Gaussians on a ceil(3σ) window around
+    ``int(x)``, max over people, not clipped (peaks are scores in [0, 1])."""
+    return HeatmapCodec(heatmap_wh, sigma_px, window="ceil", anchor="trunc", centre="exact", combine="max")

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from engine.skeleton import PANOPTIC15, Skeleton
+from calib.common.poses import pairwise_mpjpe_mm
+from calib.common.skeleton import PANOPTIC15, Skeleton
 
 
 class OneEuroFilter:
@@ -170,7 +171,7 @@ class PoseTracker:
         assigned: dict[int, Track] = {}
         if self.tracks and keep.size:
             pred = np.stack([tr.predict(t_s) for tr in self.tracks])  # (T,J,3)
-            cost = np.linalg.norm(pred[:, None] - poses_mm[None, keep], axis=-1).mean(-1)  # (T,K)
+            cost = pairwise_mpjpe_mm(pred, poses_mm[keep])  # (T,K)
             # Gate before solving: otherwise a far-away stale track can steal a detection by
             # lowering the *total* cost of the assignment.
             gated = np.where(cost <= self.gate_mm, cost, 1e9)

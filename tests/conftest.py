@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from calib.common.paths import REPO_ROOT
+
 SHARED_DATA = Path(os.environ.get("SELFPOSE3D_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from calib.common.paths import REPO_ROOT
+
+ROOT = REPO_ROOT
 PACKAGES = ("app", "capture", "engine", "viz", "training", "calib")
 ALLOWED = {
     "app": {"capture", "engine", "training", "viz", "calib"},
@@ -17,8 +19,9 @@ ALLOWED = {
     "capture": {"calib"},
     "calib": set(),
 }
-# Importable by any package: the pure-Python skeleton definition.
-EXCEPTIONS = {"engine.skeleton"}
+# Shared definitions live at the very bottom, in calib.common (skeletons, joint maps, the heatmap
+# codec, paths, MPJPE, user errors): it may import only itself, so every package can import it.
+BOTTOM = "calib.common"
 # Heavy libraries a package must never import (DESIGN.md §2).
 FORBIDDEN_LIBS = {"engine": {"zmq", "open3d"}, "viz": {"torch"}, "calib": {"zmq", "open3d"}}
 
@@ -41,8 +44,9 @@ def _violations() -> list[str]:
         for path in sorted((ROOT / pkg).rglob("*.py")):
             for name in _imports(path):
                 top = name.split(".")[0]
-                if name in EXCEPTIONS or any(name.startswith(e + ".") for e in EXCEPTIONS):
-                    continue
+                if path.is_relative_to(ROOT / "calib" / "common") and top in PACKAGES and \
+                        not (name == BOTTOM or name.startswith(BOTTOM + ".")):
+                    bad.append(f"{path.relative_to(ROOT)} imports {name} (calib.common imports only itself)")
                 if top in PACKAGES and top != pkg and top not in ALLOWED[pkg]:
                     bad.append(f"{path.relative_to(ROOT)} imports {name} ({pkg} -> {top} not allowed)")
                 if top in FORBIDDEN_LIBS.get(pkg, set()):
@@ -60,7 +64,7 @@ def test_checker_detects_a_violation(tmp_path):
     for pkg in PACKAGES:
         (fake_root / pkg).mkdir()
     (fake_root / "calib" / "bad.py").write_text("import engine.model\nfrom training import x\n")
-    (fake_root / "viz" / "bad.py").write_text("import torch\nfrom engine.skeleton import PANOPTIC15\n")
+    (fake_root / "viz" / "bad.py").write_text("import torch\nfrom calib.common.skeleton import PANOPTIC15\n")
     global ROOT
     saved = ROOT
     ROOT = fake_root
@@ -71,7 +75,33 @@ def test_checker_detects_a_violation(tmp_path):
     assert any("calib/bad.py imports engine.model" in v for v in found)
     assert any("calib/bad.py imports training" in v for v in found)
     assert any("viz must not use torch" in v for v in found)
-    assert not any("engine.skeleton" in v for v in found)
+    assert not any("calib.common.skeleton" in v for v in found)
+    (fake_root / "calib" / "common").mkdir()
+    (fake_root / "calib" / "common" / "bad.py").write_text("from calib.camera import Camera\nfrom calib.common import paths\n")
+    ROOT = fake_root
+    try:
+        found = _violations()
+    finally:
+        ROOT = saved
+    assert any("calib/common/bad.py imports calib.camera" in v for v in found)
+    assert not any("calib/common/bad.py imports calib.common" in v for v in found)
+
+
+def _repo_root_computations() -> list[str]:
+    """Library files that work out the checkout's folder themselves instead of using calib.common.paths."""
+    bad = []
+    for pkg in PACKAGES:
+        for path in sorted((ROOT / pkg).rglob("*.py")):
+            if path == ROOT / "calib" / "common" / "paths.py":
+                continue
+            text = path.read_text(encoding="utf-8")
+            if "Path(__file__)" in text and ".parents[" in text:
+                bad.append(str(path.relative_to(ROOT)))
+    return bad
+
+
+def test_repository_folders_are_computed_once():
+    assert _repo_root_computations() == []
 
 
 @pytest.mark.parametrize("pkg", ["calib", "engine", "capture", "viz", "training", "app"])

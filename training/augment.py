@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from engine.skeleton import PANOPTIC15
+from calib.common.skeleton import PANOPTIC15
 
 PIXEL_STD = 200.0  # scales are expressed in units of 200 px (upstream convention)
 ROTATION_FACTOR_DEG = 45.0

@@ -11,6 +11,8 @@ from typing import Sequence
 
 import numpy as np
 
+from calib.common.poses import pairwise_mpjpe_mm
+
 AP_THRESHOLDS_MM: tuple[int, ...] = (25, 50, 75, 100, 125, 150)
 RECALL_THRESHOLD_MM = 500.0
 
@@ -67,10 +69,7 @@ def match_to_ground_truth(
             continue
         vis = np.ones(gt.shape[:2], bool) if gt_visible is None else np.asarray(gt_visible[f], bool).reshape(gt.shape[:2])
         if pred.shape[0]:
-            dist = np.linalg.norm(pred[:, None, :, :3] - gt[None, :, :, :3], axis=-1)  # (M,G,J)
-            counts = vis.sum(axis=1)  # (G,)
-            err = np.where(vis[None], dist, 0.0).sum(-1) / np.maximum(counts, 1)[None]
-            err = np.where(counts[None] > 0, err, np.inf)  # (M,G)
+            err = pairwise_mpjpe_mm(pred, gt, vis)  # (M,G)
             best = np.argmin(err, axis=1)
             mpjpes.append(err[np.arange(len(best)), best])
             scores.append(np.asarray(score, dtype=np.float64).reshape(-1))
@@ -284,7 +283,7 @@ def shelf_pcp(
             continue
         pred14 = to_shelf14(pred, layout)  # (M,14,3)
         gt = gt_mm[f, actors]  # (a,14,3)
-        err = np.linalg.norm(pred14[None] - gt[:, None], axis=-1).mean(-1)  # (a,M)
+        err = pairwise_mpjpe_mm(gt, pred14)  # (a,M)
         best = pred14[np.argmin(err, axis=1)]  # (a,14,3)
         pa, pb = _part_endpoints(best)
         ga, gb = _part_endpoints(gt)

@@ -12,6 +12,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from calib.common.heatmaps import HeatmapCodec
 from calib.projection_torch import CameraTensors, project_points
 
 HEATMAP_SIGMA_PX = 3.0  # heatmap pixels
@@ -62,32 +63,19 @@ def dataset_target_heatmaps(
     W, H = heatmap_size
     N, J = visible.shape
     stride = np.array([image_size[0] / W, image_size[1] / H])
-    r = int(3 * sigma)
-    offsets = np.arange(-r, r + 1)
-    window = np.exp(-(offsets[None, :] ** 2 + offsets[:, None] ** 2) / (2 * sigma * sigma)).astype(np.float32)
-    exact = joints_px / stride  # (N,J,2) heatmap px
-    if centre == "trunc":
-        centers = np.trunc(exact).astype(np.int64)  # truncation toward zero, as int()
-    else:
-        centers = np.floor(exact + 0.5).astype(np.int64)  # the window's centre pixel; the Gaussian is at ``exact``
-    heatmaps = np.zeros((J, H, W), np.float32)
-    # Paste the (2r+1)² window per visible joint (≤ 150 small pastes: faster than dense maps).
-    corners = (centers - r).tolist()  # plain ints: numpy scalar arithmetic is slow in this loop
-    for n, j in np.argwhere(visible).tolist():
-        x0, y0 = corners[n][j]
-        xa, xb, ya, yb = max(x0, 0), min(x0 + 2 * r + 1, W), max(y0, 0), min(y0 + 2 * r + 1, H)
-        if xa >= xb or ya >= yb:
-            continue
-        win = window
-        if centre == "exact":
-            dx, dy = exact[n, j] - centers[n, j]  # sub-pixel offset in [-0.5, 0.5]
-            gx = np.exp(-((offsets - dx) ** 2) / (2 * sigma * sigma))
-            gy = np.exp(-((offsets - dy) ** 2) / (2 * sigma * sigma))
-            win = (gy[:, None] * gx[None, :]).astype(np.float32)
-        patch = heatmaps[j, ya:yb, xa:xb]
-        np.maximum(patch, win[ya - y0:yb - y0, xa - x0:xb - x0], out=patch)
+    codec = target_codec(heatmap_size, sigma, centre)
+    heatmaps = codec.encode(joints_px / stride, visible.astype(np.float64))  # (J,H,W), clipped
     weights = visible.any(axis=0).astype(np.float32) if N else np.zeros(J, np.float32)
-    return np.clip(heatmaps, 0.0, 1.0), weights
+    return heatmaps, weights
+
+
+def target_codec(heatmap_size: tuple[int, int], sigma: float = HEATMAP_SIGMA_PX, centre: str = "trunc") -> HeatmapCodec:
+    """The backbone targets' codec: a ``int(3σ)`` window, max over people, clipped; ``trunc``:
+    the Gaussian on the truncated pixel (SPEC §4.8); ``exact``: on the sub-pixel joint, the
+    window around the rounded pixel."""
+    if centre == "trunc":
+        return HeatmapCodec(heatmap_size, sigma, window="floor", anchor="trunc", centre="anchor", combine="max", clip=True)
+    return HeatmapCodec(heatmap_size, sigma, window="floor", anchor="round", centre="exact", combine="max", clip=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -113,14 +101,14 @@ def render_heatmaps(
     Returns:
         (...,J,H,W).
     """
-    W, H = heatmap_size
-    xs = torch.arange(W, device=centers_hm.device, dtype=centers_hm.dtype)
-    ys = torch.arange(H, device=centers_hm.device, dtype=centers_hm.dtype)
-    gx = torch.exp(-0.5 * ((xs - centers_hm[..., 0:1]) / sigma) ** 2)  # (...,P,J,W)
-    gy = torch.exp(-0.5 * ((ys - centers_hm[..., 1:2]) / sigma) ** 2)  # (...,P,J,H)
-    if person_mask is not None:
-        gx = gx * person_mask.to(gx.dtype)[..., None, None]
-    return torch.einsum("...pjh,...pjw->...jhw", gy, gx).clamp(0.0, 1.0)
+    amplitude = centers_hm.new_ones(centers_hm.shape[:-1]) if person_mask is None else \
+        person_mask.to(centers_hm.dtype)[..., None].expand(centers_hm.shape[:-1])
+    return rendered_codec(heatmap_size, sigma).encode(centers_hm, amplitude)
+
+
+def rendered_codec(heatmap_size: tuple[int, int], sigma: float = HEATMAP_SIGMA_PX) -> HeatmapCodec:
+    """The SSL rendered heatmaps' codec: exact Gaussians on the whole grid, summed, clipped."""
+    return HeatmapCodec(heatmap_size, sigma, window="none", centre="exact", combine="sum", clip=True)
 
 
 # --------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from viz import geometry as geo
-from viz.live import FOLLOW_DISTANCE_MM, Feed, ViewSetup
+from viz.feeds import FOLLOW_DISTANCE_MM, Feed, ViewSetup
 from viz.offscreen import BACKGROUND_RGB
 from viz.scene import LAYERS, SceneFrame
 
@@ -48,7 +48,7 @@ def _key_name(gui, key) -> str:
 
 
 class ViewerWindow:
-    """Open3D GUI window showing a :class:`viz.scene.SceneState` fed by a :class:`viz.live.Feed`.
+    """Open3D GUI window showing a :class:`viz.scene.SceneState` fed by a :class:`viz.feeds.Feed`.
 
     Args:
         feed: poses/status source.

@@ -27,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.config import DEFAULT_MODEL
+    from app.route import resolve_model
+    from calib.common.paths import DEFAULT_MODEL
     from calib.configkit import ConfigError
 
     out = Path(args.out)
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     model = args.model
     if model is None:
         try:
-            model = live.resolve_model(DEFAULT_MODEL)
+            model = resolve_model(str(DEFAULT_MODEL))
         except ConfigError:  # no committed model file: only that case falls back
             model = "light"
             log.warning("no trained light model is committed yet (%s): running the UNTRAINED 'light' preset. "

@@ -10,14 +10,18 @@ A prediction file is an NPZ with ``poses (F,M,15,3+)`` mm, ``frame_ids (F,)``, `
 (see docs/evaluation.md). ``selfpose3d eval synthetic [--checkpoint M]`` scores a model (default:
 the committed light model) on the held-out synthetic scenes. ``selfpose3d eval shelf --checkpoint
 M --frames 450-600 --save-predictions preds.npz`` runs a model on Shelf's 2D detections
-(``detections.npz`` beside the GT, see docs/shelf.md) through the engine and scores it. Running a
-checkpoint on Campus or Panoptic is not built yet.
+(``detections.npz`` beside the GT, see docs/shelf.md) through the engine and scores it;
+``selfpose3d eval shelf --engine triangulate [--frames ...] [--save-predictions ...]`` runs the
+triangulation engine (``engine/triangulate.py``) on the same detections instead. Models run on
+Shelf and synthetic scenes only; Campus and Panoptic score prediction files.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+
+from calib.common.paths import SHARED_DATA_DIR
 
 DEFAULT_GT = {"shelf": "data/Shelf", "campus": "data/CampusSeq1", "panoptic": "data/panoptic-toolbox/data"}
 
@@ -26,11 +30,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dataset", choices=("shelf", "campus", "panoptic", "synthetic"), help="what to evaluate on")
     parser.add_argument("--predictions", help="prediction NPZ (poses (F,M,15,3+) mm, frame_ids, valid)")
     parser.add_argument("--checkpoint", help="synthetic: model to score (default: the committed light model); "
-                                             "shelf: model run on the 2D detections (default --gt: ../shared/data/shelf); "
-                                             "campus/panoptic: [not built yet]")
-    parser.add_argument("--detections", help="shelf --checkpoint: OpenPose detections NPZ (default: detections.npz in the --gt folder)")
+                                             "shelf: model run on the 2D detections (default --gt: ../shared/data/shelf)")
+    parser.add_argument("--engine", choices=("learned", "triangulate"), default="learned",
+                        help="shelf: 'triangulate' runs the triangulation engine on the PAF-grouped 2D detections "
+                             "(no --checkpoint); 'learned' (default) the --checkpoint model")
+    parser.add_argument("--detections", help="shelf --checkpoint / --engine triangulate: OpenPose detections NPZ "
+                                             "(default: detections.npz in the --gt folder)")
     parser.add_argument("--frames", help="shelf: score only these frames, e.g. 450-600 (default: all 300-600)")
-    parser.add_argument("--save-predictions", help="shelf --checkpoint: write the predictions NPZ here")
+    parser.add_argument("--save-predictions",
+                        help="shelf --checkpoint / --engine triangulate: write the predictions NPZ here")
     parser.add_argument("--device", default="cpu", help="shelf --checkpoint: cpu | cuda (default cpu)")
     parser.add_argument("--max-frames", type=int, default=None, help="synthetic: score only the first N frames")
     parser.add_argument("--refine-mm", type=float, default=None,
@@ -47,13 +55,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics", help="write the metrics JSON here")
 
 
-def _not_built(what: str) -> int:
-    print(f"selfpose3d eval: {what} is not built yet (it comes with the trainer, issue 6); nothing was done.",
-          file=sys.stderr)
+def _usage_error(message: str) -> int:
+    print(f"selfpose3d eval: {message}", file=sys.stderr)
     return 2
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.engine == "triangulate":
+        if args.dataset != "shelf":
+            return _usage_error(f"--engine triangulate runs on shelf only (got {args.dataset}); score other "
+                                "datasets' prediction files with --predictions")
+        if args.checkpoint or args.predictions:
+            return _usage_error("--engine triangulate uses no model and no prediction file; "
+                                "drop --checkpoint/--predictions")
+        return _shelf_triangulate(args)
     if args.dataset == "synthetic":
         from training.results_io import save_metrics
         from training.ssl.synthetic_eval import evaluate_default
@@ -66,10 +81,10 @@ def run(args: argparse.Namespace) -> int:
     if args.checkpoint and args.dataset == "shelf":
         return _shelf_checkpoint(args)
     if args.checkpoint:
-        return _not_built(f"--checkpoint on {args.dataset} (running the engine on a dataset)")
+        return _usage_error(f"--checkpoint runs a model on shelf or synthetic only; for {args.dataset}, run the model "
+                            "with 'selfpose3d predict' and score its file with --predictions")
     if not args.predictions:
-        print("selfpose3d eval: --predictions is required (or --checkpoint, once the trainer exists)", file=sys.stderr)
-        return 2
+        return _usage_error("--predictions FILE is required (or, on shelf, --checkpoint M or --engine triangulate)")
     from training.results_io import load_predictions, save_metrics
 
     preds = load_predictions(args.predictions)
@@ -88,9 +103,7 @@ def _shelf_checkpoint(args: argparse.Namespace) -> int:
     from training.shelf.data import ShelfDetections, parse_frames
     from training.shelf.evaluate import evaluate_shelf_checkpoint
 
-    from pathlib import Path
-
-    root = args.gt or str(Path(__file__).resolve().parents[2].parent / "shared" / "data" / "shelf")
+    root = _shelf_root(args)
     frames = parse_frames(args.frames, ShelfDetections(root, args.detections).frame_ids)
     metrics = evaluate_shelf_checkpoint(args.checkpoint, root, frames, save_to=args.save_predictions,
                                         device=args.device, detections=args.detections,
@@ -99,6 +112,37 @@ def _shelf_checkpoint(args: argparse.Namespace) -> int:
     print(metrics.pop("table"))
     print(f"average PCP (actors 1-3): {metrics['pcp_average']:.2f}   recall@500: {metrics['recall500']:.4f}   "
           f"{1000 * metrics['seconds_per_frame']:.0f} ms/frame")
+    if args.save_predictions:
+        print(f"predictions written to {args.save_predictions}")
+    if args.metrics:
+        print(f"metrics written to {save_metrics(args.metrics, metrics)}")
+    return 0
+
+
+def _shelf_root(args: argparse.Namespace) -> str:
+    return args.gt or str(SHARED_DATA_DIR / "shelf")
+
+
+def _shelf_triangulate(args: argparse.Namespace) -> int:
+    from training.results_io import save_metrics
+    from training.shelf.data import ShelfDetections, parse_frames
+    from training.shelf.triangulate import evaluate_shelf_triangulate
+
+    root = _shelf_root(args)
+    frames = parse_frames(args.frames, ShelfDetections(root, args.detections).frame_ids)
+    metrics = evaluate_shelf_triangulate(root, frames, save_to=args.save_predictions, detections=args.detections)
+    coco = metrics["coco17"]
+    print(f"shelf PCP (panoptic15 head rule) of the triangulation engine, frames {metrics['frames']}:")
+    print(metrics.pop("table"))
+    print(f"average PCP (actors 1-3): {metrics['pcp_average']:.2f}   coco17 head rule: {coco['pcp_average']:.2f}   "
+          f"recall@500: {metrics['recall500']:.4f}")
+    body = "  ".join(f"{k} {v:.1f}" for k, v in metrics["body_mpjpe_mm"].items() if v is not None)
+    print(f"body MPJPE (12 joints, mm): {body}")
+    print(f"predictions: {metrics['predictions']}, of which {metrics['unmatched_predictions']} match no annotated "
+          f"actor within 500 mm (ghosts or unannotated people)")
+    ms = metrics["ms_per_frame"]
+    print(f"{ms['triangulation']:.1f} ms/frame triangulation + {ms['grouping']:.1f} ms/frame PAF grouping")
+    coco.pop("table")
     if args.save_predictions:
         print(f"predictions written to {args.save_predictions}")
     if args.metrics:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.config import DEFAULT_RIG, REPO_ROOT
+from app.config import DEFAULT_RIG
 from calib.configkit import ConfigError, load, to_dict, write_resolved
 
 log = logging.getLogger("selfpose3d.live")
@@ -31,9 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=None, help="live config YAML (app.config.LiveConfig)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a live config value, e.g. --set worker.precision=bf16 (repeatable)")
+    parser.add_argument("--engine", choices=["auto", "image", "triangulate", "learned"], default=None,
+                        help="inference route (default auto: real cameras/videos -> bundled 2D estimator + "
+                             "triangulation; synthetic rigs -> the committed image model; see app/route.py)")
     parser.add_argument("--model", default=None,
                         help="our checkpoint (file or folder), official SelfPose3d file(s) joined by ',', "
-                             "or a preset (light|released: untrained). Default: the committed light model")
+                             "or a preset (light|released: untrained). Default: the route's own")
     parser.add_argument("--backend", choices=["auto", "eager", "tensorrt"], default=None)
     parser.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default=None)
     parser.add_argument("--no-viewer", action="store_true", help="no window (use --render for a video)")
@@ -52,6 +55,8 @@ def resolve_config(args: argparse.Namespace):
     worker = cfg.worker
     if args.model:
         worker = dataclasses.replace(worker, model=args.model)
+    if getattr(args, "engine", None):
+        worker = dataclasses.replace(worker, engine=args.engine)
     if args.backend:
         worker = dataclasses.replace(worker, backend=args.backend)
     if args.precision:
@@ -59,35 +64,22 @@ def resolve_config(args: argparse.Namespace):
     return dataclasses.replace(cfg, worker=worker)
 
 
-def resolve_model(model: str) -> str:
-    """Absolute model path (relative paths are tried from the repo root too) or a preset name."""
-    from engine.config import preset_names
+def preflight(cfg, rig):
+    """Decide the route and check its model and the rig before any process starts."""
+    from app.route import build_worker_predictor, choose_route
 
-    if "," in model:
-        return ",".join(resolve_model(m) for m in model.split(","))
-    p = Path(model)
-    for cand in (p, REPO_ROOT / p):
-        if cand.exists():
-            return str(cand.resolve())
-    if model in preset_names():
-        return model
-    raise ConfigError(
-        f"model '{model}': no such checkpoint file or folder, and not a preset ({preset_names()}). "
-        "Train one (selfpose3d train ...), pass --model PATH, or --model light for an untrained "
-        "plumbing-only model"
-    )
+    from calib.volume import cameras_not_seeing
 
-
-def preflight(cfg, rig) -> str:
-    """Check model and rig before any process starts; returns the resolved model spec."""
-    from engine.api import load_model
-
-    model = resolve_model(cfg.worker.model)
-    spec = model.split(",") if "," in model else model
-    load_model(spec, rig.cameras, backend=cfg.worker.backend, device=cfg.worker.device,
-               precision=cfg.worker.precision, volume_center_mm=rig.volume.center_mm,
-               volume_size_mm=rig.volume.size_mm)
-    return model
+    vol = rig.volume
+    log.info("volume: centre %s mm, size %s mm (%s)", list(vol.center_mm), list(vol.size_mm), rig.volume_origin)
+    blind = cameras_not_seeing(rig.cameras, vol.center_mm, vol.size_mm)
+    if blind:
+        log.warning("cameras %s see no part of the capture volume: their views add nothing (check the calibration, "
+                    "the volume in %s, or z-up world coordinates)", blind, rig.path or rig.name)
+    route = choose_route(cfg.worker.engine, cfg.worker.model, rig)
+    log.info("route: %s%s (%s)", route.kind, f", model {route.model}" if route.model else "", route.reason)
+    build_worker_predictor(route, cfg.worker, rig)
+    return route
 
 
 class LiveMonitor:
@@ -143,7 +135,8 @@ class LiveMonitor:
             extra = f" missing {list(st.missing)}" if st.missing else ""
             parts.append(f"{name}: {st.state} {st.fps:.1f} fps drop {st.dropped}{extra}")
         stages = ", ".join(f"{k} {np.median(v):.0f}" for k, v in self.timings.items()
-                           if k in ("preprocess", "backbone", "root_net", "pose_net", "tracking"))
+                           if k in ("preprocess", "backbone", "root_net", "pose_net", "estimator", "triangulate", "learned",
+                                   "tracking"))
         if stages:
             parts.append(f"ms: {stages}")
         return " | ".join(parts)
@@ -166,7 +159,7 @@ class LiveMonitor:
         self.sub.close()
 
 
-def build_children(cfg, rig, args, model: str) -> list:
+def build_children(cfg, rig, args, route) -> list:
     """The child process specs of one live run."""
     from app.children import capture_child, recorder_child, viewer_child
     from app.export import exporter_child
@@ -175,7 +168,7 @@ def build_children(cfg, rig, args, model: str) -> list:
 
     rig_path = str(Path(args.rig).resolve())
     frames = cfg.capture.stream.endpoint
-    worker = dataclasses.replace(cfg.worker, model=model)
+    worker = dataclasses.replace(cfg.worker, model=route.model, engine=route.kind)
     t = cfg.ready_timeout_s
     specs = [
         ChildSpec("capture", capture_child, {"rig_path": rig_path, "capture": to_dict(cfg.capture)}, t),
@@ -220,24 +213,26 @@ def run(args: argparse.Namespace) -> int:
     if args.record and Path(args.record).exists() and any(Path(args.record).iterdir()):
         raise ConfigError(f"--record {args.record}: folder exists and is not empty; choose a new folder "
                           "(recordings are never overwritten)")
-    model = preflight(cfg, rig)
+    route = preflight(cfg, rig)
     out = Path(args.out) if args.out else None
     if out:
-        write_resolved(dataclasses.replace(cfg, worker=dataclasses.replace(cfg.worker, model=model)), out,
+        write_resolved(dataclasses.replace(cfg, worker=dataclasses.replace(cfg.worker, model=route.model,
+                                                                           engine=route.kind)), out,
                        "live.resolved.yaml")
     sup = Supervisor(cfg.status_endpoint)
     monitor = LiveMonitor(cfg.poses_endpoint, rig.name)
     sup.install_signal_handlers()
     rc = 1
     try:
-        sup.start(build_children(cfg, rig, args, model))
+        sup.start(build_children(cfg, rig, args, route))
         try:
             sup.wait_ready()
         except SupervisorError as exc:
             print(f"error: {exc}", file=sys.stderr)
             sup.stop()
             return 1
-        print(f"selfpose3d-live: rig '{rig.name}' ({len(rig.cameras)} cameras), model {model}; "
+        what = f"{route.kind} route" + (f", model {route.model}" if route.model else "")
+        print(f"selfpose3d-live: rig '{rig.name}' ({len(rig.cameras)} cameras), {what} ({route.reason}); "
               "Ctrl-C to stop", file=sys.stderr)
         monitor.start_clock()
         rc = sup.run(duration_s=args.duration, on_tick=lambda st: print(monitor.line(st), file=sys.stderr))

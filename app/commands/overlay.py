@@ -54,7 +54,7 @@ def _synthetic(args, rig, writer) -> None:
     import numpy as np
 
     from capture.synthetic.world import SyntheticWorld
-    from engine.skeleton import PANOPTIC15
+    from calib.common.skeleton import PANOPTIC15
     from viz.overlay import overlay_views
 
     spec = rig.config.synthetic
@@ -102,7 +102,7 @@ def _record_poses(rec: dict):
     """(P,J,4) poses, (P,) ids and edges of one JSONL line (app.export.poses_to_record)."""
     import numpy as np
 
-    from engine.skeleton import get_skeleton
+    from calib.common.skeleton import get_skeleton
 
     people = rec.get("people", [])
     J = len(rec["joints"])
@@ -147,7 +147,7 @@ def _predicted(args, cameras, writer) -> None:
     import numpy as np
 
     from capture.image_framesets import decode_image, pair_image_folder
-    from engine.skeleton import get_skeleton
+    from calib.common.skeleton import get_skeleton
     from engine.tracking import PoseTracker
     from viz.overlay import overlay_views
 

@@ -30,9 +30,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calibration", required=True, type=Path, help="calibration file (any calib format or rig YAML)")
     parser.add_argument("--format", default="auto", help="calibration format (default: sniffed)")
     parser.add_argument("--cameras", nargs="+", default=None, help="cameras to use, in order (default: all)")
-    src = parser.add_mutually_exclusive_group(required=True)
+    parser.add_argument("--engine", choices=["auto", "image", "triangulate", "learned"], default="auto",
+                        help="route (default auto: no model -> bundled 2D estimator + triangulation; an image "
+                             "checkpoint -> its backbone; a detection-input checkpoint -> the estimator + that model)")
+    src = parser.add_mutually_exclusive_group()
     src.add_argument("--checkpoint", nargs="+", type=Path, help="checkpoint file(s): ours or official SelfPose3d")
     src.add_argument("--preset", help="model preset without weights (released | light), for plumbing/timing")
+    parser.add_argument("--input-size", type=int, default=256,
+                        help="the 2D estimator's input long side in px (triangulate/learned routes)")
     parser.add_argument("--out", required=True, type=Path, help="output .json or .npz")
     parser.add_argument("--backend", default="auto", choices=["auto", "eager", "tensorrt"])
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda:N")
@@ -62,7 +67,8 @@ def _refuse_incomplete(pairing, allow_missing: bool) -> None:
 def run(args: argparse.Namespace) -> int:
     from calib.io import load_calibration
     from capture.image_framesets import decode_image, pair_image_folder
-    from engine.api import load_model
+    from app.route import build_predictor, choose_route
+    from engine.estimators import EstimatorConfig
 
     rig = load_calibration(args.calibration, args.format, camera_names=args.cameras)
     pairing = pair_image_folder(args.images, rig.names)
@@ -74,9 +80,12 @@ def run(args: argparse.Namespace) -> int:
         vol = load_rig(args.calibration).volume
         center = center or list(vol.center_mm)
         size = size or list(vol.size_mm)
-    predictor = load_model(args.preset or [str(p) for p in args.checkpoint], rig, backend=args.backend,
-                           device=args.device, precision=args.precision, compile=args.compile,
-                           volume_center_mm=center, volume_size_mm=size)
+    model = args.preset or (",".join(str(p) for p in args.checkpoint) if args.checkpoint else "")
+    route = choose_route(args.engine, model)
+    log.info("route: %s%s (%s)", route.kind, f", model {route.model}" if route.model else "", route.reason)
+    predictor = build_predictor(route, rig, estimator=EstimatorConfig(input_long_side_px=args.input_size),
+                                backend=args.backend, device=args.device, precision=args.precision,
+                                compile_=args.compile, volume_center_mm=center, volume_size_mm=size)
     results, cands, props, names = [], [], [], []
     bad_images: list[str] = []  # one line per undecodable image
     skipped = 0
@@ -113,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
         np.savez_compressed(args.out, candidates=np.stack(cands), proposals=np.stack(props), frames=np.array(names),
                             cameras=np.array(rig.names), joints=np.array(predictor.skeleton.joints))
     else:
-        args.out.write_text(json.dumps({"cameras": rig.names, "model": predictor.config.name, "frames": results},
+        args.out.write_text(json.dumps({"cameras": rig.names, "model": route.model or route.kind, "route": route.kind, "frames": results},
                                        indent=1))
     print(f"wrote {args.out}: {len(results)} frame(s), "
           f"{sum(len(r['people']) for r in results)} person detections")

@@ -62,7 +62,7 @@ def _load(args: argparse.Namespace) -> Rig:
 def _report(rig: Rig) -> bool:
     vol = rig.volume
     print(f"rig '{rig.name}' ({rig.path}): {len(rig.cameras)} cameras, skeleton {rig.config.skeleton}")
-    print(f"volume: centre {list(vol.center_mm)} mm, size {list(vol.size_mm)} mm")
+    print(f"volume ({rig.volume_origin}): centre {list(vol.center_mm)} mm, size {list(vol.size_mm)} mm")
     views = {v.camera: v for v in point_views(rig.cameras, vol.center_mm)}
     print(f"{'camera':<10} {'size':>10} {'centre_m (x, y, z)':>26} {'fx':>9} {'fy':>9}  {'source':<10} volume centre")
     ok = True

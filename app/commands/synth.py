@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from calib.common.paths import CONFIGS_DIR, REPO_ROOT
 from calib.configkit import ConfigError, load, write_resolved
 
-REPO = Path(__file__).resolve().parents[2]
-DEFAULT_CONFIG = REPO / "configs" / "synth" / "default.yaml"
+DEFAULT_CONFIG = CONFIGS_DIR / "synth" / "default.yaml"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -75,8 +75,8 @@ def _rig(cfg):
         center = (r.target_mm[0], r.target_mm[1], 800.0)
     else:
         path = Path(cfg.rig)
-        if not path.is_absolute() and not path.exists() and (REPO / path).exists():
-            path = REPO / path  # repo-relative defaults such as configs/rig.yaml work from any folder
+        if not path.is_absolute() and not path.exists() and (REPO_ROOT / path).exists():
+            path = REPO_ROOT / path  # repo-relative defaults such as configs/rig.yaml work from any folder
         if path.suffix in (".yaml", ".yml"):
             from calib.rig_config import load_rig
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.skeleton import PANOPTIC15
+from calib.common.skeleton import PANOPTIC15
 
 NUM_JOINTS = PANOPTIC15.num_joints
 # Joint indices (PANOPTIC15 order).

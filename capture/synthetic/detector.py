@@ -21,7 +21,8 @@ both if both are available, else the single one) unless ``derive_neck_hip`` is F
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import Literal, Sequence
 
 import numpy as np
 
@@ -96,6 +97,15 @@ class DetectorParams:
                 f"needs 15 non-negative factors (Panoptic-15 order), got {self.joint_noise_scale}")
         require(self.reference_height_px is None or self.reference_height_px > 0, "detector.reference_height_px",
                 "must be positive or null")
+
+
+def load_detector_params(path: str | Path, overrides: Sequence[str] = ()) -> DetectorParams:
+    """An error model from YAML (e.g. ``configs/estimators/movenet_error_model.yaml``, measured on real
+    photos by ``benchmarks/estimator_error_model.py``); unknown keys and bad values are ConfigErrors
+    naming the file and field."""
+    from calib.configkit import load
+
+    return load(DetectorParams, path, overrides)
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,7 @@ def scale_rig(rig: CameraRig, width: int, height: int) -> CameraRig:
     Raises:
         CalibrationError: if a camera's aspect ratio would change by more than 1 %.
     """
-    from calib.io import scale_intrinsics
+    from calib.io_formats import scale_intrinsics
 
     for cam in rig:
         sx, sy = width / cam.width, height / cam.height

@@ -281,17 +281,9 @@ class SyntheticWorld:
         return simulate_detections(truth, self.rig, params, seed=(self.seed, rng_seed, frame_index), variant=variant)
 
 
-def world_for_rig(rig) -> SyntheticWorld:
-    """The synthetic world a rig file describes (``calib.rig_config.Rig``: cameras, volume and
-    its ``synthetic`` block); every consumer (sources, live truth, viewers) builds it here so
-    they all see the same people."""
-    spec = rig.config.synthetic
-    return SyntheticWorld(rig.cameras, num_people=spec.people, seed=spec.seed, fps=spec.fps,
-                          volume_center_mm=rig.volume.center_mm, volume_size_mm=rig.volume.size_mm)
-
-
 def world_for_rig(rig, **options) -> SyntheticWorld:
-    """The synthetic world a rig YAML describes (its ``synthetic`` section and volume).
+    """The synthetic world a rig YAML describes (its ``synthetic`` section and volume); every
+    consumer (sources, live truth, viewers) builds it here so they all see the same people.
 
     Args:
         rig: a loaded :class:`calib.rig_config.Rig`.

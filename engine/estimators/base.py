@@ -5,15 +5,12 @@ from __future__ import annotations
 import importlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
+from calib.common.paths import MODELS_DIR  # noqa: F401  (re-exported for the estimators)
 from calib.configkit import ConfigError, require
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-MODELS_DIR = REPO_ROOT / "models"
 
 
 @dataclass(frozen=True)
@@ -58,7 +55,7 @@ class People2D:
     Attributes:
         keypoints: (N,K,3) float32: x px, y px in the ORIGINAL image, score in [0,1] (0 = absent).
         scores: (N,) float32 person scores, descending.
-        layout: keypoint layout name (``engine.keypoint_maps.LAYOUTS``), e.g. ``coco17``.
+        layout: keypoint layout name (``calib.common.keypoint_maps.LAYOUTS``), e.g. ``coco17``.
     """
 
     keypoints: np.ndarray
@@ -72,7 +69,7 @@ class People2D:
 
     def to_panoptic15(self) -> np.ndarray:
         """(N,15,3) in the product skeleton (derived neck / mid-hip), through the shared keypoint maps."""
-        from engine.keypoint_maps import keypoints_to_panoptic15
+        from calib.common.keypoint_maps import keypoints_to_panoptic15
 
         if not self.num_people:
             return np.zeros((0, 15, 3), dtype=np.float32)

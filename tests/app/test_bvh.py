@@ -12,7 +12,7 @@ from app.bvh import BvhError, solve_motion, uniform_frames
 from app.cli import main
 from app.export import ZUP_TO_YUP, JsonlWriter, take_tracks
 from capture.messages import Poses
-from engine.skeleton import PANOPTIC15
+from calib.common.skeleton import PANOPTIC15
 
 NAMES = PANOPTIC15.joints
 IDX = {n: i for i, n in enumerate(NAMES)}

@@ -10,7 +10,7 @@ import pytest
 from app.cli import main
 from app.export import CsvWriter, JsonlWriter, ZUP_TO_YUP, read_jsonl, take_tracks
 from capture.messages import Poses
-from engine.skeleton import PANOPTIC15
+from calib.common.skeleton import PANOPTIC15
 
 
 def _msg(seq, ids, offset):

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from calib.common.paths import REPO_ROOT
 from app.cli import live_main
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 # held-out synthetic MPJPE of models/light_synthetic.pt is 70 mm (docs/training_stages.md); tracking
 # smooths with some lag, so the live bound leaves room - a broken model or rig is far above it.
 LIVE_MPJPE_BOUND_MM = 150.0

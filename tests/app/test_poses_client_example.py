@@ -10,11 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
+from calib.common.paths import REPO_ROOT
 from capture.bus import Publisher
 from capture.messages import Poses
-from engine.skeleton import PANOPTIC15
+from calib.common.skeleton import PANOPTIC15
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "poses_client.py"
+EXAMPLE = REPO_ROOT / "docs" / "examples" / "poses_client.py"
 
 
 def test_example_client_prints_tracked_people(tmp_path):

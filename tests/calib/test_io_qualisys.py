@@ -259,3 +259,34 @@ def test_qca_writer_refuses_skew(toy_rig, tmp_path):
     skewed = CameraRig((Camera(cam.name, cam.width, cam.height, K, cam.dist, cam.R, cam.t_mm),))
     with pytest.raises(CalibrationError, match="no skew"):
         save_qualisys_qca(skewed, tmp_path / "s.qca.txt")
+
+
+@pytest.mark.data
+def test_a_rig_without_a_volume_sizes_one_from_the_cameras(shared_data, capsys):
+    """The bare Qualisys file (no volume): the box the cameras see together covers both people."""
+    from app.cli import main
+    from calib.rig_config import Rig, RigConfig, CameraEntry
+    from calib.volume import cameras_not_seeing, volume_from_cameras
+
+    cams = load_calibration(_qca(shared_data))
+    center, size = volume_from_cameras(cams)
+    rig = Rig(RigConfig(name="bare", cameras=tuple(CameraEntry(c.name) for c in cams)), cams)
+    assert rig.volume.center_mm == center and rig.volume_origin.startswith("sized from the cameras")
+    lo, hi = np.subtract(center, np.divide(size, 2)), np.add(center, np.divide(size, 2))
+    assert (lo[:2] < [-1500, -500]).all() and (hi[:2] > [0, 500]).all()  # the treadmill and the mats
+    assert 1000 < size[0] < 8000 and 1000 < size[1] < 8000
+    assert cameras_not_seeing(cams, center, size) == []
+    assert main(["rig", str(_qca(shared_data))]) == 0
+    assert "volume (sized from the cameras' common field of view)" in capsys.readouterr().out
+
+
+def test_cameras_that_do_not_overlap_are_named(toy_rig):
+    from calib.camera import CalibrationError
+    from calib.volume import cameras_not_seeing, volume_from_cameras
+
+    assert cameras_not_seeing(toy_rig, (1e6, 1e6, 0), (1000, 1000, 1000)) == list(toy_rig.names)
+    a, b = toy_rig[0], toy_rig[2]  # facing each other across the room: they overlap
+    assert cameras_not_seeing(CameraRig((a, b)), *volume_from_cameras(CameraRig((a, b)))) == []
+    turn = np.diag([-1.0, 1.0, -1.0])  # both turned round: back to back, each looks out of the room
+    with pytest.raises(CalibrationError, match="do not overlap"):
+        volume_from_cameras(CameraRig(tuple(c.replace(R=turn @ c.R, t_mm=turn @ c.t_mm) for c in (a, b))))

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
+from calib.common.paths import REPO_ROOT
 from calib.camera import CalibrationError
 from calib.configkit import ConfigError
 from calib.io import save_calibration
@@ -26,7 +27,7 @@ from calib.rig_config import (
 )
 from calib.volume import point_views, volume_corners_mm
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 RIGS = [REPO / "configs/rig.yaml", REPO / "configs/rigs/panoptic_hd5.yaml", REPO / "configs/rigs/shelf.yaml"]
 
 

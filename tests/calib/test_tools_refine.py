@@ -17,7 +17,7 @@ from calib.projection import project_points
 from calib.refine import refine_extrinsics
 
 NOISE_PX = 1.0
-# A standing person (mm, z up), Panoptic-15 joint order (engine/skeleton.py).
+# A standing person (mm, z up), Panoptic-15 joint order (calib/common/skeleton.py).
 TEMPLATE = np.array([[0, 0, 1500], [0, 60, 1650], [0, 0, 950], [180, 0, 1450], [200, 0, 1180], [210, 0, 920],
                      [100, 0, 950], [100, 0, 500], [100, 0, 80], [-180, 0, 1450], [-200, 0, 1180], [-210, 0, 920],
                      [-100, 0, 950], [-100, 0, 500], [-100, 0, 80]], dtype=float)

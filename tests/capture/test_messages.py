@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from capture.messages import (
     SCHEMA_VERSION, FrameSet, MessageError, Poses, Status, View, decode, encode, topic_of,
 )
-from engine.skeleton import PANOPTIC15
+from calib.common.skeleton import PANOPTIC15
 
 
 def _frameset(rng, encoding="bgr8") -> FrameSet:

@@ -13,13 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from calib.common.paths import REPO_ROOT
 from capture.messages import FrameSet, View
 from capture.recorder import Recorder
 from capture.session import INDEX_NAME, SessionError, SessionReader, SessionWriter
 
 from .conftest import green_level, pattern_image
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 
 
 def _write(path, n=5, codec="png", cams=("a", "b")):

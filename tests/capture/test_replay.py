@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
+from calib.common.paths import REPO_ROOT
 from capture.bus import Publisher, Subscriber
 from capture.messages import FrameSet, Status
 from capture.replay import panoptic_framesets, replay, session_framesets
@@ -20,7 +21,7 @@ from capture.session import SessionReader, SessionWriter
 
 from .conftest import green_level, pattern_image
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 PERIOD_NS = 50_000_000
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from capture.synthetic import body as B
 from capture.synthetic.motion import MotionModel, MotionSettings
-from engine.skeleton import PANOPTIC15
+from calib.common.skeleton import PANOPTIC15
 
 
 def test_bodies_are_anthropometrically_plausible(rng):

@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from calib.common.paths import REPO_ROOT
 from capture.synthetic.rigs import ring_rig
 from capture.synthetic.world import SyntheticWorld, world_for_rig
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 
 
 def test_world_for_the_default_rig_yaml():

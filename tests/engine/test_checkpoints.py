@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from calib.common.paths import REPO_ROOT
 from engine.checkpoints import COCO_TO_PANOPTIC, load_model_file, load_weights, save_checkpoint
 from engine.config import load_preset
 from engine.errors import CheckpointError
@@ -15,7 +16,7 @@ from engine.model import build_model
 
 from .conftest import tiny_config
 
-SPEC_FILE = Path(__file__).resolve().parents[3] / "shared" / "SPEC_STATE_DICT.txt"
+SPEC_FILE = REPO_ROOT.parent / "shared" / "SPEC_STATE_DICT.txt"
 
 
 def _spec_layout() -> dict[str, tuple[tuple[int, ...], str]]:

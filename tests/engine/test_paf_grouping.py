@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.keypoint_maps import BODY25, COCO17, candidates_to_panoptic15, keypoints_to_panoptic15
+from calib.common.keypoint_maps import BODY25, COCO17, candidates_to_panoptic15, keypoints_to_panoptic15
 from engine.paf_grouping import group_people
-from engine.skeleton import PANOPTIC15
+from calib.common.skeleton import PANOPTIC15
 
 CHAIN = np.array([[0, 1], [1, 2], [2, 3]])
 

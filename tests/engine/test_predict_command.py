@@ -7,6 +7,7 @@ import json
 
 import cv2
 import numpy as np
+import pytest
 
 from app.cli import main
 from calib.io import save_calibration
@@ -110,3 +111,29 @@ def test_predict_names_truncated_jpegs_and_fails_when_all_are_bad(tmp_path, caps
     captured = capsys.readouterr()
     assert "undecodable images: 5; framesets skipped: 4 of 4" in captured.out
     assert "none of the 4 framesets could be used" in captured.err and not preds.exists()
+
+
+@pytest.mark.data
+def test_predict_real_frames_without_a_model_triangulates_the_two_people(shared_data, tmp_path):
+    """No --checkpoint: real photos go through the bundled 2D estimator and triangulation."""
+    import cv2
+
+    from app.cli import main
+    from calib.common.paths import CONFIGS_DIR
+
+    videos = shared_data / "pose2sim_demos/Demo_MultiPerson/videos"
+    for cam in ("cam01", "cam02", "cam03", "cam04"):
+        cap = cv2.VideoCapture(str(videos / f"{cam}.mp4"))
+        cap.set(cv2.CAP_PROP_POS_FRAMES, 30)
+        cv2.imwrite(str(tmp_path / f"{cam}.jpg"), cap.read()[1])
+        cap.release()
+    out = tmp_path / "p.json"
+    rc = main(["predict", "--images", str(tmp_path), "--calibration",
+               str(CONFIGS_DIR / "rigs" / "pose2sim_multiperson.yaml"), "--out", str(out)])
+    assert rc == 0
+    result = json.loads(out.read_text())
+    assert result["route"] == "triangulate" and len(result["frames"]) == 1
+    people = result["frames"][0]["people"]
+    assert len(people) == 2
+    heights = [np.ptp(np.asarray(p["joints_mm"])[:, 2]) for p in people]
+    assert all(1100 < h < 2000 for h in heights), heights  # standing adults, in mm

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.skeleton import PANOPTIC15
+from calib.common.skeleton import PANOPTIC15
 from engine.tracking import OneEuroFilter, PoseTracker, bone_lengths_mm, count_id_switches, jitter_mm
 
 FPS = 15.0

@@ -9,7 +9,7 @@ import pickle
 import numpy as np
 import pytest
 
-from engine.skeleton import PANOPTIC15
+from calib.common.skeleton import PANOPTIC15
 from training.errors import DatasetError
 from training.pseudo_labels.importers import import_coco, import_openpose, import_selfpose3d_pickle
 from training.pseudo_labels.mapping import BODY25, COCO17, COCO18, Detection, convert_detection, harden, to_panoptic15

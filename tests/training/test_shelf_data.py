@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from calib.common.paths import REPO_ROOT
 from calib.projection import project_points
 from training.datasets.shelf_campus import read_gt_npz
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 MODEL = REPO / "models" / "shelf_ssl.pt"
 pytestmark = pytest.mark.data
 
@@ -54,7 +55,7 @@ def test_input_rows_are_every_candidate(shelf):
     rows = shelf.input_rows(450)
     assert len(rows) == 5 and all(r.shape[1:] == (15, 3) for r in rows)
     counts = shelf.openpose._d["cand_count"][:, shelf.openpose.frame_index(450)]  # (V,25)
-    from engine.keypoint_maps import panoptic15_indices
+    from calib.common.keypoint_maps import panoptic15_indices
 
     idx = panoptic15_indices("body25")
     for v, r in enumerate(rows):

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from engine.skeleton import PANOPTIC15
+from calib.common.skeleton import PANOPTIC15
 
 # A standing person in Panoptic-15 order, feet on the floor, mm, z up, facing -y.
 STANDING_MM = np.array([

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from calib.projection import project_points
-from engine.skeleton import PANOPTIC15
+from calib.common.skeleton import PANOPTIC15
 from viz import geometry as geo
 
 from .conftest import make_poses

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "install_viz_deps.sh"
+from calib.common.paths import REPO_ROOT
+
+SCRIPT = REPO_ROOT / "scripts" / "install_viz_deps.sh"
 
 
 def _fake_bin(tmp_path: Path, installed: set[str], uid: int) -> dict:

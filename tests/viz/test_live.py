@@ -275,7 +275,7 @@ def test_overlay_command_on_predict_inputs_and_outputs(tmp_path, toy_rig):
     from app.cli import main
     from calib.io import save_calibration
     from calib.projection import project_points
-    from engine.skeleton import PANOPTIC15
+    from calib.common.skeleton import PANOPTIC15
 
     calib = save_calibration(toy_rig, tmp_path / "calib.toml")
     shots = tmp_path / "shots"

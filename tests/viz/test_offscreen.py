@@ -46,7 +46,7 @@ def _check_skeleton(image, cam, poses, ids, tol_px):
 
 
 def geo_edges():
-    from engine.skeleton import PANOPTIC15
+    from calib.common.skeleton import PANOPTIC15
 
     return PANOPTIC15.edges
 

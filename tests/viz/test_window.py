@@ -13,12 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from calib.common.paths import REPO_ROOT
 from calib.camera import Camera
 from calib.projection import project_points
-from engine.skeleton import PANOPTIC15
+from calib.common.skeleton import PANOPTIC15
 from viz.render_check import distance_to_segments
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 
 
 def test_no_display_is_a_clear_error(monkeypatch):

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from capture.messages import Poses, now_ns
-from engine.skeleton import PANOPTIC15
+from calib.common.skeleton import PANOPTIC15
 from tests.viz.conftest import make_poses
 from viz import geometry as geo
 from viz.live import ViewSetup

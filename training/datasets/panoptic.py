@@ -23,7 +23,7 @@ import numpy as np
 
 from calib.camera import CameraRig
 from calib.io_panoptic import VOXELPOSE_HD_CAMERAS, load_panoptic_calibration, panoptic_cm_to_world_mm
-from engine.skeleton import PANOPTIC15
+from calib.common.skeleton import PANOPTIC15
 from training.errors import DatasetError
 
 NUM_JOINTS = PANOPTIC15.num_joints  # 15: the first 15 of Panoptic's coco19 joints

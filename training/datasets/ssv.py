@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from engine.skeleton import PANOPTIC15
+from calib.common.skeleton import PANOPTIC15
 from training.augment import base_scale, cutout, rand_augment, sample_view_sets, warp_image
 from training.errors import DatasetError
 from training.pseudo_labels.store import PseudoLabelSet

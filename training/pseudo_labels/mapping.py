@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 # The layouts and the Panoptic-15 map live in the engine (its detection input path needs them).
-from engine.keypoint_maps import (BODY25, COCO17, COCO18, DERIVED, LAYOUT_BY_COUNT,  # noqa: F401 (re-exported)
+from calib.common.keypoint_maps import (BODY25, COCO17, COCO18, DERIVED, LAYOUT_BY_COUNT,  # noqa: F401 (re-exported)
                                   LAYOUTS, keypoints_to_panoptic15)
 from training.pseudo_labels.store import ViewLabels
 

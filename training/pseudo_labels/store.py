@@ -34,7 +34,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from engine.skeleton import PANOPTIC15
+from calib.common.skeleton import PANOPTIC15
 from training.errors import DatasetError
 
 FORMAT_VERSION = 1

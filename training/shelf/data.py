@@ -20,7 +20,7 @@ import numpy as np
 
 from calib.camera import CameraRig
 from engine.detections import candidates_to_rows, render_input_heatmaps
-from engine.keypoint_maps import candidates_to_panoptic15, keypoints_to_panoptic15
+from calib.common.keypoint_maps import candidates_to_panoptic15, keypoints_to_panoptic15
 from engine.paf_grouping import group_people
 from training.datasets.shelf_campus import SHELF, OpenPoseCandidates, VoxelPoseDataset
 from training.errors import DatasetError
@@ -86,14 +86,15 @@ class ShelfDetections:
         return [candidates_to_rows(candidates_to_panoptic15(self._candidates(v, fi), "body25"), 15)
                 for v in range(self.num_views)]
 
-    def people(self, frame_id: int, min_joints: int = 5) -> list[np.ndarray]:
-        """Per view (N,15,3) Panoptic-15 people grouped with the PAF scores (x, y px, score)."""
+    def people(self, frame_id: int, min_joints: int = 5, layout: str = "panoptic15") -> list[np.ndarray]:
+        """Per view (N,15,3) Panoptic-15 people grouped with the PAF scores (x, y px, score);
+        ``layout="body25"``: the grouped (N,25,3) BODY_25 people themselves."""
         fi = self.openpose.frame_index(frame_id)
         out = []
         for v in range(self.num_views):
             pafs = [self.openpose.paf(v, fi, k) for k in range(len(self.openpose.paf_pairs))]
             body25 = group_people(self._candidates(v, fi), pafs, self.openpose.paf_pairs, min_joints=min_joints)
-            out.append(keypoints_to_panoptic15(body25, "body25").astype(np.float32))
+            out.append((body25 if layout == "body25" else keypoints_to_panoptic15(body25, "body25")).astype(np.float32))
         return out
 
     def input_heatmaps(self, frame_ids: Sequence[int], affine_hm: np.ndarray, heatmap_wh: tuple[int, int],

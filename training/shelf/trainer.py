@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from calib.camera import CameraRig
+from calib.common.heatmaps import HeatmapCodec
 from calib.configkit import write_resolved
 from calib.projection_torch import project_points, world_to_camera
 from engine.checkpoints import load_model_file, save_checkpoint
@@ -73,7 +74,8 @@ def coverage_box(rig: CameraRig, size_mm, center_mm, z_range_mm, min_views: int,
 
 def render_detections(uv_hm: torch.Tensor, amp: torch.Tensor, heatmap_wh: tuple[int, int],
                       sigma: float = 3.0) -> torch.Tensor:
-    """Score-scaled Gaussians, max over people (as ``engine.detections.render_input_heatmaps``).
+    """Score-scaled Gaussians, max over people (as ``engine.detections.render_input_heatmaps``,
+    but on the whole heatmap: no 3σ window).
 
     Args:
         uv_hm: (B,V,P,J,2) heatmap px.
@@ -81,13 +83,8 @@ def render_detections(uv_hm: torch.Tensor, amp: torch.Tensor, heatmap_wh: tuple[
     Returns:
         (B,V,J,H,W).
     """
-    W, H = heatmap_wh
-    xs = torch.arange(W, device=uv_hm.device, dtype=uv_hm.dtype)
-    ys = torch.arange(H, device=uv_hm.device, dtype=uv_hm.dtype)
-    gx = torch.exp(-0.5 * ((xs - uv_hm[..., 0:1]) / sigma) ** 2)  # (B,V,P,J,W)
-    gy = torch.exp(-0.5 * ((ys - uv_hm[..., 1:2]) / sigma) ** 2) * amp[..., None]  # (B,V,P,J,H)
-    out = gy[..., :, None] * gx[..., None, :]  # (B,V,P,J,H,W)
-    return out.amax(dim=2) if out.shape[2] else out.sum(2)
+    codec = HeatmapCodec(heatmap_wh, sigma, window="none", centre="exact", combine="max")
+    return codec.encode(uv_hm, amp)
 
 
 def to_heatmap_px(points_mm: torch.Tensor, geometry: ViewGeometry) -> tuple[torch.Tensor, torch.Tensor]:
@@ -369,7 +366,7 @@ def train(cfg: ShelfTrainConfig, out: str | Path) -> dict:
     summary["pose_s"] = round(time.time() - t1, 1)
     summary["train_s"] = round(time.time() - t0, 1)
     model = model.cpu().eval()
-    path = save_checkpoint(out / "model.pt", model, {"trainer": "training.shelf", "config": cfg.model,
+    path = save_checkpoint(out / "model.pt", model, {"trainer": "training.shelf", "config": cfg.model, "input": "detections",
                                                      "train_frames": cfg.train_frames, "pose_mode": cfg.pose.mode})
     summary["checkpoint"] = str(path)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))

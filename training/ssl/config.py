@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from calib.common.paths import CONFIGS_DIR
 from calib.configkit import ConfigError, load, require
 
 STAGES = ("backbone", "rootnet", "posenet", "finetune")
-REPO = Path(__file__).resolve().parents[2]
-CONFIG_DIR = REPO / "configs" / "train"
+CONFIG_DIR = CONFIGS_DIR / "train"
 
 
 @dataclass(frozen=True)

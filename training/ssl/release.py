@@ -40,7 +40,7 @@ def release_model(source: str | Path, out: str | Path, half: bool = True, evalua
     model.config = with_refine_radius(model.config, refine_radius_mm)
     state = {k: (v.half() if half and v.is_floating_point() else v) for k, v in model.state_dict().items()}
     old_meta = dict(obj.get("meta") or {})
-    meta = {k: old_meta[k] for k in ("stage", "epoch", "step", "train_config") if k in old_meta}
+    meta = {k: old_meta[k] for k in ("stage", "epoch", "step", "train_config", "input") if k in old_meta}
     meta.update(source=str(source), reproduce=reproduce, weights_dtype="float16" if half else "float32")
     out.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "version": FORMAT_VERSION, "config": model.config.to_dict(),

@@ -17,12 +17,11 @@ from typing import Sequence
 
 import numpy as np
 
+from calib.common.paths import DEFAULT_MODEL, REPO_ROOT
 from training.metrics import AP_THRESHOLDS_MM, match_to_ground_truth, panoptic_metrics
 
 log = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parents[2]
-DEFAULT_MODEL = REPO / "models" / "light_synthetic.pt"
 DEFAULT_CONFIG = "light_posenet"
 
 
@@ -99,7 +98,7 @@ def held_out_scenes(config_name: str = DEFAULT_CONFIG, overrides: Sequence[str] 
 
     cfg = load_train_config(config_name, tuple(overrides))
     d = cfg.data
-    rig = load_rig(REPO / d.rig if not Path(d.rig).is_absolute() else d.rig)
+    rig = load_rig(REPO_ROOT / d.rig if not Path(d.rig).is_absolute() else d.rig)
     return SyntheticScenes(rig.cameras, d.val_seeds, d.val_frames_per_scene, d.frame_interval, d.people, d.fps,
                            rig.volume.center_mm, rig.volume.size_mm)
 

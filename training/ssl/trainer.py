@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from calib.configkit import to_dict, write_resolved
-from training.ssl.config import REPO, TrainConfig
+from calib.common.paths import REPO_ROOT
+from training.ssl.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ class Trainer:
             torch.distributed.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
         torch.manual_seed(config.seed + self.rank)
         d = config.data
-        rig_path = Path(d.rig) if Path(d.rig).is_absolute() else REPO / d.rig
+        rig_path = Path(d.rig) if Path(d.rig).is_absolute() else REPO_ROOT / d.rig
         self.rig = load_rig(rig_path)
         vol = self.rig.volume
         model_cfg = load_preset(config.model, tuple(config.model_overrides))
@@ -373,7 +374,7 @@ def export_resume_checkpoint(run_dir: str | Path, name: str = "model_last.pt") -
     run_dir = Path(run_dir)
     state = torch.load(run_dir / RESUME_FILE, map_location="cpu", weights_only=True)
     cfg = from_dict(TrainConfig, json.loads(state["config"]))
-    rig_path = Path(cfg.data.rig) if Path(cfg.data.rig).is_absolute() else REPO / cfg.data.rig
+    rig_path = Path(cfg.data.rig) if Path(cfg.data.rig).is_absolute() else REPO_ROOT / cfg.data.rig
     vol = load_rig(rig_path).volume
     model_cfg = replace(load_preset(cfg.model, tuple(cfg.model_overrides)), space_size_mm=tuple(vol.size_mm),
                         space_center_mm=tuple(vol.center_mm))

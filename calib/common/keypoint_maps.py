@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from engine.skeleton import PANOPTIC15
+from calib.common.skeleton import PANOPTIC15
 
 COCO17 = (
     "nose", "l_eye", "r_eye", "l_ear", "r_ear", "l_shoulder", "r_shoulder", "l_elbow", "r_elbow",
