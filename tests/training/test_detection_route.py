@@ -4,12 +4,11 @@ the trainer's resumable loop, and the committed model on real Pose2Sim footage."
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
+from calib.common.paths import CONFIGS_DIR, MODELS_DIR
 from calib.projection import project_points
 from engine.config import load_preset
 from engine.model import build_model
@@ -17,8 +16,7 @@ from training.detection_route.config import EstimatorNoiseConfig, RigSamplerConf
 from training.detection_route.scenes import ROOT, detector_params, sample_rig, sample_scene, sample_volume
 from training.detection_route.trainer import scene_heatmaps, scene_projector, train
 
-REPO = Path(__file__).resolve().parents[2]
-MODEL = REPO / "models/detection_generic.pt"
+MODEL = MODELS_DIR / "detection_generic.pt"
 EXACT = {"noise_px": 0.0, "noise_occluded_px": 0.0, "miss_rate": 0.0, "miss_rate_occluded": 0.0, "swap_rate": 0.0,
          "wrong_person_rate": 0.0, "person_miss_rate": 0.0, "false_positives_per_view": 0.0}
 
@@ -119,7 +117,7 @@ REPROJECTION_BOUND_PX = 40.0
 def test_committed_model_finds_the_two_people_on_real_pose2sim_footage(shared_data):
     from training.detection_route.evaluate import estimator_people_on_footage, evaluate_footage
 
-    rig, people, _ = estimator_people_on_footage(REPO / "configs/rigs/pose2sim_multiperson.yaml", [0, 50, 99])
+    rig, people, _ = estimator_people_on_footage(CONFIGS_DIR / "rigs/pose2sim_multiperson.yaml", [0, 50, 99])
     r = evaluate_footage(MODEL, rig, people)
     assert all(n >= 2 for n in r["people_in_volume_per_frame"]), r["people_per_frame"]
     assert r["reprojection_px_median_all"] < REPROJECTION_BOUND_PX, r["reprojection_px_median_per_camera"]

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from calib.common.paths import CONFIGS_DIR
 from calib.configkit import ConfigError, load, require
 
-REPO = Path(__file__).resolve().parents[2]
-CONFIG_DIR = REPO / "configs" / "train"
+CONFIG_DIR = CONFIGS_DIR / "train"
 
 # Image sizes (w, h) a random camera picks from: landscape webcams / machine vision / Shelf, portrait phones.
 DEFAULT_RESOLUTIONS = ((640, 480), (640, 360), (1280, 720), (1920, 1080), (1032, 776), (800, 600),

@@ -28,12 +28,15 @@ def release(source: str | Path, out: str | Path, threshold: float | None = None,
     release_model(source, out, half=True, evaluate=False, reproduce=REPRODUCE)
     if threshold is not None:
         with_root_threshold(out, threshold, out)
+    obj = dict(read_file(out))
+    obj["meta"] = dict(obj["meta"], input="detections", trainer="training.detection_route")  # engine.checkpoints.model_input
+    torch.save(obj, out)
     metrics = {}
     if scenes:
         t = read_file(out)["config"]["root_net"]["threshold"]
         metrics = evaluate_synthetic(out, held_out_scenes(scenes), (t,))
         obj = dict(read_file(out))
-        obj["meta"] = dict(obj["meta"], heldout_metrics=json.dumps(metrics), trainer="training.detection_route")
+        obj["meta"] = dict(obj["meta"], heldout_metrics=json.dumps(metrics))
         torch.save(obj, out)
     return metrics
 

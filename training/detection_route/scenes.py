@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from calib.camera import Camera, CameraRig
-from calib.configkit import from_dict, read_yaml
+from calib.configkit import from_dict, to_dict
 from calib.projection import project_points
-from capture.synthetic.detector import DetectorParams, simulate_detections
+from capture.synthetic.detector import DetectorParams, load_detector_params, simulate_detections
 from capture.synthetic.rigs import look_at_rotation
 from capture.synthetic.world import FrameTruth
 from training.detection_route.config import EstimatorNoiseConfig, RigSamplerConfig, SceneConfig
@@ -170,9 +170,7 @@ def frame_truth(rig: CameraRig, joints_mm: np.ndarray, body_radius_mm: float = 1
 
 def detector_params(cfg: EstimatorNoiseConfig) -> DetectorParams:
     """DetectorParams from ``params_file`` (if any) overridden by ``params``."""
-    data: dict = {}
-    if cfg.params_file:
-        data.update(read_yaml(Path(cfg.params_file)) or {})
+    data: dict = to_dict(load_detector_params(Path(cfg.params_file))) if cfg.params_file else {}
     data.update(cfg.params or {})
     return from_dict(DetectorParams, data)
 

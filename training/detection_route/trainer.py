@@ -177,7 +177,7 @@ def train(cfg: DetectionTrainConfig, out: str | Path, resume: bool = True) -> di
                 break
     save(step)
     model.eval()
-    path = save_checkpoint(out / "model.pt", model, {"trainer": "training.detection_route", "steps": step,
+    path = save_checkpoint(out / "model.pt", model, {"trainer": "training.detection_route", "steps": step, "input": "detections",
                                                      "train_config": json.dumps({"config": "detection_generic", "seed": cfg.seed})})
     summary = {"steps": step, "train_s": round(elapsed, 1), "checkpoint": str(path), "threads": torch.get_num_threads()}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
