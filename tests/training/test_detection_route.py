@@ -110,7 +110,7 @@ def test_trainer_writes_a_loadable_model_and_resumes(tmp_path):
 
 
 # Measured on the committed model (benchmarks/results/detection_route.json): see docs/detection_route.md.
-REPROJECTION_BOUND_PX = 40.0
+REPROJECTION_BOUND_PX = 30.0  # measured 16.9 px median over 11 framesets (17.7 on these 3 at step 300)
 
 
 @pytest.mark.data

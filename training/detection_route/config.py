@@ -32,6 +32,8 @@ class RigSamplerConfig:
         fov_margin: the long-side field of view = the angle the volume subtends x this (uniform),
             clipped to ``fov_deg``.
         fov_deg: (min, max) long-side field of view.
+        fov_free_prob: probability that a camera's field of view is uniform in ``fov_deg`` instead
+            (cameras inside an oversized volume, like Shelf's, see only part of it).
         arc_deg: (min, max) azimuth span the cameras spread over (360 = all around).
         aim_jitter_mm: cameras aim at the volume centre +- this (x, y) and a height in aim_z_mm.
         aim_z_mm: (min, max) aim height above the floor.
@@ -50,6 +52,7 @@ class RigSamplerConfig:
     camera_height_mm: tuple[float, float] = (600.0, 3500.0)
     fov_margin: tuple[float, float] = (0.9, 1.3)
     fov_deg: tuple[float, float] = (40.0, 110.0)
+    fov_free_prob: float = 0.0
     arc_deg: tuple[float, float] = (90.0, 360.0)
     aim_jitter_mm: float = 400.0
     aim_z_mm: tuple[float, float] = (500.0, 1400.0)
@@ -136,6 +139,7 @@ class DetectionTrainConfig:
 
     Attributes:
         model: model preset (``configs/model``) of the fresh model (volume and heatmap sizes).
+        init: model file whose root and pose nets start this run (fine-tuning); empty: fresh.
         sigma_px: Gaussian σ of the rendered input heatmaps (heatmap px; as inference's default).
         root_threshold: root score threshold written into the released config.
         checkpoint_every: steps between resumable checkpoints (``out/checkpoint.pt``).
@@ -144,6 +148,7 @@ class DetectionTrainConfig:
     """
 
     model: str = "shelf"
+    init: str = ""
     sigma_px: float = 3.0
     root_threshold: float = 0.3
     rigs: RigSamplerConfig = field(default_factory=RigSamplerConfig)

@@ -111,6 +111,8 @@ def sample_rig(rng: np.random.Generator, cfg: RigSamplerConfig, volume: Volume) 
         w, h = res_all if shared else cfg.resolutions[int(rng.integers(len(cfg.resolutions)))]
         subtended = 2 * math.degrees(math.atan2(half_diag, max(np.linalg.norm(aim - center), 1.0)))
         fov = float(np.clip(subtended * _u(rng, cfg.fov_margin), *cfg.fov_deg))
+        if cfg.fov_free_prob and rng.random() < cfg.fov_free_prob:
+            fov = _u(rng, cfg.fov_deg)
         f = 0.5 * max(w, h) / math.tan(math.radians(fov) / 2)
         K = np.array([[f, 0.0, (w - 1) / 2 + rng.uniform(-0.01, 0.01) * w],
                       [0.0, f * (1 + rng.uniform(-0.002, 0.002)), (h - 1) / 2 + rng.uniform(-0.01, 0.01) * h],

@@ -96,6 +96,12 @@ def train(cfg: DetectionTrainConfig, out: str | Path, resume: bool = True) -> di
     model = build_model(load_preset(cfg.model))
     model.init_training_weights()
     model.config = _release_config(model, cfg)
+    if cfg.init:  # fine-tune: root and pose nets from a model file of the same preset
+        from engine.checkpoints import load_model_file
+
+        source, _ = load_model_file(cfg.init)
+        model.root_net.load_state_dict(source.root_net.state_dict())
+        model.pose_net.load_state_dict(source.pose_net.state_dict())
     params = detector_params(cfg.estimator)
     opt_root = torch.optim.Adam(model.root_net.parameters(), lr=cfg.optim.lr_root)
     opt_pose = torch.optim.Adam(model.pose_net.parameters(), lr=cfg.optim.lr_pose)
