@@ -32,7 +32,7 @@ from training.detection_route.evaluate import (  # noqa: E402
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--checkpoint", default=str(REPO / "models/detection_generic.pt"))
+    ap.add_argument("--checkpoint", default=str(REPO / "models/detection_generic_candidate.pt"))
     ap.add_argument("--baseline", default=str(REPO / "models/shelf_ssl.pt"), help="'' to skip")
     ap.add_argument("--synthetic-scenes", type=int, default=60)
     ap.add_argument("--thresholds", default="0.1,0.2,0.3,0.4,0.5", help="root thresholds swept on synthetic")

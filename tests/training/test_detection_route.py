@@ -16,7 +16,7 @@ from training.detection_route.config import EstimatorNoiseConfig, RigSamplerConf
 from training.detection_route.scenes import ROOT, detector_params, sample_rig, sample_scene, sample_volume
 from training.detection_route.trainer import scene_heatmaps, scene_projector, train
 
-MODEL = MODELS_DIR / "detection_generic.pt"
+MODEL = MODELS_DIR / "detection_generic_candidate.pt"  # not app.route.DEFAULT_DETECTION_MODEL yet: docs/detection_route.md
 EXACT = {"noise_px": 0.0, "noise_occluded_px": 0.0, "miss_rate": 0.0, "miss_rate_occluded": 0.0, "swap_rate": 0.0,
          "wrong_person_rate": 0.0, "person_miss_rate": 0.0, "false_positives_per_view": 0.0}
 
