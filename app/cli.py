@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "detect2d": "run the bundled 2D estimator on a folder of images (COCO-style results JSON)",
     "pseudo-labels": "soft/hard 2D pseudo labels: from footage with the bundled estimator, or imported",
     "train": "train a stage: backbone | rootnet | posenet | finetune",
+    "train-detection": "train the rig-agnostic learned detection route on synthetic random rigs",
     "train-shelf": "train root/pose nets on Shelf from its 2D detections (no 3D ground truth)",
     "eval": "evaluate: panoptic | shelf | campus | synthetic",
     "release-model": "a trained model file -> a small release file (float16, held-out metrics in its meta)",

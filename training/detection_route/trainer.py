@@ -1,0 +1,191 @@
+"""Train the rig-agnostic detection-route model (root net + pose net) on random synthetic scenes.
+
+Every step draws ``batch_size`` scenes (:mod:`training.detection_route.scenes`: a random rig and
+volume, synthetic people, the simulated estimator's per-view people), renders the input heatmaps
+with the inference renderer (:func:`engine.detections.render_input_heatmaps`, through the
+engine's own view geometry for that rig), and trains
+
+* the root net on the mid-hip channel fused into that scene's volume (the engine's
+  :class:`engine.project.VolumeProjector` for the scene's rig and volume) against the 3D Gaussian
+  root cubes of the target people (MSE, SPEC §3.2), and
+* the pose net on cubes around the true roots (+ jitter) against the true 3D joints (L1);
+
+3D supervision is the synthetic truth (no real data, no images). Resumable: ``out/checkpoint.pt``
+holds the weights, optimiser states, step and random state every ``checkpoint_every`` steps.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from calib.configkit import write_resolved
+from capture.synthetic.rigs import ring_rig
+from engine.checkpoints import save_checkpoint
+from engine.config import load_preset
+from engine.detections import render_input_heatmaps
+from engine.model import SelfPose3dModel, build_model
+from engine.project import ViewGeometry, VolumeProjector
+from training import targets as tg
+from training.detection_route.config import DetectionTrainConfig
+from training.detection_route.scenes import ROOT, Scene, detector_params, sample_scene
+from training.shelf.trainer import pose_forward, synthetic_pose_bank
+
+log = logging.getLogger(__name__)
+
+
+def scene_projector(model: SelfPose3dModel, scene: Scene, device: torch.device | str = "cpu") -> VolumeProjector:
+    """The engine's projector for the scene's rig and volume (as ``InferenceRuntime`` builds it)."""
+    cfg = model.config
+    geometry = ViewGeometry.from_rig(scene.rig, cfg.backbone.image_size, cfg.backbone.heatmap_size, torch.device(device))
+    return VolumeProjector(geometry, scene.volume.size_mm, scene.volume.center_mm, cfg.root_net.bins,
+                           cfg.pose_net.cube_size_mm, cfg.pose_net.bins)
+
+
+def scene_heatmaps(projector: VolumeProjector, scene: Scene, sigma_px: float) -> torch.Tensor:
+    """(V,15,h,w) input heatmaps of the scene's estimator people, by the inference renderer."""
+    g = projector.geometry
+    return torch.from_numpy(render_input_heatmaps(scene.poses_2d, g.affine_hm.cpu().numpy(), g.heatmap_wh, sigma_px))
+
+
+def pose_bank(cfg: DetectionTrainConfig) -> np.ndarray:
+    """(N,15,3) poses of the synthetic motion model (root at x = y = 0, floor z = 0)."""
+    return synthetic_pose_bank(ring_rig(4, seed=cfg.seed), cfg.scene.bank_frames, cfg.seed)
+
+
+def scene_losses(model: SelfPose3dModel, scene: Scene, cfg: DetectionTrainConfig,
+                 gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None, float]:
+    """Root loss, pose loss (None without targets) and the batch's pose MPJPE (mm) of one scene."""
+    projector = scene_projector(model, scene)
+    hm = scene_heatmaps(projector, scene, cfg.sigma_px)
+    roots = torch.from_numpy(scene.target_poses_mm[:, ROOT]).float()
+    target = tg.root_target_cubes(roots[None], torch.ones((1, len(roots)), dtype=torch.bool),
+                                  projector.space_size_mm, projector.space_center_mm, projector.root_bins)
+    pred = model.root_net(projector.root_volume(hm[:, ROOT:ROOT + 1]))
+    root_loss = 100.0 * torch.mean((pred - target) ** 2)
+    gt = torch.from_numpy(scene.target_poses_mm[: cfg.optim.max_pose_people]).float()
+    if not len(gt):
+        return root_loss, None, float("nan")
+    centers = gt[:, ROOT] + cfg.optim.root_jitter_mm * torch.randn((len(gt), 3), generator=gen)
+    poses = pose_forward(model, projector, hm, centers)
+    pose_loss = (poses - gt).abs().mean() / 100.0
+    return root_loss, pose_loss, float((poses.detach() - gt).norm(dim=-1).mean())
+
+
+def _release_config(model: SelfPose3dModel, cfg: DetectionTrainConfig):
+    rc = replace(model.config.root_net, threshold=cfg.root_threshold)
+    return replace(model.config, root_net=rc)
+
+
+def train(cfg: DetectionTrainConfig, out: str | Path, resume: bool = True) -> dict:
+    """Run (or resume) a training; writes ``out/{config.resolved.yaml, log.jsonl, checkpoint.pt,
+    model.pt, summary.json}`` and returns the summary."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_resolved(cfg, out)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    model = build_model(load_preset(cfg.model))
+    model.init_training_weights()
+    model.config = _release_config(model, cfg)
+    if cfg.init:  # fine-tune: root and pose nets from a model file of the same preset
+        from engine.checkpoints import load_model_file
+
+        source, _ = load_model_file(cfg.init)
+        model.root_net.load_state_dict(source.root_net.state_dict())
+        model.pose_net.load_state_dict(source.pose_net.state_dict())
+    params = detector_params(cfg.estimator)
+    opt_root = torch.optim.Adam(model.root_net.parameters(), lr=cfg.optim.lr_root)
+    opt_pose = torch.optim.Adam(model.pose_net.parameters(), lr=cfg.optim.lr_pose)
+    steps = cfg.optim.steps
+    base_lr = [(opt_root, cfg.optim.lr_root), (opt_pose, cfg.optim.lr_pose)]
+    rng = np.random.default_rng(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    ckpt = out / "checkpoint.pt"
+    start, elapsed = 0, 0.0
+    t_bank = time.time()
+    bank = pose_bank(cfg)
+    print(f"[detection] pose bank: {len(bank)} poses ({time.time() - t_bank:.1f} s)", flush=True)
+    if resume and ckpt.is_file():
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        opt_root.load_state_dict(state["opt_root"])
+        opt_pose.load_state_dict(state["opt_pose"])
+        rng.bit_generator.state = pickle.loads(state["rng"])
+        gen.set_state(state["gen"])
+        start, elapsed = int(state["step"]), float(state["elapsed_s"])
+        print(f"[detection] resumed from {ckpt} at step {start}", flush=True)
+    elif not resume or start == 0:
+        (out / "log.jsonl").write_text("")
+    model.train()
+
+    def save(step: int) -> None:
+        torch.save({"model": model.state_dict(), "opt_root": opt_root.state_dict(), "opt_pose": opt_pose.state_dict(),
+                    "rng": pickle.dumps(rng.bit_generator.state),
+                    "gen": gen.get_state(), "step": step, "elapsed_s": elapsed}, ckpt.with_suffix(".tmp"))
+        ckpt.with_suffix(".tmp").replace(ckpt)
+
+    def progress(step: int, elapsed_s: float) -> float:
+        frac = step / max(1, steps)
+        if cfg.time_budget_s:
+            frac = max(frac, elapsed_s / cfg.time_budget_s)
+        return min(frac, 1.0)
+
+    t0 = time.time() - elapsed
+    step = start
+    recent: list[float] = []
+    with (out / "log.jsonl").open("a") as logf:
+        for step in range(start + 1, steps + 1):
+            ts = time.time()
+            for opt, lr in base_lr:  # cosine decay over the steps or the time budget, whichever ends first
+                for group in opt.param_groups:
+                    group["lr"] = lr * 0.5 * (1 + np.cos(np.pi * progress(step - 1, elapsed)))
+            root_l, pose_l, errs = [], [], []
+            for _ in range(cfg.optim.batch_size):
+                scene = sample_scene(rng, bank, cfg.rigs, cfg.scene, params, cfg.estimator)
+                r, p, e = scene_losses(model, scene, cfg, gen)
+                root_l.append(r)
+                if p is not None:
+                    pose_l.append(p)
+                    errs.append(e)
+            loss_root = torch.stack(root_l).mean()
+            loss = loss_root + (torch.stack(pose_l).mean() if pose_l else 0.0)
+            opt_root.zero_grad(set_to_none=True)
+            opt_pose.zero_grad(set_to_none=True)
+            loss.backward()
+            opt_root.step()
+            opt_pose.step()
+            elapsed = time.time() - t0
+            recent = (recent + [time.time() - ts])[-50:]
+            rec = {"step": step, "s": round(elapsed, 1), "root_loss": loss_root.item(),
+                   "pose_loss": torch.stack(pose_l).mean().item() if pose_l else None,
+                   "mpjpe_mm": float(np.mean(errs)) if errs else None}
+            logf.write(json.dumps(rec) + "\n")
+            if step % cfg.log_every == 0 or step == steps:
+                eta = (steps - step) * float(np.mean(recent))
+                if cfg.time_budget_s:
+                    eta = min(eta, max(0.0, cfg.time_budget_s - elapsed))
+                print(f"[detection] {step}/{steps} root={rec['root_loss']:.4f} mpjpe={rec['mpjpe_mm'] or float('nan'):.0f} mm "
+                      f"{np.mean(recent):.2f} s/step  elapsed {elapsed / 60:.1f} min  ETA {eta / 60:.1f} min", flush=True)
+                logf.flush()
+            if step % cfg.checkpoint_every == 0:
+                save(step)
+            if cfg.time_budget_s and elapsed >= cfg.time_budget_s:
+                print(f"[detection] time budget {cfg.time_budget_s:.0f} s reached at step {step}", flush=True)
+                break
+    save(step)
+    model.eval()
+    path = save_checkpoint(out / "model.pt", model, {"trainer": "training.detection_route", "steps": step, "input": "detections",
+                                                     "train_config": json.dumps({"config": "detection_generic", "seed": cfg.seed})})
+    summary = {"steps": step, "train_s": round(elapsed, 1), "checkpoint": str(path), "threads": torch.get_num_threads()}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(f"[detection] saved {path} ({step} steps, {elapsed / 60:.1f} min)", flush=True)
+    return summary
