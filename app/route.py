@@ -8,7 +8,7 @@ Routes (``--engine``):
   on real cameras and videos (measured better than the learned route on the real Pose2Sim footage:
   docs/real_route.md).
 * ``learned``: images → bundled 2D estimator → a detection-route model (``--model``, default
-  ``models/detection_generic.pt``); chosen automatically for a model whose meta says it takes
+  ``models/detection_generic_candidate.pt``); chosen automatically for a model whose meta says it takes
   detections (e.g. ``models/shelf_ssl.pt``).
 """
 
@@ -25,7 +25,10 @@ log = logging.getLogger(__name__)
 
 ENGINES = ("auto", "image", "triangulate", "learned")
 REAL_DEFAULT = "triangulate"  # by measurement on real footage (docs/real_route.md)
-DEFAULT_DETECTION_MODEL = MODELS_DIR / "detection_generic.pt"
+# The rig-agnostic detection-route model trained on synthetic random rigs (docs/detection_route.md).
+# A candidate: it finds the people of unseen rigs but makes ghosts (and nobody on Shelf's
+# cameras-inside-the-volume layout), hence not the default of any input.
+DEFAULT_DETECTION_MODEL = MODELS_DIR / "detection_generic_candidate.pt"
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,7 @@ def choose_route(engine: str, model: str, rig=None) -> Route:
                               f"({DEFAULT_DETECTION_MODEL} is not in this checkout)")
         if _input_of(model_path) != "detections":
             raise ConfigError(f"--engine learned: {model_path} takes images, not 2D detections; use --engine image "
-                              "for it, or a detection-route model (e.g. models/detection_generic.pt)")
+                              "for it, or a detection-route model (e.g. models/detection_generic_candidate.pt)")
         return Route("learned", model_path, reason)
     model_path = given or resolve_model(str(DEFAULT_MODEL))
     if _input_of(model_path) != "images":

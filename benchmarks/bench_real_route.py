@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rig", default=str(REPO / "configs" / "rigs" / "pose2sim_multiperson.yaml"))
     ap.add_argument("--every", type=int, default=2)
     ap.add_argument("--input-size", type=int, default=256)
-    ap.add_argument("--model", default=str(REPO / "models" / "detection_generic.pt"), help="learned engine model")
+    ap.add_argument("--model", default=str(REPO / "models" / "detection_generic_candidate.pt"), help="learned engine model")
     ap.add_argument("--engines", nargs="+", default=["triangulate", "learned"])
     ap.add_argument("--json")
     args = ap.parse_args(argv)

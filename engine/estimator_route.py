@@ -146,7 +146,7 @@ def build_estimator_predictor(rig, route: str, estimator_config, *, workers: int
         route: ``triangulate`` or ``learned``.
         estimator_config: :class:`engine.estimators.EstimatorConfig`.
         workers: parallel estimator sessions.
-        model: ``learned``: a detection-route checkpoint (e.g. ``models/detection_generic.pt``).
+        model: ``learned``: a detection-route checkpoint (e.g. ``models/detection_generic_candidate.pt``).
         volume_center_mm, volume_size_mm: ``learned``: the room volume.
     """
     from calib.configkit import ConfigError
@@ -161,7 +161,7 @@ def build_estimator_predictor(rig, route: str, estimator_config, *, workers: int
         from engine.api import load_model
 
         if model is None:
-            raise ConfigError("engine 'learned' needs a detection-route model (--model models/detection_generic.pt)")
+            raise ConfigError("engine 'learned' needs a detection-route model (--model models/detection_generic_candidate.pt)")
         engine = LearnedDetectionEngine(load_model(model, rig, volume_center_mm=volume_center_mm,
                                                    volume_size_mm=volume_size_mm))
         layout = "panoptic15"
