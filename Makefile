@@ -1,6 +1,6 @@
 # Two entry points for a fresh machine (see README):
 #   make demo   -> create .venv, install, run the main job on the embedded default
-#   make test   -> create .venv, install (with dev extras), lint (ruff check), run the test suite
+#   make test   -> create .venv, install (with dev extras), lint (ruff check, ruff format --check), run the test suite
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -34,6 +34,7 @@ demo: install
 
 test: install-dev
 	$(BIN)/python -m ruff check .
+	$(BIN)/python -m ruff format --check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

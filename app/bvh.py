@@ -42,10 +42,14 @@ CANONICAL_FRAMES = {
 }
 # Single-child joints: rest direction of their child bone (x = left, y = up, z = forward).
 LIMB_REST_DIRS = {
-    "l_shoulder": (1.0, 0.0, 0.0), "l_elbow": (1.0, 0.0, 0.0),
-    "r_shoulder": (-1.0, 0.0, 0.0), "r_elbow": (-1.0, 0.0, 0.0),
-    "l_hip": (0.0, -1.0, 0.0), "l_knee": (0.0, -1.0, 0.0),
-    "r_hip": (0.0, -1.0, 0.0), "r_knee": (0.0, -1.0, 0.0),
+    "l_shoulder": (1.0, 0.0, 0.0),
+    "l_elbow": (1.0, 0.0, 0.0),
+    "r_shoulder": (-1.0, 0.0, 0.0),
+    "r_elbow": (-1.0, 0.0, 0.0),
+    "l_hip": (0.0, -1.0, 0.0),
+    "l_knee": (0.0, -1.0, 0.0),
+    "r_hip": (0.0, -1.0, 0.0),
+    "r_knee": (0.0, -1.0, 0.0),
 }
 
 
@@ -132,7 +136,7 @@ def rest_offsets(tree: BvhTree, pos: np.ndarray) -> np.ndarray:
             dirs = {kids[0]: np.asarray(LIMB_REST_DIRS[tree.names[j]])}
         else:
             frames = _canonical_frames(pos, idx, tree.names[j])
-            local = np.einsum("fji,fkj->fki", frames, pos[:, list(kids)] - pos[:, j:j + 1])  # (F,K,3)
+            local = np.einsum("fji,fkj->fki", frames, pos[:, list(kids)] - pos[:, j : j + 1])  # (F,K,3)
             dirs = dict(zip(kids, _unit(np.nanmedian(local, axis=0))))
         for c, d in dirs.items():
             length = np.nanmedian(np.linalg.norm(pos[:, c] - pos[:, j], axis=-1))
@@ -184,7 +188,7 @@ def local_rotations(tree: BvhTree, pos: np.ndarray, offsets: np.ndarray) -> dict
         p = tree.parent[j]
         g_parent = glob[p] if p >= 0 else np.broadcast_to(np.eye(3), (F, 3, 3))
         kids = list(tree.children[j])
-        observed = np.einsum("fji,fkj->fki", g_parent, pos[:, kids] - pos[:, j:j + 1])  # parent frame
+        observed = np.einsum("fji,fkj->fki", g_parent, pos[:, kids] - pos[:, j : j + 1])  # parent frame
         if len(kids) == 1:
             local[j] = _shortest_arc(offsets[kids[0]], observed[:, 0])
         else:
@@ -210,8 +214,10 @@ def uniform_frames(times_s: np.ndarray) -> tuple[float, np.ndarray]:
     dt = np.diff(times_s)
     if not (dt > 0).all():
         k = int(np.flatnonzero(dt <= 0)[0])
-        raise BvhError(f"record {k + 1}: capture time does not increase ({times_s[k]:.6f} s -> "
-                       f"{times_s[k + 1]:.6f} s); the take's records must be in capture order")
+        raise BvhError(
+            f"record {k + 1}: capture time does not increase ({times_s[k]:.6f} s -> "
+            f"{times_s[k + 1]:.6f} s); the take's records must be in capture order"
+        )
     frame_time = float(np.median(dt))
     n = int(round((times_s[-1] - times_s[0]) / frame_time)) + 1
     grid = times_s[0] + frame_time * np.arange(n)
@@ -243,8 +249,9 @@ class BvhMotion:
     units: str
 
 
-def solve_motion(joints_mm: np.ndarray, frame_time_s: float, units: str = "mm",
-                 skeleton: Skeleton = PANOPTIC15) -> BvhMotion:
+def solve_motion(
+    joints_mm: np.ndarray, frame_time_s: float, units: str = "mm", skeleton: Skeleton = PANOPTIC15
+) -> BvhMotion:
     """A BVH motion from one person's trajectory.
 
     Args:
@@ -284,18 +291,35 @@ def format_bvh(motion: BvhMotion) -> str:
     def block(j: int, depth: int) -> None:
         pad = "  " * depth
         if j == tree.root:
-            lines.extend([f"ROOT {tree.names[j]}", "{", "  OFFSET 0.000000 0.000000 0.000000",
-                          f"  CHANNELS 6 Xposition Yposition Zposition {_ROT_CHANNELS}"])
+            lines.extend(
+                [
+                    f"ROOT {tree.names[j]}",
+                    "{",
+                    "  OFFSET 0.000000 0.000000 0.000000",
+                    f"  CHANNELS 6 Xposition Yposition Zposition {_ROT_CHANNELS}",
+                ]
+            )
         else:
-            lines.extend([f"{pad}JOINT {tree.names[j]}", f"{pad}{{",
-                          f"{pad}  OFFSET {off[j, 0]:.6f} {off[j, 1]:.6f} {off[j, 2]:.6f}",
-                          f"{pad}  CHANNELS 3 {_ROT_CHANNELS}"])
+            lines.extend(
+                [
+                    f"{pad}JOINT {tree.names[j]}",
+                    f"{pad}{{",
+                    f"{pad}  OFFSET {off[j, 0]:.6f} {off[j, 1]:.6f} {off[j, 2]:.6f}",
+                    f"{pad}  CHANNELS 3 {_ROT_CHANNELS}",
+                ]
+            )
         for c in tree.children[j]:
             if tree.children[c]:
                 block(c, depth + 1)
             else:  # leaf joint: an End Site at its offset
-                lines.extend([f"{pad}  End Site", f"{pad}  {{",
-                              f"{pad}    OFFSET {off[c, 0]:.6f} {off[c, 1]:.6f} {off[c, 2]:.6f}", f"{pad}  }}"])
+                lines.extend(
+                    [
+                        f"{pad}  End Site",
+                        f"{pad}  {{",
+                        f"{pad}    OFFSET {off[c, 0]:.6f} {off[c, 1]:.6f} {off[c, 2]:.6f}",
+                        f"{pad}  }}",
+                    ]
+                )
         lines.append(f"{pad}}}")
 
     block(tree.root, 0)
@@ -317,12 +341,21 @@ def write_bvh(path: str | Path, motion: BvhMotion) -> Path:
 def check_joint_names(joint_names: list[str] | tuple[str, ...], source: str, skeleton: Skeleton = PANOPTIC15) -> None:
     """BvhError unless the take's joints are the skeleton's joints, in order."""
     if tuple(joint_names) != skeleton.joints:
-        raise BvhError(f"{source}: BVH export needs the {skeleton.name} joints {list(skeleton.joints)}, "
-                       f"the take has {list(joint_names)}")
+        raise BvhError(
+            f"{source}: BVH export needs the {skeleton.name} joints {list(skeleton.joints)}, "
+            f"the take has {list(joint_names)}"
+        )
 
 
-def export_take_bvh(times_s: np.ndarray, tracks: dict[int, np.ndarray], joint_names: list[str], out_dir: str | Path,
-                    stem: str, units: str = "mm", track_ids: list[int] | None = None) -> list[tuple[Path, BvhMotion]]:
+def export_take_bvh(
+    times_s: np.ndarray,
+    tracks: dict[int, np.ndarray],
+    joint_names: list[str],
+    out_dir: str | Path,
+    stem: str,
+    units: str = "mm",
+    track_ids: list[int] | None = None,
+) -> list[tuple[Path, BvhMotion]]:
     """Write ``<out_dir>/<stem>_id<N>.bvh`` per track (see :func:`app.export.take_tracks`).
 
     Every file covers the whole take on the same uniform time grid, so several people import

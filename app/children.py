@@ -27,8 +27,7 @@ class _StatusTee:
         return self._pub.send(msg, wait_ms)
 
 
-def capture_child(name: str, status_endpoint: str, *, rig_path: str, rig_overrides: tuple = (),
-                  capture: dict) -> None:
+def capture_child(name: str, status_endpoint: str, *, rig_path: str, rig_overrides: tuple = (), capture: dict) -> None:
     """Capture process: the rig's sources -> synchroniser -> ``frames/<rig>``."""
     import dataclasses
 
@@ -49,8 +48,16 @@ def capture_child(name: str, status_endpoint: str, *, rig_path: str, rig_overrid
             pub.close()
 
 
-def viewer_child(name: str, status_endpoint: str, *, rig_path: str, rig_overrides: tuple = (),
-                 poses_endpoint: str, render_path: str | None, status_endpoints: tuple = ()) -> None:
+def viewer_child(
+    name: str,
+    status_endpoint: str,
+    *,
+    rig_path: str,
+    rig_overrides: tuple = (),
+    poses_endpoint: str,
+    render_path: str | None,
+    status_endpoints: tuple = (),
+) -> None:
     """Viewer process: the Open3D window, or a headless render to ``render_path``."""
     import os
     import tempfile
@@ -65,13 +72,29 @@ def viewer_child(name: str, status_endpoint: str, *, rig_path: str, rig_override
         rig = load_rig(rig_path, rig_overrides)
         ctx.report("ready")
         ctx.start_heartbeat_thread()
-        run_viewer(poses_endpoint, rig.cameras, rig.volume.center_mm, rig.volume.size_mm,
-                   render_path=render_path, status_endpoints=tuple(status_endpoints), rig_name=rig.name,
-                   fps=rig.config.synthetic.fps, should_stop=lambda: ctx.stopping)
+        run_viewer(
+            poses_endpoint,
+            rig.cameras,
+            rig.volume.center_mm,
+            rig.volume.size_mm,
+            render_path=render_path,
+            status_endpoints=tuple(status_endpoints),
+            rig_name=rig.name,
+            fps=rig.config.synthetic.fps,
+            should_stop=lambda: ctx.stopping,
+        )
 
 
-def recorder_child(name: str, status_endpoint: str, *, rig_path: str, rig_overrides: tuple = (),
-                   frames_endpoint: str, session_dir: str, max_gb: float | None = None) -> None:
+def recorder_child(
+    name: str,
+    status_endpoint: str,
+    *,
+    rig_path: str,
+    rig_overrides: tuple = (),
+    frames_endpoint: str,
+    session_dir: str,
+    max_gb: float | None = None,
+) -> None:
     """Recorder process: every frameset of the stream into a session folder (crash-safe index).
 
     Its status carries ``recorded N sets, X MB, Y MB/s``. At the disk budget (``max_gb``, by
@@ -95,12 +118,15 @@ def recorder_child(name: str, status_endpoint: str, *, rig_path: str, rig_overri
             with Subscriber(frames_endpoint, [f"frames/{rig.name}".encode()], hwm=64) as sub:
                 ctx.report("ready")
                 ctx.start_heartbeat_thread()
-                report = record_stream(recorder, sub, ctx.stop_event, budget=budget, on_progress=progress,
-                                       progress_every_s=1.0)
+                report = record_stream(
+                    recorder, sub, ctx.stop_event, budget=budget, on_progress=progress, progress_every_s=1.0
+                )
             # the subscriber is closed here: a stopped recorder holds no queue the capture waits on
         if report.stopped:
-            ctx.note = (f"recording stopped, {report.stopped}: {report.sets} sets, {report.bytes / 1e6:.0f} MB "
-                        f"kept in {session_dir}")
+            ctx.note = (
+                f"recording stopped, {report.stopped}: {report.sets} sets, {report.bytes / 1e6:.0f} MB "
+                f"kept in {session_dir}"
+            )
             log.error("%s (the session is readable; the live app goes on)", ctx.note)
             ctx.report("running")
             ctx.stop_event.wait()

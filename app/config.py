@@ -92,6 +92,9 @@ class LiveConfig:
     def __post_init__(self) -> None:
         for name in ("poses_endpoint", "status_endpoint"):
             value = getattr(self, name)
-            require(value == "" or value.startswith(("ipc://", "tcp://")), name,
-                    f"{value!r} must start with ipc:// or tcp:// (or be empty: private per run)")
+            require(
+                value == "" or value.startswith(("ipc://", "tcp://")),
+                name,
+                f"{value!r} must start with ipc:// or tcp:// (or be empty: private per run)",
+            )
         require(self.ready_timeout_s > 0, "ready_timeout_s", "must be > 0")

@@ -35,8 +35,12 @@ def poses_to_record(msg: Poses) -> dict:
         "skeleton": msg.skeleton_name,
         "joints": list(msg.joints),
         "people": [
-            {"id": int(tid), "score": round(float(p[0, 3]), 4), "joints_mm": np.round(p[:, :3], 2).tolist(),
-             "joint_scores": np.round(p[:, 3], 4).tolist()}
+            {
+                "id": int(tid),
+                "score": round(float(p[0, 3]), 4),
+                "joints_mm": np.round(p[:, :3], 2).tolist(),
+                "joint_scores": np.round(p[:, 3], 4).tolist(),
+            }
             for p, tid in zip(msg.poses, msg.track_ids)
         ],
         "timings_ms": dict(msg.timings_ms),
@@ -73,15 +77,17 @@ class CsvWriter:
         self._w = csv.writer(self._f)
         self.joints = joints
         if new:
-            self._w.writerow(["seq", "t_capture_s", "track_id", "score"]
-                             + [f"{j}_{a}_mm" for j in joints for a in "xyz"])
+            self._w.writerow(
+                ["seq", "t_capture_s", "track_id", "score"] + [f"{j}_{a}_mm" for j in joints for a in "xyz"]
+            )
         self.count = 0
 
     def write(self, msg: Poses) -> None:
         t = msg.t_capture_ns / 1e9
         for p, tid in zip(msg.poses, msg.track_ids):
-            self._w.writerow([msg.seq, f"{t:.6f}", int(tid), f"{p[0, 3]:.4f}"]
-                             + [f"{v:.2f}" for v in p[:, :3].reshape(-1)])
+            self._w.writerow(
+                [msg.seq, f"{t:.6f}", int(tid), f"{p[0, 3]:.4f}"] + [f"{v:.2f}" for v in p[:, :3].reshape(-1)]
+            )
         self._f.flush()
         self.count += 1
 
@@ -96,8 +102,10 @@ def open_writer(path: str | Path, joints: tuple[str, ...]):
         return JsonlWriter(path)
     if suffix == ".csv":
         return CsvWriter(path, joints)
-    raise ConfigError(f"--export {path}: unknown extension '{suffix}'; use .jsonl or .csv "
-                     "(TRC comes from a recorded take: selfpose3d export TAKE.jsonl --format trc)")
+    raise ConfigError(
+        f"--export {path}: unknown extension '{suffix}'; use .jsonl or .csv "
+        "(TRC comes from a recorded take: selfpose3d export TAKE.jsonl --format trc)"
+    )
 
 
 def read_jsonl(path: str | Path) -> Iterator[dict]:

@@ -52,8 +52,7 @@ def remove_stale_run_dirs(base: str | None = None, stale_after_s: float = STALE_
     for d in Path(base or tempfile.gettempdir()).glob(RUN_DIR_PREFIX + "*"):
         try:
             st = d.lstat()
-            if (not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid()
-                    or time.time() - st.st_mtime < stale_after_s):
+            if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or time.time() - st.st_mtime < stale_after_s:
                 continue
             for entry in d.iterdir():
                 if not stat.S_ISSOCK(entry.lstat().st_mode):
@@ -115,13 +114,16 @@ def with_private_endpoints(cfg, run: PrivateRun):
     if stream.endpoint == DEFAULT_ENDPOINT:
         stream = dataclasses.replace(stream, endpoint=run.endpoint("frames"))
     return dataclasses.replace(
-        cfg, poses_endpoint=cfg.poses_endpoint or run.endpoint("poses"),
+        cfg,
+        poses_endpoint=cfg.poses_endpoint or run.endpoint("poses"),
         status_endpoint=cfg.status_endpoint or run.endpoint("status"),
-        capture=dataclasses.replace(cfg.capture, stream=stream))
+        capture=dataclasses.replace(cfg.capture, stream=stream),
+    )
 
 
-def run_child(target: Callable[..., Any], name: str, status_endpoint: str, token: bytes | None,
-              kwargs: Mapping[str, Any]) -> None:
+def run_child(
+    target: Callable[..., Any], name: str, status_endpoint: str, token: bytes | None, kwargs: Mapping[str, Any]
+) -> None:
     """Entry point of every supervised child: adopt the run's token, then run ``target``."""
     use_run_key(token)
     target(name, status_endpoint, **kwargs)
@@ -221,9 +223,20 @@ class ChildContext:
         cameras: Mapping[str, str] | None = None,
     ) -> None:
         """Publish a status message now."""
-        self.forward(Status(process=self.name, state=state, t_ns=now_ns(), fps=float(fps),
-                            latency_ms=float(latency_ms), dropped=int(dropped), missing=tuple(missing),
-                            error=error[:2000], cameras=dict(cameras or {}), note=self.note[:256]))
+        self.forward(
+            Status(
+                process=self.name,
+                state=state,
+                t_ns=now_ns(),
+                fps=float(fps),
+                latency_ms=float(latency_ms),
+                dropped=int(dropped),
+                missing=tuple(missing),
+                error=error[:2000],
+                cameras=dict(cameras or {}),
+                note=self.note[:256],
+            )
+        )
 
     def heartbeat(self, **fields) -> None:
         """Publish a ``running`` status if ``interval_s`` has passed since the last one."""

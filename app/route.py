@@ -100,22 +100,38 @@ def choose_route(engine: str, model: str, rig=None) -> Route:
     if engine == "learned":
         model_path = given or (str(DEFAULT_DETECTION_MODEL) if DEFAULT_DETECTION_MODEL.is_file() else "")
         if not model_path:
-            raise ConfigError(f"--engine learned needs a detection-route model: pass --model FILE "
-                              f"({DEFAULT_DETECTION_MODEL} is not in this checkout)")
+            raise ConfigError(
+                f"--engine learned needs a detection-route model: pass --model FILE "
+                f"({DEFAULT_DETECTION_MODEL} is not in this checkout)"
+            )
         if _input_of(model_path) != "detections":
-            raise ConfigError(f"--engine learned: {model_path} takes images, not 2D detections; use --engine image "
-                              "for it, or a detection-route model (e.g. models/detection_generic_candidate.pt)")
+            raise ConfigError(
+                f"--engine learned: {model_path} takes images, not 2D detections; use --engine image "
+                "for it, or a detection-route model (e.g. models/detection_generic_candidate.pt)"
+            )
         return Route("learned", model_path, reason)
     model_path = given or resolve_model(str(DEFAULT_MODEL))
     if _input_of(model_path) != "images":
-        raise ConfigError(f"--engine image: {model_path} takes 2D detections (its image backbone is untrained); "
-                          "use --engine learned (images go through the bundled 2D estimator)")
+        raise ConfigError(
+            f"--engine image: {model_path} takes 2D detections (its image backbone is untrained); "
+            "use --engine learned (images go through the bundled 2D estimator)"
+        )
     return Route("image", model_path, reason)
 
 
-def build_predictor(route: Route, cameras, *, estimator, estimator_workers: int = 2, backend: str = "auto",
-                    device: str = "auto", precision: str = "fp32", compile_: bool = False,
-                    volume_center_mm=None, volume_size_mm=None):
+def build_predictor(
+    route: Route,
+    cameras,
+    *,
+    estimator,
+    estimator_workers: int = 2,
+    backend: str = "auto",
+    device: str = "auto",
+    precision: str = "fp32",
+    compile_: bool = False,
+    volume_center_mm=None,
+    volume_size_mm=None,
+):
     """The predictor of a decided route: an :class:`engine.api.Predictor` (image) or an
     :class:`engine.estimator_route.EstimatorPredictor` (triangulate / learned); both take images.
 
@@ -129,17 +145,40 @@ def build_predictor(route: Route, cameras, *, estimator, estimator_workers: int 
         from engine.api import load_model
 
         spec = route.model.split(",") if "," in route.model else route.model
-        return load_model(spec, cameras, backend=backend, device=device, precision=precision, compile=compile_,
-                          volume_center_mm=volume_center_mm, volume_size_mm=volume_size_mm)
+        return load_model(
+            spec,
+            cameras,
+            backend=backend,
+            device=device,
+            precision=precision,
+            compile=compile_,
+            volume_center_mm=volume_center_mm,
+            volume_size_mm=volume_size_mm,
+        )
     from engine.estimator_route import build_estimator_predictor
 
-    return build_estimator_predictor(cameras, route.kind, estimator, workers=estimator_workers,
-                                     model=route.model or None, volume_center_mm=volume_center_mm,
-                                     volume_size_mm=volume_size_mm)
+    return build_estimator_predictor(
+        cameras,
+        route.kind,
+        estimator,
+        workers=estimator_workers,
+        model=route.model or None,
+        volume_center_mm=volume_center_mm,
+        volume_size_mm=volume_size_mm,
+    )
 
 
 def build_worker_predictor(route: Route, worker, rig, compile_: bool = False):
     """:func:`build_predictor` from the live worker's config (app.config.WorkerConfig) and a rig."""
-    return build_predictor(route, rig.cameras, estimator=worker.estimator, estimator_workers=worker.estimator_workers,
-                           backend=worker.backend, device=worker.device, precision=worker.precision,
-                           compile_=compile_, volume_center_mm=rig.volume.center_mm, volume_size_mm=rig.volume.size_mm)
+    return build_predictor(
+        route,
+        rig.cameras,
+        estimator=worker.estimator,
+        estimator_workers=worker.estimator_workers,
+        backend=worker.backend,
+        device=worker.device,
+        precision=worker.precision,
+        compile_=compile_,
+        volume_center_mm=rig.volume.center_mm,
+        volume_size_mm=rig.volume.size_mm,
+    )

@@ -75,8 +75,14 @@ class Supervisor:
             as failed (it normally exits at once, and its exit code decides).
     """
 
-    def __init__(self, status_endpoint: str, heartbeat_timeout_s: float = 15.0, stop_timeout_s: float = 10.0,
-                 token: bytes | None = None, error_grace_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        status_endpoint: str,
+        heartbeat_timeout_s: float = 15.0,
+        stop_timeout_s: float = 10.0,
+        token: bytes | None = None,
+        error_grace_s: float = 5.0,
+    ) -> None:
         self.status_endpoint = status_endpoint
         self.heartbeat_timeout_s = heartbeat_timeout_s
         self.stop_timeout_s = stop_timeout_s
@@ -93,8 +99,10 @@ class Supervisor:
         """Spawn every child (they connect to the status endpoint and report)."""
         for spec in specs:
             proc = self._ctx.Process(
-                target=run_child, args=(spec.target, spec.name, self.status_endpoint, self.token, spec.kwargs),
-                name=spec.name, daemon=False,
+                target=run_child,
+                args=(spec.target, spec.name, self.status_endpoint, self.token, spec.kwargs),
+                name=spec.name,
+                daemon=False,
             )
             proc.start()
             self.children[spec.name] = ChildState(spec, proc, last_seen=time.monotonic())
@@ -112,14 +120,16 @@ class Supervisor:
                 parts.append(f"{n} (process start-up, no status yet)")
             elif st.cameras:
                 cams = ", ".join(f"{k} {v}" for k, v in st.cameras.items())
-                parts.append(f"{n} ({st.state}; first frame of each camera: {cams}; "
-                             f"{c.counts.get('published', 0)} framesets)")
+                parts.append(
+                    f"{n} ({st.state}; first frame of each camera: {cams}; {c.counts.get('published', 0)} framesets)"
+                )
             else:
                 parts.append(f"{n} ({st.state}{': model load / compile' if n == 'inference' else ''})")
         return ", ".join(parts) or "nothing"
 
-    def wait_ready(self, *, until: float | None = None, on_progress: Callable[[str], None] | None = None,
-                   progress_s: float = 5.0) -> str:
+    def wait_ready(
+        self, *, until: float | None = None, on_progress: Callable[[str], None] | None = None, progress_s: float = 5.0
+    ) -> str:
         """Block until every child reported ready.
 
         Args:
@@ -147,13 +157,13 @@ class Supervisor:
             now = time.monotonic()
             if until is not None and now >= until:
                 return "duration"
-            late = [c.spec.name for c in self.children.values()
-                    if not c.ready and now - start > c.spec.ready_timeout_s]
+            late = [c.spec.name for c in self.children.values() if not c.ready and now - start > c.spec.ready_timeout_s]
             if late:
                 raise SupervisorError(
                     f"start-up timed out: {', '.join(late)} did not report ready within "
                     f"{', '.join(f'{self.children[n].spec.ready_timeout_s:.0f} s' for n in late)}; "
-                    f"still waiting for {self.waiting_for()}; run with -v to see their logs")
+                    f"still waiting for {self.waiting_for()}; run with -v to see their logs"
+                )
             if on_progress is not None and now - last_progress >= progress_s:
                 last_progress = now
                 on_progress(f"starting ({now - start:.0f} s): waiting for {self.waiting_for()}")
@@ -187,9 +197,11 @@ class Supervisor:
     def _dead_children(self) -> list[str]:
         """Children that exited, other than a clean exit after the end of their input; each with
         its exit code and the error it reported."""
-        return [f"{n} (exit code {c.process.exitcode})" + (f": {c.error}" if c.error else "")
-                for n, c in self.children.items()
-                if c.process.exitcode is not None and not (c.input_ended and c.process.exitcode == 0)]
+        return [
+            f"{n} (exit code {c.process.exitcode})" + (f": {c.error}" if c.error else "")
+            for n, c in self.children.items()
+            if c.process.exitcode is not None and not (c.input_ended and c.process.exitcode == 0)
+        ]
 
     def check(self) -> None:
         """Raise SupervisorError if a child died, stopped sending heartbeats, or reported an
@@ -201,12 +213,18 @@ class Supervisor:
         if self.failure:
             raise SupervisorError(self.failure)
         now = time.monotonic()
-        erred = [f"{n}: {c.error}" for n, c in self.children.items()
-                 if c.error_since is not None and now - c.error_since > self.error_grace_s]
+        erred = [
+            f"{n}: {c.error}"
+            for n, c in self.children.items()
+            if c.error_since is not None and now - c.error_since > self.error_grace_s
+        ]
         if erred:
             raise SupervisorError(f"process(es) reported an error and did not exit: {erred}")
-        silent = [n for n, c in self.children.items()
-                  if c.ready and not c.input_ended and now - c.last_seen > self.heartbeat_timeout_s]
+        silent = [
+            n
+            for n, c in self.children.items()
+            if c.ready and not c.input_ended and now - c.last_seen > self.heartbeat_timeout_s
+        ]
         if silent:
             raise SupervisorError(f"process(es) {silent} sent no heartbeat for {self.heartbeat_timeout_s:.0f} s")
 
@@ -222,8 +240,12 @@ class Supervisor:
         signal.signal(signal.SIGINT, self.request_stop)
         signal.signal(signal.SIGTERM, self.request_stop)
 
-    def run(self, duration_s: float | None = None, on_tick: Callable[[dict[str, Status]], None] | None = None,
-            tick_s: float = 1.0) -> int:
+    def run(
+        self,
+        duration_s: float | None = None,
+        on_tick: Callable[[dict[str, Status]], None] | None = None,
+        tick_s: float = 1.0,
+    ) -> int:
         """Watch the children until ``duration_s``, a stop request, or a failure.
 
         Returns:

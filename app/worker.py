@@ -78,8 +78,17 @@ class InferenceWorker:
         min_views: framesets with fewer present views are skipped.
     """
 
-    def __init__(self, predictor, rig: CameraRig, rig_name: str, *, tracker=None, truth: TruthFn | None = None,
-                 max_age_ms: float = 250.0, min_views: int = 2) -> None:
+    def __init__(
+        self,
+        predictor,
+        rig: CameraRig,
+        rig_name: str,
+        *,
+        tracker=None,
+        truth: TruthFn | None = None,
+        max_age_ms: float = 250.0,
+        min_views: int = 2,
+    ) -> None:
         self.predictor = predictor
         self.rig = rig
         self.rig_name = rig_name
@@ -104,8 +113,10 @@ class InferenceWorker:
                 raise MessageError(f"frameset {fs.seq}: camera '{view.camera}' is not in rig {self.rig.names}")
             cam = self.rig[v]
             if (view.width, view.height) != (cam.width, cam.height):
-                raise MessageError(f"frameset {fs.seq}: camera '{view.camera}' sends {view.width}x{view.height}, "
-                                   f"its calibration is {cam.width}x{cam.height}")
+                raise MessageError(
+                    f"frameset {fs.seq}: camera '{view.camera}' sends {view.width}x{view.height}, "
+                    f"its calibration is {cam.width}x{cam.height}"
+                )
             images[v] = fs.image(i)
             present[v] = True
             frame_indices.append(view.frame_index)
@@ -133,8 +144,17 @@ class InferenceWorker:
         if not all(fs.still_valid(i) for i in range(len(fs.views))):
             self.stats.overwritten += 1  # a zero-copy shm view was reused while we read it
             return None
-        return StartedFrame(fs.seq, fs.t_ref_ns, tuple(fs.missing), present, frame_indices, started,
-                            (time.perf_counter() - t0) * 1e3, (t_arrive - fs.t_ref_ns) / 1e6, now_ns())
+        return StartedFrame(
+            fs.seq,
+            fs.t_ref_ns,
+            tuple(fs.missing),
+            present,
+            frame_indices,
+            started,
+            (time.perf_counter() - t0) * 1e3,
+            (t_arrive - fs.t_ref_ns) / 1e6,
+            now_ns(),
+        )
 
     def complete(self, frame: "StartedFrame") -> Poses:
         """Second half of :meth:`process`: pose stage, tracking and the ``poses`` message."""
@@ -177,10 +197,20 @@ class InferenceWorker:
         t_pub = now_ns()
         self.stats.processed += 1
         self.stats.latency_ms.append((t_pub - frame.t_ref_ns) / 1e6)
-        msg = Poses(rig=self.rig_name, seq=self._seq, frameset_seq=frame.seq, t_capture_ns=frame.t_ref_ns,
-                    t_publish_ns=t_pub, skeleton_name=pred.skeleton.name, joints=tuple(pred.skeleton.joints),
-                    edges=tuple(tuple(e) for e in pred.skeleton.edges), poses=layout,
-                    track_ids=np.asarray(ids, dtype=np.int64), timings_ms=timings, extra=extra)
+        msg = Poses(
+            rig=self.rig_name,
+            seq=self._seq,
+            frameset_seq=frame.seq,
+            t_capture_ns=frame.t_ref_ns,
+            t_publish_ns=t_pub,
+            skeleton_name=pred.skeleton.name,
+            joints=tuple(pred.skeleton.joints),
+            edges=tuple(tuple(e) for e in pred.skeleton.edges),
+            poses=layout,
+            track_ids=np.asarray(ids, dtype=np.int64),
+            timings_ms=timings,
+            extra=extra,
+        )
         self._seq += 1
         return msg
 
@@ -300,8 +330,16 @@ def synthetic_truth(rig) -> TruthFn | None:
     return truth
 
 
-def inference_child(name: str, status_endpoint: str, *, rig_path: str, rig_overrides: tuple = (),
-                    worker: dict, frames_endpoint: str, poses_endpoint: str) -> None:
+def inference_child(
+    name: str,
+    status_endpoint: str,
+    *,
+    rig_path: str,
+    rig_overrides: tuple = (),
+    worker: dict,
+    frames_endpoint: str,
+    poses_endpoint: str,
+) -> None:
     """Supervised inference process: subscribe framesets, publish poses and status."""
     import torch
 
@@ -334,16 +372,28 @@ def inference_child(name: str, status_endpoint: str, *, rig_path: str, rig_overr
             except Exception as exc:  # noqa: BLE001 - only the optional compile path is retried
                 if not cfg.compile:
                     raise
-                log.warning("torch.compile failed at warm-up (%s: %s); running eager instead",
-                            type(exc).__name__, str(exc)[:300])
+                log.warning(
+                    "torch.compile failed at warm-up (%s: %s); running eager instead",
+                    type(exc).__name__,
+                    str(exc)[:300],
+                )
                 predictor = load(False)
                 predictor.predict_images(blank)
         tracker = PoseTracker() if cfg.tracking else None
         truth = synthetic_truth(rig) if cfg.truth else None
-        work = InferenceWorker(predictor, rig.cameras, rig.name, tracker=tracker, truth=truth,
-                               max_age_ms=cfg.max_age_ms, min_views=cfg.min_views)
-        with Subscriber(frames_endpoint, [f"frames/{rig.name}".encode()], hwm=1) as sub, \
-                Publisher(poses_endpoint, hwm=4) as pub:
+        work = InferenceWorker(
+            predictor,
+            rig.cameras,
+            rig.name,
+            tracker=tracker,
+            truth=truth,
+            max_age_ms=cfg.max_age_ms,
+            min_views=cfg.min_views,
+        )
+        with (
+            Subscriber(frames_endpoint, [f"frames/{rig.name}".encode()], hwm=1) as sub,
+            Publisher(poses_endpoint, hwm=4) as pub,
+        ):
             pipeline = PosePipeline(work, pub.send) if cfg.pipeline else None
             if pipeline is not None and cfg.root_stage_nice:
                 lower_thread_priority(cfg.root_stage_nice)  # this thread runs the newer frame's root stage
@@ -370,9 +420,15 @@ def inference_child(name: str, status_endpoint: str, *, rig_path: str, rig_overr
                         t_last, n_last = now, work.stats.processed
                     latencies = work.stats.latency_ms.copy()  # appended to by the pose-stage thread
                     lat = float(np.median(latencies)) if latencies else 0.0
-                    ctx.heartbeat(fps=fps, latency_ms=lat,
-                                  dropped=work.stats.stale + work.stats.overwritten + sub.stats.skipped
-                                  + sub.stats.gaps + pub.stats.dropped)
+                    ctx.heartbeat(
+                        fps=fps,
+                        latency_ms=lat,
+                        dropped=work.stats.stale
+                        + work.stats.overwritten
+                        + sub.stats.skipped
+                        + sub.stats.gaps
+                        + pub.stats.dropped,
+                    )
             finally:
                 if pipeline is not None:
                     pipeline.close()

@@ -53,9 +53,14 @@ def scene_errors(runtime: InferenceRuntime, scenes, frames: int) -> dict[str, fl
             heatmaps = runtime.heatmaps(runtime.preprocessor(scenes.images_bgr(seq, frame))).numpy()
         errs += heatmap_errors_px(heatmaps, to_heatmap_px(true_2d(scenes.rig, gt), affine), subpixel=True)
     e = np.asarray(errs)
-    return {"median_hm_px": float(np.median(e)), "mean_hm_px": float(e.mean()),
-            "p90_hm_px": float(np.percentile(e, 90)), "within_1px": float((e < 1).mean()),
-            "joints": int(e.size), "frames": len(picked)}
+    return {
+        "median_hm_px": float(np.median(e)),
+        "mean_hm_px": float(e.mean()),
+        "p90_hm_px": float(np.percentile(e, 90)),
+        "within_1px": float((e < 1).mean()),
+        "joints": int(e.size),
+        "frames": len(picked),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,8 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--checkpoint", nargs="+", default=[str(REPO / "models" / "light_synthetic.pt")])
     ap.add_argument("--frames", type=int, default=20, help="frames per scene set")
-    ap.add_argument("--train-config", default="light_backbone",
-                    help="training config whose scenes are (b) for checkpoints that do not store theirs")
+    ap.add_argument(
+        "--train-config",
+        default="light_backbone",
+        help="training config whose scenes are (b) for checkpoints that do not store theirs",
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json-out", help="write the results here")
     args = ap.parse_args(argv)
@@ -75,20 +83,42 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for path in args.checkpoint:
         model, _ = load_model_file(path)
-        rt = InferenceRuntime(model.eval(), held.rig, backend="eager", device="cpu", refine_radius_mm=0.0,
-                              space_size_mm=held.key["size"], space_center_mm=held.key["center"])
+        rt = InferenceRuntime(
+            model.eval(),
+            held.rig,
+            backend="eager",
+            device="cpu",
+            refine_radius_mm=0.0,
+            space_size_mm=held.key["size"],
+            space_center_mm=held.key["center"],
+        )
         d, source = _train_data(path, args.train_config)
-        train = SyntheticScenes(held.rig, d.train_seeds, d.frames_per_scene, d.frame_interval, d.people, d.fps,
-                                held.key["center"], held.key["size"])
-        row = {"checkpoint": path, "train_scenes": len(d.train_seeds), "train_frames": len(train.frames),
-               "train_data_from": source, "held_out": scene_errors(rt, held, args.frames),
-               "training_scenes": scene_errors(rt, train, args.frames)}
+        train = SyntheticScenes(
+            held.rig,
+            d.train_seeds,
+            d.frames_per_scene,
+            d.frame_interval,
+            d.people,
+            d.fps,
+            held.key["center"],
+            held.key["size"],
+        )
+        row = {
+            "checkpoint": path,
+            "train_scenes": len(d.train_seeds),
+            "train_frames": len(train.frames),
+            "train_data_from": source,
+            "held_out": scene_errors(rt, held, args.frames),
+            "training_scenes": scene_errors(rt, train, args.frames),
+        }
         row["held_out_over_training"] = row["held_out"]["median_hm_px"] / row["training_scenes"]["median_hm_px"]
         rows.append(row)
-        print(f"{path}: {row['train_scenes']} training scenes ({row['train_frames']} frames); median 2D error "
-              f"held-out {row['held_out']['median_hm_px']:.2f} / training scenes "
-              f"{row['training_scenes']['median_hm_px']:.2f} heatmap px (ratio {row['held_out_over_training']:.2f}); "
-              f"p90 {row['held_out']['p90_hm_px']:.2f} / {row['training_scenes']['p90_hm_px']:.2f}")
+        print(
+            f"{path}: {row['train_scenes']} training scenes ({row['train_frames']} frames); median 2D error "
+            f"held-out {row['held_out']['median_hm_px']:.2f} / training scenes "
+            f"{row['training_scenes']['median_hm_px']:.2f} heatmap px (ratio {row['held_out_over_training']:.2f}); "
+            f"p90 {row['held_out']['p90_hm_px']:.2f} / {row['training_scenes']['p90_hm_px']:.2f}"
+        )
     W = held.rig[0].width / rt.projector.geometry.heatmap_wh[0]
     result = {"benchmark": "backbone_2d_error", "image_px_per_heatmap_px": float(W), "results": rows}
     if args.json_out:

@@ -27,7 +27,12 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.bench_estimator import cpu_info  # noqa: E402
 from training.detection_route.evaluate import (  # noqa: E402
-    estimator_people_on_footage, evaluate_footage, evaluate_synthetic, held_out_scenes, with_root_threshold)
+    estimator_people_on_footage,
+    evaluate_footage,
+    evaluate_synthetic,
+    held_out_scenes,
+    with_root_threshold,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,7 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", default="0,10,20,30,40,50,60,70,80,90,99", help="Pose2Sim framesets")
     ap.add_argument("--rig", default=str(REPO / "configs/rigs/pose2sim_multiperson.yaml"))
     ap.add_argument("--shelf", default=str(REPO.parent / "shared/data/shelf"), help="Shelf data folder ('' to skip)")
-    ap.add_argument("--shelf-baseline", action="store_true", help="also score the baseline on Shelf (85.8 PCP for shelf_ssl.pt, docs/shelf.md)")
+    ap.add_argument(
+        "--shelf-baseline",
+        action="store_true",
+        help="also score the baseline on Shelf (85.8 PCP for shelf_ssl.pt, docs/shelf.md)",
+    )
     ap.add_argument("--json", default=str(REPO / "benchmarks/results/detection_route.json"))
     args = ap.parse_args(argv)
     import tempfile
@@ -59,20 +68,29 @@ def main(argv: list[str] | None = None) -> int:
             low = with_root_threshold(path, min(thresholds), Path(tmp) / f"{name}.pt")
             result["synthetic"][name] = evaluate_synthetic(low, scenes, thresholds)
             for t, m in result["synthetic"][name]["by_threshold"].items():
-                print(f"synthetic {name} t={t}: AP25 {m['ap25']:.3f} AP50 {m['ap50']:.3f} AP100 {m['ap100']:.3f} "
-                      f"MPJPE {m['mpjpe_mm']:.1f} mm recall500 {m['recall500']:.3f} ghosts {m['ghosts_500mm']}/{m['predicted_people']}",
-                      flush=True)
+                print(
+                    f"synthetic {name} t={t}: AP25 {m['ap25']:.3f} AP50 {m['ap50']:.3f} AP100 {m['ap100']:.3f} "
+                    f"MPJPE {m['mpjpe_mm']:.1f} mm recall500 {m['recall500']:.3f} ghosts {m['ghosts_500mm']}/{m['predicted_people']}",
+                    flush=True,
+                )
     result["synthetic_s"] = round(time.time() - t0, 1)
 
     frames = [int(f) for f in args.frames.split(",")]
     rig, people, est_ms = estimator_people_on_footage(args.rig, frames)
-    result["pose2sim"] = {"frames": frames, "estimator": "movenet 256", "estimator_ms_per_frameset": round(est_ms, 1),
-                          "estimator_people_per_view": [[len(p) for p in v] for v in people]}
+    result["pose2sim"] = {
+        "frames": frames,
+        "estimator": "movenet 256",
+        "estimator_ms_per_frameset": round(est_ms, 1),
+        "estimator_people_per_view": [[len(p) for p in v] for v in people],
+    }
     for name, path in models.items():
         r = evaluate_footage(path, rig, people)
         result["pose2sim"][name] = r
-        print(f"pose2sim {name}: people/frame {r['people_per_frame']} ghosts {r['likely_ghosts']} "
-              f"reprojection median px {r['reprojection_px_median_per_camera']}", flush=True)
+        print(
+            f"pose2sim {name}: people/frame {r['people_per_frame']} ghosts {r['likely_ghosts']} "
+            f"reprojection median px {r['reprojection_px_median_per_camera']}",
+            flush=True,
+        )
 
     if args.shelf and Path(args.shelf).is_dir():
         from training.shelf.evaluate import evaluate_shelf_checkpoint

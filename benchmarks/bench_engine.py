@@ -37,8 +37,10 @@ from engine.project import get_affine, image_scale  # noqa: E402
 from engine.rootnet import extract_proposals  # noqa: E402
 from engine.runtime import InferenceRuntime  # noqa: E402
 
-RIGS = {"released": REPO / "configs/calibration/panoptic_160906_hd5.json",
-        "light": REPO / "configs/calibration/panoptic_160906_hd5_640x360.json"}
+RIGS = {
+    "released": REPO / "configs/calibration/panoptic_160906_hd5.json",
+    "light": REPO / "configs/calibration/panoptic_160906_hd5_640x360.json",
+}
 PEOPLE = np.array([[0.0, 0.0, 900.0], [1500.0, -1800.0, 850.0], [-1700.0, 1200.0, 950.0]])
 
 
@@ -89,18 +91,19 @@ def _upstream_project(heatmaps, rig, size, center, bins, input_size):
         y = xcam[:, 1] / (xcam[:, 2] + 1e-5)
         r2 = torch.clamp(x * x + y * y, max=1e10)
         k1, k2, p1, p2, k3 = (float(v) for v in cam.dist)
-        radial = 1 + k1 * r2 + k2 * r2 ** 2 + k3 * r2 ** 3
+        radial = 1 + k1 * r2 + k2 * r2**2 + k3 * r2**3
         tan = p1 * y + p2 * x
         px = cam.K[0, 0] * (x * (radial + 2 * tan) + p2 * r2) + cam.K[0, 2]
         py = cam.K[1, 1] * (y * (radial + 2 * tan) + p1 * r2) + cam.K[1, 2]
         w0, h0 = cam.width, cam.height
         bounding[0, 0, :, c] = ((px >= 0) & (py >= 0) & (px < w0) & (py < h0)).float()
         xy = torch.clamp(torch.stack([px, py], -1), -1.0, max(w0, h0))
-        A = torch.tensor(get_affine((w0 / 2, h0 / 2), image_scale(w0, h0, input_size), 0.0, input_size),
-                         dtype=torch.float32)
+        A = torch.tensor(
+            get_affine((w0 / 2, h0 / 2), image_scale(w0, h0, input_size), 0.0, input_size), dtype=torch.float32
+        )
         xy = (xy @ A[:, :2].T + A[:, 2]) * torch.tensor([W / input_size[0], H / input_size[1]])
         sg = torch.clamp(xy / torch.tensor([W - 1, H - 1]) * 2.0 - 1.0, -1.1, 1.1)
-        cubes[:, :, :, c] = F.grid_sample(heatmaps[c:c + 1], sg.view(1, 1, N, 2), align_corners=True)[:, :, 0]
+        cubes[:, :, :, c] = F.grid_sample(heatmaps[c : c + 1], sg.view(1, 1, N, 2), align_corners=True)[:, :, 0]
     out = torch.sum(cubes * bounding, -1) / (torch.sum(bounding, -1) + 1e-6)
     return torch.nan_to_num(out, 0.0).clamp(0.0, 1.0).view(1, C, *bins)
 
@@ -129,8 +132,9 @@ def upstream_style_3d(model, rig, heatmaps, cfg, space_size, space_center, thres
     """The 3D part organised as upstream does it (fp32, contiguous layout, loops over views and slots)."""
     with torch.inference_mode():
         inp = cfg.backbone.image_size
-        vol = _upstream_project(heatmaps[:, cfg.root_joint:cfg.root_joint + 1], rig, space_size, space_center,
-                                cfg.root_net.bins, inp)
+        vol = _upstream_project(
+            heatmaps[:, cfg.root_joint : cfg.root_joint + 1], rig, space_size, space_center, cfg.root_net.bins, inp
+        )
         root = model.root_net(vol) + bump
         props = extract_proposals(root, space_size, space_center, cfg.root_net.max_people, threshold)[0]
         cand = torch.zeros(cfg.root_net.max_people, cfg.num_joints, 5)
@@ -139,9 +143,10 @@ def upstream_style_3d(model, rig, heatmaps, cfg, space_size, space_center, thres
         for k in range(cfg.root_net.max_people):
             if props[k, 3] < 0:
                 continue
-            cube = _upstream_project(heatmaps, rig, cfg.pose_net.cube_size_mm, props[k, :3].tolist(),
-                                     cfg.pose_net.bins, inp)
-            cand[k, :, :3] = soft_argmax(model.pose_net(cube), props[k:k + 1, :3], axes, cfg.pose_net.beta)[0]
+            cube = _upstream_project(
+                heatmaps, rig, cfg.pose_net.cube_size_mm, props[k, :3].tolist(), cfg.pose_net.bins, inp
+            )
+            cand[k, :, :3] = soft_argmax(model.pose_net(cube), props[k : k + 1, :3], axes, cfg.pose_net.beta)[0]
     return cand
 
 
@@ -211,7 +216,8 @@ def bench_config(name: str, precisions: list[str], rounds: int, compile: bool, l
         variants[f"{p}/3d_part_3_people"] = lambda rt=rt: rt.from_heatmaps(heatmaps)
         variants[f"{p}/frame_5_views"] = lambda rt=rt: frame_with_people(rt, images, heatmaps)
     variants["upstream_style_fp32/3d_part_3_people"] = lambda: upstream_style_3d(
-        baseline_model, rig, heatmaps, cfg, rt0.space_size_mm, rt0.space_center_mm, threshold, bump)
+        baseline_model, rig, heatmaps, cfg, rt0.space_size_mm, rt0.space_center_mm, threshold, bump
+    )
     for fn in variants.values():  # warm-up (oneDNN primitives, compile)
         fn()
     samples = {k: [] for k in variants}
@@ -225,11 +231,15 @@ def bench_config(name: str, precisions: list[str], rounds: int, compile: bool, l
     ours = rt0.from_heatmaps(heatmaps).candidates
     ups = upstream_style_3d(baseline_model, rig, heatmaps, cfg, rt0.space_size_mm, rt0.space_center_mm, threshold, bump)
     valid = ours[:, 0, 3] >= 0
-    parity = {"people": int(valid.sum()),
-              "max_joint_diff_mm_ours_vs_upstream_style": float((ours[valid, :, :3] - ups[valid, :, :3]).norm(dim=-1).max())}
+    parity = {
+        "people": int(valid.sum()),
+        "max_joint_diff_mm_ours_vs_upstream_style": float((ours[valid, :, :3] - ups[valid, :, :3]).norm(dim=-1).max()),
+    }
     if "fp32-compile" in runtimes:
         comp = runtimes["fp32-compile"].from_heatmaps(heatmaps).candidates
-        parity["max_joint_diff_mm_compile_vs_eager"] = float((comp[valid, :, :3] - ours[valid, :, :3]).norm(dim=-1).max())
+        parity["max_joint_diff_mm_compile_vs_eager"] = float(
+            (comp[valid, :, :3] - ours[valid, :, :3]).norm(dim=-1).max()
+        )
     if "bf16" in runtimes:
         # bf16 vs fp32 on identical inputs per stage (root-score ties may reorder whole proposals)
         st32, st16 = rt0.stages, runtimes["bf16"].stages
@@ -246,37 +256,62 @@ def bench_config(name: str, precisions: list[str], rounds: int, compile: bool, l
         prec, stage = k.split("/")
         secs = t / 3 if stage == "pose_net_3_people" else t
         stage_key = "pose_net_per_person_batched3" if stage == "pose_net_3_people" else stage
-        gf_key = {"backbone_5_views_batched": None, "pose_net_1_person": "pose_net_per_person",
-                  "pose_net_per_person_batched3": "pose_net_per_person"}.get(stage_key, stage_key)
+        gf_key = {
+            "backbone_5_views_batched": None,
+            "pose_net_1_person": "pose_net_per_person",
+            "pose_net_per_person_batched3": "pose_net_per_person",
+        }.get(stage_key, stage_key)
         gf = gflop.get(gf_key) if gf_key else len(rig) * gflop["backbone_per_view"]
-        per[k] = {"median_s": secs, "gflop": gf, "gflop_per_s": (gf / secs) if gf else None,
-                  "min_s": min(samples[k]) / (3 if stage == "pose_net_3_people" else 1)}
+        per[k] = {
+            "median_s": secs,
+            "gflop": gf,
+            "gflop_per_s": (gf / secs) if gf else None,
+            "min_s": min(samples[k]) / (3 if stage == "pose_net_3_people" else 1),
+        }
     ratios = {
-        "3d_part_speedup_vs_upstream_style_fp32": med["upstream_style_fp32/3d_part_3_people"] / med["fp32/3d_part_3_people"],
+        "3d_part_speedup_vs_upstream_style_fp32": med["upstream_style_fp32/3d_part_3_people"]
+        / med["fp32/3d_part_3_people"],
         "frame_fps_fp32": 1.0 / med["fp32/frame_5_views"],
     }
     if "fp32-compile" in runtimes:
         ratios["frame_fps_fp32_compile"] = 1.0 / med["fp32-compile/frame_5_views"]
         ratios["frame_compile_speedup"] = med["fp32/frame_5_views"] / med["fp32-compile/frame_5_views"]
         ratios["3d_part_compile_speedup_vs_upstream_style"] = (
-            med["upstream_style_fp32/3d_part_3_people"] / med["fp32-compile/3d_part_3_people"])
+            med["upstream_style_fp32/3d_part_3_people"] / med["fp32-compile/3d_part_3_people"]
+        )
     if "bf16" in runtimes:
-        ratios["3d_part_bf16_speedup_vs_upstream_style"] = med["upstream_style_fp32/3d_part_3_people"] / med["bf16/3d_part_3_people"]
+        ratios["3d_part_bf16_speedup_vs_upstream_style"] = (
+            med["upstream_style_fp32/3d_part_3_people"] / med["bf16/3d_part_3_people"]
+        )
         ratios["frame_bf16_vs_fp32"] = med["fp32/frame_5_views"] / med["bf16/frame_5_views"]
         ratios["frame_fps_bf16"] = 1.0 / med["bf16/frame_5_views"]
-    return {"config": name, "rig": str(RIGS[name].relative_to(REPO)), "views": len(rig),
-            "input": list(cfg.backbone.image_size), "heatmap": list(cfg.backbone.heatmap_size),
-            "root_bins": list(cfg.root_net.bins), "pose_bins": list(cfg.pose_net.bins),
-            "compile": compile, "gflop": gflop, "stages": per, "ratios": ratios, "parity": parity,
-            "samples_s": samples}
+    return {
+        "config": name,
+        "rig": str(RIGS[name].relative_to(REPO)),
+        "views": len(rig),
+        "input": list(cfg.backbone.image_size),
+        "heatmap": list(cfg.backbone.heatmap_size),
+        "root_bins": list(cfg.root_net.bins),
+        "pose_bins": list(cfg.pose_net.bins),
+        "compile": compile,
+        "gflop": gflop,
+        "stages": per,
+        "ratios": ratios,
+        "parity": parity,
+        "samples_s": samples,
+    }
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--configs", nargs="+", default=["light", "released"])
     ap.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
-    ap.add_argument("--bf16-configs", nargs="+", default=None,
-                    help="configs to time in bf16 (default: all with native bf16, else only 'light')")
+    ap.add_argument(
+        "--bf16-configs",
+        nargs="+",
+        default=None,
+        help="configs to time in bf16 (default: all with native bf16, else only 'light')",
+    )
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--compile", action="store_true", help="also time torch.compile'd fp32 stages (interleaved)")
@@ -286,15 +321,24 @@ def main(argv=None) -> int:
     native = cpu_has_native_bf16()
     bf16_cfgs = args.bf16_configs if args.bf16_configs is not None else (args.configs if native else ["light"])
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
-    result = {**environment(), "loadavg_before": os.getloadavg(),
-              "baseline": "upstream_style_fp32: this script's own stand-in (per-view projection per call, "
-                          "one pose-net call per candidate), NOT the original code: see bench_original.py",
-              "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
-              "note": ("2 CPU cores shared with 5 other engineers' jobs while measuring (see loadavg); "
-                       "medians over interleaved rounds; ratios are within this run"),
-              "upstream_reference_s": {"backbone_per_view": 0.58, "root_net": 0.27, "pose_net_per_person": 0.93,
-                                       "3d_part_3_people": 2.8},
-              "results": []}
+    result = {
+        **environment(),
+        "loadavg_before": os.getloadavg(),
+        "baseline": "upstream_style_fp32: this script's own stand-in (per-view projection per call, "
+        "one pose-net call per candidate), NOT the original code: see bench_original.py",
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
+        "note": (
+            "2 CPU cores shared with 5 other engineers' jobs while measuring (see loadavg); "
+            "medians over interleaved rounds; ratios are within this run"
+        ),
+        "upstream_reference_s": {
+            "backbone_per_view": 0.58,
+            "root_net": 0.27,
+            "pose_net_per_person": 0.93,
+            "3d_part_3_people": 2.8,
+        },
+        "results": [],
+    }
     for name in args.configs:
         precs = [p for p in args.precisions if p == "fp32" or name in bf16_cfgs]
         log(f"{name}: {precs}")

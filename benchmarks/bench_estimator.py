@@ -46,8 +46,10 @@ def cpu_info() -> dict:
     text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     model = re.search(r"model name\s*:\s*(.*)", text)
     flags = set(re.search(r"flags\s*:\s*(.*)", text).group(1).split()) if "flags" in text else set()
-    return {"model": model.group(1) if model else platform.processor(),
-            "flags": sorted(flags & {"amx_bf16", "amx_tile", "avx512_bf16", "avx512f", "avx2", "avx512_vnni"})}
+    return {
+        "model": model.group(1) if model else platform.processor(),
+        "flags": sorted(flags & {"amx_bf16", "amx_tile", "avx512_bf16", "avx512f", "avx2", "avx512_vnni"}),
+    }
 
 
 def pose2sim_frames(shared: Path, frame: int = 30) -> list[np.ndarray]:
@@ -79,8 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     rows: dict[str, dict] = {}
     for v, est in estimators.items():
         res = pck_on_folder(shared / "real_2d_samples", lambda p, est=est: est.detect([images[p]])[0].keypoints)
-        rows[v] = {"pck@0.2": round(res.pck, 4), "per_source": res.to_dict()["per_source"],
-                   "missed_people": res.missed_people, "ms_per_photo": [], "ms_per_4view_frameset": []}
+        rows[v] = {
+            "pck@0.2": round(res.pck, 4),
+            "per_source": res.to_dict()["per_source"],
+            "missed_people": res.missed_people,
+            "ms_per_photo": [],
+            "ms_per_4view_frameset": [],
+        }
     for _ in range(args.rounds):  # interleaved rounds
         for v, est in estimators.items():
             t = []
@@ -109,17 +116,26 @@ def main(argv: list[str] | None = None) -> int:
             parallel[v] = round(statistics.median(t), 1)
     for row in rows.values():
         row["ms_per_photo"] = round(statistics.median(row["ms_per_photo"]), 1)
-        row["ms_per_4view_frameset"] = (round(statistics.median(row["ms_per_4view_frameset"]), 1)
-                                        if row["ms_per_4view_frameset"] else None)
+        row["ms_per_4view_frameset"] = (
+            round(statistics.median(row["ms_per_4view_frameset"]), 1) if row["ms_per_4view_frameset"] else None
+        )
     print(f"{'variant':12s} {'PCK@0.2':>8s} {'ms/photo':>9s} {'ms/4 views':>11s}")
     for v, row in rows.items():
         print(f"{v:12s} {row['pck@0.2']:8.3f} {row['ms_per_photo']:9.1f} {row['ms_per_4view_frameset'] or 0:11.1f}")
     for v, ms in parallel.items():
         print(f"{v:12s} 4 Pose2Sim views on 2 one-thread sessions in parallel: {ms:.1f} ms")
-    result = {"benchmark": "bench_estimator", "date": time.strftime("%Y-%m-%d"), "cpu": cpu_info(),
-              "threads": args.threads, "rounds": args.rounds, "photos": len(photos),
-              "pose2sim_views": len(rig_frames), "variants": rows, "parallel_2x1thread_ms_per_4views": parallel,
-              "note": "machine shared with other work while measured: absolute ms are noisy, ratios less so"}
+    result = {
+        "benchmark": "bench_estimator",
+        "date": time.strftime("%Y-%m-%d"),
+        "cpu": cpu_info(),
+        "threads": args.threads,
+        "rounds": args.rounds,
+        "photos": len(photos),
+        "pose2sim_views": len(rig_frames),
+        "variants": rows,
+        "parallel_2x1thread_ms_per_4views": parallel,
+        "note": "machine shared with other work while measured: absolute ms are noisy, ratios less so",
+    }
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
     return 0

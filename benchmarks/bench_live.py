@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.benchutil import environment  # noqa: E402
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -62,18 +63,31 @@ def _usage(pids: list[int]) -> tuple[float, int]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rig", default=str(REPO / "configs" / "rig.yaml"))
-    parser.add_argument("--model", default="light",
-                        help="checkpoint or preset (default: untrained light); '' = the route's default")
+    parser.add_argument(
+        "--model", default="light", help="checkpoint or preset (default: untrained light); '' = the route's default"
+    )
     parser.add_argument("--engine", default=None, help="auto | image | triangulate | learned (default: auto)")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     tag = uuid.uuid4().hex[:8]
-    cmd = [sys.executable, "-m", "app.cli_live", "--rig", args.rig, "--no-viewer", "--duration", str(args.seconds),
-           "--set", f"poses_endpoint=ipc:///tmp/sp3d-bench-poses-{tag}",
-           "--set", f"status_endpoint=ipc:///tmp/sp3d-bench-status-{tag}",
-           "--set", f"capture.stream.endpoint=ipc:///tmp/sp3d-bench-frames-{tag}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "app.cli_live",
+        "--rig",
+        args.rig,
+        "--no-viewer",
+        "--duration",
+        str(args.seconds),
+        "--set",
+        f"poses_endpoint=ipc:///tmp/sp3d-bench-poses-{tag}",
+        "--set",
+        f"status_endpoint=ipc:///tmp/sp3d-bench-status-{tag}",
+        "--set",
+        f"capture.stream.endpoint=ipc:///tmp/sp3d-bench-frames-{tag}",
+    ]
     cmd += ["--model", args.model] if args.model else []
     cmd += ["--engine", args.engine] if args.engine else []
     for o in args.overrides:
@@ -96,12 +110,23 @@ def main() -> int:
     # last sample before processes began exiting (the tree's cumulative CPU peaks there).
     steady = [s for s in samples if s[0] >= samples[-1][0] - args.seconds] if samples else []
     end = max(steady, key=lambda s: s[1]) if steady else None
-    cpu_pct = (round(100.0 * (end[1] - steady[0][1]) / (end[0] - steady[0][0]), 1)
-               if end is not None and end[0] > steady[0][0] else None)
-    result = {**summary, "seconds": args.seconds, "model": args.model, "cpu_percent_of_one_core": cpu_pct,
-              "peak_rss_mb": round(peak_rss / 2**20, 1), "loadavg_before": load_before,
-              "loadavg_after": os.getloadavg(), "overrides": args.overrides, "engine": args.engine or "auto",
-              "environment": environment()}
+    cpu_pct = (
+        round(100.0 * (end[1] - steady[0][1]) / (end[0] - steady[0][0]), 1)
+        if end is not None and end[0] > steady[0][0]
+        else None
+    )
+    result = {
+        **summary,
+        "seconds": args.seconds,
+        "model": args.model,
+        "cpu_percent_of_one_core": cpu_pct,
+        "peak_rss_mb": round(peak_rss / 2**20, 1),
+        "loadavg_before": load_before,
+        "loadavg_after": os.getloadavg(),
+        "overrides": args.overrides,
+        "engine": args.engine or "auto",
+        "environment": environment(),
+    }
     for k, v in result.items():
         print(f"{k:>24}: {v}")
     if args.json:

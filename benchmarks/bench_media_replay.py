@@ -46,8 +46,9 @@ def stand_in_rig(folder: Path) -> Path:
         c = scale_intrinsics(cam, 1088, 1920)
         cams.append(dataclasses.replace(c, name=name))
     sources = [SourceConfig(kind="file", uri=str(DEMO / f"{n}.mp4"), loop=True) for n in names]
-    return save_rig(CameraRig(tuple(cams)), folder / "rig.yaml", name="pose2sim_multiperson",
-                    sources=sources, volume=base.volume)
+    return save_rig(
+        CameraRig(tuple(cams)), folder / "rig.yaml", name="pose2sim_multiperson", sources=sources, volume=base.volume
+    )
 
 
 def tree_rss_mb(proc: psutil.Process) -> float:
@@ -66,24 +67,51 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--record", action="store_true")
     ap.add_argument("--model", default="light")
-    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                    help="live config override passed on (e.g. worker.compile=false)")
+    ap.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="live config override passed on (e.g. worker.compile=false)",
+    )
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-media-"))
     rig = Path(args.rig) if args.rig else stand_in_rig(work)
     tag = uuid.uuid4().hex[:8]
-    cmd = [sys.executable, "-m", "app.cli_live", "--no-viewer", "--rig", str(rig), "--model", args.model,
-           "--duration", str(args.seconds), "--out", str(work),
-           "--set", f"poses_endpoint=ipc:///tmp/sp3d-poses-{tag}",
-           "--set", f"status_endpoint=ipc:///tmp/sp3d-status-{tag}",
-           "--set", f"capture.stream.endpoint=ipc:///tmp/sp3d-frames-{tag}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "app.cli_live",
+        "--no-viewer",
+        "--rig",
+        str(rig),
+        "--model",
+        args.model,
+        "--duration",
+        str(args.seconds),
+        "--out",
+        str(work),
+        "--set",
+        f"poses_endpoint=ipc:///tmp/sp3d-poses-{tag}",
+        "--set",
+        f"status_endpoint=ipc:///tmp/sp3d-status-{tag}",
+        "--set",
+        f"capture.stream.endpoint=ipc:///tmp/sp3d-frames-{tag}",
+    ]
     for kv in args.overrides:
         cmd += ["--set", kv]
     if args.record:
         cmd += ["--record", str(work / "take")]
     t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     ps = psutil.Process(proc.pid)
     peak = 0.0
     while proc.poll() is None:
@@ -98,11 +126,20 @@ def main() -> int:
     disk = sum(f.stat().st_size for f in (work / "take").rglob("*") if f.is_file()) if args.record else None
     result = {
         "cpu": "Intel Xeon (model 167, Sapphire Rapids class), 2 threads, shared",
-        "rig": str(rig), "overrides": args.overrides, "seconds": args.seconds, "rc": proc.returncode, "ready_after_s": ready,
-        "framesets_published": cap.get("published"), "framesets_per_s": round(cap.get("published", 0) / run_s, 2),
+        "rig": str(rig),
+        "overrides": args.overrides,
+        "seconds": args.seconds,
+        "rc": proc.returncode,
+        "ready_after_s": ready,
+        "framesets_published": cap.get("published"),
+        "framesets_per_s": round(cap.get("published", 0) / run_s, 2),
         "complete_ratio": round(cap["complete"] / cap["published"], 4) if cap.get("published") else None,
-        "skipped_per_camera": cap.get("skipped"), "slipped_s": cap.get("slipped_ms", 0) / 1000, "dropped": cap.get("dropped"),
-        "poses_fps": summary.get("fps"), "peak_rss_mb": round(peak), "record_mb": None if disk is None else round(disk / 2**20),
+        "skipped_per_camera": cap.get("skipped"),
+        "slipped_s": cap.get("slipped_ms", 0) / 1000,
+        "dropped": cap.get("dropped"),
+        "poses_fps": summary.get("fps"),
+        "peak_rss_mb": round(peak),
+        "record_mb": None if disk is None else round(disk / 2**20),
         "startup_lines": [line for line in stderr.splitlines() if line.startswith("starting (")][:5],
     }
     print(json.dumps(result))

@@ -61,12 +61,22 @@ def original_config(cfg, space_size, space_center, threshold):
     """The original's cfg fields the 3D part reads, from our model config."""
     ns = types.SimpleNamespace
     return ns(
-        NETWORK=ns(IMAGE_SIZE=list(cfg.backbone.image_size), HEATMAP_SIZE=list(cfg.backbone.heatmap_size),
-                   NUM_JOINTS=cfg.num_joints, BETA=cfg.pose_net.beta, ROOTNET_ROOTHM=True,
-                   ROOTNET_TRAIN_SYNTH=False, ROOTNET_SYN_RANGE=None),
-        MULTI_PERSON=ns(SPACE_SIZE=list(space_size), SPACE_CENTER=list(space_center),
-                        INITIAL_CUBE_SIZE=list(cfg.root_net.bins), MAX_PEOPLE_NUM=cfg.root_net.max_people,
-                        THRESHOLD=threshold),
+        NETWORK=ns(
+            IMAGE_SIZE=list(cfg.backbone.image_size),
+            HEATMAP_SIZE=list(cfg.backbone.heatmap_size),
+            NUM_JOINTS=cfg.num_joints,
+            BETA=cfg.pose_net.beta,
+            ROOTNET_ROOTHM=True,
+            ROOTNET_TRAIN_SYNTH=False,
+            ROOTNET_SYN_RANGE=None,
+        ),
+        MULTI_PERSON=ns(
+            SPACE_SIZE=list(space_size),
+            SPACE_CENTER=list(space_center),
+            INITIAL_CUBE_SIZE=list(cfg.root_net.bins),
+            MAX_PEOPLE_NUM=cfg.root_net.max_people,
+            THRESHOLD=threshold,
+        ),
         DATASET=ns(ROOTIDX=cfg.root_joint),
         PICT_STRUCT=ns(GRID_SIZE=list(cfg.pose_net.cube_size_mm), CUBE_SIZE=list(cfg.pose_net.bins)),
         TRAIN=ns(BATCH_SIZE=1),
@@ -78,16 +88,23 @@ def original_meta(rig, input_size):
     meta = []
     for cam in rig:
         k1, k2, p1, p2, k3 = (float(v) for v in cam.dist)
-        meta.append({
-            "center": torch.tensor([[cam.width / 2.0, cam.height / 2.0]]),
-            "scale": torch.tensor([image_scale(cam.width, cam.height, input_size)]),
-            "rotation": torch.tensor([0.0]),
-            "camera": {"R": torch.tensor(cam.R, dtype=torch.float32)[None],
-                       "T": torch.tensor(cam.center_mm, dtype=torch.float32).reshape(1, 3, 1),
-                       "fx": torch.tensor([float(cam.K[0, 0])]), "fy": torch.tensor([float(cam.K[1, 1])]),
-                       "cx": torch.tensor([float(cam.K[0, 2])]), "cy": torch.tensor([float(cam.K[1, 2])]),
-                       "k": torch.tensor([[[k1], [k2], [k3]]]), "p": torch.tensor([[[p1], [p2]]])},
-        })
+        meta.append(
+            {
+                "center": torch.tensor([[cam.width / 2.0, cam.height / 2.0]]),
+                "scale": torch.tensor([image_scale(cam.width, cam.height, input_size)]),
+                "rotation": torch.tensor([0.0]),
+                "camera": {
+                    "R": torch.tensor(cam.R, dtype=torch.float32)[None],
+                    "T": torch.tensor(cam.center_mm, dtype=torch.float32).reshape(1, 3, 1),
+                    "fx": torch.tensor([float(cam.K[0, 0])]),
+                    "fy": torch.tensor([float(cam.K[1, 1])]),
+                    "cx": torch.tensor([float(cam.K[0, 2])]),
+                    "cy": torch.tensor([float(cam.K[1, 2])]),
+                    "k": torch.tensor([[[k1], [k2], [k3]]]),
+                    "p": torch.tensor([[[p1], [p2]]]),
+                },
+            }
+        )
     return meta
 
 
@@ -110,7 +127,7 @@ class OriginalThreeD:
         # calling thread to flush-to-zero, which would otherwise speed the original up too
         torch.set_flush_denormal(False)
         with torch.no_grad():
-            hms = [heatmaps[v:v + 1] for v in range(heatmaps.shape[0])]  # per view (1,J,h,w)
+            hms = [heatmaps[v : v + 1] for v in range(heatmaps.shape[0])]  # per view (1,J,h,w)
             mp = self.ocfg.MULTI_PERSON
             root_hms = [h[:, self.root_id][:, None].clone() for h in hms]
             cubes, grids = self.project(root_hms, meta, mp.SPACE_SIZE, [mp.SPACE_CENTER], mp.INITIAL_CUBE_SIZE)
@@ -134,11 +151,13 @@ def bench(original: Path, threads: int, rounds: int, compile_: bool, log) -> dic
     pristine = copy.deepcopy(model)  # runtimes convert their modules to channels-last in place
     heatmaps = render(rig, cfg)
     orig = import_original(original)
-    runtimes = {"ours_eager": InferenceRuntime(copy.deepcopy(pristine), rig, backend="eager", device="cpu",
-                                               precision="fp32")}
+    runtimes = {
+        "ours_eager": InferenceRuntime(copy.deepcopy(pristine), rig, backend="eager", device="cpu", precision="fp32")
+    }
     if compile_:
-        runtimes["ours_compile"] = InferenceRuntime(copy.deepcopy(pristine), rig, backend="eager", device="cpu",
-                                                    precision="fp32", compile=True)
+        runtimes["ours_compile"] = InferenceRuntime(
+            copy.deepcopy(pristine), rig, backend="eager", device="cpu", precision="fp32", compile=True
+        )
     rt0 = runtimes["ours_eager"]
     bump = people_bump(cfg, rt0.space_size_mm, rt0.space_center_mm)
     threshold = 500.0
@@ -149,10 +168,12 @@ def bench(original: Path, threads: int, rounds: int, compile_: bool, log) -> dic
     original_3d = OriginalThreeD(orig, ocfg, pristine, bump)
     meta = original_meta(rig, cfg.backbone.image_size)
     standin_model = copy.deepcopy(pristine)
+
     def standin():
         torch.set_flush_denormal(False)  # default FPU state, like the original
-        return upstream_style_3d(standin_model, rig, heatmaps, cfg, rt0.space_size_mm, rt0.space_center_mm,
-                                 threshold, bump)
+        return upstream_style_3d(
+            standin_model, rig, heatmaps, cfg, rt0.space_size_mm, rt0.space_center_mm, threshold, bump
+        )
 
     variants = {"original": lambda: original_3d(heatmaps, meta), "standin": standin}
     for name, rt in runtimes.items():
@@ -164,7 +185,10 @@ def bench(original: Path, threads: int, rounds: int, compile_: bool, log) -> dic
             t = time.perf_counter()
             fn()
             samples[k].append(time.perf_counter() - t)
-        log(f"  {threads} thread(s) round {r + 1}/{rounds}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in samples.items()))
+        log(
+            f"  {threads} thread(s) round {r + 1}/{rounds}: "
+            + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in samples.items())
+        )
     med = {k: statistics.median(v) for k, v in samples.items()}
     ref = outs["original"]
     valid = ref[:, 0, 3] >= 0
@@ -173,9 +197,16 @@ def bench(original: Path, threads: int, rounds: int, compile_: bool, log) -> dic
         if k != "original":
             same = bool(torch.equal(out[:, 0, 3] >= 0, valid))
             parity[f"{k}_max_joint_diff_mm_vs_original"] = (
-                float((out[valid, :, :3] - ref[valid, :, :3]).norm(dim=-1).max()) if same else None)
-    return {"threads": threads, "rounds": rounds, "median_s": med, "samples_s": samples,
-            "ratio_original_over": {k: med["original"] / v for k, v in med.items()}, "parity": parity}
+                float((out[valid, :, :3] - ref[valid, :, :3]).norm(dim=-1).max()) if same else None
+            )
+    return {
+        "threads": threads,
+        "rounds": rounds,
+        "median_s": med,
+        "samples_s": samples,
+        "ratio_original_over": {k: med["original"] / v for k, v in med.items()},
+        "parity": parity,
+    }
 
 
 def main(argv=None) -> int:
@@ -188,19 +219,27 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     if args.original is None or not (args.original / "lib" / "models" / "v2v_net.py").is_file():
-        log(f"skipped: no original SelfPose3d checkout given (--original {args.original}); "
-            "pass the folder that holds its lib/models/v2v_net.py")
+        log(
+            f"skipped: no original SelfPose3d checkout given (--original {args.original}); "
+            "pass the folder that holds its lib/models/v2v_net.py"
+        )
         return 0
-    result = {**environment(), "baseline": f"original SelfPose3d code from {args.original}",
-              "config": "released (80x80x20 root grid, 64^3 pose cubes, 5 views, 3 people)",
-              "weights": "random V2V convolutions, realistic BN statistics, identical on both sides",
-              "runs": []}
+    result = {
+        **environment(),
+        "baseline": f"original SelfPose3d code from {args.original}",
+        "config": "released (80x80x20 root grid, 64^3 pose cubes, 5 views, 3 people)",
+        "weights": "random V2V convolutions, realistic BN statistics, identical on both sides",
+        "runs": [],
+    }
     for t in args.threads:
         result["runs"].append(bench(args.original, t, args.rounds, not args.no_compile, log))
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=1))
     for run in result["runs"]:
-        log(f"== {run['threads']} thread(s): median s " + json.dumps({k: round(v, 3) for k, v in run["median_s"].items()}))
+        log(
+            f"== {run['threads']} thread(s): median s "
+            + json.dumps({k: round(v, 3) for k, v in run["median_s"].items()})
+        )
         log("   original / variant: " + json.dumps({k: round(v, 2) for k, v in run["ratio_original_over"].items()}))
         log(f"   parity {run['parity']}")
     log(f"wrote {args.out}")

@@ -74,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rig", default=str(REPO / "configs" / "rigs" / "pose2sim_multiperson.yaml"))
     ap.add_argument("--every", type=int, default=2)
     ap.add_argument("--input-size", type=int, default=256)
-    ap.add_argument("--model", default=str(REPO / "models" / "detection_generic_candidate.pt"), help="learned engine model")
+    ap.add_argument(
+        "--model", default=str(REPO / "models" / "detection_generic_candidate.pt"), help="learned engine model"
+    )
     ap.add_argument("--engines", nargs="+", default=["triangulate", "learned"])
     ap.add_argument("--json")
     args = ap.parse_args(argv)
@@ -86,17 +88,24 @@ def main(argv: list[str] | None = None) -> int:
         if engine == "learned" and not Path(args.model).is_file():
             print(f"learned: {args.model} not found, skipped", file=sys.stderr)
             continue
-        pred = build_estimator_predictor(rig.cameras, engine, est_cfg, workers=2,
-                                         model=args.model if engine == "learned" else None,
-                                         volume_center_mm=rig.volume.center_mm, volume_size_mm=rig.volume.size_mm)
+        pred = build_estimator_predictor(
+            rig.cameras,
+            engine,
+            est_cfg,
+            workers=2,
+            model=args.model if engine == "learned" else None,
+            volume_center_mm=rig.volume.center_mm,
+            volume_size_mm=rig.volume.size_mm,
+        )
         counts, real, per_cam, ms = [], [], {n: [] for n in rig.names}, {}
         for views in sets:
             started = pred.start_images(views)
             out = pred.finish(started)
             people_2d = started.people_2d
             if pred.engine_layout == "coco17":  # the triangulator takes COCO-17; compare in Panoptic-15
-                people_2d = [keypoints_to_panoptic15(p, "coco17") if len(p) else np.zeros((0, 15, 3))
-                             for p in people_2d]
+                people_2d = [
+                    keypoints_to_panoptic15(p, "coco17") if len(p) else np.zeros((0, 15, 3)) for p in people_2d
+                ]
             n_real = 0
             for pose in out.poses_mm:
                 views_ok, errs = confirmed_views(pose, people_2d, rig)
@@ -110,19 +119,28 @@ def main(argv: list[str] | None = None) -> int:
                 ms.setdefault(k, []).append(v)
         predicted = sum(counts)
         results[engine] = {
-            "framesets": len(sets), "people_per_frame": dict(zip(*np.unique(counts, return_counts=True))),
+            "framesets": len(sets),
+            "people_per_frame": dict(zip(*np.unique(counts, return_counts=True))),
             "recall": round(float(np.mean([min(r, PEOPLE_IN_VOLUME) / PEOPLE_IN_VOLUME for r in real])), 4),
             "precision": round(float(sum(real) / predicted), 4) if predicted else None,
             "frames_with_both": int(sum(min(r, 2) == 2 for r in real)),
-            "reprojection_px_median_per_camera": {k: round(float(np.median(v)), 1) if v else None
-                                                  for k, v in per_cam.items()},
+            "reprojection_px_median_per_camera": {
+                k: round(float(np.median(v)), 1) if v else None for k, v in per_cam.items()
+            },
             "ms_median": {k: round(statistics.median(v), 1) for k, v in ms.items()},
         }
         results[engine]["people_per_frame"] = {int(k): int(v) for k, v in results[engine]["people_per_frame"].items()}
         print(engine, json.dumps(results[engine]))
-    out = {"benchmark": "bench_real_route", "date": time.strftime("%Y-%m-%d"), "cpu": cpu_info(),
-           "rig": args.rig, "every": args.every, "estimator_input_px": args.input_size, "engines": results,
-           "note": "no labels: 'real' = confirmed by >= 3 of 4 views (see the module docstring)"}
+    out = {
+        "benchmark": "bench_real_route",
+        "date": time.strftime("%Y-%m-%d"),
+        "cpu": cpu_info(),
+        "rig": args.rig,
+        "every": args.every,
+        "estimator_input_px": args.input_size,
+        "engines": results,
+        "note": "no labels: 'real' = confirmed by >= 3 of 4 views (see the module docstring)",
+    }
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
     return 0

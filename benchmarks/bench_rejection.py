@@ -67,8 +67,10 @@ def main() -> None:
     out["pre_cap_unpack_big_header_us"] = round((time.perf_counter() - t0) / max(args.repeat // 20, 10) * 1e6, 1)
     for name, us in out["us_per_message"].items():
         print(f"{name:24s} {us:9.2f} us/message")
-    print(f"{'big header, pre-cap path':24s} {out['pre_cap_unpack_big_header_us']:9.1f} us/message "
-          "(msgpack decode of the whole header)")
+    print(
+        f"{'big header, pre-cap path':24s} {out['pre_cap_unpack_big_header_us']:9.1f} us/message "
+        "(msgpack decode of the whole header)"
+    )
     results = Path(__file__).resolve().parent / "results"
     results.mkdir(exist_ok=True)
     (results / "rejection.json").write_text(json.dumps(out, indent=2))

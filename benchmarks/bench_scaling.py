@@ -44,8 +44,18 @@ def ring_rig(n: int, width: int = 640, height: int = 360) -> CameraRig:
         x = np.cross(z, [0.0, 0.0, 1.0])
         x /= np.linalg.norm(x)
         K = np.array([[0.6 * width, 0, width / 2], [0, 0.6 * width, height / 2], [0, 0, 1.0]])
-        cams.append(Camera.from_center(f"cam{i}", width, height, K, np.zeros(5), np.stack([x, np.cross(z, x), z]),
-                                       center, source="bench_scaling"))
+        cams.append(
+            Camera.from_center(
+                f"cam{i}",
+                width,
+                height,
+                K,
+                np.zeros(5),
+                np.stack([x, np.cross(z, x), z]),
+                center,
+                source="bench_scaling",
+            )
+        )
     return CameraRig(tuple(cams))
 
 
@@ -65,12 +75,20 @@ def build_point(views: int, people: int, room_m: float, model, cfg):
     size = (room_m * 1000.0, room_m * 1000.0, 2000.0)
     side = int(round(room_m * 4)) // 4 * 4
     bins = (side, side, 8)
-    c = dataclasses.replace(cfg, root_net=dataclasses.replace(cfg.root_net, bins=bins, threshold=500.0,
-                                                              max_people=max(10, people)))
+    c = dataclasses.replace(
+        cfg, root_net=dataclasses.replace(cfg.root_net, bins=bins, threshold=500.0, max_people=max(10, people))
+    )
     model.config = c
     rig = ring_rig(views)
-    rt = InferenceRuntime(model, rig, backend="eager", device="cpu", precision="fp32", space_size_mm=size,
-                          space_center_mm=(0.0, 0.0, 800.0))
+    rt = InferenceRuntime(
+        model,
+        rig,
+        backend="eager",
+        device="cpu",
+        precision="fp32",
+        space_size_mm=size,
+        space_center_mm=(0.0, 0.0, 800.0),
+    )
     rt.stages["root_net"] = BumpedStage(rt.stages["root_net"], bump_for(people, bins, size, (0.0, 0.0, 800.0)))
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 255, (cam.height, cam.width, 3), dtype=np.uint8) for cam in rig]
@@ -87,10 +105,19 @@ def main(argv=None) -> int:
     cfg = load_preset("light")
     model = build_model(cfg)
     realistic_bn(model)
-    grid = ([(v, 3, 8.0) for v in (1, 2, 3, 4, 5, 6, 8)] + [(5, p, 8.0) for p in (0, 1, 2, 5, 10)]
-            + [(5, 3, r) for r in (4.0, 12.0, 16.0)])
-    result = {**environment(), "baseline": "none (absolute cost of this version)", "model": "light preset, random weights",
-              "precision": "fp32 eager", "rounds": args.rounds, "points": []}
+    grid = (
+        [(v, 3, 8.0) for v in (1, 2, 3, 4, 5, 6, 8)]
+        + [(5, p, 8.0) for p in (0, 1, 2, 5, 10)]
+        + [(5, 3, r) for r in (4.0, 12.0, 16.0)]
+    )
+    result = {
+        **environment(),
+        "baseline": "none (absolute cost of this version)",
+        "model": "light preset, random weights",
+        "precision": "fp32 eager",
+        "rounds": args.rounds,
+        "points": [],
+    }
     points = [build_point(v, p, r, model, cfg) for v, p, r in grid]
     times = [[] for _ in points]
     stages = [[] for _ in points]
@@ -106,12 +133,19 @@ def main(argv=None) -> int:
             print(f"round {r + 1}/{args.rounds}", file=sys.stderr, flush=True)
     for (_rt, _images, desc), ts, st in zip(points, times, stages):
         keys = sorted({k for s in st for k in s})
-        q = {**desc, "frame_ms": 1e3 * statistics.median(ts), "frame_ms_min": 1e3 * min(ts),
-             "stage_ms": {k: statistics.median(s.get(k, 0.0) for s in st) for k in keys}}
+        q = {
+            **desc,
+            "frame_ms": 1e3 * statistics.median(ts),
+            "frame_ms_min": 1e3 * min(ts),
+            "stage_ms": {k: statistics.median(s.get(k, 0.0) for s in st) for k in keys},
+        }
         result["points"].append(q)
-        print(f"views {q['views']} people {q['people']} ({q['people_found']} found) room {q['room_m']:.0f} m "
-              f"{q['root_bins']}: {q['frame_ms']:.1f} ms/frameset (min {q['frame_ms_min']:.1f})  "
-              + " ".join(f"{k} {t:.1f}" for k, t in q["stage_ms"].items()), flush=True)
+        print(
+            f"views {q['views']} people {q['people']} ({q['people_found']} found) room {q['room_m']:.0f} m "
+            f"{q['root_bins']}: {q['frame_ms']:.1f} ms/frameset (min {q['frame_ms_min']:.1f})  "
+            + " ".join(f"{k} {t:.1f}" for k, t in q["stage_ms"].items()),
+            flush=True,
+        )
     result["loadavg_after"] = list(__import__("os").getloadavg())
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))

@@ -30,8 +30,15 @@ from capture.synthetic.world import SyntheticWorld  # noqa: E402
 
 
 def _world(rig, volume, people: int, options: RenderOptions) -> SyntheticWorld:
-    return SyntheticWorld(rig.cameras, num_people=people, seed=0, fps=15.0, volume_center_mm=volume.center_mm,
-                          volume_size_mm=volume.size_mm, render_options=options)
+    return SyntheticWorld(
+        rig.cameras,
+        num_people=people,
+        seed=0,
+        fps=15.0,
+        volume_center_mm=volume.center_mm,
+        volume_size_mm=volume.size_mm,
+        render_options=options,
+    )
 
 
 def main(argv=None) -> int:

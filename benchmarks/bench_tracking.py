@@ -24,8 +24,9 @@ from capture.synthetic.world import SyntheticWorld  # noqa: E402
 from engine.tracking import PoseTracker, count_id_switches, jitter_mm  # noqa: E402
 
 
-def simulate(world: SyntheticWorld, frames: int, noise_mm: float, miss_rate: float, fp_rate: float,
-             rng: np.random.Generator):
+def simulate(
+    world: SyntheticWorld, frames: int, noise_mm: float, miss_rate: float, fp_rate: float, rng: np.random.Generator
+):
     """Per frame: detections (D,15,3), their true ids (-1 = false positive), truth by id."""
     for k in range(frames):
         people = world.people(k)
@@ -54,8 +55,14 @@ def id_merges(true_ids, pred_ids) -> int:
 
 def run(args: argparse.Namespace) -> dict:
     rig = load_rig(args.rig)
-    world = SyntheticWorld(rig.cameras, num_people=args.people, seed=args.seed, fps=args.fps,
-                           volume_center_mm=rig.volume.center_mm, volume_size_mm=rig.volume.size_mm)
+    world = SyntheticWorld(
+        rig.cameras,
+        num_people=args.people,
+        seed=args.seed,
+        fps=args.fps,
+        volume_center_mm=rig.volume.center_mm,
+        volume_size_mm=rig.volume.size_mm,
+    )
     rng = np.random.default_rng(args.seed)
     frames = int(args.seconds * args.fps)
     tracker = PoseTracker(reid_bone_tol_mm=args.reid_bone_tol_mm, max_speed_mm_s=args.max_speed_mm_s)

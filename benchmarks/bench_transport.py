@@ -118,9 +118,22 @@ def _subscriber(endpoint: str, seconds: float, decode_jpeg: bool, latest: bool, 
             last_t = time.monotonic()
         cpu = _cpu_s() - cpu0
         active = (last_t - first_t) if first_t and last_t else 0.0
-        results.put({"lat_recv": lat_recv, "lat_dec": lat_dec, "skews": skews, "hops": hops, "seqs": seqs, "gaps": sub.stats.gaps,
-                     "skipped": sub.stats.skipped, "refs": refs,
-                     "bad": sub.stats.bad, "cpu_s": cpu, "active_s": active, "stale": stale})
+        results.put(
+            {
+                "lat_recv": lat_recv,
+                "lat_dec": lat_dec,
+                "skews": skews,
+                "hops": hops,
+                "seqs": seqs,
+                "gaps": sub.stats.gaps,
+                "skipped": sub.stats.skipped,
+                "refs": refs,
+                "bad": sub.stats.bad,
+                "cpu_s": cpu,
+                "active_s": active,
+                "stale": stale,
+            }
+        )
 
 
 def _pct(values, q: float) -> float | None:
@@ -139,8 +152,9 @@ class _BenchCamera:
 
     live = True
 
-    def __init__(self, camera: str, pool: list[np.ndarray], fps: float, clock: dict, stop,
-                 in_place: bool = False) -> None:
+    def __init__(
+        self, camera: str, pool: list[np.ndarray], fps: float, clock: dict, stop, in_place: bool = False
+    ) -> None:
         self.camera, self.pool, self.period_ns, self.clock, self.stop = camera, pool, int(1e9 / fps), clock, stop
         self.in_place = self.decodes_into_buffer = in_place
         self.k = 0
@@ -179,9 +193,21 @@ class _BenchCamera:
         return dataclasses.replace(frame, image=out)
 
 
-def run_one(*, transport: str, encoding: str, views: int, width: int, height: int, fps: float, seconds: float,
-            jpeg_quality: int = 90, warmup_sets: int = 10, latest: bool = True, reduce: int = 1,
-            shm_copy: str = "grab") -> dict:
+def run_one(
+    *,
+    transport: str,
+    encoding: str,
+    views: int,
+    width: int,
+    height: int,
+    fps: float,
+    seconds: float,
+    jpeg_quality: int = 90,
+    warmup_sets: int = 10,
+    latest: bool = True,
+    reduce: int = 1,
+    shm_copy: str = "grab",
+) -> dict:
     """One configuration through the real capture path (reader threads -> FrameSynchronizer ->
     CaptureProcess -> Publisher) to a subscriber process; returns its measurements."""
     import threading
@@ -195,8 +221,9 @@ def run_one(*, transport: str, encoding: str, views: int, width: int, height: in
     ctx = mp.get_context("spawn")
     ready, results = ctx.Event(), ctx.Queue()
     pub = Publisher(endpoint, hwm=2)
-    sub_proc = ctx.Process(target=_subscriber, args=(endpoint, seconds, encoding == "jpeg", latest, reduce, ready, results),
-                           daemon=True)
+    sub_proc = ctx.Process(
+        target=_subscriber, args=(endpoint, seconds, encoding == "jpeg", latest, reduce, ready, results), daemon=True
+    )
     sub_proc.start()
     ready.wait(60)
     if not pub.wait_for_subscriber(30):
@@ -205,11 +232,23 @@ def run_one(*, transport: str, encoding: str, views: int, width: int, height: in
     clock = {"t0": None, "lock": threading.Lock()}
     cams = [_BenchCamera(f"cam{v}", frames[v], fps, clock, stop, in_place=shm_copy == "inplace") for v in range(views)]
     at_grab = encoding == "shm" and shm_copy in ("grab", "inplace")
-    live = LiveRig(cams, tolerance_ms=500.0 / fps, deadline_ms=100.0,
-                   shm_segment=f"selfpose3d-bench-{os.getpid()}" if at_grab else None,
-                   frame_shapes={c.camera: (height, width, 3) for c in cams})
-    proc = CaptureProcess("bench", live, pub, process="bench", encoding=encoding, jpeg_quality=jpeg_quality,
-                          status_interval_s=1.0, shm_slot_bytes=width * height * 3)
+    live = LiveRig(
+        cams,
+        tolerance_ms=500.0 / fps,
+        deadline_ms=100.0,
+        shm_segment=f"selfpose3d-bench-{os.getpid()}" if at_grab else None,
+        frame_shapes={c.camera: (height, width, 3) for c in cams},
+    )
+    proc = CaptureProcess(
+        "bench",
+        live,
+        pub,
+        process="bench",
+        encoding=encoding,
+        jpeg_quality=jpeg_quality,
+        status_interval_s=1.0,
+        shm_slot_bytes=width * height * 3,
+    )
     n_sets = int(round(seconds * fps)) + warmup_sets
     cpu0, w0 = _cpu_s(), time.monotonic()
     report = proc.run(stop, max_sets=n_sets, duration_s=seconds + warmup_sets / fps + 5.0)
@@ -229,24 +268,42 @@ def run_one(*, transport: str, encoding: str, views: int, width: int, height: in
     ticks = int(round((window[-1][0] - window[0][0]) * fps / 1e9)) + 1 if len(window) > 1 else 0
     complete_recv = sum(ok for _, ok in window)
     out = {
-        "transport": transport, "encoding": encoding, "views": views, "width": width, "height": height,
-        "target_fps": fps, "seconds": round(pub_wall, 2), "published": report.sets, "complete_sets": report.complete,
+        "transport": transport,
+        "encoding": encoding,
+        "views": views,
+        "width": width,
+        "height": height,
+        "target_fps": fps,
+        "seconds": round(pub_wall, 2),
+        "published": report.sets,
+        "complete_sets": report.complete,
         "received": received,
         "fps": round(received / sub["active_s"], 2) if sub["active_s"] > 0 else 0.0,
-        "consumer": "latest" if latest else "every", "jpeg_decode_reduce": reduce,
+        "consumer": "latest" if latest else "every",
+        "jpeg_decode_reduce": reduce,
         "shm_copy": shm_copy if encoding == "shm" else None,
-        "drops": int(max(0, report.sets - received) + report.overwritten + report.dropped_frames
-                     + (report.sets - report.complete)),
-        "dropped_by_publisher": int(report.dropped_publish), "sequence_gaps": int(sub["gaps"]),
-        "skipped_stale_by_subscriber": int(sub["skipped"]), "frames_overwritten_in_readers": int(report.overwritten),
-        "frames_dropped_by_sync": int(report.dropped_frames), "incomplete_sets": int(report.sets - report.complete),
-        "steady_ticks": ticks, "steady_complete_received": complete_recv,
+        "drops": int(
+            max(0, report.sets - received)
+            + report.overwritten
+            + report.dropped_frames
+            + (report.sets - report.complete)
+        ),
+        "dropped_by_publisher": int(report.dropped_publish),
+        "sequence_gaps": int(sub["gaps"]),
+        "skipped_stale_by_subscriber": int(sub["skipped"]),
+        "frames_overwritten_in_readers": int(report.overwritten),
+        "frames_dropped_by_sync": int(report.dropped_frames),
+        "incomplete_sets": int(report.sets - report.complete),
+        "steady_ticks": ticks,
+        "steady_complete_received": complete_recv,
         "steady_drops": ticks - complete_recv,
         "p50_ms": round(float(np.percentile(lat, 50)), 2) if lat.size else None,
         "p99_ms": round(float(np.percentile(lat, 99)), 2) if lat.size else None,
         "max_ms": round(float(lat.max()), 2) if lat.size else None,
-        "grab_skew_p50_ms": _pct(sub["skews"][warmup_sets:], 50), "grab_skew_p99_ms": _pct(sub["skews"][warmup_sets:], 99),
-        "socket_hop_p50_ms": _pct(sub["hops"][warmup_sets:], 50), "socket_hop_p99_ms": _pct(sub["hops"][warmup_sets:], 99),
+        "grab_skew_p50_ms": _pct(sub["skews"][warmup_sets:], 50),
+        "grab_skew_p99_ms": _pct(sub["skews"][warmup_sets:], 99),
+        "socket_hop_p50_ms": _pct(sub["hops"][warmup_sets:], 50),
+        "socket_hop_p99_ms": _pct(sub["hops"][warmup_sets:], 99),
         "published_p50_ms": round(float(np.nanpercentile(pub_lat, 50)), 2),
         "published_p99_ms": round(float(np.nanpercentile(pub_lat, 99)), 2),
         "cpu_publisher_pct": round(100 * pub_cpu / pub_wall, 1),
@@ -268,30 +325,58 @@ def main(argv=None) -> int:
     parser.add_argument("--width", type=int, default=1920)
     parser.add_argument("--height", type=int, default=1080)
     parser.add_argument("--fps", type=float, default=30.0)
-    parser.add_argument("--suite", action="store_true",
-                        help="run shm/ipc (each --shm-copy mode), bgr8/ipc, jpeg/tcp, jpeg/tcp decoded at half size")
-    parser.add_argument("--consumer", choices=("latest", "every"), default="latest",
-                        help="subscriber drains to the newest set (live path) or reads every set")
-    parser.add_argument("--shm-copy", choices=("inplace", "grab", "publish"), default="grab",
-                        help="shm: the camera writes into its shared-memory ring itself (no copy), "
-                             "each frame is copied into the ring on its camera's thread at grab, or the set "
-                             "is copied when published")
-    parser.add_argument("--reduce", type=int, choices=(1, 2, 4, 8), default=1,
-                        help="JPEG: decode at 1/N resolution (the network input is ~half of 1080p)")
+    parser.add_argument(
+        "--suite",
+        action="store_true",
+        help="run shm/ipc (each --shm-copy mode), bgr8/ipc, jpeg/tcp, jpeg/tcp decoded at half size",
+    )
+    parser.add_argument(
+        "--consumer",
+        choices=("latest", "every"),
+        default="latest",
+        help="subscriber drains to the newest set (live path) or reads every set",
+    )
+    parser.add_argument(
+        "--shm-copy",
+        choices=("inplace", "grab", "publish"),
+        default="grab",
+        help="shm: the camera writes into its shared-memory ring itself (no copy), "
+        "each frame is copied into the ring on its camera's thread at grab, or the set "
+        "is copied when published",
+    )
+    parser.add_argument(
+        "--reduce",
+        type=int,
+        choices=(1, 2, 4, 8),
+        default=1,
+        help="JPEG: decode at 1/N resolution (the network input is ~half of 1080p)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object last")
     args = parser.parse_args(argv)
     if args.suite:  # the --shm-copy mode first (its numbers head the summary), then the others
         shm_modes = [args.shm_copy] + [m for m in ("inplace", "grab", "publish") if m != args.shm_copy]
-        configs = [("ipc", "shm", 1, m) for m in shm_modes] + [("ipc", "bgr8", 1, None), ("tcp", "jpeg", 1, None),
-                                                              ("tcp", "jpeg", 2, None)]
+        configs = [("ipc", "shm", 1, m) for m in shm_modes] + [
+            ("ipc", "bgr8", 1, None),
+            ("tcp", "jpeg", 1, None),
+            ("tcp", "jpeg", 2, None),
+        ]
     else:
         configs = [(args.transport, args.encoding, args.reduce, args.shm_copy)]
     runs = []
     for transport, encoding, reduce, shm_copy in configs:
         load_before = os.getloadavg()
-        r = run_one(transport=transport, encoding=encoding, views=args.views, width=args.width, height=args.height,
-                    fps=args.fps, seconds=args.seconds, latest=args.consumer == "latest", reduce=reduce,
-                    shm_copy=shm_copy or "publish")
+        r = run_one(
+            transport=transport,
+            encoding=encoding,
+            views=args.views,
+            width=args.width,
+            height=args.height,
+            fps=args.fps,
+            seconds=args.seconds,
+            latest=args.consumer == "latest",
+            reduce=reduce,
+            shm_copy=shm_copy or "publish",
+        )
         r["loadavg_before"] = [round(x, 2) for x in load_before]
         r["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
         runs.append(r)

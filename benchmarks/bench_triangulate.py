@@ -49,8 +49,11 @@ def ring_rig(n: int = 5, width: int = 1280, height: int = 720) -> CameraRig:
         x = np.cross(z, [0.0, 0.0, 1.0])
         x /= np.linalg.norm(x)
         K = np.array([[0.7 * width, 0, width / 2], [0, 0.7 * width, height / 2], [0, 0, 1.0]])
-        cams.append(Camera.from_center(f"cam{i}", width, height, K, [-0.1, 0.02, 0, 0, 0],
-                                       np.stack([x, np.cross(z, x), z]), center))
+        cams.append(
+            Camera.from_center(
+                f"cam{i}", width, height, K, [-0.1, 0.02, 0, 0, 0], np.stack([x, np.cross(z, x), z]), center
+            )
+        )
     return CameraRig(tuple(cams))
 
 
@@ -76,13 +79,20 @@ def speed(repeats: int, seed: int = 0) -> dict:
         errors.append(err.min(0).mean())
         counts.append(pred.num_people)
     t = np.array(times)
-    return {"machine_load_1min": round(os.getloadavg()[0], 2), "views": 5, "people": 4, "false_2d_people": 1,
-            "noise_px": 2.0, "frames": repeats,
-            "ms_median": round(float(np.median(t)), 3), "ms_p90": round(float(np.percentile(t, 90)), 3),
-            "ms_p99": round(float(np.percentile(t, 99)), 3),
-            "cpu_ms_median": round(float(np.median(cpu_times)), 3),  # process CPU time: less load-dependent
-            "mpjpe_mm": round(float(np.mean(errors)), 2),
-            "people_found_mean": float(np.mean(counts))}
+    return {
+        "machine_load_1min": round(os.getloadavg()[0], 2),
+        "views": 5,
+        "people": 4,
+        "false_2d_people": 1,
+        "noise_px": 2.0,
+        "frames": repeats,
+        "ms_median": round(float(np.median(t)), 3),
+        "ms_p90": round(float(np.percentile(t, 90)), 3),
+        "ms_p99": round(float(np.percentile(t, 99)), 3),
+        "cpu_ms_median": round(float(np.median(cpu_times)), 3),  # process CPU time: less load-dependent
+        "mpjpe_mm": round(float(np.mean(errors)), 2),
+        "people_found_mean": float(np.mean(counts)),
+    }
 
 
 def learned(checkpoint: str) -> dict:
@@ -126,7 +136,8 @@ def shelf(sweep: bool) -> dict:
     if sweep:
         result["joint_max_px_sweep"] = {
             str(px): round(evaluate_shelf_triangulate(SHELF, with_coco17=False, joint_max_px=px)["pcp_average"], 2)
-            for px in (15.0, 20.0, 25.0, 30.0, 40.0)}
+            for px in (15.0, 20.0, 25.0, 30.0, 40.0)
+        }
     return result
 
 
@@ -144,32 +155,44 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=300)
     parser.add_argument("--no-sweep", action="store_true", help="skip the joint_max_px sweep on Shelf")
-    parser.add_argument("--learned", metavar="CHECKPOINT",
-                        help="also run this learned model on Shelf (e.g. models/shelf_ssl.pt; ~5 min)")
-    parser.add_argument("--speed-only", action="store_true",
-                        help="re-measure only the speed part and update it in the existing --out JSON")
+    parser.add_argument(
+        "--learned",
+        metavar="CHECKPOINT",
+        help="also run this learned model on Shelf (e.g. models/shelf_ssl.pt; ~5 min)",
+    )
+    parser.add_argument(
+        "--speed-only",
+        action="store_true",
+        help="re-measure only the speed part and update it in the existing --out JSON",
+    )
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "shelf_triangulate.json"))
     args = parser.parse_args()
     result = {"cpu": cpu_name(), "threads": "numpy default (1 process)", "speed": speed(args.repeats)}
     s = result["speed"]
-    print(f"5 views x 4 people (+1 false 2D person): {s['ms_median']:.2f} ms median, {s['ms_p99']:.2f} ms p99, "
-          f"{s['cpu_ms_median']:.2f} ms CPU time median (machine load {s['machine_load_1min']}), "
-          f"MPJPE {s['mpjpe_mm']:.1f} mm, {s['people_found_mean']:.2f} people found")
+    print(
+        f"5 views x 4 people (+1 false 2D person): {s['ms_median']:.2f} ms median, {s['ms_p99']:.2f} ms p99, "
+        f"{s['cpu_ms_median']:.2f} ms CPU time median (machine load {s['machine_load_1min']}), "
+        f"MPJPE {s['mpjpe_mm']:.1f} mm, {s['people_found_mean']:.2f} people found"
+    )
     if args.speed_only and Path(args.out).is_file():
         result = {**json.loads(Path(args.out).read_text()), **result}
     elif SHELF.is_dir():
         result.update(shelf(not args.no_sweep))
         t = result["triangulate"]
-        print(f"Shelf PCP avg A1-3: {t['pcp_average']:.2f} (panoptic15 head rule), {t['coco17']['pcp_average']:.2f} "
-              f"(coco17 rule); per actor {t['actor_pcp']}; body MPJPE {t['body_mpjpe_mm']}")
+        print(
+            f"Shelf PCP avg A1-3: {t['pcp_average']:.2f} (panoptic15 head rule), {t['coco17']['pcp_average']:.2f} "
+            f"(coco17 rule); per actor {t['actor_pcp']}; body MPJPE {t['body_mpjpe_mm']}"
+        )
         print(f"4D-Association output: {result['4d_association_output']['pred_4dassoc.npz']['pcp_average']:.2f}")
         if "joint_max_px_sweep" in result:
             print(f"joint_max_px sweep: {result['joint_max_px_sweep']}")
         if args.learned:
             result["learned"] = learned(args.learned)
             lr = result["learned"]
-            print(f"learned {args.learned}: PCP avg {lr['pcp_average']:.2f}, per actor {lr['actor_pcp']}, "
-                  f"body MPJPE {lr['body_mpjpe_mm']}, {1000 * lr['seconds_per_frame']:.0f} ms/frame")
+            print(
+                f"learned {args.learned}: PCP avg {lr['pcp_average']:.2f}, per actor {lr['actor_pcp']}, "
+                f"body MPJPE {lr['body_mpjpe_mm']}, {1000 * lr['seconds_per_frame']:.0f} ms/frame"
+            )
     Path(args.out).write_text(json.dumps(result, indent=1, default=float) + "\n")
     print(f"written {args.out}")
     return 0

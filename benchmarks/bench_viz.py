@@ -47,8 +47,14 @@ def main(argv=None) -> int:
     from capture.synthetic.world import SyntheticWorld
 
     spec = rig.config.synthetic
-    world = SyntheticWorld(rig.cameras, num_people=spec.people, seed=spec.seed, fps=spec.fps,
-                           volume_center_mm=rig.volume.center_mm, volume_size_mm=rig.volume.size_mm)
+    world = SyntheticWorld(
+        rig.cameras,
+        num_people=spec.people,
+        seed=spec.seed,
+        fps=spec.fps,
+        volume_center_mm=rig.volume.center_mm,
+        volume_size_mm=rig.volume.size_mm,
+    )
     feed = SyntheticFeed(world, rig.name, realtime=False, start_frame=30)
     setup = ViewSetup.from_rig(rig.cameras, rig.volume.center_mm, rig.volume.size_mm, width, height)
     state = setup.scene()
@@ -77,7 +83,9 @@ def main(argv=None) -> int:
     for r in renderers.values():
         r.close()
     result = {
-        "size": f"{width}x{height}", "people": int(len(msg.poses)), "rounds": args.rounds,
+        "size": f"{width}x{height}",
+        "people": int(len(msg.poses)),
+        "rounds": args.rounds,
         "median_ms": {k: round(v, 3) for k, v in med.items()},
         "min_ms": {k: round(min(v), 3) for k, v in samples.items()},
     }

@@ -17,5 +17,10 @@ from engine.device import cpu_info  # noqa: E402
 
 def environment() -> dict:
     """CPU (model, flags, native bf16), threads, torch version, load average and date (UTC)."""
-    return {"cpu": cpu_info(), "threads": torch.get_num_threads(), "torch": torch.__version__,
-            "loadavg": list(os.getloadavg()), "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime())}
+    return {
+        "cpu": cpu_info(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "loadavg": list(os.getloadavg()),
+        "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+    }

@@ -45,7 +45,9 @@ def to_heatmap_px(p2d: list[np.ndarray], affine_hm: np.ndarray) -> np.ndarray:
     return np.stack([p[..., :2] @ affine_hm[v, :, :2].T + affine_hm[v, :, 2] for v, p in enumerate(p2d)])
 
 
-def pose_at(runtime: InferenceRuntime, heatmaps: torch.Tensor, centers_mm: np.ndarray, root: RootStageOutput) -> np.ndarray:
+def pose_at(
+    runtime: InferenceRuntime, heatmaps: torch.Tensor, centers_mm: np.ndarray, root: RootStageOutput
+) -> np.ndarray:
     """(N,J,3) poses of the pose stage run on ``heatmaps`` with cubes at ``centers_mm``."""
     K = runtime.max_people
     props = torch.zeros((K, 5))
@@ -57,8 +59,14 @@ def pose_at(runtime: InferenceRuntime, heatmaps: torch.Tensor, centers_mm: np.nd
     return runtime.pose_stage(stage).candidates.numpy()[:n, :, :3]
 
 
-def heatmap_errors_px(heatmaps: np.ndarray, pos_hm: np.ndarray, window: int = 3, min_sep: float = 6.0,
-                      subpixel: bool = False, joints_out: list[int] | None = None) -> list[float]:
+def heatmap_errors_px(
+    heatmaps: np.ndarray,
+    pos_hm: np.ndarray,
+    window: int = 3,
+    min_sep: float = 6.0,
+    subpixel: bool = False,
+    joints_out: list[int] | None = None,
+) -> list[float]:
     """Per isolated true joint: |maximum within ±window - true position| in heatmap px.
 
     Args:
@@ -81,7 +89,7 @@ def heatmap_errors_px(heatmaps: np.ndarray, pos_hm: np.ndarray, window: int = 3,
                 if len(others) and np.min(np.linalg.norm(others - pos_hm[v, p, j], axis=1)) < min_sep:
                     continue
                 x0, y0 = int(round(x)), int(round(y))
-                win = heatmaps[v, j, y0 - window:y0 + window + 1, x0 - window:x0 + window + 1]
+                win = heatmaps[v, j, y0 - window : y0 + window + 1, x0 - window : x0 + window + 1]
                 iy, ix = np.unravel_index(win.argmax(), win.shape)
                 px, py = float(x0 - window + ix), float(y0 - window + iy)
                 if subpixel:
@@ -110,8 +118,15 @@ def main(argv: list[str] | None = None) -> int:
     rows: dict[str, float] = {}
     hm_err: list[float] = []
     for refine in (0.0, args.refine_mm):
-        rt = InferenceRuntime(model.eval(), scenes.rig, backend="eager", device="cpu", refine_radius_mm=refine,
-                              space_size_mm=scenes.key["size"], space_center_mm=scenes.key["center"])
+        rt = InferenceRuntime(
+            model.eval(),
+            scenes.rig,
+            backend="eager",
+            device="cpu",
+            refine_radius_mm=refine,
+            space_size_mm=scenes.key["size"],
+            space_center_mm=scenes.key["center"],
+        )
         geo = rt.projector.geometry
         affine = geo.affine_hm.numpy()
         own, exact = [], []
@@ -130,12 +145,20 @@ def main(argv: list[str] | None = None) -> int:
         rows[f"true_roots_backbone_heatmaps_{tag}_mm"] = float(np.mean(own))
         rows[f"true_roots_true_2d_heatmaps_{tag}_mm"] = float(np.mean(exact))
     W = scenes.rig[0].width / geo.heatmap_wh[0]
-    rows.update(backbone_2d_error_median_hm_px=float(np.median(hm_err)), backbone_2d_error_p90_hm_px=float(np.percentile(hm_err, 90)),
-                image_px_per_heatmap_px=float(W), joints_measured=len(hm_err))
+    rows.update(
+        backbone_2d_error_median_hm_px=float(np.median(hm_err)),
+        backbone_2d_error_p90_hm_px=float(np.percentile(hm_err, 90)),
+        image_px_per_heatmap_px=float(W),
+        joints_measured=len(hm_err),
+    )
     for k, v in rows.items():
         print(f"{k:45s} {v:8.2f}")
     if args.json:
-        print(json.dumps({"benchmark": "diag_synthetic_errors", "checkpoint": args.checkpoint, "frames": args.frames, **rows}))
+        print(
+            json.dumps(
+                {"benchmark": "diag_synthetic_errors", "checkpoint": args.checkpoint, "frames": args.frames, **rows}
+            )
+        )
     return 0
 
 

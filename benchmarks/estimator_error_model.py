@@ -95,16 +95,26 @@ def photos_part(root: Path, estimator, hard: float) -> dict:
                         err[j].append(delta)
             false_people += len(pred) - len(used)
     sigma = {COCO17[j]: _robust_sigma(np.asarray(err[j]).reshape(-1)) if err[j] else float("nan") for j in range(17)}
-    return {"images": images, "people": people, "missed_people": missed_people, "false_people": false_people,
-            "false_people_per_image": false_people / max(images, 1),
-            "sigma_px_at_200px_person": sigma,
-            "miss_rate": {COCO17[j]: float(missed[j] / labelled[j]) if labelled[j] else None for j in range(17)},
-            "miss_rate_all": float(missed.sum() / labelled.sum()),
-            "score_calibration": [{"score": f"{b / 10:.1f}-{(b + 1) / 10:.1f}", "joints": int(score_all[b]),
-                                   "within_0.1": float(score_ok[b] / score_all[b]) if score_all[b] else None}
-                                  for b in range(10)],
-            "score_correct_mean_std": [float(np.mean(scores_ok)), float(np.std(scores_ok))],
-            "score_wrong_mean_std": [float(np.mean(scores_bad)), float(np.std(scores_bad))] if scores_bad else None}
+    return {
+        "images": images,
+        "people": people,
+        "missed_people": missed_people,
+        "false_people": false_people,
+        "false_people_per_image": false_people / max(images, 1),
+        "sigma_px_at_200px_person": sigma,
+        "miss_rate": {COCO17[j]: float(missed[j] / labelled[j]) if labelled[j] else None for j in range(17)},
+        "miss_rate_all": float(missed.sum() / labelled.sum()),
+        "score_calibration": [
+            {
+                "score": f"{b / 10:.1f}-{(b + 1) / 10:.1f}",
+                "joints": int(score_all[b]),
+                "within_0.1": float(score_ok[b] / score_all[b]) if score_all[b] else None,
+            }
+            for b in range(10)
+        ],
+        "score_correct_mean_std": [float(np.mean(scores_ok)), float(np.std(scores_ok))],
+        "score_wrong_mean_std": [float(np.mean(scores_bad)), float(np.std(scores_bad))] if scores_bad else None,
+    }
 
 
 def footage_part(rig_path: Path, estimator, frames: list[int], hard: float) -> dict | None:
@@ -142,10 +152,15 @@ def footage_part(rig_path: Path, estimator, frames: list[int], hard: float) -> d
                         continue  # another person
                     for j in np.nonzero(ok)[0]:
                         resid[j].append((det[j, :2] - uv[j]) * REFERENCE_HEIGHT_PX / max(height, 1.0))
-    return {"frames": frames, "people_per_view": per_view_people, "people_triangulated": found,
-            "sigma_px_at_200px_person": {PANOPTIC15.joints[j]: _robust_sigma(np.asarray(resid[j]).reshape(-1))
-                                         for j in range(15)},
-            "note": "residuals against the triangulated (estimator-derived) joints: they understate the error"}
+    return {
+        "frames": frames,
+        "people_per_view": per_view_people,
+        "people_triangulated": found,
+        "sigma_px_at_200px_person": {
+            PANOPTIC15.joints[j]: _robust_sigma(np.asarray(resid[j]).reshape(-1)) for j in range(15)
+        },
+        "note": "residuals against the triangulated (estimator-derived) joints: they understate the error",
+    }
 
 
 def to_params(photos: dict, hard: float) -> dict:
@@ -165,14 +180,17 @@ def to_params(photos: dict, hard: float) -> dict:
     scale = np.where(np.isfinite(per15), per15 / noise, 1.0)
     ok_mean, ok_std = photos["score_correct_mean_std"]
     bad = photos["score_wrong_mean_std"] or [0.2, 0.1]
-    return {"noise_px": round(noise, 2), "reference_height_px": REFERENCE_HEIGHT_PX,
-            "miss_rate": round(photos["miss_rate_all"], 3),
-            "person_miss_rate": round(photos["missed_people"] / max(photos["people"], 1), 3),
-            "false_positives_per_view": round(min(photos["false_people_per_image"], 1.0), 3),
-            "score_visible": [round(ok_mean, 3), round(ok_std, 3)],
-            "score_occluded": [round(bad[0], 3), round(bad[1], 3)],
-            "hard_threshold": hard,
-            "joint_noise_scale": [round(float(s), 2) for s in scale]}
+    return {
+        "noise_px": round(noise, 2),
+        "reference_height_px": REFERENCE_HEIGHT_PX,
+        "miss_rate": round(photos["miss_rate_all"], 3),
+        "person_miss_rate": round(photos["missed_people"] / max(photos["people"], 1), 3),
+        "false_positives_per_view": round(min(photos["false_people_per_image"], 1.0), 3),
+        "score_visible": [round(ok_mean, 3), round(ok_std, 3)],
+        "score_occluded": [round(bad[0], 3), round(bad[1], 3)],
+        "hard_threshold": hard,
+        "joint_noise_scale": [round(float(s), 2) for s in scale],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -188,22 +206,40 @@ def main(argv: list[str] | None = None) -> int:
     photos = photos_part(Path(args.shared) / "real_2d_samples", est, hard)
     footage = footage_part(Path(args.rig), est, list(range(0, 100, 10)), hard) if Path(args.rig).is_file() else None
     params = to_params(photos, hard)
-    result = {"benchmark": "estimator_error_model", "date": time.strftime("%Y-%m-%d"),
-              "estimator": f"movenet@{args.input_size}", "photos": photos, "footage": footage, "detector_params": params}
+    result = {
+        "benchmark": "estimator_error_model",
+        "date": time.strftime("%Y-%m-%d"),
+        "estimator": f"movenet@{args.input_size}",
+        "photos": photos,
+        "footage": footage,
+        "detector_params": params,
+    }
     Path(args.json).write_text(json.dumps(result, indent=1, default=float))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     import yaml
 
-    header = (f"# MoveNet MultiPose (bundled, input {args.input_size} px) error model, measured by\n"
-              f"# benchmarks/estimator_error_model.py on {time.strftime('%Y-%m-%d')} against the annotations of\n"
-              "# ../shared/data/real_2d_samples (30 people); figures in benchmarks/results/estimator_error_model.json.\n"
-              "# Loaded by capture.synthetic.detector.load_detector_params (DetectorParams fields).\n")
+    header = (
+        f"# MoveNet MultiPose (bundled, input {args.input_size} px) error model, measured by\n"
+        f"# benchmarks/estimator_error_model.py on {time.strftime('%Y-%m-%d')} against the annotations of\n"
+        "# ../shared/data/real_2d_samples (30 people); figures in benchmarks/results/estimator_error_model.json.\n"
+        "# Loaded by capture.synthetic.detector.load_detector_params (DetectorParams fields).\n"
+    )
     out.write_text(header + yaml.safe_dump(params, sort_keys=False))
-    print(json.dumps({"detector_params": params, "photos_summary": {k: photos[k] for k in
-                      ("people", "missed_people", "false_people_per_image", "miss_rate_all")},
-                      "footage": footage and {k: footage.get(k) for k in ("people_triangulated", "sigma_px_at_200px_person", "skipped")}},
-                     indent=1, default=float))
+    print(
+        json.dumps(
+            {
+                "detector_params": params,
+                "photos_summary": {
+                    k: photos[k] for k in ("people", "missed_people", "false_people_per_image", "miss_rate_all")
+                },
+                "footage": footage
+                and {k: footage.get(k) for k in ("people_triangulated", "sigma_px_at_200px_person", "skipped")},
+            },
+            indent=1,
+            default=float,
+        )
+    )
     return 0
 
 

@@ -95,12 +95,17 @@ def main(argv: list[str] | None = None) -> int:
     data = ShelfDetections(root)
     gt = load_ground_truth(root, SHELF).select(data.frame_ids)
     rows = {}
-    for name, poses in (("4dassoc_nose", nose_from_4dassoc(root / "pred_4dassoc.npz", gt)),
-                        ("triangulated_nose", nose_triangulated(data, gt))):
+    for name, poses in (
+        ("4dassoc_nose", nose_from_4dassoc(root / "pred_4dassoc.npz", gt)),
+        ("triangulated_nose", nose_triangulated(data, gt)),
+    ):
         r = shelf_pcp(poses, gt.joints_mm, gt.valid)
         print(f"GT body + {name}: PCP avg A1-A3 {r.average_pcp:.2f}\n{r.table()}\n")
-        rows[name] = {"pcp_average": r.average_pcp, "actor_pcp": [float(x) for x in r.actor_pcp],
-                      "head": [float(x) for x in r.group_pcp()["Head"]]}
+        rows[name] = {
+            "pcp_average": r.average_pcp,
+            "actor_pcp": [float(x) for x in r.actor_pcp],
+            "head": [float(x) for x in r.group_pcp()["Head"]],
+        }
     if args.json:
         print(json.dumps({"benchmark": "shelf_head_bound", "head_rule": "panoptic15", "rows": rows}))
     return 0

@@ -47,8 +47,14 @@ def _rot(axis: np.ndarray, angle_rad: float) -> np.ndarray:
     return Rotation.from_rotvec(np.asarray(axis, float) / np.linalg.norm(axis) * angle_rad).as_matrix()
 
 
-def board_pose_facing(camera: Camera, spec: BoardSpec, target_px: tuple[float, float], distance_mm: float,
-                      tilt_deg: tuple[float, float] = (0.0, 0.0), roll_deg: float = 0.0) -> BoardPose:
+def board_pose_facing(
+    camera: Camera,
+    spec: BoardSpec,
+    target_px: tuple[float, float],
+    distance_mm: float,
+    tilt_deg: tuple[float, float] = (0.0, 0.0),
+    roll_deg: float = 0.0,
+) -> BoardPose:
     """Board pose whose centre lies on the ray through ``target_px`` at ``distance_mm`` from the camera.
 
     The board faces the camera, then is tilted about its own x/y axes by ``tilt_deg`` and rolled
@@ -66,16 +72,26 @@ def board_pose_facing(camera: Camera, spec: BoardSpec, target_px: tuple[float, f
     return BoardPose(R, centre_w - R @ half)
 
 
-def random_board_poses(camera: Camera, spec: BoardSpec, count: int, rng: np.random.Generator,
-                       distance_mm: tuple[float, float], max_tilt_deg: float = 40.0,
-                       max_roll_deg: float = 20.0, margin: float = 0.2) -> list[BoardPose]:
+def random_board_poses(
+    camera: Camera,
+    spec: BoardSpec,
+    count: int,
+    rng: np.random.Generator,
+    distance_mm: tuple[float, float],
+    max_tilt_deg: float = 40.0,
+    max_roll_deg: float = 20.0,
+    margin: float = 0.2,
+) -> list[BoardPose]:
     """``count`` random poses with the board centre inside the image (``margin`` fraction kept free)."""
     poses = []
     for _ in range(count):
         target = (camera.width * rng.uniform(margin, 1.0 - margin), camera.height * rng.uniform(margin, 1.0 - margin))
         tilt = rng.uniform(-max_tilt_deg, max_tilt_deg, size=2)
-        poses.append(board_pose_facing(camera, spec, target, rng.uniform(*distance_mm), tuple(tilt),
-                                       rng.uniform(-max_roll_deg, max_roll_deg)))
+        poses.append(
+            board_pose_facing(
+                camera, spec, target, rng.uniform(*distance_mm), tuple(tilt), rng.uniform(-max_roll_deg, max_roll_deg)
+            )
+        )
     return poses
 
 
@@ -128,8 +144,14 @@ class BoardRenderer:
             self._mips.append((ppm / 2.0, half))
         self._cv2 = cv2
 
-    def render(self, pose: BoardPose, blur_sigma_px: float = 0.0, noise_std: float = 0.0,
-               rng: np.random.Generator | None = None, motion_blur_px: float = 0.0) -> np.ndarray:
+    def render(
+        self,
+        pose: BoardPose,
+        blur_sigma_px: float = 0.0,
+        noise_std: float = 0.0,
+        rng: np.random.Generator | None = None,
+        motion_blur_px: float = 0.0,
+    ) -> np.ndarray:
         """(H,W) uint8 grey image of the board at ``pose`` (board->world)."""
         cv2 = self._cv2
         cam = self.camera
@@ -154,8 +176,9 @@ class BoardRenderer:
         map_y = ((X_b[..., 1] + self._margin_mm) * ppm - 0.5).astype(np.float32)
         map_x[~valid] = -1e6
         map_y[~valid] = -1e6
-        img = cv2.remap(tex, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                        borderValue=float(self.background))
+        img = cv2.remap(
+            tex, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=float(self.background)
+        )
         s = self.supersample
         img = cv2.resize(img, (cam.width, cam.height), interpolation=cv2.INTER_AREA) if s > 1 else img
         img = 20.0 + img * (215.0 / 255.0)  # not pure black/white, as a real print
@@ -174,13 +197,25 @@ class BoardRenderer:
         pts_w = pose.points_w(self.spec.board_points_mm())
         uv = project_points(pts_w, self.camera)
         depth = (pts_w @ self.camera.R.T + self.camera.t_mm)[:, 2]
-        ok = (depth > 0) & (uv[:, 0] >= 0) & (uv[:, 0] <= self.camera.width - 1) \
-            & (uv[:, 1] >= 0) & (uv[:, 1] <= self.camera.height - 1)
+        ok = (
+            (depth > 0)
+            & (uv[:, 0] >= 0)
+            & (uv[:, 0] <= self.camera.width - 1)
+            & (uv[:, 1] >= 0)
+            & (uv[:, 1] <= self.camera.height - 1)
+        )
         return np.nonzero(ok)[0], uv[ok]
 
 
-def rig_board_poses(rig, spec: BoardSpec, count: int, rng: np.random.Generator, center_mm, spread_mm: float = 400.0,
-                    max_roll_deg: float = 30.0) -> list[BoardPose]:
+def rig_board_poses(
+    rig,
+    spec: BoardSpec,
+    count: int,
+    rng: np.random.Generator,
+    center_mm,
+    spread_mm: float = 400.0,
+    max_roll_deg: float = 30.0,
+) -> list[BoardPose]:
     """Random board poses inside a room, each facing a point between a random camera and a neighbour.
 
     Args:

@@ -56,18 +56,30 @@ class BoardSpec:
     legacy_pattern: bool = False
 
     def __post_init__(self) -> None:
-        require(self.squares_x >= 3 and self.squares_y >= 3, "squares_x/squares_y",
-                f"need at least 3x3 squares, got {self.squares_x}x{self.squares_y}")
+        require(
+            self.squares_x >= 3 and self.squares_y >= 3,
+            "squares_x/squares_y",
+            f"need at least 3x3 squares, got {self.squares_x}x{self.squares_y}",
+        )
         require(self.square_mm > 0, "square_mm", f"must be > 0 mm, got {self.square_mm}")
         if self.kind == "charuco":
-            require(0 < self.marker_mm < self.square_mm, "marker_mm",
-                    f"must be in (0, square_mm={self.square_mm}), got {self.marker_mm}")
-            require(self.dictionary in ARUCO_DICTIONARIES, "dictionary",
-                    f"unknown ArUco dictionary '{self.dictionary}'; use one of {sorted(ARUCO_DICTIONARIES)}")
+            require(
+                0 < self.marker_mm < self.square_mm,
+                "marker_mm",
+                f"must be in (0, square_mm={self.square_mm}), got {self.marker_mm}",
+            )
+            require(
+                self.dictionary in ARUCO_DICTIONARIES,
+                "dictionary",
+                f"unknown ArUco dictionary '{self.dictionary}'; use one of {sorted(ARUCO_DICTIONARIES)}",
+            )
             need = (self.squares_x * self.squares_y) // 2
-            require(ARUCO_DICTIONARIES[self.dictionary] >= need, "dictionary",
-                    f"{self.dictionary} holds {ARUCO_DICTIONARIES[self.dictionary]} markers but a "
-                    f"{self.squares_x}x{self.squares_y} board needs {need}; pick a larger dictionary")
+            require(
+                ARUCO_DICTIONARIES[self.dictionary] >= need,
+                "dictionary",
+                f"{self.dictionary} holds {ARUCO_DICTIONARIES[self.dictionary]} markers but a "
+                f"{self.squares_x}x{self.squares_y} board needs {need}; pick a larger dictionary",
+            )
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -77,8 +89,10 @@ class BoardSpec:
         COLS and ROWS count squares (not inner corners).
         """
         parts = text.strip().split(":")
-        usage = ("expected 'charuco:7x5:40:30[:DICT_5X5_100]' or 'checkerboard:9x6:25' "
-                 "(squares, not inner corners; sizes in mm)")
+        usage = (
+            "expected 'charuco:7x5:40:30[:DICT_5X5_100]' or 'checkerboard:9x6:25' "
+            "(squares, not inner corners; sizes in mm)"
+        )
         try:
             kind = parts[0].lower()
             cols, rows = (int(v) for v in parts[1].lower().split("x"))
@@ -118,8 +132,9 @@ class BoardSpec:
         """(N,3) inner-corner object points in the board frame, row-major (id = row*(cols-1)+col)."""
         nx, ny = self.squares_x - 1, self.squares_y - 1
         col, row = np.meshgrid(np.arange(nx), np.arange(ny))
-        pts = np.stack([(col.ravel() + 1) * self.square_mm, (row.ravel() + 1) * self.square_mm,
-                        np.zeros(nx * ny)], axis=1)
+        pts = np.stack(
+            [(col.ravel() + 1) * self.square_mm, (row.ravel() + 1) * self.square_mm, np.zeros(nx * ny)], axis=1
+        )
         return pts.astype(np.float64)
 
     def cv_board(self):
@@ -129,8 +144,9 @@ class BoardSpec:
         if self.kind != "charuco":
             raise ConfigError(f"board kind '{self.kind}' has no ArUco board; use kind: charuco")
         dictionary = cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, self.dictionary))
-        board = cv2.aruco.CharucoBoard((self.squares_x, self.squares_y), float(self.square_mm),
-                                       float(self.marker_mm), dictionary)
+        board = cv2.aruco.CharucoBoard(
+            (self.squares_x, self.squares_y), float(self.square_mm), float(self.marker_mm), dictionary
+        )
         board.setLegacyPattern(bool(self.legacy_pattern))
         return board
 
@@ -186,7 +202,7 @@ def estimate_blur_px(gray: np.ndarray, corners_px: np.ndarray | None = None) -> 
         h, w = gray.shape[:2]
         lo = np.floor(corners_px.min(axis=0)).astype(int) - 4
         hi = np.ceil(corners_px.max(axis=0)).astype(int) + 5
-        gray = gray[max(lo[1], 0):min(hi[1], h), max(lo[0], 0):min(hi[0], w)]
+        gray = gray[max(lo[1], 0) : min(hi[1], h), max(lo[0], 0) : min(hi[0], w)]
     g = gray.astype(np.float32)
     gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3) / 8.0
     gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3) / 8.0
@@ -208,8 +224,9 @@ def corners_collinear(points: np.ndarray, tol: float = 0.02) -> bool:
     return bool(s[0] <= 0 or s[1] / s[0] < tol)
 
 
-def detect_board(image: np.ndarray, spec: BoardSpec, min_corners: int = 6,
-                 source: str = "<image>") -> BoardDetection | None:
+def detect_board(
+    image: np.ndarray, spec: BoardSpec, min_corners: int = 6, source: str = "<image>"
+) -> BoardDetection | None:
     """Find the board's inner corners in one image.
 
     Args:
@@ -250,7 +267,8 @@ def _detect_checkerboard(gray: np.ndarray, spec: BoardSpec):
     found, corners = cv2.findChessboardCornersSB(gray, pattern, flags=cv2.CALIB_CB_NORMALIZE_IMAGE)
     if not found:
         found, corners = cv2.findChessboardCorners(
-            gray, pattern, flags=cv2.CALIB_CB_ADAPTIVE_THRESH | cv2.CALIB_CB_NORMALIZE_IMAGE)
+            gray, pattern, flags=cv2.CALIB_CB_ADAPTIVE_THRESH | cv2.CALIB_CB_NORMALIZE_IMAGE
+        )
         if not found:
             return None, None
         criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 50, 1e-3)
@@ -300,19 +318,30 @@ def write_board_pdf(spec: BoardSpec, path: str | Path, dpi: float = 300.0, margi
     caption_pt = 14.0
     page_w = w / dpi * 72.0
     page_h = h / dpi * 72.0 + caption_pt + 6.0
-    caption = (f"{spec.describe()} - print at 100% (actual size); measure one square: "
-               f"{spec.square_mm:g} mm").replace("\\", "/").replace("(", "[").replace(")", "]")
-    content = (f"q {page_w:.4f} 0 0 {h / dpi * 72.0:.4f} 0 {caption_pt + 6.0:.4f} cm /Im0 Do Q\n"
-               f"BT /F1 8 Tf 6 6 Td ({caption}) Tj ET\n").encode("latin-1")
+    caption = (
+        (f"{spec.describe()} - print at 100% (actual size); measure one square: {spec.square_mm:g} mm")
+        .replace("\\", "/")
+        .replace("(", "[")
+        .replace(")", "]")
+    )
+    content = (
+        f"q {page_w:.4f} 0 0 {h / dpi * 72.0:.4f} 0 {caption_pt + 6.0:.4f} cm /Im0 Do Q\n"
+        f"BT /F1 8 Tf 6 6 Td ({caption}) Tj ET\n"
+    ).encode("latin-1")
     data = zlib.compress(img.tobytes(), 6)
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        (f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {page_w:.4f} {page_h:.4f}] "
-         f"/Resources << /XObject << /Im0 4 0 R >> /Font << /F1 6 0 R >> >> /Contents 5 0 R >>").encode(),
-        (f"<< /Type /XObject /Subtype /Image /Width {w} /Height {h} /ColorSpace /DeviceGray "
-         f"/BitsPerComponent 8 /Filter /FlateDecode /Length {len(data)} >>\nstream\n").encode()
-        + data + b"\nendstream",
+        (
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {page_w:.4f} {page_h:.4f}] "
+            f"/Resources << /XObject << /Im0 4 0 R >> /Font << /F1 6 0 R >> >> /Contents 5 0 R >>"
+        ).encode(),
+        (
+            f"<< /Type /XObject /Subtype /Image /Width {w} /Height {h} /ColorSpace /DeviceGray "
+            f"/BitsPerComponent 8 /Filter /FlateDecode /Length {len(data)} >>\nstream\n"
+        ).encode()
+        + data
+        + b"\nendstream",
         f"<< /Length {len(content)} >>\nstream\n".encode() + content + b"endstream",
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]

@@ -58,8 +58,13 @@ class PoseTake:
         return self.detections_2d.shape[1]
 
 
-def save_take(path: str | Path, poses_mm: np.ndarray, detections_2d: np.ndarray, camera_names: Sequence[str],
-              scores: np.ndarray | None = None) -> Path:
+def save_take(
+    path: str | Path,
+    poses_mm: np.ndarray,
+    detections_2d: np.ndarray,
+    camera_names: Sequence[str],
+    scores: np.ndarray | None = None,
+) -> Path:
     """Write a take NPZ (validated first)."""
     d = np.asarray(detections_2d, dtype=np.float32)
     if scores is None:
@@ -69,8 +74,13 @@ def save_take(path: str | Path, poses_mm: np.ndarray, detections_2d: np.ndarray,
     PoseTake(np.asarray(poses_mm, np.float32), d, s, tuple(camera_names), str(path))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, poses_mm=np.asarray(poses_mm, np.float32), detections_2d=d, scores=s,
-                        camera_names=np.asarray(list(camera_names)))
+    np.savez_compressed(
+        path,
+        poses_mm=np.asarray(poses_mm, np.float32),
+        detections_2d=d,
+        scores=s,
+        camera_names=np.asarray(list(camera_names)),
+    )
     return path
 
 
@@ -82,8 +92,10 @@ def load_take(path: str | Path) -> PoseTake:
     with np.load(path, allow_pickle=False) as z:
         missing = [k for k in ("poses_mm", "detections_2d", "camera_names") if k not in z]
         if missing:
-            raise CalibrationError(f"{path}: missing array(s) {missing}; a take holds poses_mm (F,P,J,3), "
-                                   "detections_2d (F,V,N,J,2), scores (F,V,N,J), camera_names (V,)")
+            raise CalibrationError(
+                f"{path}: missing array(s) {missing}; a take holds poses_mm (F,P,J,3), "
+                "detections_2d (F,V,N,J,2), scores (F,V,N,J), camera_names (V,)"
+            )
         d = z["detections_2d"].astype(np.float64)
         s = z["scores"].astype(np.float64) if "scores" in z else np.where(np.isfinite(d[..., 0]), 1.0, 0.0)
         return PoseTake(z["poses_mm"].astype(np.float64), d, s, tuple(str(n) for n in z["camera_names"]), str(path))
@@ -111,8 +123,9 @@ class Correspondences:
     labels: np.ndarray
 
 
-def match_take(rig: CameraRig, take: PoseTake, gate_px: float = 80.0, min_score: float = 0.2,
-               min_views: int = 2) -> Correspondences:
+def match_take(
+    rig: CameraRig, take: PoseTake, gate_px: float = 80.0, min_score: float = 0.2, min_views: int = 2
+) -> Correspondences:
     """Match each view's 2D detections to the take's 3D persons (Hungarian on median joint distance
     of the projected pose, gated at ``gate_px``) and list the joint observations.
 
@@ -122,8 +135,9 @@ def match_take(rig: CameraRig, take: PoseTake, gate_px: float = 80.0, min_score:
 
     missing = [n for n in take.camera_names if n not in rig.names]
     if missing:
-        raise CalibrationError(f"{take.source}: camera(s) {missing} are not in the rig {rig.names}; use the rig "
-                               "the take was recorded with")
+        raise CalibrationError(
+            f"{take.source}: camera(s) {missing} are not in the rig {rig.names}; use the rig the take was recorded with"
+        )
     views = [rig.names.index(n) for n in take.camera_names]
     F, P, J, _ = take.poses_mm.shape
     obs_p, obs_v, obs_uv, obs_w = [], [], [], []
@@ -156,8 +170,10 @@ def match_take(rig: CameraRig, take: PoseTake, gate_px: float = 80.0, min_score:
                 obs_uv.append(det[n, joints])
                 obs_w.append(sc[n, joints])
     if not obs_p:
-        raise CalibrationError(f"{take.source}: no 2D detection matches a 3D pose within {gate_px} px in any camera; "
-                               "check that the take and the rig belong together (camera names, units mm)")
+        raise CalibrationError(
+            f"{take.source}: no 2D detection matches a 3D pose within {gate_px} px in any camera; "
+            "check that the take and the rig belong together (camera names, units mm)"
+        )
     key = np.asarray(obs_p)
     counts = np.bincount(key)
     keep = counts[key] >= min_views
@@ -197,8 +213,9 @@ def board_correspondences(rig: CameraRig, detections, spec) -> Correspondences:
     labels = np.stack([uniq // n_corners, np.zeros_like(uniq), uniq % n_corners], axis=1)
     corr = Correspondences(np.zeros((len(uniq), 3)), point_idx, view[keep], uv[keep], np.ones(int(keep.sum())), labels)
     dense_uv, dense_w = _dense(corr, len(rig))
-    return Correspondences(triangulate_weighted(rig, dense_uv, dense_w), point_idx, view[keep], uv[keep],
-                           np.ones(int(keep.sum())), labels)
+    return Correspondences(
+        triangulate_weighted(rig, dense_uv, dense_w), point_idx, view[keep], uv[keep], np.ones(int(keep.sum())), labels
+    )
 
 
 # ------------------------------------------------------------------------------- triangulation
@@ -266,8 +283,10 @@ class CheckReport:
         lines = [f"calibration check (leave-one-out reprojection error; flag above {self.threshold_px:.1f} px):"]
         for c in self.cameras:
             flag = "  <-- BUMPED? re-run `selfpose3d calibrate refine` or extrinsics" if c.bumped else ""
-            lines.append(f"  {c.name:>12}: median {c.median_px:7.2f} px, RMS {c.rms_px:7.2f} px over "
-                         f"{c.observations} points{flag}")
+            lines.append(
+                f"  {c.name:>12}: median {c.median_px:7.2f} px, RMS {c.rms_px:7.2f} px over "
+                f"{c.observations} points{flag}"
+            )
         if not self.bumped:
             lines.append("  all cameras agree")
         if len(self.cameras) < 4:
@@ -293,7 +312,7 @@ def leave_one_out_errors(rig: CameraRig, corr: Correspondences) -> np.ndarray:
         q = corr.point_idx[rows]
         others = [u for u in range(V) if u != v]
         for i, a in enumerate(others):
-            for b in others[i + 1:]:
+            for b in others[i + 1 :]:
                 ok = (w[q, a] > 0) & (w[q, b] > 0)
                 if not np.any(ok):
                     continue
@@ -316,7 +335,7 @@ def check_rig(rig: CameraRig, corr: Correspondences, min_px: float = 6.0, ratio:
     for v in range(len(rig)):
         e = err[(corr.view_idx == v) & np.isfinite(err)]
         nan = float("nan")
-        med[v] = (len(e), float(np.median(e)) if len(e) else nan, float(np.sqrt(np.mean(e ** 2))) if len(e) else nan)
+        med[v] = (len(e), float(np.median(e)) if len(e) else nan, float(np.sqrt(np.mean(e**2))) if len(e) else nan)
     out = []
     thresholds = []
     for v, cam in enumerate(rig):

@@ -81,9 +81,7 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
         if not isinstance(value, Mapping):
             raise ConfigError(f"{path}: expected a mapping, got {value!r}")
         key_tp, val_tp = args if args else (Any, Any)
-        return {
-            _convert(k, key_tp, path): _convert(v, val_tp, _join(path, str(k))) for k, v in value.items()
-        }
+        return {_convert(k, key_tp, path): _convert(v, val_tp, _join(path, str(k))) for k, v in value.items()}
     if tp is bool:
         if isinstance(value, bool):
             return value
@@ -137,7 +135,8 @@ def from_dict(cls: type[T], data: Mapping[str, Any], path: str = "") -> T:
             )
         kwargs[key] = _convert(value, hints[key], _join(path, key))
     missing = [
-        n for n, f in fields.items()
+        n
+        for n, f in fields.items()
         if n not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
     ]
     if missing:

@@ -59,8 +59,9 @@ class WorldFrame:
 
     def __post_init__(self) -> None:
         if self.reference not in ("board", "wall", "camera"):
-            raise CalibrationError(f"world frame: reference must be 'board', 'wall' or 'camera', "
-                                   f"got '{self.reference}'")
+            raise CalibrationError(
+                f"world frame: reference must be 'board', 'wall' or 'camera', got '{self.reference}'"
+            )
 
 
 @dataclass(frozen=True, eq=False)
@@ -87,12 +88,17 @@ class ExtrinsicsResult:
 
     def report(self) -> str:
         """Multi-line human-readable report."""
-        lines = [f"extrinsics: {len(self.rig)} cameras, {len(self.frames_used)} frames seen by >= 2 cameras, "
-                 f"BA reference {self.reference}", "per camera (reprojection RMS after bundle adjustment):"]
+        lines = [
+            f"extrinsics: {len(self.rig)} cameras, {len(self.frames_used)} frames seen by >= 2 cameras, "
+            f"BA reference {self.reference}",
+            "per camera (reprojection RMS after bundle adjustment):",
+        ]
         for cam in self.rig:
             c = cam.center_mm
-            lines.append(f"  {cam.name:>12}: {self.per_camera_rms_px[cam.name]:.3f} px over "
-                         f"{self.per_camera_corners[cam.name]} corners; centre ({c[0]:.0f}, {c[1]:.0f}, {c[2]:.0f}) mm")
+            lines.append(
+                f"  {cam.name:>12}: {self.per_camera_rms_px[cam.name]:.3f} px over "
+                f"{self.per_camera_corners[cam.name]} corners; centre ({c[0]:.0f}, {c[1]:.0f}, {c[2]:.0f}) mm"
+            )
         lines.append("per pair (two-view triangulation, reprojection RMS):")
         for (a, b), (rms, n) in sorted(self.per_pair_rms_px.items()):
             lines.append(f"  {a} - {b}: {rms:.3f} px over {n} corners")
@@ -168,11 +174,19 @@ def board_pose_pnp(det: BoardDetection, spec: BoardSpec, camera: Camera) -> tupl
 
 
 # --------------------------------------------------------------------------- main entry
-def calibrate_extrinsics(cameras: Sequence[Camera], detections: Mapping[str, Sequence[BoardDetection | None]],
-                         spec: BoardSpec, world: WorldFrame = WorldFrame(), reference: str | None = None,
-                         min_corners: int = 6, max_pnp_rms_px: float = 3.0, min_shared_frames: int = 2,
-                         outlier_px: float = 2.0, max_nfev: int = 200,
-                         source: str = "<detections>") -> ExtrinsicsResult:
+def calibrate_extrinsics(
+    cameras: Sequence[Camera],
+    detections: Mapping[str, Sequence[BoardDetection | None]],
+    spec: BoardSpec,
+    world: WorldFrame = WorldFrame(),
+    reference: str | None = None,
+    min_corners: int = 6,
+    max_pnp_rms_px: float = 3.0,
+    min_shared_frames: int = 2,
+    outlier_px: float = 2.0,
+    max_nfev: int = 200,
+    source: str = "<detections>",
+) -> ExtrinsicsResult:
     """Calibrate all cameras' poses from synchronised board detections.
 
     Args:
@@ -194,16 +208,20 @@ def calibrate_extrinsics(cameras: Sequence[Camera], detections: Mapping[str, Seq
             shares too few frames with the others, or the world board frame is not usable.
     """
     if spec.kind != "charuco":
-        raise CalibrationError(f"{source}: multi-camera extrinsics need a ChArUco board (corner ids are matched "
-                               f"across cameras); got a {spec.kind}. Print one with `selfpose3d calibrate board`")
+        raise CalibrationError(
+            f"{source}: multi-camera extrinsics need a ChArUco board (corner ids are matched "
+            f"across cameras); got a {spec.kind}. Print one with `selfpose3d calibrate board`"
+        )
     cams = {c.name: c for c in cameras}
     missing = [n for n in cams if n not in detections]
     if missing:
         raise CalibrationError(f"{source}: no detections for camera(s) {missing}")
     counts = {n: len(detections[n]) for n in cams}
     if len(set(counts.values())) != 1:
-        raise CalibrationError(f"{source}: cameras have different frame counts {counts}; extrinsics need "
-                               "synchronised frames (the same number of frames per camera, frame i = same instant)")
+        raise CalibrationError(
+            f"{source}: cameras have different frame counts {counts}; extrinsics need "
+            "synchronised frames (the same number of frames per camera, frame i = same instant)"
+        )
     if len(cams) < 2:
         raise CalibrationError(f"{source}: extrinsics need at least 2 cameras, got {list(cams)}")
 
@@ -214,8 +232,9 @@ def calibrate_extrinsics(cameras: Sequence[Camera], detections: Mapping[str, Seq
     for f in frames:
         samples = [_compose(_inv(cam_from_ref[c]), poses_cb[(c, f)]) for c in cams if (c, f) in poses_cb]
         board_in_ref[f] = _robust_mean_pose(samples)
-    cam_from_ref, board_in_ref, residuals = _bundle_adjust(cams, detections, spec, ref, cam_from_ref, board_in_ref,
-                                                           poses_cb, outlier_px, max_nfev)
+    cam_from_ref, board_in_ref, residuals = _bundle_adjust(
+        cams, detections, spec, ref, cam_from_ref, board_in_ref, poses_cb, outlier_px, max_nfev
+    )
     world_from_ref = _world_transform(world, ref, cam_from_ref, board_in_ref, poses_cb, cams, spec, source)
     ref_from_world = _inv(world_from_ref)
     rig_cams = []
@@ -223,8 +242,9 @@ def calibrate_extrinsics(cameras: Sequence[Camera], detections: Mapping[str, Seq
         R, t = _compose(cam_from_ref[name], ref_from_world)
         rig_cams.append(cam.replace(R=R, t_mm=t, source=f"{source} (calibrate extrinsics)"))
     rig = CameraRig(tuple(rig_cams))
-    per_cam_rms = {n: float(np.sqrt(2.0 * np.mean(residuals[n] ** 2))) if len(residuals[n]) else float("nan")
-                   for n in cams}
+    per_cam_rms = {
+        n: float(np.sqrt(2.0 * np.mean(residuals[n] ** 2))) if len(residuals[n]) else float("nan") for n in cams
+    }
     per_cam_n = {n: len(residuals[n]) // 2 for n in cams}
     boards_w = {f: _compose(world_from_ref, board_in_ref[f]) for f in frames}
     pairs = pair_triangulation_rms(rig, detections, min_corners)
@@ -245,9 +265,11 @@ def _single_view_poses(cams, detections, spec, min_corners, max_pnp_rms_px, sour
             else:
                 log.warning("camera %s frame %d: board pose RMS %.2f px, ignored", name, f, rms)
         if seen == 0:
-            raise CalibrationError(f"{source}: camera '{name}' never sees the board (with >= {min_corners} corners) in "
-                                   f"{len(detections[name])} frames; point it at the board area or move the board "
-                                   "into its view while another camera also sees it")
+            raise CalibrationError(
+                f"{source}: camera '{name}' never sees the board (with >= {min_corners} corners) in "
+                f"{len(detections[name])} frames; point it at the board area or move the board "
+                "into its view while another camera also sees it"
+            )
     return poses
 
 
@@ -257,7 +279,7 @@ def _chain_cameras(cams, poses_cb, reference, min_shared, source):
     shared: dict[tuple[str, str], int] = {}
     frames_of = {n: {f for (c, f) in poses_cb if c == n} for n in names}
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             common = sorted(frames_of[a] & frames_of[b])
             shared[(a, b)] = shared[(b, a)] = len(common)
             if len(common) >= min_shared:
@@ -270,14 +292,17 @@ def _chain_cameras(cams, poses_cb, reference, min_shared, source):
         raise CalibrationError(f"{source}: reference camera '{reference}' is not one of {names}")
     cam_from_ref = {reference: (np.eye(3), np.zeros(3))}
     while len(cam_from_ref) < len(names):  # Prim: attach the outside camera sharing the most frames
-        best = max(((shared[(a, b)], a, b) for a in cam_from_ref for b in names
-                    if b not in cam_from_ref and (b, a) in rel), default=None)
+        best = max(
+            ((shared[(a, b)], a, b) for a in cam_from_ref for b in names if b not in cam_from_ref and (b, a) in rel),
+            default=None,
+        )
         if best is None:
             lost = [n for n in names if n not in cam_from_ref]
             raise CalibrationError(
                 f"{source}: camera(s) {lost} never see the board in the same frame as the calibrated camera(s) "
                 f"{sorted(cam_from_ref)} (at least {_frames_text(min_shared)} needed). Record frames where "
-                "the board is visible to one of them and one of the others at the same time")
+                "the board is visible to one of them and one of the others at the same time"
+            )
         _, a, b = best
         cam_from_ref[b] = _compose(rel[(b, a)], cam_from_ref[a])
     return reference, cam_from_ref
@@ -346,8 +371,17 @@ def _bundle_adjust(cams, detections, spec, ref, cam_from_ref, board_in_ref, pose
     keep = np.ones(len(uv), bool)
     cost0 = 0.5 * np.sum(residuals(x, keep) ** 2)
     for _ in range(2):  # solve, drop gross outliers (mis-detected corners), solve again if any
-        x = least_squares(residuals, x, args=(keep,), jac_sparsity=sparsity(keep), x_scale="jac", method="trf",
-                          xtol=1e-9, ftol=1e-9, max_nfev=max_nfev).x
+        x = least_squares(
+            residuals,
+            x,
+            args=(keep,),
+            jac_sparsity=sparsity(keep),
+            x_scale="jac",
+            method="trf",
+            xtol=1e-9,
+            ftol=1e-9,
+            max_nfev=max_nfev,
+        ).x
         err = np.linalg.norm(residuals(x, np.ones(len(uv), bool)).reshape(-1, 2), axis=1)
         inliers = err <= max(outlier_px, 4.0 * float(np.median(err)))
         if np.array_equal(inliers, keep):
@@ -358,8 +392,14 @@ def _bundle_adjust(cams, detections, spec, ref, cam_from_ref, board_in_ref, pose
     new_boards = {f: (_rotvec_to_matrix(frame_p[i, :3]), frame_p[i, 3:].copy()) for i, f in enumerate(frames)}
     res = residuals(x, keep).reshape(-1, 2)
     per_cam = {n: res[cam_idx[keep] == i].ravel() for i, n in enumerate(names)}
-    log.info("bundle adjustment: %d corners (%d outliers dropped), %d parameters, cost %.3g -> %.3g", len(uv),
-             int((~keep).sum()), len(x), cost0, 0.5 * np.sum(res ** 2))
+    log.info(
+        "bundle adjustment: %d corners (%d outliers dropped), %d parameters, cost %.3g -> %.3g",
+        len(uv),
+        int((~keep).sum()),
+        len(x),
+        cost0,
+        0.5 * np.sum(res**2),
+    )
     return new_cams, new_boards, per_cam
 
 
@@ -377,10 +417,12 @@ def _world_transform(world: WorldFrame, ref, cam_from_ref, board_in_ref, poses_c
     frame = world.board_frame
     if frame not in board_in_ref:
         best = sorted(board_in_ref, key=lambda f: -sum((c, f) in poses_cb for c in cams))[:10]
-        raise CalibrationError(f"{source}: the world is set by the board of frame {frame} (on the {world.reference}), "
-                               "but fewer than two cameras see it there. Record the first frame with the board in "
-                               f"place in view of several cameras, pick another frame with --world-frame "
-                               f"(frames seen by the most cameras: {best}), or use --world camera:NAME")
+        raise CalibrationError(
+            f"{source}: the world is set by the board of frame {frame} (on the {world.reference}), "
+            "but fewer than two cameras see it there. Record the first frame with the board in "
+            f"place in view of several cameras, pick another frame with --world-frame "
+            f"(frames seen by the most cameras: {best}), or use --world camera:NAME"
+        )
     R_rb, t_rb = board_in_ref[frame]
     board_from_ref = _inv((R_rb, t_rb))
     first_corner_b = spec.board_points_mm()[0]
@@ -403,15 +445,16 @@ def triangulate_two_view(uv_a: np.ndarray, uv_b: np.ndarray, cam_a: Camera, cam_
     return X[:, :3] / X[:, 3:4]
 
 
-def pair_triangulation_rms(rig: CameraRig, detections: Mapping[str, Sequence[BoardDetection | None]],
-                           min_corners: int = 6) -> dict[tuple[str, str], tuple[float, int]]:
+def pair_triangulation_rms(
+    rig: CameraRig, detections: Mapping[str, Sequence[BoardDetection | None]], min_corners: int = 6
+) -> dict[tuple[str, str], tuple[float, int]]:
     """{(a, b): (RMS px, corners)}: corners both cameras saw, triangulated from the pair and reprojected."""
     from calib.projection import project_points
 
     out = {}
     names = rig.names
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             errs = []
             for da, db in zip(detections[a], detections[b]):
                 if da is None or db is None or len(da) < min_corners or len(db) < min_corners:
@@ -424,5 +467,5 @@ def pair_triangulation_rms(rig: CameraRig, detections: Mapping[str, Sequence[Boa
                 errs.append(project_points(X, rig[b]) - db.corners_px[ib])
             if errs:
                 e = np.concatenate(errs)
-                out[(a, b)] = (float(np.sqrt(np.mean(np.sum(e ** 2, axis=1)))), len(e) // 2)
+                out[(a, b)] = (float(np.sqrt(np.mean(np.sum(e**2, axis=1)))), len(e) // 2)
     return out

@@ -46,7 +46,7 @@ def iter_frames(source: str | Path, step: int = 1) -> Iterator[tuple[str, np.nda
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
         if not files:
             raise CalibrationError(f"{path}: no images ({', '.join(IMAGE_EXTENSIONS)}) in this folder")
-        for f in files[::max(step, 1)]:
+        for f in files[:: max(step, 1)]:
             img = cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)
             if img is None:
                 log.warning("%s: unreadable image, skipped", f)
@@ -101,15 +101,18 @@ class DetectionSet:
                 f"{where}: no usable frame out of {self.frames_read}: {len(self.blurred)} rejected as blurred and "
                 f"{len(self.not_found)} without a detectable board (median blur of those "
                 f"{np.median(self.blur_of_unfound_px or [0.0]):.1f} px, limit {self.max_blur_px:g} px). Hold the "
-                "board still, add light or shorten the exposure, and check the focus")
+                "board still, add light or shorten the exposure, and check the focus"
+            )
         raise CalibrationError(
             f"{where}: the board ({spec.describe()}) was never found in {self.frames_read} frames. Check that "
             "the board spec matches the printed board (squares, not inner corners; dictionary), that the "
-            "whole board is in view and well lit")
+            "whole board is in view and well lit"
+        )
 
 
-def collect_detections(source: str | Path, spec: BoardSpec, camera_name: str, step: int = 1,
-                       max_blur_px: float = 2.5, min_corners: int = 8) -> DetectionSet:
+def collect_detections(
+    source: str | Path, spec: BoardSpec, camera_name: str, step: int = 1, max_blur_px: float = 2.5, min_corners: int = 8
+) -> DetectionSet:
     """Detect the board in every ``step``-th frame of ``source`` and reject blurred frames.
 
     Args:
@@ -127,9 +130,11 @@ def collect_detections(source: str | Path, spec: BoardSpec, camera_name: str, st
         if out.image_size is None:
             out.image_size = size
         elif size != out.image_size:
-            raise CalibrationError(f"camera '{camera_name}' ({source}): frame {label} is {size[0]}x{size[1]} "
-                                   f"but earlier frames are {out.image_size[0]}x{out.image_size[1]}; one "
-                                   "camera per folder/video, one resolution")
+            raise CalibrationError(
+                f"camera '{camera_name}' ({source}): frame {label} is {size[0]}x{size[1]} "
+                f"but earlier frames are {out.image_size[0]}x{out.image_size[1]}; one "
+                "camera per folder/video, one resolution"
+            )
         det = detect_board(img, spec, min_corners=min_corners, source=label)
         if det is None:
             out.not_found.append(label)
@@ -138,8 +143,14 @@ def collect_detections(source: str | Path, spec: BoardSpec, camera_name: str, st
             out.blurred.append(label)
         else:
             out.detections.append(det)
-    log.info("camera %s: %d frames, %d with the board, %d blurred, %d without board", camera_name,
-             out.frames_read, len(out.detections), len(out.blurred), len(out.not_found))
+    log.info(
+        "camera %s: %d frames, %d with the board, %d blurred, %d without board",
+        camera_name,
+        out.frames_read,
+        len(out.detections),
+        len(out.blurred),
+        len(out.not_found),
+    )
     return out
 
 
@@ -162,8 +173,12 @@ def _tilt_signature(det: BoardDetection, spec: BoardSpec) -> np.ndarray:
     return H[2, :2] / H[2, 2] * spec.square_mm * max(spec.squares_x, spec.squares_y)
 
 
-def select_frames(detections: Sequence[BoardDetection], max_frames: int = 40, grid: tuple[int, int] = (8, 6),
-                  spec: BoardSpec | None = None) -> list[BoardDetection]:
+def select_frames(
+    detections: Sequence[BoardDetection],
+    max_frames: int = 40,
+    grid: tuple[int, int] = (8, 6),
+    spec: BoardSpec | None = None,
+) -> list[BoardDetection]:
     """Greedy frame selection for coverage: each pick adds the most not-yet-covered image cells
     (then, with ``spec``, the most different board tilt); keeps at most ``max_frames``.
 
@@ -202,8 +217,9 @@ def coverage_fraction(detections: Sequence[BoardDetection], grid: tuple[int, int
     return len(covered) / float(grid[0] * grid[1])
 
 
-def coverage_image(detections: Sequence[BoardDetection], image_size: tuple[int, int],
-                   grid: tuple[int, int] = (8, 6)) -> np.ndarray:
+def coverage_image(
+    detections: Sequence[BoardDetection], image_size: tuple[int, int], grid: tuple[int, int] = (8, 6)
+) -> np.ndarray:
     """(H,W,3) BGR picture: covered grid cells shaded green, every detected corner drawn."""
     import cv2
 
@@ -253,17 +269,28 @@ class IntrinsicsResult:
     def summary(self) -> str:
         """One line for reports."""
         c = self.camera
-        return (f"{c.name}: {c.width}x{c.height} fx={c.K[0, 0]:.1f} fy={c.K[1, 1]:.1f} cx={c.K[0, 2]:.1f} "
-                f"cy={c.K[1, 2]:.1f} dist={np.array2string(c.dist, precision=4)} RMS={self.rms_px:.3f} px "
-                f"({len(self.views)} views, worst {self.per_view_rms_px.max():.3f} px, coverage "
-                f"{100 * self.coverage:.0f}%, fx +-{self.focal_std_px[0]:.1f} px"
-                + (f", dropped outlier views {list(self.rejected_views)}" if self.rejected_views else "") + ")")
+        return (
+            f"{c.name}: {c.width}x{c.height} fx={c.K[0, 0]:.1f} fy={c.K[1, 1]:.1f} cx={c.K[0, 2]:.1f} "
+            f"cy={c.K[1, 2]:.1f} dist={np.array2string(c.dist, precision=4)} RMS={self.rms_px:.3f} px "
+            f"({len(self.views)} views, worst {self.per_view_rms_px.max():.3f} px, coverage "
+            f"{100 * self.coverage:.0f}%, fx +-{self.focal_std_px[0]:.1f} px"
+            + (f", dropped outlier views {list(self.rejected_views)}" if self.rejected_views else "")
+            + ")"
+        )
 
 
-def calibrate_intrinsics(detections: Sequence[BoardDetection], spec: BoardSpec, image_size: tuple[int, int],
-                         camera_name: str, min_views: int = 6, max_rms_px: float = 1.5,
-                         max_focal_rel_std: float = 0.01, min_coverage: float = 0.5, fix_k3: bool = False,
-                         source: str = "<detections>") -> IntrinsicsResult:
+def calibrate_intrinsics(
+    detections: Sequence[BoardDetection],
+    spec: BoardSpec,
+    image_size: tuple[int, int],
+    camera_name: str,
+    min_views: int = 6,
+    max_rms_px: float = 1.5,
+    max_focal_rel_std: float = 0.01,
+    min_coverage: float = 0.5,
+    fix_k3: bool = False,
+    source: str = "<detections>",
+) -> IntrinsicsResult:
     """Pinhole + Brown–Conrady (k1 k2 p1 p2 k3) intrinsics from board views (OpenCV calibrateCamera).
 
     Args:
@@ -290,13 +317,15 @@ def calibrate_intrinsics(detections: Sequence[BoardDetection], spec: BoardSpec, 
         raise CalibrationError(
             f"{where}: only {len(usable)} usable board views (of {len(detections)}{why}); need at least "
             f"{min_views}. Record more views with the whole board visible, at different positions covering "
-            "the image and tilted 30-45 degrees in several directions")
+            "the image and tilted 30-45 degrees in several directions"
+        )
     coverage = coverage_fraction(usable)
     if coverage < min_coverage:
         raise CalibrationError(
             f"{where}: board corners cover only {100 * coverage:.0f}% of the image (need {100 * min_coverage:.0f}%); "
             "the lens distortion towards the edges would be guessed. Move the board into the image corners "
-            "and along the edges (see the coverage picture)")
+            "and along the edges (see the coverage picture)"
+        )
     rms, K, dist, rvecs, tvecs, std_int, per_view = _calibrate(usable, obj_all, image_size, fix_k3)
     # One round of outlier-view rejection: a view far worse than the others (a mis-detection or a
     # blur the sharpness test missed) is dropped and the camera calibrated again.
@@ -317,18 +346,28 @@ def calibrate_intrinsics(detections: Sequence[BoardDetection], spec: BoardSpec, 
         raise CalibrationError(
             f"{where}: focal length is poorly determined (fx = {K[0, 0]:.0f} +- {focal_std[0]:.0f} px): the "
             "board views are too similar (nearly fronto-parallel or all in one place). Tilt the board "
-            "30-45 degrees left/right/up/down and move it near the image corners")
+            "30-45 degrees left/right/up/down and move it near the image corners"
+        )
     if rms > max_rms_px:
         raise CalibrationError(
             f"{where}: RMS reprojection error {rms:.2f} px exceeds {max_rms_px} px. Check the board spec "
             f"({spec.describe()}) against the print (measure a square), that the board is flat, and that "
             "frames are sharp (worst views: "
-            f"{', '.join(usable[i].source for i in np.argsort(-np.ravel(per_view))[:3])})")
+            f"{', '.join(usable[i].source for i in np.argsort(-np.ravel(per_view))[:3])})"
+        )
     w, h = image_size
     camera = Camera(camera_name, w, h, K, dist, np.eye(3), np.zeros(3), source=source)
     poses = tuple((np.ravel(r).astype(np.float64), np.ravel(t).astype(np.float64)) for r, t in zip(rvecs, tvecs))
-    return IntrinsicsResult(camera, float(rms), np.ravel(per_view).astype(np.float64),
-                            tuple(d.source for d in usable), coverage_fraction(usable), focal_std, poses, rejected)
+    return IntrinsicsResult(
+        camera,
+        float(rms),
+        np.ravel(per_view).astype(np.float64),
+        tuple(d.source for d in usable),
+        coverage_fraction(usable),
+        focal_std,
+        poses,
+        rejected,
+    )
 
 
 def _calibrate(views: Sequence[BoardDetection], obj_all: np.ndarray, image_size: tuple[int, int], fix_k3: bool):
@@ -340,7 +379,8 @@ def _calibrate(views: Sequence[BoardDetection], obj_all: np.ndarray, image_size:
     flags = cv2.CALIB_FIX_K3 if fix_k3 else 0
     criteria = (cv2.TERM_CRITERIA_COUNT + cv2.TERM_CRITERIA_EPS, 100, 1e-9)
     rms, K, dist, rvecs, tvecs, std_int, _, per_view = cv2.calibrateCameraExtended(
-        obj, img, tuple(int(v) for v in image_size), None, None, flags=flags, criteria=criteria)
+        obj, img, tuple(int(v) for v in image_size), None, None, flags=flags, criteria=criteria
+    )
     return rms, K, dist, rvecs, tvecs, std_int, per_view
 
 
@@ -352,10 +392,22 @@ def save_intrinsics(results: Sequence[IntrinsicsResult], path: str | Path) -> Pa
     """
     import yaml
 
-    data = {"kind": "selfpose3d-intrinsics", "version": 1, "cameras": {
-        r.camera.name: {"width": r.camera.width, "height": r.camera.height, "K": r.camera.K.tolist(),
-                        "dist": r.camera.dist.tolist(), "rms_px": round(r.rms_px, 4), "views": len(r.views),
-                        "coverage": round(r.coverage, 3)} for r in results}}
+    data = {
+        "kind": "selfpose3d-intrinsics",
+        "version": 1,
+        "cameras": {
+            r.camera.name: {
+                "width": r.camera.width,
+                "height": r.camera.height,
+                "K": r.camera.K.tolist(),
+                "dist": r.camera.dist.tolist(),
+                "rms_px": round(r.rms_px, 4),
+                "views": len(r.views),
+                "coverage": round(r.coverage, 3),
+            }
+            for r in results
+        },
+    }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
@@ -375,8 +427,9 @@ def load_intrinsics(path: str | Path) -> dict[str, Camera]:
     cams = {}
     for name, c in (data.get("cameras") or {}).items():
         try:
-            cams[str(name)] = Camera(str(name), c["width"], c["height"], c["K"], c["dist"], np.eye(3),
-                                     np.zeros(3), source=str(path))
+            cams[str(name)] = Camera(
+                str(name), c["width"], c["height"], c["K"], c["dist"], np.eye(3), np.zeros(3), source=str(path)
+            )
         except (KeyError, TypeError) as exc:
             raise CalibrationError(f"{path}: camera '{name}': missing or bad field {exc}") from None
     if not cams:

@@ -30,6 +30,7 @@ message naming the ``pose2sim`` format.
 from __future__ import annotations
 
 import json
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
@@ -74,11 +75,15 @@ def _camera(table_name: str, entry: dict, scale_mm: float, path: Path) -> Camera
     name = str(entry.get("name", table_name))
     where = f"{path}: camera '{name}' ([{table_name}])"
     if entry.get("fisheye", False):
-        raise CalibrationError(f"{where}: field 'fisheye': fisheye cameras are not supported; recalibrate with the pinhole model")
+        raise CalibrationError(
+            f"{where}: field 'fisheye': fisheye cameras are not supported; recalibrate with the pinhole model"
+        )
     K = as_array(get_field(entry, "matrix", where), (3, 3), "matrix", where)
     raw = np.asarray(get_field(entry, "distortions", where), dtype=np.float64).reshape(-1)
     if raw.size > 5 and np.any(raw[5:] != 0):
-        raise CalibrationError(f"{where}: field 'distortions' has {raw.size} non-zero coefficients; only k1 k2 p1 p2 k3 are supported")
+        raise CalibrationError(
+            f"{where}: field 'distortions' has {raw.size} non-zero coefficients; only k1 k2 p1 p2 k3 are supported"
+        )
     dist = np.zeros(5)
     dist[: min(raw.size, 5)] = raw[:5]
     rvec = as_array(get_field(entry, "rotation", where), (3,), "rotation", where)
@@ -164,7 +169,8 @@ def load_anipose_toml(path: str | Path, units: str | None = None) -> CameraRig:
                 f"{path}: field 'translation': the {len(rig)} camera centres lie within {spread:.3g} file units "
                 "of each other, so the file is in metres, not anipose's millimetres: this looks like a Pose2Sim "
                 "Calib.toml; read it as format 'pose2sim' (--input-format pose2sim, or 'format: pose2sim' in a "
-                "rig) or add [metadata] units = \"m\"")
+                'rig) or add [metadata] units = "m"'
+            )
     return check_units_mm(rig, path)
 
 
@@ -187,8 +193,16 @@ def _toml_value(value) -> str:
     raise TypeError(f"cannot write {type(value).__name__} to TOML")
 
 
-def _write_toml(rig: CameraRig, path: Path, *, scale_from_mm: float, first_index: int,
-                metadata: list[str], trim_k3: bool, fisheye_field: bool) -> Path:
+def _write_toml(
+    rig: CameraRig,
+    path: Path,
+    *,
+    scale_from_mm: float,
+    first_index: int,
+    metadata: list[str],
+    trim_k3: bool,
+    fisheye_field: bool,
+) -> Path:
     lines: list[str] = []
     for i, cam in enumerate(rig):
         dist = cam.dist.tolist()
@@ -219,8 +233,15 @@ def save_anipose_toml(rig: CameraRig, path: str | Path) -> Path:
     Returns:
         The path written.
     """
-    return _write_toml(rig, Path(path), scale_from_mm=1.0, first_index=0,
-                       metadata=['units = "mm"', "adjusted = false"], trim_k3=False, fisheye_field=False)
+    return _write_toml(
+        rig,
+        Path(path),
+        scale_from_mm=1.0,
+        first_index=0,
+        metadata=['units = "mm"', "adjusted = false"],
+        trim_k3=False,
+        fisheye_field=False,
+    )
 
 
 def save_pose2sim_toml(rig: CameraRig, path: str | Path) -> Path:
@@ -230,12 +251,29 @@ def save_pose2sim_toml(rig: CameraRig, path: str | Path) -> Path:
     Returns:
         The path written.
     """
-    return _write_toml(rig, Path(path), scale_from_mm=1e-3, first_index=1,
-                       metadata=["adjusted = false", "error = 0.0"], trim_k3=True, fisheye_field=True)
+    return _write_toml(
+        rig,
+        Path(path),
+        scale_from_mm=1e-3,
+        first_index=1,
+        metadata=["adjusted = false", "error = 0.0"],
+        trim_k3=True,
+        fisheye_field=True,
+    )
 
 
-register_format("anipose", load=lambda path, names, size: select_cameras(list(load_anipose_toml(path)), names, path),
-                save=save_anipose_toml, suffixes=(".toml",), claims=lambda path: toml_flavour(path) == "anipose",
-                save_suffixes=(".toml",))
-register_format("pose2sim", load=lambda path, names, size: select_cameras(list(load_pose2sim_toml(path)), names, path),
-                save=save_pose2sim_toml, suffixes=(".toml",), claims=lambda path: toml_flavour(path) == "pose2sim")
+register_format(
+    "anipose",
+    load=lambda path, names, size: select_cameras(list(load_anipose_toml(path)), names, path),
+    save=save_anipose_toml,
+    suffixes=(".toml",),
+    claims=lambda path: toml_flavour(path) == "anipose",
+    save_suffixes=(".toml",),
+)
+register_format(
+    "pose2sim",
+    load=lambda path, names, size: select_cameras(list(load_pose2sim_toml(path)), names, path),
+    save=save_pose2sim_toml,
+    suffixes=(".toml",),
+    claims=lambda path: toml_flavour(path) == "pose2sim",
+)

@@ -25,15 +25,28 @@ from calib.camera import CalibrationError, Camera, CameraRig, as_array  # noqa: 
 MIN_RIG_SPREAD_MM = 20.0
 
 UNIT_TO_MM = {
-    "mm": 1.0, "millimetre": 1.0, "millimetres": 1.0, "millimeter": 1.0, "millimeters": 1.0,
-    "cm": 10.0, "centimetre": 10.0, "centimetres": 10.0, "centimeter": 10.0, "centimeters": 10.0,
-    "m": 1000.0, "metre": 1000.0, "metres": 1000.0, "meter": 1000.0, "meters": 1000.0,
+    "mm": 1.0,
+    "millimetre": 1.0,
+    "millimetres": 1.0,
+    "millimeter": 1.0,
+    "millimeters": 1.0,
+    "cm": 10.0,
+    "centimetre": 10.0,
+    "centimetres": 10.0,
+    "centimeter": 10.0,
+    "centimeters": 10.0,
+    "m": 1000.0,
+    "metre": 1000.0,
+    "metres": 1000.0,
+    "meter": 1000.0,
+    "meters": 1000.0,
 }
 
 
 # --------------------------------------------------------------------------------------------
 # shared helpers for the format readers
 # --------------------------------------------------------------------------------------------
+
 
 def unit_scale_mm(units: str, where: str) -> float:
     """Millimetres per file unit for a unit name (``mm``, ``cm``, ``m``, ``metres`` ...)."""
@@ -199,14 +212,22 @@ class CalibrationFormat:
 _REGISTRY: dict[str, CalibrationFormat] = {}
 
 
-def register_format(name: str, *, load: Loader, save: Callable[[CameraRig, Path], Path] | None, suffixes: Sequence[str],
-                    claims: Callable[[Path], bool] | None = None, fallback: bool = False,
-                    save_suffixes: Sequence[str] = ()) -> CalibrationFormat:
+def register_format(
+    name: str,
+    *,
+    load: Loader,
+    save: Callable[[CameraRig, Path], Path] | None,
+    suffixes: Sequence[str],
+    claims: Callable[[Path], bool] | None = None,
+    fallback: bool = False,
+    save_suffixes: Sequence[str] = (),
+) -> CalibrationFormat:
     """Add a format to the registry (one call at the bottom of its module; see :class:`CalibrationFormat`)."""
     if name in _REGISTRY and _REGISTRY[name].load is not load:
         raise ValueError(f"calibration format {name!r} is registered twice")
-    fmt = CalibrationFormat(name, load, save, tuple(s.lower() for s in suffixes), claims, fallback,
-                            tuple(s.lower() for s in save_suffixes))
+    fmt = CalibrationFormat(
+        name, load, save, tuple(s.lower() for s in suffixes), claims, fallback, tuple(s.lower() for s in save_suffixes)
+    )
     _REGISTRY[name] = fmt
     return fmt
 
@@ -288,6 +309,8 @@ def save_calibration(rig: CameraRig, path: str | Path, fmt: str = "auto") -> Pat
         fmt = by_suffix[0]
     spec = _get(fmt, path)
     if spec.save is None:
-        raise CalibrationError(f"{path}: format {fmt!r} can be read but not written; choose one of "
-                               f"{tuple(f.name for f in _REGISTRY.values() if f.save)}")
+        raise CalibrationError(
+            f"{path}: format {fmt!r} can be read but not written; choose one of "
+            f"{tuple(f.name for f in _REGISTRY.values() if f.save)}"
+        )
     return spec.save(rig, path)

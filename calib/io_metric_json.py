@@ -83,20 +83,22 @@ def save_metric_json(rig: CameraRig, path: str | Path, units: str = "metres") ->
     scale = unit_scale_mm(units, f"{path}: units")
     cams = []
     for i, cam in enumerate(rig):
-        cams.append({
-            "id": i,
-            "name": cam.name,
-            "image_size": [cam.width, cam.height],
-            "K": cam.K.tolist(),
-            "R": cam.R.tolist(),
-            "t": (cam.t_mm / scale).tolist(),
-            "C": (cam.center_mm / scale).tolist(),
-            "dist": cam.dist.tolist(),
-        })
+        cams.append(
+            {
+                "id": i,
+                "name": cam.name,
+                "image_size": [cam.width, cam.height],
+                "K": cam.K.tolist(),
+                "R": cam.R.tolist(),
+                "t": (cam.t_mm / scale).tolist(),
+                "C": (cam.center_mm / scale).tolist(),
+                "dist": cam.dist.tolist(),
+            }
+        )
     doc = {
         "units": units,
         "convention": "x_cam = R @ X_world + t (world->camera); [u,v,1] ~ K @ distort(x_cam); "
-                      "pixel (0,0) = centre of top-left pixel",
+        "pixel (0,0) = centre of top-left pixel",
         "cameras": cams,
     }
     return write_json(doc, path)
@@ -105,9 +107,18 @@ def save_metric_json(rig: CameraRig, path: str | Path, units: str = "metres") ->
 def _is_metric(path: Path) -> bool:
     data = read_json(path)
     first = first_camera_entry(data)
-    return "K" in first and "t" in first and not ("distCoef" in first or "panel" in first) \
+    return (
+        "K" in first
+        and "t" in first
+        and not ("distCoef" in first or "panel" in first)
         and not ("customized_sequence" in data or "camera_order" in data)
+    )
 
 
-register_format("metric", load=lambda path, names, size: load_metric_json(path, camera_names=names),
-                save=save_metric_json, suffixes=(".json",), claims=_is_metric)
+register_format(
+    "metric",
+    load=lambda path, names, size: load_metric_json(path, camera_names=names),
+    save=save_metric_json,
+    suffixes=(".json",),
+    claims=_is_metric,
+)

@@ -81,7 +81,11 @@ def _camera(parent, name: str, scale_mm: float, path: Path) -> Camera:
     where = f"{path}: camera '{name}'"
     K = as_array(_require(parent, "camera_matrix", where), (3, 3), "camera_matrix", where)
     dist_node = _node(parent, "distortion_coefficients")
-    raw = np.zeros(5) if dist_node is None else np.asarray(_read_value(dist_node, "distortion_coefficients", where), dtype=np.float64).reshape(-1)
+    raw = (
+        np.zeros(5)
+        if dist_node is None
+        else np.asarray(_read_value(dist_node, "distortion_coefficients", where), dtype=np.float64).reshape(-1)
+    )
     if raw.size > 5 and np.any(raw[5:] != 0):
         raise CalibrationError(
             f"{where}: field 'distortion_coefficients' has {raw.size} non-zero terms; only k1 k2 p1 p2 k3 are supported"
@@ -123,13 +127,17 @@ def load_opencv_yaml(path: str | Path, units: str | None = None) -> CameraRig:
     try:
         fs = cv2.FileStorage(str(path), cv2.FILE_STORAGE_READ)
     except (cv2.error, SystemError) as exc:  # OpenCV 5 raises SystemError on some parse errors
-        raise CalibrationError(f"{path}: not a valid OpenCV FileStorage YAML/XML file ({str(exc).strip()[:200]})") from None
+        raise CalibrationError(
+            f"{path}: not a valid OpenCV FileStorage YAML/XML file ({str(exc).strip()[:200]})"
+        ) from None
     if not fs.isOpened():
         raise CalibrationError(f"{path}: OpenCV FileStorage could not open the file")
     try:
         root = fs.root()
         unit_node = root.getNode("units")
-        scale = unit_scale_mm(units or (unit_node.string() if not unit_node.empty() else "mm"), f"{path}: field 'units'")
+        scale = unit_scale_mm(
+            units or (unit_node.string() if not unit_node.empty() else "mm"), f"{path}: field 'units'"
+        )
         cams_node = root.getNode("cameras")
         if not cams_node.empty():
             if not cams_node.isSeq() or cams_node.size() == 0:
@@ -183,5 +191,11 @@ def save_opencv_yaml(rig: CameraRig, path: str | Path) -> Path:
     return path
 
 
-register_format("opencv", load=lambda path, names, size: select_cameras(list(load_opencv_yaml(path)), names, path),
-                save=save_opencv_yaml, suffixes=(".yaml", ".yml", ".xml"), fallback=True, save_suffixes=(".xml",))
+register_format(
+    "opencv",
+    load=lambda path, names, size: select_cameras(list(load_opencv_yaml(path)), names, path),
+    save=save_opencv_yaml,
+    suffixes=(".yaml", ".yml", ".xml"),
+    fallback=True,
+    save_suffixes=(".xml",),
+)

@@ -66,8 +66,14 @@ def _camera_from_entry(entry: dict, index: int, path: Path) -> Camera:
     else:
         width, height = PANOPTIC_TYPE_RESOLUTION[entry["type"]]
     return Camera(
-        name=name, width=width, height=height, K=K, dist=dist,
-        R=R_pan @ PANOPTIC_AXES, t_mm=t_cm * PANOPTIC_CM_TO_MM, source=str(path),
+        name=name,
+        width=width,
+        height=height,
+        K=K,
+        dist=dist,
+        R=R_pan @ PANOPTIC_AXES,
+        t_mm=t_cm * PANOPTIC_CM_TO_MM,
+        source=str(path),
     )
 
 
@@ -99,8 +105,7 @@ def load_panoptic_calibration(path: str | Path, camera_names: Sequence[str] | No
             camera_names = VOXELPOSE_HD_CAMERAS
         else:
             camera_names = [
-                n for n, e in zip(names_in_file, entries)
-                if isinstance(e, dict) and e.get("type", "hd") == "hd"
+                n for n, e in zip(names_in_file, entries) if isinstance(e, dict) and e.get("type", "hd") == "hd"
             ] or None
     if isinstance(camera_names, str):
         camera_names = [camera_names]
@@ -160,5 +165,10 @@ def _is_panoptic(path: Path) -> bool:
     return "distCoef" in first or "panel" in first
 
 
-register_format("panoptic", load=lambda path, names, size: load_panoptic_calibration(path, names),
-                save=save_panoptic_calibration, suffixes=(".json",), claims=_is_panoptic)
+register_format(
+    "panoptic",
+    load=lambda path, names, size: load_panoptic_calibration(path, names),
+    save=save_panoptic_calibration,
+    suffixes=(".json",),
+    claims=_is_panoptic,
+)

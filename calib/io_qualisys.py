@@ -71,7 +71,7 @@ def _float(node: ET.Element, key: str, where: str) -> float:
     try:
         value = float(node.attrib[key])
     except ValueError:
-        raise CalibrationError(f"{where}: <{node.tag} {key}=\"{node.attrib[key]}\"> is not a number") from None
+        raise CalibrationError(f'{where}: <{node.tag} {key}="{node.attrib[key]}"> is not a number') from None
     if not np.isfinite(value):
         raise CalibrationError(f"{where}: <{node.tag} {key}> is NaN or inf")
     return value
@@ -105,7 +105,8 @@ def _camera(camera: ET.Element, index: int, path: Path) -> Camera:
     width, height = (right - left + 1) * scale, (bottom - top + 1) * scale
     if width <= 0 or height <= 0 or width != round(width) or height != round(height):
         raise CalibrationError(
-            f"{where}: <fov_video> gives an image of {width:g}x{height:g} px; need positive whole pixels")
+            f"{where}: <fov_video> gives an image of {width:g}x{height:g} px; need positive whole pixels"
+        )
     intr = _child(camera, "intrinsic", where)
     f_u = _float(intr, "focalLengthU", where) / SUBPIXELS_PER_PX * scale
     f_v = _float(intr, "focalLengthV", where) / SUBPIXELS_PER_PX * scale
@@ -120,8 +121,9 @@ def _camera(camera: ET.Element, index: int, path: Path) -> Camera:
     check_rotation(M, "transform r11..r33", where)
     center_mm = np.array([_float(tr, k, where) for k in ("x", "y", "z")])
     R = QUALISYS_TO_OPENCV @ M
-    return Camera.from_center(name, int(round(width)), int(round(height)), K, [k1, k2, p1, p2, k3], R,
-                              center_mm, source=str(path))
+    return Camera.from_center(
+        name, int(round(width)), int(round(height)), K, [k1, k2, p1, p2, k3], R, center_mm, source=str(path)
+    )
 
 
 def _parse(path: Path) -> ET.Element:
@@ -133,7 +135,8 @@ def _parse(path: Path) -> ET.Element:
         raise CalibrationError(f"{path}: not valid XML ({exc}); is the file truncated?") from None
     if root.tag != "calibration" or root.find("cameras") is None:
         raise CalibrationError(
-            f"{path}: not a Qualisys calibration (expected <calibration><cameras><camera ...>, found <{root.tag}>)")
+            f"{path}: not a Qualisys calibration (expected <calibration><cameras><camera ...>, found <{root.tag}>)"
+        )
     return root
 
 
@@ -160,7 +163,8 @@ def load_qualisys_qca(path: str | Path, camera_names: Sequence[str] | None = Non
         if not video:
             raise CalibrationError(
                 f"{path}: no video camera (model one of {list(VIDEO_MODELS)}); models in the file: "
-                f"{sorted(set(models))}; name the cameras to use")
+                f"{sorted(set(models))}; name the cameras to use"
+            )
         rig = CameraRig(tuple(sorted(video, key=lambda c: natural_key(c.name))))
     else:
         rig = select_cameras(cameras, camera_names, path)
@@ -183,22 +187,30 @@ def save_qualisys_qca(rig: CameraRig, path: str | Path) -> Path:
     cams = ET.SubElement(root, "cameras")
     for cam in rig:
         node = ET.SubElement(cams, "camera", {"active": "1", "model": "none", "serial": cam.name})
-        ET.SubElement(node, "fov_video", {"left": "0", "top": "0", "right": str(cam.width - 1),
-                                          "bottom": str(cam.height - 1)})
+        ET.SubElement(
+            node, "fov_video", {"left": "0", "top": "0", "right": str(cam.width - 1), "bottom": str(cam.height - 1)}
+        )
         M = QUALISYS_TO_OPENCV @ cam.R
         attrs = {k: repr(float(v)) for k, v in zip(("x", "y", "z"), cam.center_mm)}
         attrs.update({k: repr(float(v)) for k, v in zip(_R_KEYS, M.reshape(-1))})
         ET.SubElement(node, "transform", attrs)
         k1, k2, p1, p2, k3 = (float(v) * SUBPIXELS_PER_PX for v in cam.dist)
-        ET.SubElement(node, "intrinsic", {
-            "focalLengthU": repr(float(cam.K[0, 0]) * SUBPIXELS_PER_PX),
-            "focalLengthV": repr(float(cam.K[1, 1]) * SUBPIXELS_PER_PX),
-            "centerPointU": repr(float(cam.K[0, 2]) * SUBPIXELS_PER_PX),
-            "centerPointV": repr(float(cam.K[1, 2]) * SUBPIXELS_PER_PX),
-            "skew": "0.0",
-            "radialDistortion1": repr(k1), "radialDistortion2": repr(k2), "radialDistortion3": repr(k3),
-            "tangentalDistortion1": repr(p1), "tangentalDistortion2": repr(p2),
-        })
+        ET.SubElement(
+            node,
+            "intrinsic",
+            {
+                "focalLengthU": repr(float(cam.K[0, 0]) * SUBPIXELS_PER_PX),
+                "focalLengthV": repr(float(cam.K[1, 1]) * SUBPIXELS_PER_PX),
+                "centerPointU": repr(float(cam.K[0, 2]) * SUBPIXELS_PER_PX),
+                "centerPointV": repr(float(cam.K[1, 2]) * SUBPIXELS_PER_PX),
+                "skew": "0.0",
+                "radialDistortion1": repr(k1),
+                "radialDistortion2": repr(k2),
+                "radialDistortion3": repr(k3),
+                "tangentalDistortion1": repr(p1),
+                "tangentalDistortion2": repr(p2),
+            },
+        )
     ET.indent(root)
     path.parent.mkdir(parents=True, exist_ok=True)
     ET.ElementTree(root).write(path, encoding="ascii", xml_declaration=True)
@@ -213,6 +225,11 @@ def _is_qualisys(path: Path) -> bool:
     return "<calibration" in head
 
 
-register_format("qualisys", load=lambda path, names, size: load_qualisys_qca(path, camera_names=names),
-                save=save_qualisys_qca, suffixes=(".txt", ".qca", ".xml"), claims=_is_qualisys,
-                save_suffixes=(".txt",))
+register_format(
+    "qualisys",
+    load=lambda path, names, size: load_qualisys_qca(path, camera_names=names),
+    save=save_qualisys_qca,
+    suffixes=(".txt", ".qca", ".xml"),
+    claims=_is_qualisys,
+    save_suffixes=(".txt",),
+)

@@ -51,9 +51,7 @@ def _entries(data, path: Path) -> tuple[list[tuple[str, dict]], bool]:
         if order is None:
             order = [e.get("name", str(i)) if isinstance(e, dict) else str(i) for i, e in enumerate(cams)]
         if not isinstance(order, list) or len(order) != len(cams):
-            raise CalibrationError(
-                f"{path}: field 'camera_order' must list one name per camera ({len(cams)} cameras)"
-            )
+            raise CalibrationError(f"{path}: field 'camera_order' must list one name per camera ({len(cams)} cameras)")
         return [(str(n), e) for n, e in zip(order, cams)], True
     if isinstance(data, dict) and data:
         return [(str(k), v) for k, v in data.items()], True
@@ -106,7 +104,11 @@ def load_voxelpose_calibration(
     path = Path(path)
     pairs, named = _entries(read_json(path), path)
     size = None if image_size is None else as_resolution(image_size, "image_size", f"{path}")
-    names = None if camera_names is None else [str(n) for n in ([camera_names] if isinstance(camera_names, str) else camera_names)]
+    names = (
+        None
+        if camera_names is None
+        else [str(n) for n in ([camera_names] if isinstance(camera_names, str) else camera_names)]
+    )
     if not named and names is not None:
         if len(names) != len(pairs):
             raise CalibrationError(
@@ -171,10 +173,19 @@ def _is_voxelpose(path: Path) -> bool:
         return True
     first = first_camera_entry(data)
     if first:  # a ``cameras`` list: Panoptic (distCoef/panel) and metric (K, t) come first
-        return "fx" in first and "T" in first and not ("distCoef" in first or "panel" in first) \
+        return (
+            "fx" in first
+            and "T" in first
+            and not ("distCoef" in first or "panel" in first)
             and not ("K" in first and "t" in first)
+        )
     return bool(data) and all(isinstance(v, dict) and "fx" in v for v in data.values())
 
 
-register_format("voxelpose", load=lambda path, names, size: load_voxelpose_calibration(path, image_size=size, camera_names=names),
-                save=save_voxelpose_calibration, suffixes=(".json",), claims=_is_voxelpose)
+register_format(
+    "voxelpose",
+    load=lambda path, names, size: load_voxelpose_calibration(path, image_size=size, camera_names=names),
+    save=save_voxelpose_calibration,
+    suffixes=(".json",),
+    claims=_is_voxelpose,
+)

@@ -48,15 +48,19 @@ class RefineResult:
 
     def report(self, original: CameraRig | None = None) -> str:
         """Human-readable before/after table (and how far each camera moved, given the original)."""
-        lines = [f"refinement from {self.points} joint points; fixed {list(self.fixed)}"
-                 + (f", distance to {self.scale_camera} held" if self.scale_camera else "")]
+        lines = [
+            f"refinement from {self.points} joint points; fixed {list(self.fixed)}"
+            + (f", distance to {self.scale_camera} held" if self.scale_camera else "")
+        ]
         for cam in self.rig:
             moved = ""
             if original is not None:
                 old = original[cam.name]
                 ang = np.rad2deg(np.arccos(np.clip((np.trace(cam.R @ old.R.T) - 1) / 2, -1, 1)))
-                moved = (f"; moved {np.linalg.norm(cam.center_mm - old.center_mm):.1f} mm, {ang:.2f} deg, "
-                         f"f x{cam.K[0, 0] / old.K[0, 0]:.4f}")
+                moved = (
+                    f"; moved {np.linalg.norm(cam.center_mm - old.center_mm):.1f} mm, {ang:.2f} deg, "
+                    f"f x{cam.K[0, 0] / old.K[0, 0]:.4f}"
+                )
             before, after = self.before_px[cam.name], self.after_px[cam.name]
             lines.append(f"  {cam.name:>12}: RMS {before:7.2f} -> {after:6.2f} px{moved}")
         return "\n".join(lines)
@@ -66,7 +70,7 @@ def _per_camera_rms(res: np.ndarray, view_idx: np.ndarray, names: Sequence[str])
     out = {}
     for v, n in enumerate(names):
         r = res[view_idx == v]
-        out[n] = float(np.sqrt(np.mean(np.sum(r ** 2, axis=1)))) if len(r) else float("nan")
+        out[n] = float(np.sqrt(np.mean(np.sum(r**2, axis=1)))) if len(r) else float("nan")
     return out
 
 
@@ -90,8 +94,14 @@ def _choose_gauge(rig: CameraRig, corr: Correspondences, fixed: Sequence[str] | 
     return [order[0]], order[1]
 
 
-def refine_extrinsics(rig: CameraRig, corr: Correspondences, fixed: Sequence[str] | None = None,
-                      refine_focal: bool = False, outlier_px: float = 8.0, max_nfev: int = 200) -> RefineResult:
+def refine_extrinsics(
+    rig: CameraRig,
+    corr: Correspondences,
+    fixed: Sequence[str] | None = None,
+    refine_focal: bool = False,
+    outlier_px: float = 8.0,
+    max_nfev: int = 200,
+) -> RefineResult:
     """Bundle-adjust camera poses (+ focal scales) and 3D points to the 2D observations.
 
     Robustness: a first least-squares pass, then observations whose residual exceeds
@@ -113,17 +123,21 @@ def refine_extrinsics(rig: CameraRig, corr: Correspondences, fixed: Sequence[str
     V = len(names)
     fixed, scale_cam = _choose_gauge(rig, corr, fixed)
     free = [v for v, n in enumerate(names) if n not in fixed]
-    problem = _Problem(rig, corr, free, refine_focal, names.index(fixed[0]),
-                       names.index(scale_cam) if scale_cam else None)
+    problem = _Problem(
+        rig, corr, free, refine_focal, names.index(fixed[0]), names.index(scale_cam) if scale_cam else None
+    )
     M = len(corr.uv)
     if 2 * M < problem.n_params + 10:
-        raise CalibrationError(f"refine: only {M} joint observations for {problem.n_params} unknowns; record a "
-                               "longer take with people walking through the whole volume")
+        raise CalibrationError(
+            f"refine: only {M} joint observations for {problem.n_params} unknowns; record a "
+            "longer take with people walking through the whole volume"
+        )
     seen_by = np.bincount(corr.view_idx, minlength=V)
     thin = [names[v] for v in free if seen_by[v] < 30]
     if thin:
-        raise CalibrationError(f"refine: camera(s) {thin} see fewer than 30 matched joints; record people "
-                               "walking in their view")
+        raise CalibrationError(
+            f"refine: camera(s) {thin} see fewer than 30 matched joints; record people walking in their view"
+        )
 
     # Start from points fitted to the current rig (the engine's poses may be stale or smoothed).
     uv_d, w_d = _dense(corr, V)
@@ -140,7 +154,7 @@ def refine_extrinsics(rig: CameraRig, corr: Correspondences, fixed: Sequence[str
             break
         keep = inliers
     new_rig = problem.rig_from(x)
-    X = x[problem.n_cam:].reshape(-1, 3)
+    X = x[problem.n_cam :].reshape(-1, 3)
     after = _per_camera_rms(_reprojection(new_rig, corr, X)[keep], corr.view_idx[keep], names)
     log.info("refine: %d observations (%d outliers dropped), %d points", M, int((~keep).sum()), len(X))
     return RefineResult(new_rig, before, after, tuple(fixed), scale_cam, len(X))
@@ -149,8 +163,15 @@ def refine_extrinsics(rig: CameraRig, corr: Correspondences, fixed: Sequence[str
 class _Problem:
     """Parameters: per free camera rotvec (3), t_mm (3) [, log focal scale (1)]; then points (Q,3)."""
 
-    def __init__(self, rig: CameraRig, corr: Correspondences, free: list[int], refine_focal: bool,
-                 ref_v: int, scale_v: int | None) -> None:
+    def __init__(
+        self,
+        rig: CameraRig,
+        corr: Correspondences,
+        free: list[int],
+        refine_focal: bool,
+        ref_v: int,
+        scale_v: int | None,
+    ) -> None:
         from scipy.spatial.transform import Rotation
 
         self.rig, self.corr, self.free, self.refine_focal = rig, corr, free, refine_focal
@@ -166,14 +187,15 @@ class _Problem:
         self.sqrt_w = np.sqrt(np.clip(corr.weight, 1e-3, None))[:, None]
 
     def x0(self, points_w: np.ndarray) -> np.ndarray:
-        cams = [np.concatenate([self.rot0[v], self.t0[v]] + ([np.zeros(1)] if self.refine_focal else []))
-                for v in self.free]
+        cams = [
+            np.concatenate([self.rot0[v], self.t0[v]] + ([np.zeros(1)] if self.refine_focal else [])) for v in self.free
+        ]
         return np.concatenate(cams + [points_w.ravel()])
 
     def cameras(self, x: np.ndarray):
         rv, t, logf = self.rot0.copy(), self.t0.copy(), np.zeros(len(self.rig))
         for v in self.free:
-            p = x[self.col_of[v]:self.col_of[v] + self.per_cam]
+            p = x[self.col_of[v] : self.col_of[v] + self.per_cam]
             rv[v], t[v] = p[:3], p[3:6]
             if self.refine_focal:
                 logf[v] = p[6]
@@ -185,7 +207,7 @@ class _Problem:
         c = self.corr
         view = c.view_idx[keep]
         rv, t, logf = self.cameras(x)
-        X = x[self.n_cam:].reshape(self.Q, 3)[c.point_idx[keep]]
+        X = x[self.n_cam :].reshape(self.Q, 3)[c.point_idx[keep]]
         Xc = Rotation.from_rotvec(rv[view]).apply(X) + t[view]
         K = self.rig.K[view]
         scale = np.exp(logf[view])
@@ -214,14 +236,23 @@ class _Problem:
                 for k in range(self.per_cam):
                     S[2 * rv + r2, self.col_of[v] + k] = 1
         if extra and self.scale_v in self.col_of:
-            S[2 * M, self.col_of[self.scale_v]:self.col_of[self.scale_v] + 6] = 1
+            S[2 * M, self.col_of[self.scale_v] : self.col_of[self.scale_v] + 6] = 1
         return S
 
     def solve(self, x: np.ndarray, keep: np.ndarray, max_nfev: int) -> np.ndarray:
         from scipy.optimize import least_squares
 
-        sol = least_squares(self.residuals, x, args=(keep,), jac_sparsity=self.sparsity(keep), x_scale="jac",
-                            method="trf", max_nfev=max_nfev, xtol=1e-8, ftol=1e-8)
+        sol = least_squares(
+            self.residuals,
+            x,
+            args=(keep,),
+            jac_sparsity=self.sparsity(keep),
+            x_scale="jac",
+            method="trf",
+            max_nfev=max_nfev,
+            xtol=1e-8,
+            ftol=1e-8,
+        )
         return sol.x
 
     def rig_from(self, x: np.ndarray) -> CameraRig:
@@ -236,8 +267,14 @@ class _Problem:
             K = cam.K.copy()
             K[0, :2] *= np.exp(logf[v])
             K[1, 1] *= np.exp(logf[v])
-            cams.append(cam.replace(R=Rotation.from_rotvec(rv[v]).as_matrix(), t_mm=t[v], K=K,
-                                    source=f"{cam.source} (refined from people)"))
+            cams.append(
+                cam.replace(
+                    R=Rotation.from_rotvec(rv[v]).as_matrix(),
+                    t_mm=t[v],
+                    K=K,
+                    source=f"{cam.source} (refined from people)",
+                )
+            )
         return CameraRig(tuple(cams))
 
 

@@ -36,7 +36,9 @@ SourceKind = Literal["device", "stream", "file", "images", "panoptic", "session"
 SOURCE_KINDS: tuple[str, ...] = get_args(SourceKind)
 # Kinds whose uri is a local path (resolved relative to the rig file).
 PATH_KINDS = ("file", "images", "panoptic", "session")
-CalibrationFormat = Literal["auto", "panoptic", "voxelpose", "metric", "opencv", "anipose", "pose2sim", "qualisys", "rig"]
+CalibrationFormat = Literal[
+    "auto", "panoptic", "voxelpose", "metric", "opencv", "anipose", "pose2sim", "qualisys", "rig"
+]
 
 Row3 = tuple[float, float, float]
 Mat3 = tuple[Row3, Row3, Row3]
@@ -98,8 +100,11 @@ class InlineCalibration:
     center_mm: Row3 | None = None
 
     def __post_init__(self) -> None:
-        require(not (self.t_mm is not None and self.center_mm is not None), "t_mm/center_mm",
-                "give the translation t_mm or the camera centre center_mm, not both")
+        require(
+            not (self.t_mm is not None and self.center_mm is not None),
+            "t_mm/center_mm",
+            "give the translation t_mm or the camera centre center_mm, not both",
+        )
         require((self.width is None) == (self.height is None), "width/height", "give both or neither")
 
     def apply(self, base: Camera | None, name: str, where: str) -> Camera:
@@ -110,8 +115,7 @@ class InlineCalibration:
                 missing.append("t_mm or center_mm")
             if missing:
                 raise CalibrationError(
-                    f"{where}: camera '{name}' has no calibration file entry, so its inline calibration "
-                    f"needs {missing}"
+                    f"{where}: camera '{name}' has no calibration file entry, so its inline calibration needs {missing}"
                 )
             base = Camera(name, self.width, self.height, self.K, np.zeros(5), self.R, np.zeros(3), source=where)
         elif self.width is not None and self.K is None:
@@ -132,7 +136,8 @@ class InlineCalibration:
     def from_camera(cls, cam: Camera) -> "InlineCalibration":
         """Every field of ``cam`` (translation as ``t_mm``)."""
         return cls(
-            width=cam.width, height=cam.height,
+            width=cam.width,
+            height=cam.height,
             K=tuple(tuple(float(v) for v in row) for row in cam.K),
             dist=tuple(float(v) for v in cam.dist),
             R=tuple(tuple(float(v) for v in row) for row in cam.R),
@@ -172,8 +177,14 @@ class CalibrationRef:
 
     def __post_init__(self) -> None:
         require(bool(self.path), "path", "calibration path must be non-empty")
-        require(self.format == "auto" or self.format in formats(), "format", f"{self.format!r} is not one of auto, {formats()}")
-        require(self.cameras is None or len(self.cameras) > 0, "cameras", "must list at least one camera (or be omitted)")
+        require(
+            self.format == "auto" or self.format in formats(),
+            "format",
+            f"{self.format!r} is not one of auto, {formats()}",
+        )
+        require(
+            self.cameras is None or len(self.cameras) > 0, "cameras", "must list at least one camera (or be omitted)"
+        )
         require(self.image_size is None or min(self.image_size) > 0, "image_size", "must be positive (width, height)")
 
 
@@ -186,8 +197,9 @@ class VolumeConfig:
 
     def __post_init__(self) -> None:
         require(all(s > 0 for s in self.size_mm), "size_mm", f"must be positive, got {self.size_mm}")
-        require(max(self.size_mm) >= 100.0, "size_mm",
-                f"{self.size_mm} is under 10 cm; sizes are millimetres (8 m = 8000)")
+        require(
+            max(self.size_mm) >= 100.0, "size_mm", f"{self.size_mm} is under 10 cm; sizes are millimetres (8 m = 8000)"
+        )
 
     @property
     def min_mm(self) -> np.ndarray:
@@ -231,12 +243,20 @@ class RigConfig:
         names = [c.name for c in self.cameras]
         dup = sorted({n for n in names if names.count(n) > 1})
         require(not dup, "cameras", f"duplicate camera names {dup}")
-        require(self.skeleton in SKELETONS, "skeleton", f"unknown skeleton {self.skeleton!r}; known: {sorted(SKELETONS)}")
-        require(bool(self.cameras) or self.calibration is not None, "cameras",
-                "a rig needs a camera list, a calibration file, or both")
+        require(
+            self.skeleton in SKELETONS, "skeleton", f"unknown skeleton {self.skeleton!r}; known: {sorted(SKELETONS)}"
+        )
+        require(
+            bool(self.cameras) or self.calibration is not None,
+            "cameras",
+            "a rig needs a camera list, a calibration file, or both",
+        )
         if self.calibration is not None and self.calibration.cameras is not None and self.cameras:
-            require(len(self.calibration.cameras) == len(self.cameras), "calibration.cameras",
-                    f"lists {len(self.calibration.cameras)} names for {len(self.cameras)} rig cameras")
+            require(
+                len(self.calibration.cameras) == len(self.cameras),
+                "calibration.cameras",
+                f"lists {len(self.calibration.cameras)} names for {len(self.cameras)} rig cameras",
+            )
 
 
 @dataclass(frozen=True)
@@ -282,6 +302,7 @@ class Rig:
 # loading
 # --------------------------------------------------------------------------------------------
 
+
 def _check_names_quoted(data: dict, path: Path) -> None:
     """Unquoted ``00_23`` is an (octal) number in YAML: fail with the fix instead of renaming."""
     problems = []
@@ -290,7 +311,9 @@ def _check_names_quoted(data: dict, path: Path) -> None:
             problems.append(f"cameras[{i}].name = {entry['name']!r}")
     cal = data.get("calibration")
     if isinstance(cal, dict) and isinstance(cal.get("cameras"), list):
-        problems += [f"calibration.cameras[{i}] = {n!r}" for i, n in enumerate(cal["cameras"]) if not isinstance(n, str)]
+        problems += [
+            f"calibration.cameras[{i}] = {n!r}" for i, n in enumerate(cal["cameras"]) if not isinstance(n, str)
+        ]
     if problems:
         raise ConfigError(
             f"{path}: {', '.join(problems)}: camera names must be strings; quote them in YAML "
@@ -309,7 +332,8 @@ def _resolve_paths(config: RigConfig, base: Path) -> RigConfig:
         cal = dataclasses.replace(cal, path=_resolve(base, cal.path))
     entries = tuple(
         dataclasses.replace(e, source=dataclasses.replace(e.source, uri=_resolve(base, e.source.uri)))
-        if e.source.kind in PATH_KINDS and "://" not in e.source.uri else e
+        if e.source.kind in PATH_KINDS and "://" not in e.source.uri
+        else e
         for e in config.cameras
     )
     return dataclasses.replace(config, calibration=cal, cameras=entries)
@@ -383,6 +407,7 @@ def load_rig(path: str | Path, overrides: Sequence[str] = ()) -> Rig:
 # saving
 # --------------------------------------------------------------------------------------------
 
+
 def rig_to_dict(config: RigConfig) -> dict:
     """Plain mapping of a config, omitting values equal to their defaults where that is clearer."""
     data = to_dict(config)
@@ -438,9 +463,7 @@ def save_rig(
     srcs = [_relative_to(s, path.parent.resolve()) for s in srcs]
     config = RigConfig(
         name=name or base.name,
-        cameras=tuple(
-            CameraEntry(c.name, s, InlineCalibration.from_camera(c)) for c, s in zip(cameras, srcs)
-        ),
+        cameras=tuple(CameraEntry(c.name, s, InlineCalibration.from_camera(c)) for c, s in zip(cameras, srcs)),
         calibration=None,
         volume=volume or base.volume,
         skeleton=skeleton or base.skeleton,
@@ -482,6 +505,11 @@ def _is_rig_yaml(path: Path) -> bool:
     return isinstance(data, dict) and "name" in data and ("cameras" in data or "calibration" in data)
 
 
-register_format("rig", load=lambda path, names, size: select_cameras(list(load_rig(path).cameras), names, path),
-                save=lambda rig, path: save_rig(rig, path), suffixes=(".yaml", ".yml"), claims=_is_rig_yaml,
-                save_suffixes=(".yaml", ".yml"))
+register_format(
+    "rig",
+    load=lambda path, names, size: select_cameras(list(load_rig(path).cameras), names, path),
+    save=lambda rig, path: save_rig(rig, path),
+    suffixes=(".yaml", ".yml"),
+    claims=_is_rig_yaml,
+    save_suffixes=(".yaml", ".yml"),
+)

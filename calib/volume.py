@@ -49,9 +49,9 @@ def views_per_point(cameras: CameraRig, points_mm: np.ndarray) -> np.ndarray:
     return count
 
 
-def volume_from_cameras(cameras: CameraRig, min_views: int | None = None,
-                        z_range_mm: tuple[float, float] = (-100.0, 2100.0),
-                        grid: int = 81) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+def volume_from_cameras(
+    cameras: CameraRig, min_views: int | None = None, z_range_mm: tuple[float, float] = (-100.0, 2100.0), grid: int = 81
+) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
     """A capture volume for a rig that declares none: the box over the floor area that at least
     ``min_views`` cameras (default: 60 % of them, at least 2) see at 0.5, 1 or 1.5 m (z up, floor at
     z = 0), ``z_range_mm`` tall. (Two cameras of four also see far behind the people: on the Pose2Sim
@@ -77,9 +77,11 @@ def volume_from_cameras(cameras: CameraRig, min_views: int | None = None,
         pts = np.stack([gx.ravel(), gy.ravel(), np.full(gx.size, z)], axis=1)
         seen |= (views_per_point(cameras, pts) >= min_views).reshape(gx.shape)
     if not seen.any():
-        raise CalibrationError(f"cameras {cameras.names}: no point 0.5-1.5 m above the floor (z = 0) is seen by "
-                               f"{min_views} cameras; the cameras do not overlap (or z is not up): give the rig a "
-                               "volume (docs/rig_yaml.md)")
+        raise CalibrationError(
+            f"cameras {cameras.names}: no point 0.5-1.5 m above the floor (z = 0) is seen by "
+            f"{min_views} cameras; the cameras do not overlap (or z is not up): give the rig a "
+            "volume (docs/rig_yaml.md)"
+        )
     x, y = gx[seen], gy[seen]
     step = np.array([xs[1] - xs[0], ys[1] - ys[0]])
     xy_lo, xy_hi = np.array([x.min(), y.min()]) - step / 2, np.array([x.max(), y.max()]) + step / 2

@@ -89,7 +89,7 @@ def check_endpoint(endpoint: str, *, allow_remote: bool = False) -> str:
             raise EndpointError(f"endpoint '{endpoint}': ipc needs a path, e.g. ipc:///tmp/selfpose3d-frames")
         return endpoint
     if endpoint.startswith("tcp://"):
-        host, sep, port = endpoint[len("tcp://"):].rpartition(":")
+        host, sep, port = endpoint[len("tcp://") :].rpartition(":")
         if not sep or not port.isdigit() or not 0 < int(port) < 65536:
             raise EndpointError(f"endpoint '{endpoint}': expected tcp://HOST:PORT, e.g. tcp://127.0.0.1:5555")
         if host not in LOOPBACK_HOSTS and not allow_remote:
@@ -112,7 +112,7 @@ def refuse_if_bound(endpoint: str) -> None:
     """
     if not endpoint.startswith("ipc://") or endpoint.startswith("ipc://@"):
         return  # tcp: the kernel refuses a second bind (EADDRINUSE); abstract sockets likewise
-    path = endpoint[len("ipc://"):]
+    path = endpoint[len("ipc://") :]
     try:
         if not stat.S_ISSOCK(os.stat(path).st_mode):
             raise EndpointError(f"endpoint '{endpoint}': {path} exists and is not a socket; choose another path")
@@ -126,8 +126,10 @@ def refuse_if_bound(endpoint: str) -> None:
         return  # nobody listens: a leftover of a killed run, ZeroMQ replaces it
     finally:
         probe.close()
-    raise EndpointError(f"endpoint '{endpoint}' is already bound by another process (another live app, or "
-                        "something squatting it); stop it or choose another endpoint")
+    raise EndpointError(
+        f"endpoint '{endpoint}' is already bound by another process (another live app, or "
+        "something squatting it); stop it or choose another endpoint"
+    )
 
 
 # --------------------------------------------------------------------------- CURVE (tcp between hosts)
@@ -197,8 +199,10 @@ def load_curve_key(path: str | Path) -> bytes:
     except OSError as exc:
         raise EndpointError(f"CURVE key '{path}': cannot read it ({exc.strerror})") from None
     if len(key) != 40:
-        raise EndpointError(f"CURVE key '{path}': expected a 40-character Z85 key, got {len(key)} bytes; "
-                            "make one with capture.bus.save_curve_keys(curve_keypair(), STEM)")
+        raise EndpointError(
+            f"CURVE key '{path}': expected a 40-character Z85 key, got {len(key)} bytes; "
+            "make one with capture.bus.save_curve_keys(curve_keypair(), STEM)"
+        )
     return key
 
 
@@ -213,8 +217,11 @@ def curve_server_from_files(stem: str | Path, client_key_files: Sequence[str | P
 def curve_client_from_files(stem: str | Path | None, server_key_file: str | Path) -> CurveClient:
     """CURVE for a subscriber: its own ``STEM.key``/``STEM.key_secret`` (None: a fresh pair, for
     publishers that admit any client) and the publisher's public key file."""
-    keys = (curve_keypair() if stem is None
-            else CurveKeys(load_curve_key(f"{stem}.key"), load_curve_key(f"{stem}.key_secret")))
+    keys = (
+        curve_keypair()
+        if stem is None
+        else CurveKeys(load_curve_key(f"{stem}.key"), load_curve_key(f"{stem}.key_secret"))
+    )
     return CurveClient(keys, load_curve_key(server_key_file))
 
 
@@ -282,8 +289,17 @@ class Publisher:
             when connecting).
     """
 
-    def __init__(self, endpoint: str, *, hwm: int = 2, allow_remote: bool = False, bind: bool = True,
-                 linger_ms: int = 500, key: Any = RUN_KEY, curve: CurveServer | CurveClient | None = None) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        hwm: int = 2,
+        allow_remote: bool = False,
+        bind: bool = True,
+        linger_ms: int = 500,
+        key: Any = RUN_KEY,
+        curve: CurveServer | CurveClient | None = None,
+    ) -> None:
         self.endpoint = check_endpoint(endpoint, allow_remote=allow_remote or not bind)
         if bind:
             refuse_if_bound(endpoint)
@@ -304,8 +320,9 @@ class Publisher:
             (self._sock.bind if bind else self._sock.connect)(endpoint)
         except zmq.ZMQError as exc:
             self._sock.close()
-            raise EndpointError(f"endpoint '{endpoint}': cannot {'bind' if bind else 'connect'}: {exc} "
-                                "(is another process using it?)") from None
+            raise EndpointError(
+                f"endpoint '{endpoint}': cannot {'bind' if bind else 'connect'}: {exc} (is another process using it?)"
+            ) from None
 
     def send_frames(self, frames: Sequence[Any], wait_ms: float = 0.0) -> bool:
         """Send pre-encoded frames; returns False (and counts a drop) if a subscriber's queue is
@@ -400,9 +417,18 @@ class Subscriber:
             a flood cannot keep the caller in the drain.
     """
 
-    def __init__(self, endpoint: str | Sequence[str], topics: Sequence[bytes] = (b"",), *, hwm: int = 4,
-                 bind: bool = False, allow_remote: bool = True, key: Any = RUN_KEY,
-                 curve: CurveServer | CurveClient | None = None, max_drain: int = 256) -> None:
+    def __init__(
+        self,
+        endpoint: str | Sequence[str],
+        topics: Sequence[bytes] = (b"",),
+        *,
+        hwm: int = 4,
+        bind: bool = False,
+        allow_remote: bool = True,
+        key: Any = RUN_KEY,
+        curve: CurveServer | CurveClient | None = None,
+        max_drain: int = 256,
+    ) -> None:
         endpoints = [endpoint] if isinstance(endpoint, str) else list(endpoint)
         for e in endpoints:
             check_endpoint(e, allow_remote=allow_remote or not bind)
@@ -484,9 +510,14 @@ class Subscriber:
             self.stats.unauthenticated += isinstance(exc, AuthError)
             now = time.monotonic()
             if now - self._last_log > LOG_EVERY_S:  # one line per interval, whatever the flood
-                log.warning("dropped %d bad message(s) on %s (%d so far, %d unauthenticated); latest: %s",
-                            self.stats.bad - self._logged_bad, self.endpoint, self.stats.bad,
-                            self.stats.unauthenticated, exc)
+                log.warning(
+                    "dropped %d bad message(s) on %s (%d so far, %d unauthenticated); latest: %s",
+                    self.stats.bad - self._logged_bad,
+                    self.endpoint,
+                    self.stats.bad,
+                    self.stats.unauthenticated,
+                    exc,
+                )
                 self._last_log, self._logged_bad = now, self.stats.bad
             return None
         self.stats.received += 1

@@ -41,8 +41,11 @@ class StreamConfig:
         require(not self.curve_clients or bool(self.curve_keys), "curve_clients", "needs curve_keys")
         require(1 <= self.jpeg_quality <= 100, "jpeg_quality", f"must be in 1..100, got {self.jpeg_quality}")
         require(1 <= self.hwm <= 1000, "hwm", f"must be in 1..1000 (small: 2-4), got {self.hwm}")
-        require(self.endpoint.startswith(("ipc://", "tcp://")), "endpoint",
-                f"{self.endpoint!r} must start with ipc:// or tcp://")
+        require(
+            self.endpoint.startswith(("ipc://", "tcp://")),
+            "endpoint",
+            f"{self.endpoint!r} must start with ipc:// or tcp://",
+        )
 
 
 @dataclass(frozen=True)

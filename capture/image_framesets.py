@@ -77,7 +77,7 @@ def frame_key(stem: str, camera: str) -> FrameKey:
     ``frame_key("00_03_00000012", "00_03") == 12``; ``frame_key("img_000300", "Camera1") == 300``;
     a stem without digits (after the camera prefix) is returned as is.
     """
-    rest = stem[len(camera):].lstrip(_SEPARATORS) if stem.startswith(camera) else stem
+    rest = stem[len(camera) :].lstrip(_SEPARATORS) if stem.startswith(camera) else stem
     match = _LAST_DIGITS.search(rest)
     return int(match.group(1)) if match else stem
 
@@ -107,13 +107,16 @@ def _resolve_root(folder: Path, cameras: Sequence[str]) -> Path:
     if len(sequences) == 1:
         return sequences[0] / "hdImgs"
     if len(sequences) > 1:
-        raise SourceError(f"--images {folder}: holds {len(sequences)} Panoptic sequences "
-                          f"{[p.name for p in sequences]}; pass one of them")
+        raise SourceError(
+            f"--images {folder}: holds {len(sequences)} Panoptic sequences "
+            f"{[p.name for p in sequences]}; pass one of them"
+        )
     subdirs = sorted(p.name for p in folder.iterdir() if p.is_dir())
     raise SourceError(
         f"--images {folder}: no image folder or file named after the cameras {list(cameras)} "
         f"(expected <camera>.jpg, <camera>/<frame>.jpg or hdImgs/<camera>/<camera>_<frame>.jpg); "
-        f"sub-folders found: {subdirs[:20]}")
+        f"sub-folders found: {subdirs[:20]}"
+    )
 
 
 def pair_image_folder(folder: str | Path, cameras: Sequence[str]) -> ImagePairing:
@@ -138,8 +141,10 @@ def pair_image_folder(folder: str | Path, cameras: Sequence[str]) -> ImagePairin
             for path in _images_in(root / cam):
                 key = frame_key(path.stem, cam)
                 if key in files:
-                    raise SourceError(f"--images {root / cam}: {files[key].name} and {path.name} are both frame "
-                                      f"{key}; keep one image per frame in a camera folder")
+                    raise SourceError(
+                        f"--images {root / cam}: {files[key].name} and {path.name} are both frame "
+                        f"{key}; keep one image per frame in a camera folder"
+                    )
                 files[key] = path
         per_camera.append(files)
     keys = sorted(set().union(*per_camera), key=_sort_key)

@@ -24,12 +24,14 @@ class FramesetMerger:
         tolerance_ms, deadline_ms, min_views: as for :class:`capture.sync.FrameSynchronizer`.
     """
 
-    def __init__(self, rig: str, cameras: Sequence[str], *, tolerance_ms: float, deadline_ms: float,
-                 min_views: int = 1) -> None:
+    def __init__(
+        self, rig: str, cameras: Sequence[str], *, tolerance_ms: float, deadline_ms: float, min_views: int = 1
+    ) -> None:
         self.rig = rig
         self.cameras = tuple(cameras)
-        self._sync = FrameSynchronizer(self.cameras, tolerance_ms=tolerance_ms, deadline_ms=deadline_ms,
-                                       min_views=min_views)
+        self._sync = FrameSynchronizer(
+            self.cameras, tolerance_ms=tolerance_ms, deadline_ms=deadline_ms, min_views=min_views
+        )
         self._seq = 0
         self.foreign_views = 0
 
@@ -50,11 +52,18 @@ class FramesetMerger:
         out = []
         for synced in self._sync.poll(now_ns):
             parts = [f.payload for f in synced.frames]
-            out.append(FrameSet(
-                rig=self.rig, seq=self._seq, t_ref_ns=synced.t_ref_ns,
-                t_pub_ns=max(fs.t_pub_ns for fs, _ in parts),
-                views=tuple(fs.views[i] for fs, i in parts), buffers=tuple(fs.buffers[i] for fs, i in parts),
-                missing=synced.missing, skew_ms=synced.skew_ms, source="merged",
-            ))
+            out.append(
+                FrameSet(
+                    rig=self.rig,
+                    seq=self._seq,
+                    t_ref_ns=synced.t_ref_ns,
+                    t_pub_ns=max(fs.t_pub_ns for fs, _ in parts),
+                    views=tuple(fs.views[i] for fs, i in parts),
+                    buffers=tuple(fs.buffers[i] for fs, i in parts),
+                    missing=synced.missing,
+                    skew_ms=synced.skew_ms,
+                    source="merged",
+                )
+            )
             self._seq += 1
         return out

@@ -143,13 +143,19 @@ class FrameSet:
             return np.frombuffer(buf, dtype=np.uint8).reshape(view.height, view.width, 3)
         import cv2
 
-        flags = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
-                 8: cv2.IMREAD_REDUCED_COLOR_8}[reduce]
+        flags = {
+            1: cv2.IMREAD_COLOR,
+            2: cv2.IMREAD_REDUCED_COLOR_2,
+            4: cv2.IMREAD_REDUCED_COLOR_4,
+            8: cv2.IMREAD_REDUCED_COLOR_8,
+        }[reduce]
         img = cv2.imdecode(np.frombuffer(buf, dtype=np.uint8), flags)
         expect = (-(-view.height // reduce), -(-view.width // reduce), 3)
         if img is None or img.shape != expect:
-            raise MessageError(f"frameset {self.seq}: view '{view.camera}': JPEG does not decode to "
-                               f"{view.width}x{view.height} BGR (at 1/{reduce})")
+            raise MessageError(
+                f"frameset {self.seq}: view '{view.camera}': JPEG does not decode to "
+                f"{view.width}x{view.height} BGR (at 1/{reduce})"
+            )
         return img
 
     def still_valid(self, i: int) -> bool:
@@ -247,15 +253,23 @@ def _raw_buffer(view: View, buf: Any) -> Any:
     if view.encoding == "bgr8":
         arr = np.asarray(buf)
         if arr.dtype != np.uint8 or arr.shape != (view.height, view.width, 3):
-            raise MessageError(f"frameset: view '{view.camera}': bgr8 image must be uint8 "
-                               f"({view.height},{view.width},3), got {arr.dtype} {arr.shape}")
+            raise MessageError(
+                f"frameset: view '{view.camera}': bgr8 image must be uint8 "
+                f"({view.height},{view.width},3), got {arr.dtype} {arr.shape}"
+            )
         return np.ascontiguousarray(arr)
     return buf
 
 
 def _view_header(v: View, buf: Any) -> dict:
-    h = {"camera": v.camera, "frame_index": int(v.frame_index), "t_ns": int(v.t_ns), "width": int(v.width),
-         "height": int(v.height), "encoding": v.encoding}
+    h = {
+        "camera": v.camera,
+        "frame_index": int(v.frame_index),
+        "t_ns": int(v.t_ns),
+        "width": int(v.width),
+        "height": int(v.height),
+        "encoding": v.encoding,
+    }
     if v.encoding == "shm":
         if v.shm is None:
             raise MessageError(f"frameset: view '{v.camera}': shm encoding needs the shm handle")
@@ -283,9 +297,15 @@ def encode(msg: Message, key: bytes | None = None) -> list[Any]:
             raise MessageError(f"frameset: {len(msg.views)} views but {len(msg.buffers)} buffers")
         buffers = [_raw_buffer(v, b) for v, b in zip(msg.views, msg.buffers) if v.encoding != "shm"]
         header = {
-            "v": SCHEMA_VERSION, "kind": "frameset", "rig": msg.rig, "seq": int(msg.seq),
-            "t_ref_ns": int(msg.t_ref_ns), "t_pub_ns": int(msg.t_pub_ns),
-            "skew_ms": float(msg.skew_ms), "missing": list(msg.missing), "source": msg.source,
+            "v": SCHEMA_VERSION,
+            "kind": "frameset",
+            "rig": msg.rig,
+            "seq": int(msg.seq),
+            "t_ref_ns": int(msg.t_ref_ns),
+            "t_pub_ns": int(msg.t_pub_ns),
+            "skew_ms": float(msg.skew_ms),
+            "missing": list(msg.missing),
+            "source": msg.source,
             "views": [_view_header(v, b) for v, b in zip(msg.views, msg.buffers)],
         }
     elif isinstance(msg, Poses):
@@ -295,13 +315,21 @@ def encode(msg: Message, key: bytes | None = None) -> list[Any]:
             raise MessageError(f"poses: array must be (P,J,4), got {poses.shape}")
         buffers = [poses]
         header = {
-            "v": SCHEMA_VERSION, "kind": "poses", "rig": msg.rig, "seq": int(msg.seq),
-            "frameset_seq": int(msg.frameset_seq), "t_capture_ns": int(msg.t_capture_ns),
+            "v": SCHEMA_VERSION,
+            "kind": "poses",
+            "rig": msg.rig,
+            "seq": int(msg.seq),
+            "frameset_seq": int(msg.frameset_seq),
+            "t_capture_ns": int(msg.t_capture_ns),
             "t_publish_ns": int(msg.t_publish_ns),
             "timings_ms": {str(k): float(v) for k, v in msg.timings_ms.items()},
-            "skeleton": {"name": msg.skeleton_name, "joints": list(msg.joints),
-                         "edges": [[int(a), int(b)] for a, b in msg.edges]},
-            "P": int(poses.shape[0]), "J": int(poses.shape[1]),
+            "skeleton": {
+                "name": msg.skeleton_name,
+                "joints": list(msg.joints),
+                "edges": [[int(a), int(b)] for a, b in msg.edges],
+            },
+            "P": int(poses.shape[0]),
+            "J": int(poses.shape[1]),
             "track_ids": [int(t) for t in np.asarray(msg.track_ids).reshape(-1)],
             "extra": dict(msg.extra),
         }
@@ -309,9 +337,16 @@ def encode(msg: Message, key: bytes | None = None) -> list[Any]:
         topic = TOPIC_PREFIX["status"] + msg.process
         buffers = []
         header = {
-            "v": SCHEMA_VERSION, "kind": "status", "process": msg.process, "state": msg.state,
-            "t_ns": int(msg.t_ns), "fps": float(msg.fps), "latency_ms": float(msg.latency_ms),
-            "dropped": int(msg.dropped), "missing": list(msg.missing), "error": msg.error,
+            "v": SCHEMA_VERSION,
+            "kind": "status",
+            "process": msg.process,
+            "state": msg.state,
+            "t_ns": int(msg.t_ns),
+            "fps": float(msg.fps),
+            "latency_ms": float(msg.latency_ms),
+            "dropped": int(msg.dropped),
+            "missing": list(msg.missing),
+            "error": msg.error,
             "cameras": {str(k): str(v) for k, v in msg.cameras.items()},
             "counts": {str(k): int(v) for k, v in msg.counts.items()},
         }
@@ -342,7 +377,7 @@ def _mac_offset(header: memoryview) -> int | None:
         return None
     first = header[0]
     prefix = 1 if 0x80 <= first <= 0x8F else 3 if first == 0xDE else None  # fixmap / map16
-    if prefix is None or bytes(header[prefix:prefix + len(_MAC_ENTRY)]) != _MAC_ENTRY:
+    if prefix is None or bytes(header[prefix : prefix + len(_MAC_ENTRY)]) != _MAC_ENTRY:
         return None
     start = prefix + len(_MAC_ENTRY)
     return start if header.nbytes >= start + MAC_BYTES else None
@@ -353,7 +388,7 @@ def _mac(key: bytes, topic: bytes, header: memoryview, start: int) -> bytes:
     h.update(topic)
     h.update(b"\0")
     h.update(header[:start])
-    h.update(header[start + MAC_BYTES:])
+    h.update(header[start + MAC_BYTES :])
     return h.digest()[:MAC_BYTES]
 
 
@@ -367,7 +402,7 @@ def sign(topic: bytes, packed_header: bytes, key: bytes) -> bytes:
     start = _mac_offset(view)
     if start is None:
         raise MessageError("sign: the header's first key must be 'mac' (16 bytes)")
-    return packed_header[:start] + _mac(key, topic, view, start) + packed_header[start + MAC_BYTES:]
+    return packed_header[:start] + _mac(key, topic, view, start) + packed_header[start + MAC_BYTES :]
 
 
 def precheck(frames: Sequence[Any], key: bytes | None = None) -> None:
@@ -393,8 +428,9 @@ def precheck(frames: Sequence[Any], key: bytes | None = None) -> None:
         start = _mac_offset(header)
         if start is None:
             raise AuthError(f"{topic[:40]!r}: message carries no MAC (not from this run)")
-        if not hmac.compare_digest(bytes(header[start:start + MAC_BYTES]),
-                                   _mac(key, bytes(memoryview(frames[0])), header, start)):
+        if not hmac.compare_digest(
+            bytes(header[start : start + MAC_BYTES]), _mac(key, bytes(memoryview(frames[0])), header, start)
+        ):
             raise AuthError(f"{topic[:40]!r}: wrong MAC (not from this run)")
 
 
@@ -474,8 +510,10 @@ def _unpack_header(frames: Sequence[Any]) -> tuple[str, dict]:
         raise MessageError(f"{topic}: header must be a map, got {type(header).__name__}")
     version = header.get("v")
     if version != SCHEMA_VERSION:
-        raise MessageError(f"{topic}: schema version {version!r} is not {SCHEMA_VERSION}; "
-                           "upgrade the older side so both speak the same version")
+        raise MessageError(
+            f"{topic}: schema version {version!r} is not {SCHEMA_VERSION}; "
+            "upgrade the older side so both speak the same version"
+        )
     kind = header.get("kind")
     if kind not in KINDS:
         raise MessageError(f"{topic}: unknown kind {kind!r:.40}; expected one of {KINDS}")
@@ -496,8 +534,12 @@ def _decode_view(v: Any, where: str) -> View:
     handle = None
     if enc == "shm":
         h = _map(v, "shm", where)
-        handle = (_name(_get(h, "segment", f"{where}.shm"), f"{where}.shm.segment"), _int(h, "slot", f"{where}.shm"),
-                  _int(h, "offset", f"{where}.shm"), _int(h, "generation", f"{where}.shm"))
+        handle = (
+            _name(_get(h, "segment", f"{where}.shm"), f"{where}.shm.segment"),
+            _int(h, "slot", f"{where}.shm"),
+            _int(h, "offset", f"{where}.shm"),
+            _int(h, "generation", f"{where}.shm"),
+        )
     view = View(
         camera=_name(_get(v, "camera", where), f"{where}.camera"),
         frame_index=_int(v, "frame_index", where),
@@ -509,8 +551,10 @@ def _decode_view(v: Any, where: str) -> View:
         shm=handle,
     )
     if enc in ("bgr8", "shm") and view.nbytes != view.width * view.height * 3:
-        raise MessageError(f"{where}.nbytes: bgr8 {view.width}x{view.height} needs "
-                           f"{view.width * view.height * 3} bytes, header says {view.nbytes}")
+        raise MessageError(
+            f"{where}.nbytes: bgr8 {view.width}x{view.height} needs "
+            f"{view.width * view.height * 3} bytes, header says {view.nbytes}"
+        )
     return view
 
 
@@ -540,8 +584,7 @@ def _decode_frameset(topic: str, h: dict, bufs: Sequence[Any]) -> FrameSet:
         except TypeError:
             raise MessageError(f"{w}.views[{i}]: buffer is not bytes-like") from None
         if n != view.nbytes:
-            raise MessageError(f"{w}.views[{i}] ('{view.camera}'): buffer has {n} bytes, header says "
-                               f"{view.nbytes}")
+            raise MessageError(f"{w}.views[{i}] ('{view.camera}'): buffer has {n} bytes, header says {view.nbytes}")
         if view.encoding == "bgr8":
             arrays[i] = np.frombuffer(buf, dtype=np.uint8).reshape(view.height, view.width, 3)
         else:
@@ -550,8 +593,15 @@ def _decode_frameset(topic: str, h: dict, bufs: Sequence[Any]) -> FrameSet:
     if source != "":
         _name(source, f"{w}.source")
     return FrameSet(
-        rig=rig, seq=_int(h, "seq", w), t_ref_ns=_int(h, "t_ref_ns", w), t_pub_ns=_int(h, "t_pub_ns", w),
-        views=views, buffers=tuple(arrays), missing=missing, skew_ms=_float(h, "skew_ms", w), source=source,
+        rig=rig,
+        seq=_int(h, "seq", w),
+        t_ref_ns=_int(h, "t_ref_ns", w),
+        t_pub_ns=_int(h, "t_pub_ns", w),
+        views=views,
+        buffers=tuple(arrays),
+        missing=missing,
+        skew_ms=_float(h, "skew_ms", w),
+        source=source,
     )
 
 
@@ -587,13 +637,19 @@ def _decode_poses(topic: str, h: dict, bufs: Sequence[Any]) -> Poses:
         raise MessageError(f"{w}.skeleton.edges: expected a list of [a, b] pairs")
     edges = []
     for i, e in enumerate(edges_raw):
-        if (not isinstance(e, list) or len(e) != 2
-                or not all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x < J for x in e)):
+        if (
+            not isinstance(e, list)
+            or len(e) != 2
+            or not all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x < J for x in e)
+        ):
             raise MessageError(f"{w}.skeleton.edges[{i}]: expected [a, b] with 0 <= a, b < J={J}, got {e!r:.40}")
         edges.append((e[0], e[1]))
     ids = _get(h, "track_ids", w)
-    if (not isinstance(ids, list) or len(ids) != P
-            or not all(isinstance(x, int) and not isinstance(x, bool) and -1 <= x < 2**62 for x in ids)):
+    if (
+        not isinstance(ids, list)
+        or len(ids) != P
+        or not all(isinstance(x, int) and not isinstance(x, bool) and -1 <= x < 2**62 for x in ids)
+    ):
         raise MessageError(f"{w}.track_ids: expected {P} integers >= -1")
     timings = _map(h, "timings_ms", w)
     for k in timings:
@@ -610,10 +666,18 @@ def _decode_poses(topic: str, h: dict, bufs: Sequence[Any]) -> Poses:
         raise MessageError(f"{w}: buffer has {n} bytes, (P={P},J={J},4) float32 needs {P * J * 16}")
     poses = np.frombuffer(bufs[0], dtype="<f4").reshape(P, J, 4)
     return Poses(
-        rig=rig, seq=_int(h, "seq", w), frameset_seq=_int(h, "frameset_seq", w),
-        t_capture_ns=_int(h, "t_capture_ns", w), t_publish_ns=_int(h, "t_publish_ns", w),
-        skeleton_name=sk_name, joints=joints, edges=tuple(edges), poses=poses,
-        track_ids=np.asarray(ids, dtype=np.int64).reshape(P), timings_ms=dict(timings), extra=extra,
+        rig=rig,
+        seq=_int(h, "seq", w),
+        frameset_seq=_int(h, "frameset_seq", w),
+        t_capture_ns=_int(h, "t_capture_ns", w),
+        t_publish_ns=_int(h, "t_publish_ns", w),
+        skeleton_name=sk_name,
+        joints=joints,
+        edges=tuple(edges),
+        poses=poses,
+        track_ids=np.asarray(ids, dtype=np.int64).reshape(P),
+        timings_ms=dict(timings),
+        extra=extra,
     )
 
 
@@ -640,9 +704,15 @@ def _decode_status(topic: str, h: dict, bufs: Sequence[Any]) -> Status:
             raise MessageError(f"{w}.counts: key {k!r:.40} is not a short string")
         _int(counts, k, f"{w}.counts")
     return Status(
-        process=process, state=state, t_ns=_int(h, "t_ns", w), fps=_float(h, "fps", w),
-        latency_ms=_float(h, "latency_ms", w), dropped=_int(h, "dropped", w),
-        missing=_names(h, "missing", w), error=_str(h, "error", w), cameras=dict(cams),
+        process=process,
+        state=state,
+        t_ns=_int(h, "t_ns", w),
+        fps=_float(h, "fps", w),
+        latency_ms=_float(h, "latency_ms", w),
+        dropped=_int(h, "dropped", w),
+        missing=_names(h, "missing", w),
+        error=_str(h, "error", w),
+        cameras=dict(cams),
         counts=dict(counts),
         note=_str(h, "note", w, max_len=256) if "note" in h else "",
     )

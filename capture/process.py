@@ -43,10 +43,20 @@ class LiveRig:
             of a healthy replay is complete.
     """
 
-    def __init__(self, sources: Sequence[Source], *, tolerance_ms: float, deadline_ms: float, min_views: int = 1,
-                 failure_budget: int = 3, backoff_s: tuple[float, float] = (0.5, 8.0), lossless: bool = False,
-                 shm_segment: str | None = None, frame_shapes: dict[str, tuple[int, int, int]] | None = None,
-                 lockstep: bool = False) -> None:
+    def __init__(
+        self,
+        sources: Sequence[Source],
+        *,
+        tolerance_ms: float,
+        deadline_ms: float,
+        min_views: int = 1,
+        failure_budget: int = 3,
+        backoff_s: tuple[float, float] = (0.5, 8.0),
+        lossless: bool = False,
+        shm_segment: str | None = None,
+        frame_shapes: dict[str, tuple[int, int, int]] | None = None,
+        lockstep: bool = False,
+    ) -> None:
         self.cameras = [s.camera for s in sources]
         self.lockstep = lockstep
         self.schedule = next((s.schedule for s in sources if s.schedule is not None), None)
@@ -60,11 +70,20 @@ class LiveRig:
 
             shapes = frame_shapes or {}
             self.rings = [ShmFrameRing(f"{shm_segment}-{s.camera}", shape=shapes.get(s.camera)) for s in sources]
-        self.readers = [ThreadedReader(s, failure_budget=failure_budget, backoff_s=backoff_s, notify=self._notify,
-                                       lossless=lossless, ring=self.rings[i] if self.rings else None)
-                        for i, s in enumerate(sources)]
-        self.sync = FrameSynchronizer(self.cameras, tolerance_ms=tolerance_ms, deadline_ms=deadline_ms,
-                                      min_views=min_views)
+        self.readers = [
+            ThreadedReader(
+                s,
+                failure_budget=failure_budget,
+                backoff_s=backoff_s,
+                notify=self._notify,
+                lossless=lossless,
+                ring=self.rings[i] if self.rings else None,
+            )
+            for i, s in enumerate(sources)
+        ]
+        self.sync = FrameSynchronizer(
+            self.cameras, tolerance_ms=tolerance_ms, deadline_ms=deadline_ms, min_views=min_views
+        )
         self._last_frame_ns = {c: 0 for c in self.cameras}
         self._flushed = False
 
@@ -98,8 +117,10 @@ class LiveRig:
                     self.size_mismatch[frame.camera] += 1
                     if not self.size_error:
                         h, w = frame.image.shape[:2]
-                        self.size_error = (f"{frame.camera}: frame {w}×{h} but calibration says {want[1]}×{want[0]}: "
-                                           "fix the calibration's image size or pass --resize")
+                        self.size_error = (
+                            f"{frame.camera}: frame {w}×{h} but calibration says {want[1]}×{want[0]}: "
+                            "fix the calibration's image size or pass --resize"
+                        )
                         log.error("%s", self.size_error)
                     continue
                 self.sync.push(frame.camera, frame.t_ns, frame, arrival_ns=arrival)
@@ -129,15 +150,24 @@ class LiveRig:
     @property
     def wrong_size(self) -> bool:
         """Ten frames per camera came and each had another size than its calibration, none fit."""
-        return bool(self.size_error) and self.sync.stats.complete + self.sync.stats.incomplete == 0 and \
-            sum(self.size_mismatch.values()) >= 10 * len(self.cameras)
+        return (
+            bool(self.size_error)
+            and self.sync.stats.complete + self.sync.stats.incomplete == 0
+            and sum(self.size_mismatch.values()) >= 10 * len(self.cameras)
+        )
 
     def counts(self) -> dict[str, int]:
         """Per-camera and per-reason frame counters (see docs/stream_format.md, status ``counts``)."""
         st = self.sync.stats
-        out = {"complete": st.complete, "incomplete": st.incomplete,
-               "dropped/late": st.late, "dropped/duplicate": st.duplicates, "dropped/sync_overflow": st.overflow,
-               "dropped/overwritten": self.overwritten, "dropped/too_few_views": st.too_few_views}
+        out = {
+            "complete": st.complete,
+            "incomplete": st.incomplete,
+            "dropped/late": st.late,
+            "dropped/duplicate": st.duplicates,
+            "dropped/sync_overflow": st.overflow,
+            "dropped/overwritten": self.overwritten,
+            "dropped/too_few_views": st.too_few_views,
+        }
         for r in self.readers:
             c = r.camera
             out[f"missing/{c}"] = st.missing_per_camera[c]
@@ -157,9 +187,12 @@ class LiveRig:
     def missing(self, stale_s: float = 1.0) -> list[str]:
         """Cameras not ok, or without a frame for ``stale_s`` (ended sources excluded)."""
         now = time.time_ns()
-        return [r.camera for r in self.readers
-                if r.state not in ("ok", "ended") or
-                (r.state == "ok" and now - self._last_frame_ns[r.camera] > stale_s * 1e9)]
+        return [
+            r.camera
+            for r in self.readers
+            if r.state not in ("ok", "ended")
+            or (r.state == "ok" and now - self._last_frame_ns[r.camera] > stale_s * 1e9)
+        ]
 
 
 CONSUMER_WAIT_MS = 1000.0  # a media replay waits this long for a full subscriber queue, then drops
@@ -201,17 +234,29 @@ def encode_jpeg_views(images: Sequence[np.ndarray], quality: int) -> list[bytes]
     return list(_pool.map(lambda im: encode_jpeg(im, quality), images))
 
 
-def frameset_from(synced: SyncedSet, *, rig: str, seq: int, encoding: str = "bgr8", jpeg_quality: int = 90,
-                  t_pub_ns: int | None = None, shm=None, view_index: dict[str, int] | None = None,
-                  source: str = "") -> FrameSet:
+def frameset_from(
+    synced: SyncedSet,
+    *,
+    rig: str,
+    seq: int,
+    encoding: str = "bgr8",
+    jpeg_quality: int = 90,
+    t_pub_ns: int | None = None,
+    shm=None,
+    view_index: dict[str, int] | None = None,
+    source: str = "",
+) -> FrameSet:
     """The wire frameset of a synchronised set whose payloads are :class:`capture.source.Frame`.
 
     For ``encoding="shm"`` pass the process's :class:`capture.shm.ShmWriter` and the camera ->
     view-slot map ``view_index``.
     """
     views, buffers = [], []
-    jpegs = iter(encode_jpeg_views([f.payload.image for f in synced.frames], jpeg_quality)
-                 if encoding == "jpeg" and synced.frames else ())
+    jpegs = iter(
+        encode_jpeg_views([f.payload.image for f in synced.frames], jpeg_quality)
+        if encoding == "jpeg" and synced.frames
+        else ()
+    )
     for sf in synced.frames:
         img = sf.payload.image
         h, w = img.shape[:2]
@@ -223,8 +268,17 @@ def frameset_from(synced: SyncedSet, *, rig: str, seq: int, encoding: str = "bgr
         buf = np.ascontiguousarray(img) if encoding == "bgr8" else next(jpegs)
         views.append(View(sf.camera, sf.payload.frame_index, sf.t_ns, w, h, encoding, memoryview(buf).nbytes))
         buffers.append(buf)
-    return FrameSet(rig=rig, seq=seq, t_ref_ns=synced.t_ref_ns, t_pub_ns=t_pub_ns or now_ns(), views=tuple(views),
-                    buffers=tuple(buffers), missing=synced.missing, skew_ms=synced.skew_ms, source=source)
+    return FrameSet(
+        rig=rig,
+        seq=seq,
+        t_ref_ns=synced.t_ref_ns,
+        t_pub_ns=t_pub_ns or now_ns(),
+        views=tuple(views),
+        buffers=tuple(buffers),
+        missing=synced.missing,
+        skew_ms=synced.skew_ms,
+        source=source,
+    )
 
 
 @dataclass
@@ -263,9 +317,19 @@ class CaptureProcess:
             before capture starts instead of at the first set.
     """
 
-    def __init__(self, rig_name: str, live: LiveRig, publisher, *, process: str, encoding: str = "bgr8",
-                 jpeg_quality: int = 90, status_interval_s: float = 1.0, shm_ring: int = 8,
-                 shm_slot_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        rig_name: str,
+        live: LiveRig,
+        publisher,
+        *,
+        process: str,
+        encoding: str = "bgr8",
+        jpeg_quality: int = 90,
+        status_interval_s: float = 1.0,
+        shm_ring: int = 8,
+        shm_slot_bytes: int | None = None,
+    ) -> None:
         self.rig_name = rig_name
         self.live = live
         self.publisher = publisher
@@ -294,18 +358,27 @@ class CaptureProcess:
         fps = (self.report.sets - self._sets_at_status) / dt if dt > 0 else 0.0
         # media read as fast as possible is stamped in media time, ahead of the wall clock: no latency
         lat = max(0.0, float(np.median(self._recent_lat))) if self._recent_lat else 0.0
-        dropped = (self.publisher.stats.dropped + self.live.sync.stats.dropped_frames + self.live.overwritten)
+        dropped = self.publisher.stats.dropped + self.live.sync.stats.dropped_frames + self.live.overwritten
         states = self.live.camera_states()
-        return Status(process=self.process, state=state, t_ns=now_ns(), fps=fps, latency_ms=lat, dropped=dropped,
-                      missing=tuple(self.live.missing()), error=error[:4000], cameras=states, counts=self.counts())
+        return Status(
+            process=self.process,
+            state=state,
+            t_ns=now_ns(),
+            fps=fps,
+            latency_ms=lat,
+            dropped=dropped,
+            missing=tuple(self.live.missing()),
+            error=error[:4000],
+            cameras=states,
+            counts=self.counts(),
+        )
 
     def counts(self) -> dict[str, int]:
         """The run's accounting: framesets ``published`` (= ``complete`` + ``incomplete``),
         per camera ``missing/``, ``skipped/`` (lockstep replay), ``decode_errors/``,
         ``size_mismatch/``, and ``dropped/<reason>`` (``queue_full``: framesets the stream
         refused; the others are frames), plus ``input_ended`` (1 once every finite source ended)."""
-        out = {k: v for k, v in self.live.counts().items()
-               if v or k.startswith(("missing/", "skipped/", "dropped/"))}
+        out = {k: v for k, v in self.live.counts().items() if v or k.startswith(("missing/", "skipped/", "dropped/"))}
         out["published"] = self.report.sets
         out["complete"] = self.report.complete
         out["incomplete"] = self.report.sets - self.report.complete
@@ -322,7 +395,9 @@ class CaptureProcess:
         self._last_status = time.monotonic()
         self._sets_at_status = self.report.sets
 
-    def run(self, stop: threading.Event, *, max_sets: int | None = None, duration_s: float | None = None) -> CaptureReport:
+    def run(
+        self, stop: threading.Event, *, max_sets: int | None = None, duration_s: float | None = None
+    ) -> CaptureReport:
         """Capture until ``stop`` is set, ``max_sets`` were published, ``duration_s`` passed or
         every (finite) source ended. Returns the run's report."""
         t0 = time.monotonic()
@@ -374,8 +449,12 @@ class CaptureProcess:
         if self._shm is not None:
             self._shm.close()
         self._shm_count += 1
-        self._shm = ShmWriter(f"selfpose3d-{self.rig_name}-{os.getpid()}-{self._shm_count}",
-                              views=len(self._view_index), slot_bytes=slot_bytes, ring=self._shm_ring)
+        self._shm = ShmWriter(
+            f"selfpose3d-{self.rig_name}-{os.getpid()}-{self._shm_count}",
+            views=len(self._view_index),
+            slot_bytes=slot_bytes,
+            ring=self._shm_ring,
+        )
 
     def _shm_writer(self, synced: SyncedSet):
         need = max(f.payload.image.nbytes for f in synced.frames)
@@ -386,8 +465,16 @@ class CaptureProcess:
     def _publish(self, synced: SyncedSet) -> None:
         copied = all(f.payload.shm is not None for f in synced.frames)  # done at grab by the readers
         shm = self._shm_writer(synced) if self.encoding == "shm" and not copied else None
-        fs = frameset_from(synced, rig=self.rig_name, seq=self._seq, encoding=self.encoding,
-                           jpeg_quality=self.jpeg_quality, shm=shm, view_index=self._view_index, source=self.process)
+        fs = frameset_from(
+            synced,
+            rig=self.rig_name,
+            seq=self._seq,
+            encoding=self.encoding,
+            jpeg_quality=self.jpeg_quality,
+            shm=shm,
+            view_index=self._view_index,
+            source=self.process,
+        )
         self._seq += 1
         if self._consumer_paced:  # media replay: wait for the consumer rather than decode for nothing
             t0 = time.monotonic()
@@ -410,8 +497,9 @@ def build_capture(rig, config, *, stop: threading.Event, num_frames: int | None 
     from capture.sources.factory import build_sources
 
     cameras = list(config.cameras) or rig.names
-    sources = build_sources(rig, cameras, stop=stop, realtime=config.realtime, num_frames=num_frames,
-                            resize=config.resize)
+    sources = build_sources(
+        rig, cameras, stop=stop, realtime=config.realtime, num_frames=num_frames, resize=config.resize
+    )
     fps = config.fps or rig_fps(rig, cameras)
     tolerance = config.sync.tolerance_ms or 500.0 / fps
     # shm: when every source decodes straight into a buffer (devices, streams, video files), each
@@ -419,24 +507,35 @@ def build_capture(rig, config, *, stop: threading.Event, num_frames: int | None 
     # set is copied into the process's ring when published (copying at grab on the reader threads
     # gave lower p50 but more incomplete sets under CPU contention).
     rings = config.stream.encoding == "shm" and all(s.decodes_into_buffer for s in sources)
-    live = LiveRig(sources, tolerance_ms=tolerance, deadline_ms=config.sync.deadline_ms,
-                   min_views=min(config.sync.min_views, len(cameras)), failure_budget=config.failure_budget,
-                   backoff_s=config.backoff_s,
-                   lossless=lockstep(sources) or not _paced(rig, cameras, config.realtime),
-                   lockstep=lockstep(sources),
-                   shm_segment=f"selfpose3d-{rig.name}" if rings else None,
-                   frame_shapes={c: (rig.cameras[c].height, rig.cameras[c].width, 3) for c in cameras})
+    live = LiveRig(
+        sources,
+        tolerance_ms=tolerance,
+        deadline_ms=config.sync.deadline_ms,
+        min_views=min(config.sync.min_views, len(cameras)),
+        failure_budget=config.failure_budget,
+        backoff_s=config.backoff_s,
+        lossless=lockstep(sources) or not _paced(rig, cameras, config.realtime),
+        lockstep=lockstep(sources),
+        shm_segment=f"selfpose3d-{rig.name}" if rings else None,
+        frame_shapes={c: (rig.cameras[c].height, rig.cameras[c].width, 3) for c in cameras},
+    )
     curve = None
     if config.stream.curve_keys:
         from capture.bus import curve_server_from_files
 
         curve = curve_server_from_files(config.stream.curve_keys, config.stream.curve_clients)
-    pub = Publisher(config.stream.endpoint, hwm=config.stream.hwm, allow_remote=config.stream.allow_remote,
-                    curve=curve)
+    pub = Publisher(config.stream.endpoint, hwm=config.stream.hwm, allow_remote=config.stream.allow_remote, curve=curve)
     slot = max(rig.cameras[c].width * rig.cameras[c].height * 3 for c in cameras)
-    proc = CaptureProcess(rig.name, live, pub, process=config.process or f"capture-{rig.name}",
-                          encoding=config.stream.encoding, jpeg_quality=config.stream.jpeg_quality,
-                          status_interval_s=config.status_interval_s, shm_slot_bytes=slot)
+    proc = CaptureProcess(
+        rig.name,
+        live,
+        pub,
+        process=config.process or f"capture-{rig.name}",
+        encoding=config.stream.encoding,
+        jpeg_quality=config.stream.jpeg_quality,
+        status_interval_s=config.status_interval_s,
+        shm_slot_bytes=slot,
+    )
     return proc, pub
 
 

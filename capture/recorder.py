@@ -94,7 +94,8 @@ def check_disk_space(path: str | Path, bytes_per_s: float, budget: DiskBudget, w
             f"{what} {path}: {max(room, 0) / 1e6:.0f} MB usable on {where} "
             f"(keeping {budget.reserve_bytes / 1e6:.0f} MB free), the rig "
             f"needs about {need / 1e6:.0f} MB per minute ({bytes_per_s / 1e6:.1f} MB/s); free space, record "
-            "elsewhere, or record fewer cameras")
+            "elsewhere, or record fewer cameras"
+        )
 
 
 class DiskMeter:
@@ -132,9 +133,15 @@ def save_session_rig(rig, cameras: Sequence[str], session_dir: str | Path) -> Pa
     from calib.rig_config import SourceConfig, save_rig
 
     subset = rig.cameras.subset(cameras)
-    return save_rig(subset, Path(session_dir) / RIG_NAME, name=rig.name, volume=rig.volume,
-                    sources=[SourceConfig(kind="session", uri=".") for _ in cameras],
-                    skeleton=rig.config.skeleton, synthetic=rig.config.synthetic)
+    return save_rig(
+        subset,
+        Path(session_dir) / RIG_NAME,
+        name=rig.name,
+        volume=rig.volume,
+        sources=[SourceConfig(kind="session", uri=".") for _ in cameras],
+        skeleton=rig.config.skeleton,
+        synthetic=rig.config.synthetic,
+    )
 
 
 class Recorder:
@@ -148,8 +155,16 @@ class Recorder:
         codec, jpeg_quality: see :class:`capture.session.SessionWriter`.
     """
 
-    def __init__(self, session_dir: str | Path, rig, cameras: Sequence[str], *, rig_name: str | None = None,
-                 codec: str = "jpeg", jpeg_quality: int = 95) -> None:
+    def __init__(
+        self,
+        session_dir: str | Path,
+        rig,
+        cameras: Sequence[str],
+        *,
+        rig_name: str | None = None,
+        codec: str = "jpeg",
+        jpeg_quality: int = 95,
+    ) -> None:
         name = rig_name or rig.name
         self.writer = SessionWriter(session_dir, cameras, rig_name=name, codec=codec, jpeg_quality=jpeg_quality)
         if rig is not None:
@@ -157,8 +172,9 @@ class Recorder:
                 save_session_rig(rig, cameras, session_dir)
             except OSError as exc:
                 self.writer.close()
-                raise SessionError(f"{session_dir}: cannot write {RIG_NAME}: {exc.strerror or exc} "
-                                   "(free space or record elsewhere)") from None
+                raise SessionError(
+                    f"{session_dir}: cannot write {RIG_NAME}: {exc.strerror or exc} (free space or record elsewhere)"
+                ) from None
         self._seq = 0
 
     @property
@@ -184,9 +200,10 @@ class Recorder:
     def write_frameset(self, fs: FrameSet) -> None:
         """Write a set received from the stream (JPEG views are stored without re-encoding)."""
         reuse = self.writer.codec == "jpeg"
-        views = [(v.camera, v.frame_index, v.t_ns,
-                  fs.buffers[i] if (v.encoding == "jpeg" and reuse) else fs.image(i))
-                 for i, v in enumerate(fs.views)]
+        views = [
+            (v.camera, v.frame_index, v.t_ns, fs.buffers[i] if (v.encoding == "jpeg" and reuse) else fs.image(i))
+            for i, v in enumerate(fs.views)
+        ]
         self.writer.write_set(fs.seq, fs.t_ref_ns, views, fs.missing)
 
     def close(self) -> None:
@@ -239,10 +256,16 @@ class RecordReport:
 
     def summary(self) -> dict:
         """The JSON summary the commands print."""
-        out = {"sets": self.sets, "complete": self.complete, "incomplete": self.incomplete,
-               "missing": self.missing, "seconds": round(self.seconds, 2), "gaps": self.gaps,
-               "megabytes": round(self.bytes / 1e6, 1),
-               "mb_per_s": round(self.bytes / 1e6 / self.seconds, 1) if self.seconds > 0 else 0.0}
+        out = {
+            "sets": self.sets,
+            "complete": self.complete,
+            "incomplete": self.incomplete,
+            "missing": self.missing,
+            "seconds": round(self.seconds, 2),
+            "gaps": self.gaps,
+            "megabytes": round(self.bytes / 1e6, 1),
+            "mb_per_s": round(self.bytes / 1e6 / self.seconds, 1) if self.seconds > 0 else 0.0,
+        }
         skipped = {k.split("/", 1)[1]: v for k, v in self.counts.items() if k.startswith("skipped/")}
         dropped = {k.split("/", 1)[1]: v for k, v in self.counts.items() if k.startswith("dropped/")}
         if skipped:
@@ -271,9 +294,17 @@ def _recording(recorder: Recorder, budget: DiskBudget | None, on_progress, progr
     return after_write
 
 
-def record_live(recorder: Recorder, live, stop: threading.Event, *, max_sets: int | None = None,
-                duration_s: float | None = None, budget: DiskBudget | None = None, on_progress=None,
-                progress_every_s: float = 2.0) -> RecordReport:
+def record_live(
+    recorder: Recorder,
+    live,
+    stop: threading.Event,
+    *,
+    max_sets: int | None = None,
+    duration_s: float | None = None,
+    budget: DiskBudget | None = None,
+    on_progress=None,
+    progress_every_s: float = 2.0,
+) -> RecordReport:
     """Record from a :class:`capture.process.LiveRig` until stop/limit/end of its sources, the
     disk budget, or a failed write. ``on_progress(sets, bytes, mb_per_s)`` is called every
     ``progress_every_s``."""
@@ -303,9 +334,17 @@ def record_live(recorder: Recorder, live, stop: threading.Event, *, max_sets: in
     return report
 
 
-def record_stream(recorder: Recorder, subscriber, stop: threading.Event, *, max_sets: int | None = None,
-                  duration_s: float | None = None, budget: DiskBudget | None = None, on_progress=None,
-                  progress_every_s: float = 2.0) -> RecordReport:
+def record_stream(
+    recorder: Recorder,
+    subscriber,
+    stop: threading.Event,
+    *,
+    max_sets: int | None = None,
+    duration_s: float | None = None,
+    budget: DiskBudget | None = None,
+    on_progress=None,
+    progress_every_s: float = 2.0,
+) -> RecordReport:
     """Record framesets arriving on a :class:`capture.bus.Subscriber` (every one, in order), until
     stop/limit, the disk budget or a failed write (see :func:`record_live`)."""
     t0 = time.monotonic()

@@ -18,8 +18,9 @@ from capture.messages import FrameSet, View, now_ns
 from capture.session import SessionReader
 
 
-def session_framesets(reader: SessionReader, *, encoding: str = "bgr8", cameras: Sequence[str] | None = None
-                      ) -> Iterator[FrameSet]:
+def session_framesets(
+    reader: SessionReader, *, encoding: str = "bgr8", cameras: Sequence[str] | None = None
+) -> Iterator[FrameSet]:
     """The recorded sets of a session as wire framesets (original seq and timestamps).
 
     Args:
@@ -32,8 +33,11 @@ def session_framesets(reader: SessionReader, *, encoding: str = "bgr8", cameras:
     passthrough = encoding == "jpeg" and reader.codec == "jpeg"
     for rec in reader.sets:
         views, buffers = [], []
-        recorded = rec.views if order is None else sorted(
-            (v for v in rec.views if v.camera in order), key=lambda v: order[v.camera])
+        recorded = (
+            rec.views
+            if order is None
+            else sorted((v for v in rec.views if v.camera in order), key=lambda v: order[v.camera])
+        )
         present = {v.camera for v in recorded}
         missing = list(rec.missing) if order is None else [c for c in cameras if c not in present]
         for v in recorded:
@@ -56,8 +60,16 @@ def session_framesets(reader: SessionReader, *, encoding: str = "bgr8", cameras:
         if not views:
             continue
         times = [v.t_ns for v in views]
-        yield FrameSet(reader.rig_name, rec.seq, rec.t_ref_ns, 0, tuple(views), tuple(buffers), tuple(missing),
-                       (max(times) - min(times)) / 1e6)
+        yield FrameSet(
+            reader.rig_name,
+            rec.seq,
+            rec.t_ref_ns,
+            0,
+            tuple(views),
+            tuple(buffers),
+            tuple(missing),
+            (max(times) - min(times)) / 1e6,
+        )
 
 
 def _jpeg_size(data: bytes) -> tuple[int, int]:
@@ -67,9 +79,9 @@ def _jpeg_size(data: bytes) -> tuple[int, int]:
         if data[i] != 0xFF:
             i += 1
             continue
-        marker, length = data[i + 1], int.from_bytes(data[i + 2:i + 4], "big")
+        marker, length = data[i + 1], int.from_bytes(data[i + 2 : i + 4], "big")
         if marker in (0xC0, 0xC1, 0xC2):  # baseline, extended, progressive
-            return int.from_bytes(data[i + 5:i + 7], "big"), int.from_bytes(data[i + 7:i + 9], "big")
+            return int.from_bytes(data[i + 5 : i + 7], "big"), int.from_bytes(data[i + 7 : i + 9], "big")
         i += 2 + length
     import cv2
     import numpy as np
@@ -80,9 +92,16 @@ def _jpeg_size(data: bytes) -> tuple[int, int]:
     return img.shape[0], img.shape[1]
 
 
-def panoptic_framesets(seq_dir: str | Path, cameras: Sequence[str], *, rig: str, encoding: str = "bgr8",
-                       first_frame: int | None = None, last_frame: int | None = None, start_ns: int = 0
-                       ) -> Iterator[FrameSet]:
+def panoptic_framesets(
+    seq_dir: str | Path,
+    cameras: Sequence[str],
+    *,
+    rig: str,
+    encoding: str = "bgr8",
+    first_frame: int | None = None,
+    last_frame: int | None = None,
+    start_ns: int = 0,
+) -> Iterator[FrameSet]:
     """Framesets of a Panoptic sequence: one per HD frame number (genlocked: number = time).
 
     A camera without that frame number is listed in ``missing``. Views are timestamped
@@ -92,8 +111,10 @@ def panoptic_framesets(seq_dir: str | Path, cameras: Sequence[str], *, rig: str,
     from capture.sources.panoptic import PanopticSource, panoptic_first_frame
 
     first = panoptic_first_frame(seq_dir, list(cameras)) if first_frame is None else first_frame
-    sources = [PanopticSource(c, seq_dir, first_frame=first, last_frame=last_frame, realtime=False,
-                              start_ns=start_ns) for c in cameras]
+    sources = [
+        PanopticSource(c, seq_dir, first_frame=first, last_frame=last_frame, realtime=False, start_ns=start_ns)
+        for c in cameras
+    ]
     for s in sources:
         s.open()
     try:
@@ -116,8 +137,17 @@ def panoptic_framesets(seq_dir: str | Path, cameras: Sequence[str], *, rig: str,
             for i in sorted(group):
                 f = group[i]
                 buf = f.image if encoding == "bgr8" else encode_jpeg(f.image, 90)
-                views.append(View(f.camera, f.frame_index, f.t_ns, f.image.shape[1], f.image.shape[0], encoding,
-                                  len(buf) if isinstance(buf, bytes) else f.image.nbytes))
+                views.append(
+                    View(
+                        f.camera,
+                        f.frame_index,
+                        f.t_ns,
+                        f.image.shape[1],
+                        f.image.shape[0],
+                        encoding,
+                        len(buf) if isinstance(buf, bytes) else f.image.nbytes,
+                    )
+                )
                 buffers.append(buf)
             missing = tuple(c for j, c in enumerate(cameras) if j not in group)
             yield FrameSet(rig, seq, min(v.t_ns for v in views), 0, tuple(views), tuple(buffers), missing, 0.0)
@@ -135,9 +165,17 @@ class ReplayReport:
     lag_ms: list[float] = field(default_factory=list)
 
 
-def replay(framesets: Iterator[FrameSet], publisher, stop: threading.Event, *, speed: float | None = 1.0,
-           wait_ms: float = 0.0, max_sets: int | None = None, status_process: str | None = None,
-           status_interval_s: float = 1.0) -> ReplayReport:
+def replay(
+    framesets: Iterator[FrameSet],
+    publisher,
+    stop: threading.Event,
+    *,
+    speed: float | None = 1.0,
+    wait_ms: float = 0.0,
+    max_sets: int | None = None,
+    status_process: str | None = None,
+    status_interval_s: float = 1.0,
+) -> ReplayReport:
     """Publish ``framesets`` paced by their ``t_ref_ns`` (``speed`` x original; None: max speed).
 
     Args:
@@ -161,8 +199,15 @@ def replay(framesets: Iterator[FrameSet], publisher, stop: threading.Event, *, s
     for fs in framesets:
         if status_process is not None and time.monotonic() - last_status >= status_interval_s:
             now = time.monotonic()
-            publisher.send(Status(status_process, "running", now_ns(), fps=(report.sent - sent_at_status) / (now - last_status),
-                                  dropped=report.dropped))
+            publisher.send(
+                Status(
+                    status_process,
+                    "running",
+                    now_ns(),
+                    fps=(report.sent - sent_at_status) / (now - last_status),
+                    dropped=report.dropped,
+                )
+            )
             last_status, sent_at_status = now, report.sent
         if stop.is_set() or (max_sets is not None and report.sent + report.dropped >= max_sets):
             break

@@ -49,10 +49,21 @@ class ReplaySchedule:
         stop: event that interrupts waits.
     """
 
-    def __init__(self, cameras: Sequence[str], fps: float, *, realtime: bool, step: int = 1,
-                 length: int | None = None, max_ahead: int = 2, stop: threading.Event | None = None) -> None:
+    def __init__(
+        self,
+        cameras: Sequence[str],
+        fps: float,
+        *,
+        realtime: bool,
+        step: int = 1,
+        length: int | None = None,
+        max_ahead: int = 2,
+        stop: threading.Event | None = None,
+    ) -> None:
         if step < 1 or max_ahead < 1 or (length is not None and length < 1):
-            raise ValueError(f"ReplaySchedule: step ({step}), max_ahead ({max_ahead}) and length ({length}) must be >= 1")
+            raise ValueError(
+                f"ReplaySchedule: step ({step}), max_ahead ({max_ahead}) and length ({length}) must be >= 1"
+            )
         self.cameras = tuple(cameras)
         self.fps = float(fps)
         self.realtime = realtime

@@ -85,8 +85,9 @@ class SessionWriter:
         jpeg_quality: 1..100.
     """
 
-    def __init__(self, path: str | Path, cameras: Sequence[str], *, rig_name: str, codec: str = "jpeg",
-                 jpeg_quality: int = 95) -> None:
+    def __init__(
+        self, path: str | Path, cameras: Sequence[str], *, rig_name: str, codec: str = "jpeg", jpeg_quality: int = 95
+    ) -> None:
         if codec not in CODECS:
             raise SessionError(f"{path}: codec {codec!r} is not one of {sorted(CODECS)}")
         self.path = Path(path)
@@ -102,8 +103,16 @@ class SessionWriter:
         self._files = {c: open(self.path / f"{c}{CODECS[codec]}", "ab") for c in self.cameras}
         self._index = open(self.path / INDEX_NAME, "ab")
         try:
-            self._append({"type": "session", "version": SESSION_VERSION, "rig": rig_name,
-                          "cameras": list(self.cameras), "codec": codec, "created_ns": _now_ns()})
+            self._append(
+                {
+                    "type": "session",
+                    "version": SESSION_VERSION,
+                    "rig": rig_name,
+                    "cameras": list(self.cameras),
+                    "codec": codec,
+                    "created_ns": _now_ns(),
+                }
+            )
         except OSError as exc:
             self._fail(exc)
 
@@ -119,8 +128,9 @@ class SessionWriter:
             raise SessionError(f"{self.path}: cannot encode a {image.shape} image as {self.codec}")
         return data.tobytes()
 
-    def write_set(self, seq: int, t_ref_ns: int, views: Sequence[tuple[str, int, int, Any]],
-                  missing: Sequence[str] = ()) -> None:
+    def write_set(
+        self, seq: int, t_ref_ns: int, views: Sequence[tuple[str, int, int, Any]], missing: Sequence[str] = ()
+    ) -> None:
         """Append one frameset.
 
         Args:
@@ -139,8 +149,9 @@ class SessionWriter:
         for camera, frame_index, t_ns, image in views:
             if camera not in self._files:
                 raise SessionError(f"{self.path}: camera '{camera}' is not in the session's cameras {self.cameras}")
-            encoded.append((camera, frame_index, t_ns,
-                            self.encode_image(image) if isinstance(image, np.ndarray) else bytes(image)))
+            encoded.append(
+                (camera, frame_index, t_ns, self.encode_image(image) if isinstance(image, np.ndarray) else bytes(image))
+            )
         records = []
         try:
             for camera, frame_index, t_ns, data in encoded:
@@ -149,10 +160,18 @@ class SessionWriter:
                 f.write(data)
                 f.flush()  # image bytes reach the OS before the index points at them
                 self.bytes_written += len(data)
-                records.append({"camera": camera, "frame_index": int(frame_index), "t_ns": int(t_ns),
-                                "offset": offset, "nbytes": len(data)})
-            self._append({"type": "set", "seq": int(seq), "t_ref_ns": int(t_ref_ns), "missing": list(missing),
-                          "views": records})
+                records.append(
+                    {
+                        "camera": camera,
+                        "frame_index": int(frame_index),
+                        "t_ns": int(t_ns),
+                        "offset": offset,
+                        "nbytes": len(data),
+                    }
+                )
+            self._append(
+                {"type": "set", "seq": int(seq), "t_ref_ns": int(t_ref_ns), "missing": list(missing), "views": records}
+            )
         except OSError as exc:
             self._fail(exc)
         self.sets_written += 1
@@ -163,7 +182,10 @@ class SessionWriter:
         reason = "disk full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else f"write error ({exc.strerror or exc})"
         self.failure = RecordingStopped(
             f"{self.path}: recording stopped, {reason}: {self.sets_written} framesets kept and readable "
-            "(free space or record elsewhere)", reason, self.sets_written)
+            "(free space or record elsewhere)",
+            reason,
+            self.sets_written,
+        )
         raise self.failure from None
 
     def _append(self, record: dict) -> None:
@@ -208,8 +230,9 @@ class SessionReader:
         self.path = Path(path)
         index = self.path / INDEX_NAME
         if not index.is_file():
-            raise SessionError(f"{self.path}: not a session folder (no {INDEX_NAME}); record one with "
-                               "`selfpose3d record`")
+            raise SessionError(
+                f"{self.path}: not a session folder (no {INDEX_NAME}); record one with `selfpose3d record`"
+            )
         records, self.truncated = _read_records(index)
         if not records or not isinstance(records[0], dict) or records[0].get("type") != "session":
             raise SessionError(f"{index}: missing the session header record")
@@ -243,15 +266,17 @@ class SessionReader:
     def _parse_set(self, rec: Any, sizes: dict[str, int]) -> RecordedSet | None:
         try:
             views = tuple(
-                RecordedView(str(v["camera"]), int(v["frame_index"]), int(v["t_ns"]), int(v["offset"]),
-                             int(v["nbytes"]))
+                RecordedView(
+                    str(v["camera"]), int(v["frame_index"]), int(v["t_ns"]), int(v["offset"]), int(v["nbytes"])
+                )
                 for v in rec["views"]
             )
             result = RecordedSet(int(rec["seq"]), int(rec["t_ref_ns"]), views, tuple(str(m) for m in rec["missing"]))
         except (KeyError, TypeError, ValueError):
             return None
-        if rec.get("type") != "set" or any(v.camera not in sizes or v.offset + v.nbytes > sizes[v.camera]
-                                           for v in views):
+        if rec.get("type") != "set" or any(
+            v.camera not in sizes or v.offset + v.nbytes > sizes[v.camera] for v in views
+        ):
             return None
         return result
 

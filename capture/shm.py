@@ -187,8 +187,12 @@ class ShmFrameRing:
 
 def _same_array(a: np.ndarray, b: np.ndarray) -> bool:
     """True if ``a`` is exactly the memory of ``b`` (same start, shape and strides)."""
-    return (a.shape == b.shape and a.strides == b.strides and a.dtype == b.dtype
-            and a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
+    return (
+        a.shape == b.shape
+        and a.strides == b.strides
+        and a.dtype == b.dtype
+        and a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+    )
 
 
 class _Segment:
@@ -212,8 +216,10 @@ def _segment(name: str) -> _Segment:
         except FileNotFoundError:
             if seg is not None:  # the publisher exited: its last sets stay readable through our mapping
                 return seg
-            raise ShmError(f"shared-memory segment {path} does not exist (publisher gone, or not on this "
-                           "host: use encoding bgr8/jpeg across hosts)") from None
+            raise ShmError(
+                f"shared-memory segment {path} does not exist (publisher gone, or not on this "
+                "host: use encoding bgr8/jpeg across hosts)"
+            ) from None
         if seg is None or seg.ino != ino:  # a new segment, or a restarted publisher recreated the file
             for gone in [n for n in _segments if n != name and not (SHM_DIR / n).exists()]:
                 del _segments[gone]  # unmap segments whose publisher has gone (bounded memory)
@@ -230,7 +236,9 @@ def read_view(name: str, offset: int, generation: int, slot: int, shape: tuple[i
     seg = _segment(name)
     nbytes = shape[0] * shape[1] * shape[2]
     if slot < 0 or (slot + 1) * 8 > seg.size or offset < 0 or offset + nbytes > seg.size:
-        raise ShmError(f"{name}: handle (slot {slot}, offset {offset}, {nbytes} bytes) outside the {seg.size}-byte segment")
+        raise ShmError(
+            f"{name}: handle (slot {slot}, offset {offset}, {nbytes} bytes) outside the {seg.size}-byte segment"
+        )
     if int(np.frombuffer(seg.mm, np.uint64, count=1, offset=slot * 8)[0]) != generation:
         raise ShmError(f"{name}: slot {slot} was overwritten (consumer more than a ring behind); drop this set")
     return np.frombuffer(seg.mm, np.uint8, count=nbytes, offset=offset).reshape(shape)

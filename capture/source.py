@@ -122,8 +122,9 @@ class Pacer:
         stop: optional event that interrupts a sleep.
     """
 
-    def __init__(self, fps: float, *, realtime: bool, start_ns: int | None = None,
-                 stop: threading.Event | None = None) -> None:
+    def __init__(
+        self, fps: float, *, realtime: bool, start_ns: int | None = None, stop: threading.Event | None = None
+    ) -> None:
         if not fps > 0:
             raise ValueError(f"Pacer: fps must be > 0, got {fps}")
         self.fps = float(fps)
@@ -165,9 +166,16 @@ class ThreadedReader:
             is copied there), so each camera's write happens in parallel with the others' grabs.
     """
 
-    def __init__(self, source: Source, *, failure_budget: int = 3, backoff_s: tuple[float, float] = (0.5, 8.0),
-                 notify: threading.Event | None = None, lossless: bool = False,
-                 ring: FrameRing | None = None) -> None:
+    def __init__(
+        self,
+        source: Source,
+        *,
+        failure_budget: int = 3,
+        backoff_s: tuple[float, float] = (0.5, 8.0),
+        notify: threading.Event | None = None,
+        lossless: bool = False,
+        ring: FrameRing | None = None,
+    ) -> None:
         self.source = source
         self.camera = source.camera
         self.failure_budget = failure_budget
@@ -289,8 +297,9 @@ class ThreadedReader:
                             self.state = f"read error {failures}/{self.failure_budget}: {exc}"
                             continue
                         self.state = f"reopening after {failures} failures: {exc}"
-                        log.warning("camera %s: %d consecutive read failures (%s); reopening",
-                                    self.camera, failures, exc)
+                        log.warning(
+                            "camera %s: %d consecutive read failures (%s); reopening", self.camera, failures, exc
+                        )
                         break
                     if frame is None:
                         self.state = "ended"

@@ -82,8 +82,15 @@ class FrameSynchronizer:
         max_pending: per camera queue length; older frames are dropped beyond it.
     """
 
-    def __init__(self, cameras: Sequence[str], *, tolerance_ms: float, deadline_ms: float,
-                 min_views: int = 1, max_pending: int = 16) -> None:
+    def __init__(
+        self,
+        cameras: Sequence[str],
+        *,
+        tolerance_ms: float,
+        deadline_ms: float,
+        min_views: int = 1,
+        max_pending: int = 16,
+    ) -> None:
         if not cameras or len(set(cameras)) != len(cameras):
             raise ValueError(f"FrameSynchronizer: cameras must be unique and non-empty, got {list(cameras)}")
         if tolerance_ms <= 0 or deadline_ms < 0:

@@ -54,10 +54,14 @@ class Prediction:
     def to_dict(self) -> dict:
         """JSON-ready dict."""
         return {
-            "skeleton": {"name": self.skeleton.name, "joints": list(self.skeleton.joints),
-                         "edges": [list(e) for e in self.skeleton.edges]},
-            "people": [{"score": float(s), "joints_mm": p.round(2).tolist()}
-                       for p, s in zip(self.poses_mm, self.scores)],
+            "skeleton": {
+                "name": self.skeleton.name,
+                "joints": list(self.skeleton.joints),
+                "edges": [list(e) for e in self.skeleton.edges],
+            },
+            "people": [
+                {"score": float(s), "joints_mm": p.round(2).tolist()} for p, s in zip(self.poses_mm, self.scores)
+            ],
             "proposals": self.proposals.round(3).tolist(),
             "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
         }
@@ -85,7 +89,8 @@ class Predictor:
             raise CheckpointError(
                 f"{self.source}: this model takes 2D detections (its image backbone is untrained), not images: "
                 "run it with --engine learned (images go through the bundled 2D estimator) or call "
-                "predict_detections")
+                "predict_detections"
+            )
 
     @property
     def config(self):
@@ -103,8 +108,9 @@ class Predictor:
             skeleton=self.skeleton,
         )
 
-    def predict_images(self, images: np.ndarray | Sequence[np.ndarray],
-                       views_present: Sequence[bool] | None = None) -> Prediction:
+    def predict_images(
+        self, images: np.ndarray | Sequence[np.ndarray], views_present: Sequence[bool] | None = None
+    ) -> Prediction:
         """Poses from one synchronised frameset.
 
         Args:
@@ -130,11 +136,20 @@ class Predictor:
         """Poses from (V,J,h,w) heatmaps (numpy or torch) at the model's heatmap size."""
         import torch
 
-        hm = torch.as_tensor(np.asarray(heatmaps, dtype=np.float32)) if not isinstance(heatmaps, torch.Tensor) else heatmaps
+        hm = (
+            torch.as_tensor(np.asarray(heatmaps, dtype=np.float32))
+            if not isinstance(heatmaps, torch.Tensor)
+            else heatmaps
+        )
         return self._wrap(self.runtime.from_heatmaps(hm, views_present))
 
-    def predict_detections(self, poses_2d: Sequence[np.ndarray], views_present: Sequence[bool] | None = None,
-                           sigma_px: float = 3.0, scale_by_score: bool = True) -> Prediction:
+    def predict_detections(
+        self,
+        poses_2d: Sequence[np.ndarray],
+        views_present: Sequence[bool] | None = None,
+        sigma_px: float = 3.0,
+        scale_by_score: bool = True,
+    ) -> Prediction:
         """Poses from 2D detections instead of images (a 2D estimator replaces the backbone).
 
         Args:
@@ -147,16 +162,27 @@ class Predictor:
         from engine.detections import render_input_heatmaps
 
         geometry = self.runtime.projector.geometry
-        heatmaps = render_input_heatmaps(poses_2d, geometry.affine_hm.detach().cpu().numpy(), geometry.heatmap_wh,
-                                         sigma_px, scale_by_score)
+        heatmaps = render_input_heatmaps(
+            poses_2d, geometry.affine_hm.detach().cpu().numpy(), geometry.heatmap_wh, sigma_px, scale_by_score
+        )
         return self.predict_heatmaps(heatmaps, views_present)
 
 
-def load_model(checkpoint_or_preset: str | Path | Sequence[str | Path], rig: CameraRig, *,
-               backend: str = "auto", device: str = "auto", precision: str = "auto", compile: bool = False,
-               volume_center_mm: Sequence[float] | None = None, volume_size_mm: Sequence[float] | None = None,
-               config_overrides: Sequence[str] = (), bgr: bool = True, cache_dir: str | Path | None = None,
-               refine_radius_mm: float | None = None) -> Predictor:
+def load_model(
+    checkpoint_or_preset: str | Path | Sequence[str | Path],
+    rig: CameraRig,
+    *,
+    backend: str = "auto",
+    device: str = "auto",
+    precision: str = "auto",
+    compile: bool = False,
+    volume_center_mm: Sequence[float] | None = None,
+    volume_size_mm: Sequence[float] | None = None,
+    config_overrides: Sequence[str] = (),
+    bgr: bool = True,
+    cache_dir: str | Path | None = None,
+    refine_radius_mm: float | None = None,
+) -> Predictor:
     """Load a model (ours, official, or an untrained preset) for a rig.
 
     Args:
@@ -185,12 +211,25 @@ def load_model(checkpoint_or_preset: str | Path | Sequence[str | Path], rig: Cam
         model = build_model(load_preset(src, tuple(config_overrides)))
         reports: list = []
         input_kind = "images"
-        log.warning("model preset '%s' loaded WITHOUT weights: predictions are meaningless "
-                    "(pass a checkpoint to get real poses)", src)
+        log.warning(
+            "model preset '%s' loaded WITHOUT weights: predictions are meaningless "
+            "(pass a checkpoint to get real poses)",
+            src,
+        )
     else:
         model, reports = load_model_file(src)
         input_kind = model_input(src)
-    runtime = InferenceRuntime(model, rig, backend=backend, device=device, precision=precision, compile=compile,
-                               space_size_mm=volume_size_mm, space_center_mm=volume_center_mm, bgr=bgr,
-                               cache_dir=cache_dir, refine_radius_mm=refine_radius_mm)
+    runtime = InferenceRuntime(
+        model,
+        rig,
+        backend=backend,
+        device=device,
+        precision=precision,
+        compile=compile,
+        space_size_mm=volume_size_mm,
+        space_center_mm=volume_center_mm,
+        bgr=bgr,
+        cache_dir=cache_dir,
+        refine_radius_mm=refine_radius_mm,
+    )
     return Predictor(runtime, reports, input_kind, str(src))

@@ -30,8 +30,14 @@ def masked_median(values: np.ndarray, mask: np.ndarray, axis: int = -1) -> np.nd
     return np.where(np.squeeze(n, axis) > 0, med, np.nan)
 
 
-def ray_distance_costs(centers_mm: np.ndarray, rays: np.ndarray, visible: np.ndarray, view: np.ndarray,
-                       min_shared_joints: int = 3, cap_mm: float = 1000.0) -> np.ndarray:
+def ray_distance_costs(
+    centers_mm: np.ndarray,
+    rays: np.ndarray,
+    visible: np.ndarray,
+    view: np.ndarray,
+    min_shared_joints: int = 3,
+    cap_mm: float = 1000.0,
+) -> np.ndarray:
     """Pairwise association cost of D 2D people.
 
     Args:

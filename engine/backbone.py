@@ -11,8 +11,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-_LAYERS = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)), 50: ("bottleneck", (3, 4, 6, 3)),
-           101: ("bottleneck", (3, 4, 23, 3)), 152: ("bottleneck", (3, 8, 36, 3))}
+_LAYERS = {
+    18: ("basic", (2, 2, 2, 2)),
+    34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)),
+    101: ("bottleneck", (3, 4, 23, 3)),
+    152: ("bottleneck", (3, 8, 36, 3)),
+}
 
 
 class BasicBlock(nn.Module):
@@ -69,8 +74,9 @@ class PoseResNet(nn.Module):
     ``s = 32 / 2**len(deconv_channels)``.
     """
 
-    def __init__(self, depth: int = 50, num_joints: int = 15, width: int = 64,
-                 deconv_channels: tuple[int, ...] = (256, 256, 256)):
+    def __init__(
+        self, depth: int = 50, num_joints: int = 15, width: int = 64, deconv_channels: tuple[int, ...] = (256, 256, 256)
+    ):
         super().__init__()
         if depth not in _LAYERS:
             raise ValueError(f"PoseResNet: depth {depth} not in {sorted(_LAYERS)}")
@@ -88,8 +94,11 @@ class PoseResNet(nn.Module):
         layers: list[nn.Module] = []
         cin = self._inplanes
         for cout in deconv_channels:
-            layers += [nn.ConvTranspose2d(cin, cout, 4, 2, 1, output_padding=0, bias=False),
-                       nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+            layers += [
+                nn.ConvTranspose2d(cin, cout, 4, 2, 1, output_padding=0, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(inplace=True),
+            ]
             cin = cout
         self.deconv_layers = nn.Sequential(*layers)
         self.final_layer = nn.Conv2d(cin, num_joints, 1, 1, 0)

@@ -86,7 +86,7 @@ def _state_dict_of(obj: object, path: Path, report: LoadReport) -> dict[str, tor
         raise CheckpointError(f"{path}: does not hold a state dict of tensors; pass a model checkpoint")
     sd = dict(obj)
     if sd and all(k.startswith("module.") for k in sd):
-        sd = {k[len("module."):]: v for k, v in sd.items()}
+        sd = {k[len("module.") :]: v for k, v in sd.items()}
         report.notes.append("stripped 'module.' prefix")
     return sd
 
@@ -100,8 +100,11 @@ def _check_part(path: Path, part: str, expected: Mapping[str, torch.Tensor], giv
             f"unexpected keys [{_listed(unexpected)}]; the file was written for another model "
             "configuration: load it with the matching preset/config (e.g. --preset released)"
         )
-    wrong = [f"{k} file {tuple(given[k].shape)} vs model {tuple(expected[k].shape)}"
-             for k in expected if tuple(given[k].shape) != tuple(expected[k].shape)]
+    wrong = [
+        f"{k} file {tuple(given[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in expected
+        if tuple(given[k].shape) != tuple(expected[k].shape)
+    ]
     if wrong:
         raise CheckpointError(
             f"{path}: part '{part}' has shape mismatches: {_listed(wrong)}; build the model with the "
@@ -117,8 +120,9 @@ def _split_parts(sd: Mapping[str, torch.Tensor]) -> dict[str, dict[str, torch.Te
     return parts
 
 
-def load_state_dict_into(model: SelfPose3dModel, sd: Mapping[str, torch.Tensor], path: str | Path,
-                         report: LoadReport) -> LoadReport:
+def load_state_dict_into(
+    model: SelfPose3dModel, sd: Mapping[str, torch.Tensor], path: str | Path, report: LoadReport
+) -> LoadReport:
     """Load a full-model-layout state dict part by part, strictly; returns the report."""
     path = Path(path)
     parts = _split_parts(sd)
@@ -139,8 +143,10 @@ def load_state_dict_into(model: SelfPose3dModel, sd: Mapping[str, torch.Tensor],
         counters = [k for k in expected if k.endswith("num_batches_tracked") and k not in given]
         if counters:  # files saved by PyTorch < 0.4.1 (e.g. the COCO SimpleBaseline) have no BN counters
             given = {**given, **{k: expected[k] for k in counters}}
-            report.notes.append(f"{part}: {len(counters)} BatchNorm num_batches_tracked counters absent "
-                                "(pre-0.4.1 file); kept the model's (they do not affect inference)")
+            report.notes.append(
+                f"{part}: {len(counters)} BatchNorm num_batches_tracked counters absent "
+                "(pre-0.4.1 file); kept the model's (they do not affect inference)"
+            )
         _check_part(path, part, expected, given)
         module.load_state_dict(given, strict=True)
         report.parts.append(part)
@@ -148,15 +154,17 @@ def load_state_dict_into(model: SelfPose3dModel, sd: Mapping[str, torch.Tensor],
     return report
 
 
-def _load_coco_backbone(model: SelfPose3dModel, sd: dict[str, torch.Tensor], path: Path,
-                        report: LoadReport) -> LoadReport:
+def _load_coco_backbone(
+    model: SelfPose3dModel, sd: dict[str, torch.Tensor], path: Path, report: LoadReport
+) -> LoadReport:
     J = model.config.num_joints
     sd = dict(sd)
     channels = sd["final_layer.weight"].shape[0]
     if channels != J:
         if channels != 17 or J != len(COCO_TO_PANOPTIC):
             raise CheckpointError(
-                f"{path}: final_layer has {channels} channels; only COCO-17 -> Panoptic-15 remaps are known")
+                f"{path}: final_layer has {channels} channels; only COCO-17 -> Panoptic-15 remaps are known"
+            )
         idx = torch.tensor(COCO_TO_PANOPTIC)
         sd["final_layer.weight"] = sd["final_layer.weight"][idx].clone()
         sd["final_layer.bias"] = sd["final_layer.bias"][idx].clone()
@@ -174,7 +182,8 @@ def load_weights(model: SelfPose3dModel, path: str | Path) -> LoadReport:
         if stored != model.config:
             raise CheckpointError(
                 f"{path}: stored model config '{stored.name}' differs from the model's '{model.config.name}'; "
-                "rebuild the model from the file with engine.checkpoints.load_model_file()")
+                "rebuild the model from the file with engine.checkpoints.load_model_file()"
+            )
         return load_state_dict_into(model, obj["state_dict"], path, report)
     report = LoadReport(str(path), "official-model")
     sd = _state_dict_of(obj, path, report)
@@ -184,8 +193,11 @@ def load_weights(model: SelfPose3dModel, path: str | Path) -> LoadReport:
     return load_state_dict_into(model, sd, path, report)
 
 
-def load_model_file(paths: str | Path | Iterable[str | Path], config: ModelConfig | None = None,
-                    require_parts: Iterable[str] = INFERENCE_PARTS) -> tuple[SelfPose3dModel, list[LoadReport]]:
+def load_model_file(
+    paths: str | Path | Iterable[str | Path],
+    config: ModelConfig | None = None,
+    require_parts: Iterable[str] = INFERENCE_PARTS,
+) -> tuple[SelfPose3dModel, list[LoadReport]]:
     """Build a model and load one or more checkpoint files into it, in order.
 
     Args:
@@ -214,7 +226,8 @@ def load_model_file(paths: str | Path | Iterable[str | Path], config: ModelConfi
     if missing:
         raise CheckpointError(
             f"{', '.join(str(p) for p in paths)}: no weights for {missing}; add the file that holds them "
-            "(e.g. cam5_posenet.pth.tar holds backbone, root_net and pose_net)")
+            "(e.g. cam5_posenet.pth.tar holds backbone, root_net and pose_net)"
+        )
     return model, reports
 
 
@@ -238,8 +251,16 @@ def save_checkpoint(path: str | Path, model: SelfPose3dModel, meta: Mapping | No
     """Write our checkpoint: ``{format, version, config, state_dict, meta}`` (weights-only loadable)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"format": FORMAT, "version": FORMAT_VERSION, "config": model.config.to_dict(),
-                "state_dict": model.state_dict(), "meta": dict(meta or {})}, path)
+    torch.save(
+        {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "config": model.config.to_dict(),
+            "state_dict": model.state_dict(),
+            "meta": dict(meta or {}),
+        },
+        path,
+    )
     return path
 
 

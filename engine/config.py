@@ -31,13 +31,20 @@ class BackboneConfig:
     image_size: tuple[int, int] = (960, 512)  # (w, h) network input px
 
     def __post_init__(self) -> None:
-        require(self.width > 0 and self.width % 8 == 0, "backbone.width", f"must be a positive multiple of 8, got {self.width}")
+        require(
+            self.width > 0 and self.width % 8 == 0,
+            "backbone.width",
+            f"must be a positive multiple of 8, got {self.width}",
+        )
         require(all(c > 0 for c in self.deconv_channels), "backbone.deconv_channels", "must be positive")
         require(1 <= len(self.deconv_channels) <= 5, "backbone.deconv_channels", "use 1..5 deconv layers")
         stride = self.stride
         w, h = self.image_size
-        require(w % 32 == 0 and h % 32 == 0, "backbone.image_size",
-                f"(w, h) must be multiples of 32, got {self.image_size}; e.g. (960, 512) or (320, 192)")
+        require(
+            w % 32 == 0 and h % 32 == 0,
+            "backbone.image_size",
+            f"(w, h) must be multiples of 32, got {self.image_size}; e.g. (960, 512) or (320, 192)",
+        )
         require(stride >= 1, "backbone.deconv_channels", "too many deconvs for the ResNet stride 32")
 
     @property
@@ -78,8 +85,11 @@ class RootNetConfig:
     nms_kernel: int = 3
 
     def __post_init__(self) -> None:
-        require(all(b > 0 and b % 4 == 0 for b in self.bins), "root_net.bins",
-                f"every grid dim must be divisible by 4 (V2V pools twice), got {self.bins}")
+        require(
+            all(b > 0 and b % 4 == 0 for b in self.bins),
+            "root_net.bins",
+            f"every grid dim must be divisible by 4 (V2V pools twice), got {self.bins}",
+        )
         require(self.max_people >= 1, "root_net.max_people", "must be >= 1")
         require(self.nms_kernel % 2 == 1, "root_net.nms_kernel", "must be odd")
 
@@ -98,8 +108,11 @@ class RefineConfig:
     def __post_init__(self) -> None:
         require(self.radius_mm >= 0, "pose_net.refine.radius_mm", f"must be >= 0 (0 = off), got {self.radius_mm}")
         require(self.step_mm > 0, "pose_net.refine.step_mm", f"must be > 0, got {self.step_mm}")
-        require(self.radius_mm / self.step_mm <= 8, "pose_net.refine",
-                f"radius_mm / step_mm must be <= 8 (at most 17^3 points per joint), got {self.radius_mm}/{self.step_mm}")
+        require(
+            self.radius_mm / self.step_mm <= 8,
+            "pose_net.refine",
+            f"radius_mm / step_mm must be <= 8 (at most 17^3 points per joint), got {self.radius_mm}/{self.step_mm}",
+        )
         require(self.beta > 0, "pose_net.refine.beta", f"must be > 0, got {self.beta}")
 
 
@@ -115,8 +128,11 @@ class PoseNetConfig:
     refine: RefineConfig = field(default_factory=RefineConfig)  # inference only; off as released
 
     def __post_init__(self) -> None:
-        require(all(b > 0 and b % 4 == 0 for b in self.bins), "pose_net.bins",
-                f"every grid dim must be divisible by 4 (V2V pools twice), got {self.bins}")
+        require(
+            all(b > 0 and b % 4 == 0 for b in self.bins),
+            "pose_net.bins",
+            f"every grid dim must be divisible by 4 (V2V pools twice), got {self.bins}",
+        )
         require(all(s > 0 for s in self.cube_size_mm), "pose_net.cube_size_mm", "must be positive")
 
 

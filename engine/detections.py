@@ -34,8 +34,13 @@ def candidates_to_rows(candidates: Sequence[np.ndarray], num_joints: int) -> np.
     return rows
 
 
-def render_input_heatmaps(poses_2d: Sequence[np.ndarray], affine_hm: np.ndarray, heatmap_wh: tuple[int, int],
-                          sigma_px: float = 3.0, scale_by_score: bool = True) -> np.ndarray:
+def render_input_heatmaps(
+    poses_2d: Sequence[np.ndarray],
+    affine_hm: np.ndarray,
+    heatmap_wh: tuple[int, int],
+    sigma_px: float = 3.0,
+    scale_by_score: bool = True,
+) -> np.ndarray:
     """Render per-view 2D poses as network input heatmaps.
 
     Args:

@@ -23,8 +23,17 @@ log = logging.getLogger(__name__)
 BACKENDS = ("auto", "eager", "tensorrt")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # native bf16 compute (oneDNN); without them bf16 is emulated
-REPORTED_FLAGS = ("amx_bf16", "amx_tile", "amx_int8", "avx512_bf16", "avx512f", "avx512_vnni", "avx512_fp16",
-                  "avx2", "fma")
+REPORTED_FLAGS = (
+    "amx_bf16",
+    "amx_tile",
+    "amx_int8",
+    "avx512_bf16",
+    "avx512f",
+    "avx512_vnni",
+    "avx512_fp16",
+    "avx2",
+    "fma",
+)
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -66,9 +75,13 @@ def cpu_info() -> dict:
     import os
 
     flags = cpu_flags()
-    return {"model": cpu_model_name(), "logical_cpus": os.cpu_count(),
-            "flags": {f: f in flags for f in REPORTED_FLAGS}, "native_bf16": cpu_has_native_bf16(flags),
-            "torch_cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    return {
+        "model": cpu_model_name(),
+        "logical_cpus": os.cpu_count(),
+        "flags": {f: f in flags for f in REPORTED_FLAGS},
+        "native_bf16": cpu_has_native_bf16(flags),
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+    }
 
 
 def cpu_has_amx(flags: frozenset[str] | None = None) -> bool:
@@ -118,10 +131,12 @@ def resolve_device(device: str) -> torch.device:
         if not torch.cuda.is_available():
             raise BackendUnavailableError(
                 f"device '{device}' requested but CUDA is not available (torch {torch.__version__}); "
-                "use --device cpu or install a CUDA build of torch")
+                "use --device cpu or install a CUDA build of torch"
+            )
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise BackendUnavailableError(
-                f"device '{device}': only {torch.cuda.device_count()} CUDA device(s); use cuda:0..")
+                f"device '{device}': only {torch.cuda.device_count()} CUDA device(s); use cuda:0.."
+            )
     return dev
 
 
@@ -139,8 +154,13 @@ class Resolved:
         return DTYPES[self.precision]
 
 
-def resolve(backend: str = "auto", device: str = "auto", precision: str = "fp32",
-            bf16_check: dict | None = None, flags: frozenset[str] | None = None) -> Resolved:
+def resolve(
+    backend: str = "auto",
+    device: str = "auto",
+    precision: str = "fp32",
+    bf16_check: dict | None = None,
+    flags: frozenset[str] | None = None,
+) -> Resolved:
     """Resolve the user's choices; explicit impossible requests raise BackendUnavailableError.
 
     Args:
@@ -157,10 +177,12 @@ def resolve(backend: str = "auto", device: str = "auto", precision: str = "fp32"
         if not trt_ok:
             raise BackendUnavailableError(
                 f"backend 'tensorrt' requested but unavailable: {trt_reason}; use --backend eager "
-                "(or auto), or run on a machine with an NVIDIA GPU and torch-tensorrt")
+                "(or auto), or run on a machine with an NVIDIA GPU and torch-tensorrt"
+            )
         if dev.type != "cuda":
             raise BackendUnavailableError(
-                f"backend 'tensorrt' needs a CUDA device, got '{device}'; use --device cuda:0 or auto")
+                f"backend 'tensorrt' needs a CUDA device, got '{device}'; use --device cuda:0 or auto"
+            )
         reason = "requested"
     elif backend == "auto":
         if trt_ok and dev.type == "cuda":

@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 class PeopleEngine(Protocol):
     """A 3D engine on per-view 2D people (Panoptic-15 or its own layout)."""
 
-    def predict_people(self, poses_2d: Sequence[np.ndarray], views_present: Sequence[bool] | None = None) -> Prediction:
-        ...
+    def predict_people(
+        self, poses_2d: Sequence[np.ndarray], views_present: Sequence[bool] | None = None
+    ) -> Prediction: ...
 
 
 class LearnedDetectionEngine:
@@ -68,9 +69,17 @@ class EstimatorPredictor:
             but not a person of the capture volume); None: keep everyone.
     """
 
-    def __init__(self, estimators: EstimatorPool, engine: PeopleEngine, engine_layout: str, route: str, *,
-                 volume_center_mm: Sequence[float] | None = None, volume_size_mm: Sequence[float] | None = None,
-                 volume_margin_mm: float = 250.0) -> None:
+    def __init__(
+        self,
+        estimators: EstimatorPool,
+        engine: PeopleEngine,
+        engine_layout: str,
+        route: str,
+        *,
+        volume_center_mm: Sequence[float] | None = None,
+        volume_size_mm: Sequence[float] | None = None,
+        volume_margin_mm: float = 250.0,
+    ) -> None:
         self.estimators = estimators
         self.engine = engine
         self.engine_layout = engine_layout
@@ -83,8 +92,9 @@ class EstimatorPredictor:
         self.skeleton = get_skeleton("panoptic15")
         self.runtime = self  # the live worker calls predictor.runtime.warmup()
 
-    def start_images(self, images: np.ndarray | Sequence[np.ndarray], views_present: Sequence[bool] | None = None
-                     ) -> StartedPeople:
+    def start_images(
+        self, images: np.ndarray | Sequence[np.ndarray], views_present: Sequence[bool] | None = None
+    ) -> StartedPeople:
         """The estimator on the present views; the images are not read after it returns."""
         t0 = time.perf_counter()
         V = len(images)
@@ -107,15 +117,22 @@ class EstimatorPredictor:
             if not inside.all():
                 self.outside_volume += int((~inside).sum())
                 per_person = lambda a: a[inside] if len(a) == len(inside) else a  # noqa: E731 (K rows stay K)
-                pred = Prediction(pred.poses_mm[inside], pred.scores[inside], per_person(pred.proposals),
-                                  per_person(pred.candidates), pred.timings_ms, pred.skeleton)
+                pred = Prediction(
+                    pred.poses_mm[inside],
+                    pred.scores[inside],
+                    per_person(pred.proposals),
+                    per_person(pred.candidates),
+                    pred.timings_ms,
+                    pred.skeleton,
+                )
         timings = dict(started.timings_ms)
         timings[self.route] = (time.perf_counter() - t0) * 1e3
         pred.timings_ms = timings
         return pred
 
-    def predict_images(self, images: np.ndarray | Sequence[np.ndarray], views_present: Sequence[bool] | None = None
-                       ) -> Prediction:
+    def predict_images(
+        self, images: np.ndarray | Sequence[np.ndarray], views_present: Sequence[bool] | None = None
+    ) -> Prediction:
         """Poses from one synchronised frameset (BGR images, sizes as the rig's cameras)."""
         return self.finish(self.start_images(images, views_present))
 
@@ -137,8 +154,9 @@ def pixel_thresholds_for(rig) -> dict[str, float]:
     return {"joint_max_px": base.joint_max_px * scale, "view_max_px": base.view_max_px * scale}
 
 
-def build_estimator_predictor(rig, route: str, estimator_config, *, workers: int = 2, model=None,
-                              volume_center_mm=None, volume_size_mm=None) -> EstimatorPredictor:
+def build_estimator_predictor(
+    rig, route: str, estimator_config, *, workers: int = 2, model=None, volume_center_mm=None, volume_size_mm=None
+) -> EstimatorPredictor:
     """The real-image route for a rig.
 
     Args:
@@ -161,13 +179,22 @@ def build_estimator_predictor(rig, route: str, estimator_config, *, workers: int
         from engine.api import load_model
 
         if model is None:
-            raise ConfigError("engine 'learned' needs a detection-route model (--model models/detection_generic_candidate.pt)")
-        engine = LearnedDetectionEngine(load_model(model, rig, volume_center_mm=volume_center_mm,
-                                                   volume_size_mm=volume_size_mm))
+            raise ConfigError(
+                "engine 'learned' needs a detection-route model (--model models/detection_generic_candidate.pt)"
+            )
+        engine = LearnedDetectionEngine(
+            load_model(model, rig, volume_center_mm=volume_center_mm, volume_size_mm=volume_size_mm)
+        )
         layout = "panoptic15"
     else:
         raise ConfigError(f"engine: '{route}' is not a real-image route (triangulate | learned)")
-    log.info("real-image route: %s estimator (input %d px, %d parallel sessions) -> %s", estimator_config.name,
-             estimator_config.input_long_side_px, pool.workers, route)
-    return EstimatorPredictor(pool, engine, layout, route, volume_center_mm=volume_center_mm,
-                              volume_size_mm=volume_size_mm)
+    log.info(
+        "real-image route: %s estimator (input %d px, %d parallel sessions) -> %s",
+        estimator_config.name,
+        estimator_config.input_long_side_px,
+        pool.workers,
+        route,
+    )
+    return EstimatorPredictor(
+        pool, engine, layout, route, volume_center_mm=volume_center_mm, volume_size_mm=volume_size_mm
+    )

@@ -29,8 +29,12 @@ class SelfPose3dModel(nn.Module):
         self.backbone = PoseResNet(b.depth, config.num_joints, b.width, tuple(b.deconv_channels))
         if config.with_attn:
             self.attn = AttentionNet(config.attn_depth, config.num_joints)
-        self.pose_net = PoseNet(config.num_joints, config.pose_net.v2v.channels, config.pose_net.v2v.front_kernel,
-                                config.pose_net.input_skip)
+        self.pose_net = PoseNet(
+            config.num_joints,
+            config.pose_net.v2v.channels,
+            config.pose_net.v2v.front_kernel,
+            config.pose_net.input_skip,
+        )
         self.root_net = RootNet(config.root_net.v2v.channels, config.root_net.v2v.front_kernel)
 
     def init_training_weights(self) -> None:

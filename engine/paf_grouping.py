@@ -37,8 +37,14 @@ def _limb_connections(affinity: np.ndarray, min_affinity: float) -> list[tuple[i
     return out
 
 
-def group_people(candidates: Sequence[np.ndarray], affinities: Sequence[np.ndarray], pairs: np.ndarray,
-                 min_affinity: float = 0.05, min_joints: int = 4, min_mean_score: float = 0.2) -> np.ndarray:
+def group_people(
+    candidates: Sequence[np.ndarray],
+    affinities: Sequence[np.ndarray],
+    pairs: np.ndarray,
+    min_affinity: float = 0.05,
+    min_joints: int = 4,
+    min_mean_score: float = 0.2,
+) -> np.ndarray:
     """Assemble people from candidates.
 
     Args:
@@ -66,8 +72,10 @@ def group_people(candidates: Sequence[np.ndarray], affinities: Sequence[np.ndarr
             raise ValueError(f"group_people: limb ({a}, {b}) outside the {K} joints")
         aff = np.asarray(aff, dtype=np.float64)
         if aff.shape != (len(cands[a]), len(cands[b])):
-            raise ValueError(f"group_people: limb ({a}, {b}) affinity is {aff.shape}, "
-                             f"expected ({len(cands[a])}, {len(cands[b])}) from the candidate counts")
+            raise ValueError(
+                f"group_people: limb ({a}, {b}) affinity is {aff.shape}, "
+                f"expected ({len(cands[a])}, {len(cands[b])}) from the candidate counts"
+            )
         for i, k, s in _limb_connections(aff, min_affinity):
             pa, pb = owner.get((a, i)), owner.get((b, k))
             if pa is not None and pb is not None:

@@ -16,8 +16,13 @@ class PoseNet(nn.Module):
     model has it off). Narrow V2Vs (the light preset's 15 -> 4 channels) need it.
     """
 
-    def __init__(self, num_joints: int = 15, channels: tuple[int, int, int, int] = (16, 32, 64, 128),
-                 front_kernel: int = 7, input_skip: bool = False):
+    def __init__(
+        self,
+        num_joints: int = 15,
+        channels: tuple[int, int, int, int] = (16, 32, 64, 128),
+        front_kernel: int = 7,
+        input_skip: bool = False,
+    ):
         super().__init__()
         self.v2v_net = V2VNet(num_joints, num_joints, channels, front_kernel)
         self.input_skip = bool(input_skip)
@@ -27,8 +32,9 @@ class PoseNet(nn.Module):
         return out + cubes if self.input_skip else out
 
 
-def soft_argmax(volumes: torch.Tensor, centers_mm: torch.Tensor, axes_offsets_mm: list[torch.Tensor],
-                beta: float) -> torch.Tensor:
+def soft_argmax(
+    volumes: torch.Tensor, centers_mm: torch.Tensor, axes_offsets_mm: list[torch.Tensor], beta: float
+) -> torch.Tensor:
     """Expected voxel position under ``softmax(beta * volume)`` over the whole cube.
 
     The cube grid is separable, so the expectation is computed from the three marginals

@@ -37,8 +37,11 @@ FP32_ISLANDS: dict[str, tuple[str, ...]] = {
     # the root net is small next to the pose net, so it runs fp32 whole
     "root_net": ("",),
     # full-resolution tail of the V2V (skip branch, last upsampling, 1x1 output) feeds the soft-argmax
-    "pose_net": ("v2v_net.encoder_decoder.skip_res1", "v2v_net.encoder_decoder.decoder_upsample1",
-                 "v2v_net.output_layer"),
+    "pose_net": (
+        "v2v_net.encoder_decoder.skip_res1",
+        "v2v_net.encoder_decoder.decoder_upsample1",
+        "v2v_net.output_layer",
+    ),
 }
 
 
@@ -69,8 +72,9 @@ def mixed_bf16(module: nn.Module, stage: str) -> nn.Module:
 
 
 # ---- deviation between two runs ------------------------------------------------------------------
-def joint_deviations_mm(ref_candidates: np.ndarray, test_candidates: np.ndarray,
-                        match_mm: float = 300.0) -> tuple[np.ndarray, int]:
+def joint_deviations_mm(
+    ref_candidates: np.ndarray, test_candidates: np.ndarray, match_mm: float = 300.0
+) -> tuple[np.ndarray, int]:
     """Per-joint distances (mm) between the valid people of two runs of one frame.
 
     Each reference person is matched to the test person with the nearest mean joint (within
@@ -109,8 +113,9 @@ class DeviationSummary:
         d = np.concatenate([np.asarray(x, float).reshape(-1) for x in distances] or [np.zeros(0)])
         if d.size == 0:
             return cls(frames, 0, unmatched, float("nan"), float("nan"), float("nan"))
-        return cls(frames, int(d.size), unmatched, float(np.percentile(d, 50)), float(np.percentile(d, 99)),
-                   float(d.max()))
+        return cls(
+            frames, int(d.size), unmatched, float(np.percentile(d, 50)), float(np.percentile(d, 99)), float(d.max())
+        )
 
     @property
     def passed(self) -> bool:
@@ -119,10 +124,18 @@ class DeviationSummary:
 
     def to_meta(self, inputs: str) -> dict:
         """The release-file record (``meta['bf16_check']``, stored as JSON)."""
-        return {"policy": MIXED_POLICY, "inputs": inputs, "frames": self.frames, "joints": self.joints,
-                "unmatched_people": self.unmatched_people, "p50_mm": round(self.p50_mm, 4),
-                "p99_mm": round(self.p99_mm, 4), "max_mm": round(self.max_mm, 4), "bar_mm": BF16_BAR_MM,
-                "passed": self.passed}
+        return {
+            "policy": MIXED_POLICY,
+            "inputs": inputs,
+            "frames": self.frames,
+            "joints": self.joints,
+            "unmatched_people": self.unmatched_people,
+            "p50_mm": round(self.p50_mm, 4),
+            "p99_mm": round(self.p99_mm, 4),
+            "max_mm": round(self.max_mm, 4),
+            "bar_mm": BF16_BAR_MM,
+            "passed": self.passed,
+        }
 
 
 def compare_runs(ref: Sequence[np.ndarray], test: Sequence[np.ndarray]) -> DeviationSummary:
@@ -156,9 +169,15 @@ def choose_precision(native_bf16: bool, cpu_detail: str, bf16_check: Mapping | N
     if bf16_check is None:
         return "fp32", f"fp32: CPU has native bf16 ({cpu_detail}) but the model carries no bf16 deviation check"
     p99 = bf16_check.get("p99_mm")
-    ok = (bf16_check.get("policy") == MIXED_POLICY and bool(bf16_check.get("passed"))
-          and isinstance(p99, (int, float)) and p99 <= BF16_BAR_MM)
+    ok = (
+        bf16_check.get("policy") == MIXED_POLICY
+        and bool(bf16_check.get("passed"))
+        and isinstance(p99, (int, float))
+        and p99 <= BF16_BAR_MM
+    )
     if not ok:
-        return "fp32", (f"fp32: CPU has native bf16 ({cpu_detail}) but the model's bf16 check "
-                        f"(policy {bf16_check.get('policy')}, p99 {p99} mm, bar {BF16_BAR_MM} mm) did not pass")
+        return "fp32", (
+            f"fp32: CPU has native bf16 ({cpu_detail}) but the model's bf16 check "
+            f"(policy {bf16_check.get('policy')}, p99 {p99} mm, bar {BF16_BAR_MM} mm) did not pass"
+        )
     return "bf16", f"bf16 (mixed): CPU has native bf16 ({cpu_detail}) and the model's bf16 check passed (p99 {p99} mm)"

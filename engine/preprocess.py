@@ -24,8 +24,9 @@ class Preprocessor:
         bgr: True when images come in OpenCV's BGR order.
     """
 
-    def __init__(self, rig: CameraRig, input_size: tuple[int, int], device: torch.device | str = "cpu",
-                 bgr: bool = True):
+    def __init__(
+        self, rig: CameraRig, input_size: tuple[int, int], device: torch.device | str = "cpu", bgr: bool = True
+    ):
         self.rig = rig
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.affines = rig_input_affines(rig, self.input_size)  # (V,2,3)
@@ -50,9 +51,17 @@ class Preprocessor:
             if img.shape[:2] != (cam.height, cam.width) or img.dtype != np.uint8 or img.ndim != 3:
                 raise CalibrationError(
                     f"camera '{cam.name}': image is {img.shape} {img.dtype}, calibration says "
-                    f"{cam.height}x{cam.width}x3 uint8; resize the calibration or pass the matching images")
-            cv2.warpAffine(img, self.affines[v], self.input_size, dst=self._warped[v], flags=cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+                    f"{cam.height}x{cam.width}x3 uint8; resize the calibration or pass the matching images"
+                )
+            cv2.warpAffine(
+                img,
+                self.affines[v],
+                self.input_size,
+                dst=self._warped[v],
+                flags=cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_CONSTANT,
+                borderValue=0,
+            )
         return self._warped
 
     def normalise(self, warped: np.ndarray) -> torch.Tensor:

@@ -38,8 +38,9 @@ def image_scale(width: int, height: int, out_size: tuple[int, int]) -> tuple[flo
     return (padded[0] / 200.0, padded[1] / 200.0)
 
 
-def get_affine(center: tuple[float, float], scale: tuple[float, float], rotation_deg: float,
-               out_size: tuple[int, int]) -> np.ndarray:
+def get_affine(
+    center: tuple[float, float], scale: tuple[float, float], rotation_deg: float, out_size: tuple[int, int]
+) -> np.ndarray:
     """(2,3) similarity mapping original px to network-input px (SPEC §2.1, upstream's
     ``get_affine_transform``): ``A = k R(-rot)``, ``t = out/2 - A c``."""
     sw, sh = scale
@@ -61,8 +62,9 @@ def rig_input_affines(rig: CameraRig, input_size: tuple[int, int]) -> np.ndarray
 
 def grid_axes(size_mm, center_mm, bins) -> list[torch.Tensor]:
     """Per-axis voxel centres ``linspace(-s/2, s/2, n) + c`` (float64 CPU)."""
-    return [torch.linspace(-s / 2.0, s / 2.0, int(n), dtype=torch.float64) + c
-            for s, c, n in zip(size_mm, center_mm, bins)]
+    return [
+        torch.linspace(-s / 2.0, s / 2.0, int(n), dtype=torch.float64) + c for s, c, n in zip(size_mm, center_mm, bins)
+    ]
 
 
 def grid_points(size_mm, center_mm, bins) -> torch.Tensor:
@@ -89,8 +91,13 @@ class ViewGeometry:
     heatmap_wh: tuple[int, int]
 
     @classmethod
-    def from_rig(cls, rig: CameraRig, input_size: tuple[int, int], heatmap_size: tuple[int, int],
-                 device: torch.device | str = "cpu") -> "ViewGeometry":
+    def from_rig(
+        cls,
+        rig: CameraRig,
+        input_size: tuple[int, int],
+        heatmap_size: tuple[int, int],
+        device: torch.device | str = "cpu",
+    ) -> "ViewGeometry":
         aff = rig_input_affines(rig, input_size)  # (V,2,3) to input px
         scale = np.diag([heatmap_size[0] / input_size[0], heatmap_size[1] / input_size[1]])
         aff_hm = np.einsum("ij,vjk->vik", scale, aff)
@@ -134,8 +141,13 @@ class ViewGeometry:
         return self.pixels_to_grid(pix)
 
 
-def fuse_views(heatmaps: torch.Tensor, grid: torch.Tensor, mask: torch.Tensor,
-               views_present: torch.Tensor | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
+def fuse_views(
+    heatmaps: torch.Tensor,
+    grid: torch.Tensor,
+    mask: torch.Tensor,
+    views_present: torch.Tensor | None = None,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Sample every view at its grid points in one call and average over the views that see them.
 
     Args:
@@ -155,13 +167,19 @@ def fuse_views(heatmaps: torch.Tensor, grid: torch.Tensor, mask: torch.Tensor,
         mask = mask * present.to(mask.dtype)
         grid = torch.where(present[..., None], grid, OUTSIDE_GRID)
     # channels-last input: ~1.5x faster bilinear sampling of many points on CPU (C contiguous per pixel)
-    sampled = F.grid_sample(heatmaps.float().contiguous(memory_format=torch.channels_last), grid.reshape(V, 1, N, 2),
-                            mode="bilinear", padding_mode="zeros", align_corners=True).reshape(V, C, N)
+    sampled = F.grid_sample(
+        heatmaps.float().contiguous(memory_format=torch.channels_last),
+        grid.reshape(V, 1, N, 2),
+        mode="bilinear",
+        padding_mode="zeros",
+        align_corners=True,
+    ).reshape(V, C, N)
     return _mean_over_views(sampled, mask, out)
 
 
-def fuse_views_per_channel(heatmaps: torch.Tensor, grid: torch.Tensor, mask: torch.Tensor,
-                           views_present: torch.Tensor | None = None) -> torch.Tensor:
+def fuse_views_per_channel(
+    heatmaps: torch.Tensor, grid: torch.Tensor, mask: torch.Tensor, views_present: torch.Tensor | None = None
+) -> torch.Tensor:
     """:func:`fuse_views` where every channel has its own points (channel c sampled only at its grid).
 
     Args:
@@ -178,8 +196,13 @@ def fuse_views_per_channel(heatmaps: torch.Tensor, grid: torch.Tensor, mask: tor
         present = views_present.reshape(V, 1, 1)
         mask = mask * present.to(mask.dtype)
         grid = torch.where(present[..., None], grid, OUTSIDE_GRID)
-    sampled = F.grid_sample(heatmaps.float().reshape(V * C, 1, H, W), grid.reshape(V * C, 1, N, 2),
-                            mode="bilinear", padding_mode="zeros", align_corners=True).reshape(V, C, N)
+    sampled = F.grid_sample(
+        heatmaps.float().reshape(V * C, 1, H, W),
+        grid.reshape(V * C, 1, N, 2),
+        mode="bilinear",
+        padding_mode="zeros",
+        align_corners=True,
+    ).reshape(V, C, N)
     return _mean_over_views(sampled, mask)
 
 
@@ -206,8 +229,17 @@ class VolumeProjector:
             one CPU thread); the person count is a dynamic dimension, so it compiles once or twice.
     """
 
-    def __init__(self, geometry: ViewGeometry, space_size_mm, space_center_mm, root_bins,
-                 cube_size_mm, cube_bins, max_chunk_elems: int = 60_000_000, compile: bool = False):
+    def __init__(
+        self,
+        geometry: ViewGeometry,
+        space_size_mm,
+        space_center_mm,
+        root_bins,
+        cube_size_mm,
+        cube_bins,
+        max_chunk_elems: int = 60_000_000,
+        compile: bool = False,
+    ):
         self.geometry = geometry
         self.space_size_mm = tuple(float(s) for s in space_size_mm)
         self.space_center_mm = tuple(float(c) for c in space_center_mm)
@@ -218,16 +250,23 @@ class VolumeProjector:
         device = geometry.affine_hm.device
         room = grid_points(self.space_size_mm, self.space_center_mm, self.root_bins).to(torch.float32)
         self.root_grid, self.root_mask = geometry.sample_points(room.to(device))  # (V,N,2), (V,N)
-        self._cube_offsets = grid_points(self.cube_size_mm, (0.0, 0.0, 0.0), self.cube_bins).to(torch.float32).to(device)  # (M,3)
-        self.cube_axes = [a.to(torch.float32).to(device) for a in grid_axes(self.cube_size_mm, (0, 0, 0), self.cube_bins)]
-        self._cube_sampling = torch.compile(self._cube_sampling_eager, dynamic=True) if compile else self._cube_sampling_eager
+        self._cube_offsets = (
+            grid_points(self.cube_size_mm, (0.0, 0.0, 0.0), self.cube_bins).to(torch.float32).to(device)
+        )  # (M,3)
+        self.cube_axes = [
+            a.to(torch.float32).to(device) for a in grid_axes(self.cube_size_mm, (0, 0, 0), self.cube_bins)
+        ]
+        self._cube_sampling = (
+            torch.compile(self._cube_sampling_eager, dynamic=True) if compile else self._cube_sampling_eager
+        )
 
     @property
     def device(self) -> torch.device:
         return self.root_grid.device
 
-    def root_volume(self, root_heatmaps: torch.Tensor, views_present: torch.Tensor | None = None,
-                    out: torch.Tensor | None = None) -> torch.Tensor:
+    def root_volume(
+        self, root_heatmaps: torch.Tensor, views_present: torch.Tensor | None = None, out: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """(V,1,H,W) root-joint heatmaps -> (1,1,X,Y,Z) room volume."""
         flat = None if out is None else out.view(1, -1)
         fused = fuse_views(root_heatmaps, self.root_grid, self.root_mask, views_present, flat)
@@ -241,8 +280,13 @@ class VolumeProjector:
         """(P,3) centres -> (grid (V,P*M,2), mask (V,P*M)) for every person cube."""
         return self._cube_sampling(centers_mm)
 
-    def person_cubes(self, heatmaps: torch.Tensor, centers_mm: torch.Tensor,
-                     views_present: torch.Tensor | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
+    def person_cubes(
+        self,
+        heatmaps: torch.Tensor,
+        centers_mm: torch.Tensor,
+        views_present: torch.Tensor | None = None,
+        out: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """(V,J,H,W) heatmaps, (P,3) centres -> (P,J,X,Y,Z) cubes (one sampling call per memory chunk)."""
         V, J = heatmaps.shape[:2]
         P = centers_mm.shape[0]
@@ -256,4 +300,3 @@ class VolumeProjector:
             fused = fuse_views(heatmaps, grid, mask, views_present)  # (J,(e-s)*M)
             out[s:e] = fused.view(J, e - s, *self.cube_bins).transpose(0, 1)
         return out
-

@@ -37,8 +37,9 @@ class LocalRefiner:
         axis = torch.arange(-n, n + 1, dtype=torch.float32, device=geometry.affine_hm.device) * float(step_mm)
         self.offsets_mm = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).reshape(-1, 3)  # (S,3)
 
-    def __call__(self, joints_mm: torch.Tensor, heatmaps: torch.Tensor,
-                 views_present: torch.Tensor | None = None) -> torch.Tensor:
+    def __call__(
+        self, joints_mm: torch.Tensor, heatmaps: torch.Tensor, views_present: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """(P,J,3) joints, (V,J,H,W) heatmaps -> (P,J,3) refined joints (mm)."""
         P, J, _ = joints_mm.shape
         if P == 0:

@@ -20,8 +20,9 @@ class RootNet(nn.Module):
         return self.v2v_net(volume)[:, 0]
 
 
-def extract_proposals(root_cube: torch.Tensor, space_size_mm, space_center_mm, max_people: int,
-                      threshold: float, nms_kernel: int = 3) -> torch.Tensor:
+def extract_proposals(
+    root_cube: torch.Tensor, space_size_mm, space_center_mm, max_people: int, threshold: float, nms_kernel: int = 3
+) -> torch.Tensor:
     """3D NMS + top-K on root cubes.
 
     Args:

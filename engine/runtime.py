@@ -118,11 +118,23 @@ class InferenceRuntime:
             config's ``pose_net.refine``, 0 = off, > 0 = on with this radius (the config's step, beta).
     """
 
-    def __init__(self, model: SelfPose3dModel, rig: CameraRig, *, backend: str = "auto", device: str = "auto",
-                 precision: str = "auto", compile: bool = False, channels_last: bool = True,
-                 space_size_mm: Sequence[float] | None = None, space_center_mm: Sequence[float] | None = None,
-                 pad_people: bool | None = None, cache_dir: str | Path | None = None, bgr: bool = True,
-                 refine_radius_mm: float | None = None):
+    def __init__(
+        self,
+        model: SelfPose3dModel,
+        rig: CameraRig,
+        *,
+        backend: str = "auto",
+        device: str = "auto",
+        precision: str = "auto",
+        compile: bool = False,
+        channels_last: bool = True,
+        space_size_mm: Sequence[float] | None = None,
+        space_center_mm: Sequence[float] | None = None,
+        pad_people: bool | None = None,
+        cache_dir: str | Path | None = None,
+        bgr: bool = True,
+        refine_radius_mm: float | None = None,
+    ):
         self.resolved: Resolved = resolve(backend, device, precision, getattr(model, "bf16_check", None))
         precision = self.resolved.precision
         cfg = model.config
@@ -138,11 +150,19 @@ class InferenceRuntime:
         b = cfg.backbone
         self.preprocessor = Preprocessor(rig, b.image_size, self.device, bgr=bgr)
         geometry = ViewGeometry.from_rig(rig, b.image_size, b.heatmap_size, self.device)
-        self.projector = VolumeProjector(geometry, self.space_size_mm, self.space_center_mm, cfg.root_net.bins,
-                                         cfg.pose_net.cube_size_mm, cfg.pose_net.bins, compile=self.compiled)
+        self.projector = VolumeProjector(
+            geometry,
+            self.space_size_mm,
+            self.space_center_mm,
+            cfg.root_net.bins,
+            cfg.pose_net.cube_size_mm,
+            cfg.pose_net.bins,
+            compile=self.compiled,
+        )
         refine = with_refine_radius(cfg, refine_radius_mm).pose_net.refine
-        self.refiner = (LocalRefiner(geometry, refine.radius_mm, refine.step_mm, refine.beta)
-                        if refine.radius_mm > 0 else None)
+        self.refiner = (
+            LocalRefiner(geometry, refine.radius_mm, refine.step_mm, refine.beta) if refine.radius_mm > 0 else None
+        )
         model = model.eval()
         self.model = model
         W, H = b.image_size
@@ -158,14 +178,18 @@ class InferenceRuntime:
             from engine.checkpoints import weights_hash
 
             cache = Path(cache_dir) if cache_dir else DEFAULT_CACHE_DIR
-            self.stages = {n: TensorRTStage(m, n, shapes[n], self.device, precision, weights_hash(m), cache)
-                           for n, m in modules.items()}
+            self.stages = {
+                n: TensorRTStage(m, n, shapes[n], self.device, precision, weights_hash(m), cache)
+                for n, m in modules.items()
+            }
         else:
             from engine.backends.eager import EagerStage
 
             cl = channels_last or precision != "fp32"
-            self.stages = {n: EagerStage(m, len(shapes[n]), self.device, self.resolved.dtype, cl, compile, stage=n)
-                           for n, m in modules.items()}
+            self.stages = {
+                n: EagerStage(m, len(shapes[n]), self.device, self.resolved.dtype, cl, compile, stage=n)
+                for n, m in modules.items()
+            }
         self._root_buf = torch.zeros(shapes["root_net"], dtype=torch.float32, device=self.device)
         self._pose_buf = torch.zeros(shapes["pose_net"], dtype=torch.float32, device=self.device)
         self._heatmap_shape = (self.num_views, J, b.heatmap_size[1], b.heatmap_size[0])
@@ -199,7 +223,8 @@ class InferenceRuntime:
         mask = torch.as_tensor(np.asarray(views_present, dtype=bool), device=self.device)
         if mask.shape != (self.num_views,):
             raise CalibrationError(
-                f"views_present has {tuple(mask.shape)} entries for {self.num_views} cameras {self.rig.names}")
+                f"views_present has {tuple(mask.shape)} entries for {self.num_views} cameras {self.rig.names}"
+            )
         return mask
 
     # -- stages --------------------------------------------------------------------------------
@@ -225,13 +250,19 @@ class InferenceRuntime:
         if tuple(heatmaps.shape) != self._heatmap_shape:
             raise ValueError(f"heatmaps must be {self._heatmap_shape} (V,J,h,w), got {tuple(heatmaps.shape)}")
         present = self._views_mask(views_present) if not isinstance(views_present, torch.Tensor) else views_present
-        root_hm = heatmaps[:, cfg.root_joint:cfg.root_joint + 1]
+        root_hm = heatmaps[:, cfg.root_joint : cfg.root_joint + 1]
         volume = self.projector.root_volume(root_hm, present, out=self._root_buf)
         timer.lap("root_projection")
         root_cube = self.stages["root_net"](volume)  # (1,X,Y,Z)
         timer.lap("root_net")
-        proposals = extract_proposals(root_cube, self.space_size_mm, self.space_center_mm, self.max_people,
-                                      cfg.root_net.threshold, cfg.root_net.nms_kernel)[0]  # (K,5)
+        proposals = extract_proposals(
+            root_cube,
+            self.space_size_mm,
+            self.space_center_mm,
+            self.max_people,
+            cfg.root_net.threshold,
+            cfg.root_net.nms_kernel,
+        )[0]  # (K,5)
         timer.lap("proposals")
         return RootStageOutput(heatmaps, present, proposals, root_cube[0], timer)
 

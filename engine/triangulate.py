@@ -132,8 +132,13 @@ def _dlt(xy: np.ndarray, w: np.ndarray, P_m: np.ndarray) -> np.ndarray:
     Returns:
         (Q,3) world points in metres (garbage where fewer than 2 weights are positive).
     """
-    rows = np.concatenate([xy[..., 0:1, None] * P_m[None, :, 2:3] - P_m[None, :, 0:1],
-                           xy[..., 1:2, None] * P_m[None, :, 2:3] - P_m[None, :, 1:2]], axis=2)  # (Q,V,2,4)
+    rows = np.concatenate(
+        [
+            xy[..., 0:1, None] * P_m[None, :, 2:3] - P_m[None, :, 0:1],
+            xy[..., 1:2, None] * P_m[None, :, 2:3] - P_m[None, :, 1:2],
+        ],
+        axis=2,
+    )  # (Q,V,2,4)
     rows /= np.maximum(np.linalg.norm(rows, axis=-1, keepdims=True), 1e-12)
     A = (rows * w[..., None, None]).reshape(len(xy), -1, 4)
     _, _, vt = np.linalg.svd(A)
@@ -164,8 +169,9 @@ class Triangulator:
         else:
             self._p15_src = panoptic15_indices(config.layout)
         names = PANOPTIC15.joints if config.layout == "panoptic15" else layout_names(config.layout)
-        self._derived = {j: tuple(names.index(n) for n in DERIVED[PANOPTIC15.joints[j]])
-                         for j in np.flatnonzero(self._p15_src < 0)}
+        self._derived = {
+            j: tuple(names.index(n) for n in DERIVED[PANOPTIC15.joints[j]]) for j in np.flatnonzero(self._p15_src < 0)
+        }
         self._num_joints = J
 
     @classmethod
@@ -192,8 +198,10 @@ class Triangulator:
             if arr.size == 0:
                 continue
             if arr.ndim != 3 or arr.shape[1:] != (J, 3):
-                raise ValueError(f"poses_2d[{v}] ({self.rig.names[v]}): expected (N,{J},3) x px, y px, score "
-                                 f"in layout '{self.config.layout}', got {arr.shape}")
+                raise ValueError(
+                    f"poses_2d[{v}] ({self.rig.names[v]}): expected (N,{J},3) x px, y px, score "
+                    f"in layout '{self.config.layout}', got {arr.shape}"
+                )
             if not present[v]:
                 continue
             s = np.where(np.isfinite(arr).all(-1), arr[..., 2], 0.0)
@@ -319,8 +327,9 @@ class Triangulator:
         poses, jscore, members = poses[order], jscore[order], members[order]
         out_members = np.where(members >= 0, index[np.maximum(members, 0)], -1)
         times = {"undistort": 1e3 * (t1 - t0), "association": 1e3 * (t2 - t1), "triangulation": 1e3 * (t3 - t2)}
-        return TriangulationResult(poses, jscore, jscore.mean(1) if len(poses) else np.zeros(0), out_members,
-                                   (members >= 0).sum(1), times)
+        return TriangulationResult(
+            poses, jscore, jscore.mean(1) if len(poses) else np.zeros(0), out_members, (members >= 0).sum(1), times
+        )
 
     def _refine(self, members: np.ndarray, xy: np.ndarray, score: np.ndarray, view: np.ndarray):
         """Triangulate clusters, expel inconsistent views, adopt free 2D people, drop weak/duplicate people."""
@@ -358,8 +367,16 @@ class Triangulator:
         poses, jscore, members = poses[keep], jscore[keep], members[keep]
         return self._fill_missing(poses, jscore), jscore, members
 
-    def _fit_px(self, v: int, dets: np.ndarray, people: np.ndarray, poses: np.ndarray, jscore: np.ndarray,
-                xy: np.ndarray, score: np.ndarray) -> np.ndarray:
+    def _fit_px(
+        self,
+        v: int,
+        dets: np.ndarray,
+        people: np.ndarray,
+        poses: np.ndarray,
+        jscore: np.ndarray,
+        xy: np.ndarray,
+        score: np.ndarray,
+    ) -> np.ndarray:
         """(F,L) median reprojection error (px) of 2D people ``dets`` of view v against 3D ``people``
         over the joints both have (1e9 where fewer than ``min_shared_joints``)."""
         Xc = poses[people] / 1000.0 @ self.R[v].T + self.t_m[v]  # (L,J,3)
@@ -381,7 +398,7 @@ class Triangulator:
                 hosts = np.flatnonzero((members[:, v] < 0) & (counts > counts[p]))
                 if not len(hosts):
                     continue
-                fit = self._fit_px(int(v), members[p, v:v + 1], hosts, poses, jscore, xy, score)[0]
+                fit = self._fit_px(int(v), members[p, v : v + 1], hosts, poses, jscore, xy, score)[0]
                 best = int(np.argmin(fit))
                 if fit[best] <= self.config.view_max_px:
                     members[hosts[best], v], members[p, v] = members[p, v], -1
@@ -475,6 +492,11 @@ class Triangulator:
         proposals[:, 4] = res.scores
         timings = dict(res.timings_ms)
         timings["total"] = 1e3 * (time.perf_counter() - t0)
-        return Prediction(poses_mm=np.ascontiguousarray(poses, dtype=np.float32),
-                          scores=np.asarray(res.scores, np.float32), proposals=proposals, candidates=candidates,
-                          timings_ms=timings, skeleton=PANOPTIC15)
+        return Prediction(
+            poses_mm=np.ascontiguousarray(poses, dtype=np.float32),
+            scores=np.asarray(res.scores, np.float32),
+            proposals=proposals,
+            candidates=candidates,
+            timings_ms=timings,
+            skeleton=PANOPTIC15,
+        )

@@ -13,8 +13,9 @@ from torch import nn
 class Basic3DBlock(nn.Module):
     def __init__(self, cin: int, cout: int, kernel: int):
         super().__init__()
-        self.block = nn.Sequential(nn.Conv3d(cin, cout, kernel, 1, (kernel - 1) // 2),
-                                   nn.BatchNorm3d(cout), nn.ReLU(inplace=True))
+        self.block = nn.Sequential(
+            nn.Conv3d(cin, cout, kernel, 1, (kernel - 1) // 2), nn.BatchNorm3d(cout), nn.ReLU(inplace=True)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.block(x)
@@ -24,11 +25,15 @@ class Res3DBlock(nn.Module):
     def __init__(self, cin: int, cout: int):
         super().__init__()
         self.res_branch = nn.Sequential(
-            nn.Conv3d(cin, cout, 3, 1, 1), nn.BatchNorm3d(cout), nn.ReLU(inplace=True),
-            nn.Conv3d(cout, cout, 3, 1, 1), nn.BatchNorm3d(cout),
+            nn.Conv3d(cin, cout, 3, 1, 1),
+            nn.BatchNorm3d(cout),
+            nn.ReLU(inplace=True),
+            nn.Conv3d(cout, cout, 3, 1, 1),
+            nn.BatchNorm3d(cout),
         )
-        self.skip_con = (nn.Sequential() if cin == cout
-                         else nn.Sequential(nn.Conv3d(cin, cout, 1, 1, 0), nn.BatchNorm3d(cout)))
+        self.skip_con = (
+            nn.Sequential() if cin == cout else nn.Sequential(nn.Conv3d(cin, cout, 1, 1, 0), nn.BatchNorm3d(cout))
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.res_branch(x) + self.skip_con(x))
@@ -46,8 +51,7 @@ class Pool3DBlock(nn.Module):
 class Upsample3DBlock(nn.Module):
     def __init__(self, cin: int, cout: int):
         super().__init__()
-        self.block = nn.Sequential(nn.ConvTranspose3d(cin, cout, 2, 2, 0),
-                                   nn.BatchNorm3d(cout), nn.ReLU(inplace=True))
+        self.block = nn.Sequential(nn.ConvTranspose3d(cin, cout, 2, 2, 0), nn.BatchNorm3d(cout), nn.ReLU(inplace=True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.block(x)
@@ -88,8 +92,9 @@ class V2VNet(nn.Module):
         front_kernel: size of the first 3D convolution (7 as released).
     """
 
-    def __init__(self, cin: int, cout: int, channels: tuple[int, int, int, int] = (16, 32, 64, 128),
-                 front_kernel: int = 7):
+    def __init__(
+        self, cin: int, cout: int, channels: tuple[int, int, int, int] = (16, 32, 64, 128), front_kernel: int = 7
+    ):
         super().__init__()
         c0, c1, c2, c3 = channels
         self.front_layers = nn.Sequential(Basic3DBlock(cin, c0, front_kernel), Res3DBlock(c0, c1))

@@ -44,8 +44,11 @@ def _violations(root: Path = ROOT) -> list[str]:
         for path in sorted((root / pkg).rglob("*.py")):
             for name in _imports(path):
                 top = name.split(".")[0]
-                if path.is_relative_to(root / "calib" / "common") and top in PACKAGES and \
-                        not (name == BOTTOM or name.startswith(BOTTOM + ".")):
+                if (
+                    path.is_relative_to(root / "calib" / "common")
+                    and top in PACKAGES
+                    and not (name == BOTTOM or name.startswith(BOTTOM + "."))
+                ):
                     bad.append(f"{path.relative_to(root)} imports {name} (calib.common imports only itself)")
                 if top in PACKAGES and top != pkg and top not in ALLOWED[pkg]:
                     bad.append(f"{path.relative_to(root)} imports {name} ({pkg} -> {top} not allowed)")
@@ -71,7 +74,9 @@ def test_checker_detects_a_violation(tmp_path):
     assert any("viz must not use torch" in v for v in found)
     assert not any("calib.common.skeleton" in v for v in found)
     (fake_root / "calib" / "common").mkdir()
-    (fake_root / "calib" / "common" / "bad.py").write_text("from calib.camera import Camera\nfrom calib.common import paths\n")
+    (fake_root / "calib" / "common" / "bad.py").write_text(
+        "from calib.camera import Camera\nfrom calib.common import paths\n"
+    )
     found = _violations(fake_root)
     assert any("calib/common/bad.py imports calib.camera" in v for v in found)
     assert not any("calib/common/bad.py imports calib.common" in v for v in found)

@@ -139,8 +139,11 @@ def draw_view_set_augmentations(
     scale = np.asarray(scale, dtype=np.float64)
     sets = []
     for _ in range(2):
-        rot = float(np.clip(rng.uniform(-1.0, 1.0) * rotation_factor_deg, -rotation_factor_deg, rotation_factor_deg)) \
-            if rng.random() < 0.5 else 0.0
+        rot = (
+            float(np.clip(rng.uniform(-1.0, 1.0) * rotation_factor_deg, -rotation_factor_deg, rotation_factor_deg))
+            if rng.random() < 0.5
+            else 0.0
+        )
         sk = rng.uniform(0.1, scale_factor) if rng.random() < 0.5 else -rng.uniform(0.1, scale_factor) / 2.0
         sets.append(ViewSetAugmentation(rot, scale * (1.0 + sk)))
     sets.append(ViewSetAugmentation(0.0, scale.copy()))
@@ -249,11 +252,17 @@ def sample_view_sets(
         views = labels(index)
         # one draw shared by all views: the relative zoom/rotation, applied to each view's own scale
         augs = draw_view_set_augmentations(rng, np.ones(2), rotation_factor_deg, scale_factor)
-        affines = np.stack([
-            np.stack([affine_transform(centers[v], base_scales[v] * a.scale, a.rotation_deg, output_size)
-                      for v in range(len(views))])
-            for a in augs
-        ])  # (3,V,2,3)
+        affines = np.stack(
+            [
+                np.stack(
+                    [
+                        affine_transform(centers[v], base_scales[v] * a.scale, a.rotation_deg, output_size)
+                        for v in range(len(views))
+                    ]
+                )
+                for a in augs
+            ]
+        )  # (3,V,2,3)
         joints, visible = [], []
         for k in range(3):
             mapped = [map_joints(j, vis, affines[k, v], output_size) for v, (j, vis) in enumerate(views)]
@@ -368,5 +377,5 @@ def cutout(image: np.ndarray, rng: np.random.Generator, fill_rgb: Sequence[int] 
     for _ in range(int(rng.integers(2, 16))):
         half = int(rng.integers(20, 40)) // 2
         cy, cx = int(rng.integers(h)), int(rng.integers(w))
-        out[max(cy - half, 0):min(cy + half, h), max(cx - half, 0):min(cx + half, w)] = fill_rgb
+        out[max(cy - half, 0) : min(cy + half, h), max(cx - half, 0) : min(cx + half, w)] = fill_rgb
     return out

@@ -25,8 +25,10 @@ def evaluate_panoptic(predictions: Predictions, frames: Sequence[PanopticFrame])
         raise DatasetError(f"Panoptic evaluation needs panoptic15 predictions, got '{predictions.layout}'")
     sequences = {f.sequence for f in frames}
     if len(sequences) > 1 and predictions.sequences is None:
-        raise DatasetError("predictions cover several Panoptic sequences but have no 'sequences' array to tell "
-                           "equal frame ids apart; save them with sequences=...")
+        raise DatasetError(
+            "predictions cover several Panoptic sequences but have no 'sequences' array to tell "
+            "equal frame ids apart; save them with sequences=..."
+        )
     pred, score, gt, vis, roots, root_scores, gt_roots = [], [], [], [], [], [], []
     for f in frames:
         p, s = predictions.frame(f.frame, f.sequence)
@@ -59,8 +61,14 @@ def evaluate_shelf_campus(
             f"predictions hold no valid pose for any GT frame ({int(gt.frame_ids[0])}..{int(gt.frame_ids[-1])}); "
             "check the frame_ids"
         )
-    return shelf_pcp(per_frame, gt.joints_mm, gt.valid, predictions.layout, gt.actor_names,
-                     skip_frames_without_predictions=skip_frames_without_predictions)
+    return shelf_pcp(
+        per_frame,
+        gt.joints_mm,
+        gt.valid,
+        predictions.layout,
+        gt.actor_names,
+        skip_frames_without_predictions=skip_frames_without_predictions,
+    )
 
 
 def pcp_metrics(result: PCPResult) -> dict:

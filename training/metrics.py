@@ -67,7 +67,9 @@ def match_to_ground_truth(
             pred = pred[:, None, :]
         if gt.shape[0] == 0:
             continue
-        vis = np.ones(gt.shape[:2], bool) if gt_visible is None else np.asarray(gt_visible[f], bool).reshape(gt.shape[:2])
+        vis = (
+            np.ones(gt.shape[:2], bool) if gt_visible is None else np.asarray(gt_visible[f], bool).reshape(gt.shape[:2])
+        )
         if pred.shape[0]:
             err = pairwise_mpjpe_mm(pred, gt, vis)  # (M,G)
             best = np.argmin(err, axis=1)
@@ -139,20 +141,44 @@ def panoptic_metrics(records: MatchRecords) -> dict[str, float]:
 # Shelf / Campus PCP
 
 SHELF14_JOINTS: tuple[str, ...] = (
-    "r_ankle", "r_knee", "r_hip", "l_hip", "l_knee", "l_ankle", "r_wrist", "r_elbow",
-    "r_shoulder", "l_shoulder", "l_elbow", "l_wrist", "bottom_head", "top_head",
+    "r_ankle",
+    "r_knee",
+    "r_hip",
+    "l_hip",
+    "l_knee",
+    "l_ankle",
+    "r_wrist",
+    "r_elbow",
+    "r_shoulder",
+    "l_shoulder",
+    "l_elbow",
+    "l_wrist",
+    "bottom_head",
+    "top_head",
 )
 # Shelf-14 joints 0..11 taken from Panoptic-15 / COCO-17 by index.
 PANOPTIC15_TO_SHELF = (14, 13, 12, 6, 7, 8, 11, 10, 9, 3, 4, 5)
 COCO17_TO_SHELF = (16, 14, 12, 11, 13, 15, 10, 8, 6, 5, 7, 9)
 PCP_LIMBS: tuple[tuple[int, int], ...] = ((0, 1), (1, 2), (3, 4), (4, 5), (6, 7), (7, 8), (9, 10), (10, 11), (12, 13))
 PCP_PART_NAMES: tuple[str, ...] = (
-    "r_lower_leg", "r_upper_leg", "l_upper_leg", "l_lower_leg", "r_lower_arm", "r_upper_arm",
-    "l_upper_arm", "l_lower_arm", "head", "torso",
+    "r_lower_leg",
+    "r_upper_leg",
+    "l_upper_leg",
+    "l_lower_leg",
+    "r_lower_arm",
+    "r_upper_arm",
+    "l_upper_arm",
+    "l_lower_arm",
+    "head",
+    "torso",
 )
 PCP_BONE_GROUPS: dict[str, tuple[int, ...]] = {
-    "Head": (8,), "Torso": (9,), "Upper arms": (5, 6), "Lower arms": (4, 7),
-    "Upper legs": (1, 2), "Lower legs": (0, 3),
+    "Head": (8,),
+    "Torso": (9,),
+    "Upper arms": (5, 6),
+    "Lower arms": (4, 7),
+    "Upper legs": (1, 2),
+    "Lower legs": (0, 3),
 }
 
 
@@ -225,9 +251,12 @@ class PCPResult:
     def as_dict(self) -> dict:
         groups = self.group_pcp()
         actors = {
-            name: {"pcp": float(self.actor_pcp[a]), "frames": int(self.evaluated[a]),
-                   "recall500": float(self.recalled[a] / max(self.evaluated[a], 1)),
-                   **{g: float(groups[g][a]) for g in groups}}
+            name: {
+                "pcp": float(self.actor_pcp[a]),
+                "frames": int(self.evaluated[a]),
+                "recall500": float(self.recalled[a] / max(self.evaluated[a], 1)),
+                **{g: float(groups[g][a]) for g in groups},
+            }
             for a, name in enumerate(self.actor_names)
         }
         return {"pcp_average": self.average_pcp, "actors": actors, "skipped_frames": list(self.skipped_frames)}
@@ -287,7 +316,9 @@ def shelf_pcp(
         best = pred14[np.argmin(err, axis=1)]  # (a,14,3)
         pa, pb = _part_endpoints(best)
         ga, gb = _part_endpoints(gt)
-        ok = (np.linalg.norm(pa - ga, axis=-1) + np.linalg.norm(pb - gb, axis=-1)) / 2.0 <= alpha * np.linalg.norm(ga - gb, axis=-1)
+        ok = (np.linalg.norm(pa - ga, axis=-1) + np.linalg.norm(pb - gb, axis=-1)) / 2.0 <= alpha * np.linalg.norm(
+            ga - gb, axis=-1
+        )
         result.correct[actors] += ok
         result.evaluated[actors] += 1
         result.recalled[actors] += err.min(axis=1) < RECALL_THRESHOLD_MM

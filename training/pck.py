@@ -35,9 +35,14 @@ class PckResult:
         return self.correct / self.total if self.total else float("nan")
 
     def to_dict(self) -> dict:
-        return {"pck": round(self.pck, 4), "correct": self.correct, "total": self.total, "people": self.people,
-                "missed_people": self.missed_people,
-                "per_source": {k: round(c / t, 4) if t else None for k, (c, t) in self.per_source.items()}}
+        return {
+            "pck": round(self.pck, 4),
+            "correct": self.correct,
+            "total": self.total,
+            "people": self.people,
+            "missed_people": self.missed_people,
+            "per_source": {k: round(c / t, 4) if t else None for k, (c, t) in self.per_source.items()},
+        }
 
 
 def joint_map_for(annotation_file: Path, num_keypoints: int) -> tuple[int, ...]:
@@ -49,8 +54,15 @@ def joint_map_for(annotation_file: Path, num_keypoints: int) -> tuple[int, ...]:
     raise ValueError(f"{annotation_file}: unsupported keypoint count {num_keypoints} (17 COCO, 14 CrowdPose/AIC)")
 
 
-def score_image(truth: list[np.ndarray], boxes: list[np.ndarray], predicted: np.ndarray, joint_map: tuple[int, ...],
-                alpha: float, result: PckResult, source: str) -> None:
+def score_image(
+    truth: list[np.ndarray],
+    boxes: list[np.ndarray],
+    predicted: np.ndarray,
+    joint_map: tuple[int, ...],
+    alpha: float,
+    result: PckResult,
+    source: str,
+) -> None:
     """Add one image's people to ``result``.
 
     Args:
@@ -104,6 +116,13 @@ def pck_on_folder(root: Path, predict, alpha: float = 0.2) -> PckResult:
             kps = [np.asarray(a["keypoints"], dtype=np.float64).reshape(-1, 3) for a in anns]
             jmap = joint_map_for(ann_file, kps[0].shape[0])
             pred = np.asarray(predict(ann_file.parent / image["file_name"]), dtype=np.float64).reshape(-1, 17, 3)
-            score_image(kps, [np.asarray(a["bbox"], dtype=np.float64) for a in anns], pred, jmap, alpha, result,
-                        ann_file.parent.name)
+            score_image(
+                kps,
+                [np.asarray(a["bbox"], dtype=np.float64) for a in anns],
+                pred,
+                jmap,
+                alpha,
+                result,
+                ann_file.parent.name,
+            )
     return result

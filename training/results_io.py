@@ -138,8 +138,11 @@ def save_predictions(path: str | Path, predictions: Predictions) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays: dict[str, Any] = {
-        "poses": predictions.poses, "frame_ids": predictions.frame_ids, "valid": predictions.valid,
-        "scores": predictions.scores, "layout": np.array(predictions.layout),
+        "poses": predictions.poses,
+        "frame_ids": predictions.frame_ids,
+        "valid": predictions.valid,
+        "scores": predictions.scores,
+        "layout": np.array(predictions.layout),
     }
     if predictions.roots is not None:
         arrays["roots"] = predictions.roots
@@ -171,7 +174,9 @@ def load_predictions(path: str | Path) -> Predictions:
             if key not in data.files:
                 raise DatasetError(f"{path}: prediction file lacks '{key}' (has {data.files})")
         poses = np.asarray(data["poses"], dtype=np.float64)
-        layout = str(data["layout"]) if "layout" in data.files else ("coco17" if poses.shape[-2] == 17 else "panoptic15")
+        layout = (
+            str(data["layout"]) if "layout" in data.files else ("coco17" if poses.shape[-2] == 17 else "panoptic15")
+        )
         if layout not in LAYOUTS:
             raise DatasetError(f"{path}: field 'layout' = '{layout}', expected one of {LAYOUTS}")
         if poses.ndim == 3:
@@ -189,8 +194,9 @@ def load_predictions(path: str | Path) -> Predictions:
         roots = np.asarray(data["roots"], np.float64) if "roots" in data.files else None
         sequences = np.asarray(data["sequences"]).astype(str) if "sequences" in data.files else None
         try:
-            return Predictions(poses, np.asarray(data["frame_ids"]).astype(np.int64), valid, scores, roots, layout,
-                               sequences)
+            return Predictions(
+                poses, np.asarray(data["frame_ids"]).astype(np.int64), valid, scores, roots, layout, sequences
+            )
         except DatasetError as exc:
             raise DatasetError(f"{path}: {exc}") from None
 

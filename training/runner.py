@@ -52,19 +52,33 @@ class StepLog:
         self.t0 = time.time()
 
     def __call__(self, stage: str, step: int, total: int, **values: float) -> None:
-        rec = {"stage": stage, "step": step, "s": round(time.time() - self.t0, 1), **{k: float(v) for k, v in values.items()}}
+        rec = {
+            "stage": stage,
+            "step": step,
+            "s": round(time.time() - self.t0, 1),
+            **{k: float(v) for k, v in values.items()},
+        }
         with self.path.open("a") as fh:
             fh.write(json.dumps(rec) + "\n")
         if step % self.every == 0 or step == total:
-            print(f"[{stage}] {step}/{total} " + " ".join(f"{k}={v:.5g}" for k, v in values.items())
-                  + f" ({rec['s']} s)", flush=True)
+            print(
+                f"[{stage}] {step}/{total} " + " ".join(f"{k}={v:.5g}" for k, v in values.items()) + f" ({rec['s']} s)",
+                flush=True,
+            )
 
 
 StepFn = Callable[[int], "tuple[torch.Tensor, dict[str, float]]"]
 
 
-def run_steps(stage: str, net: torch.nn.Module, params: Iterable[torch.nn.Parameter], lr: float, steps: int,
-              step_fn: StepFn, log: StepLog) -> None:
+def run_steps(
+    stage: str,
+    net: torch.nn.Module,
+    params: Iterable[torch.nn.Parameter],
+    lr: float,
+    steps: int,
+    step_fn: StepFn,
+    log: StepLog,
+) -> None:
     """The optimisation loop of a stage: Adam with a cosine schedule over ``steps``.
 
     Args:

@@ -74,7 +74,9 @@ def target_codec(heatmap_size: tuple[int, int], sigma: float = HEATMAP_SIGMA_PX,
     the Gaussian on the truncated pixel (SPEC §4.8); ``exact``: on the sub-pixel joint, the
     window around the rounded pixel."""
     if centre == "trunc":
-        return HeatmapCodec(heatmap_size, sigma, window="floor", anchor="trunc", centre="anchor", combine="max", clip=True)
+        return HeatmapCodec(
+            heatmap_size, sigma, window="floor", anchor="trunc", centre="anchor", combine="max", clip=True
+        )
     return HeatmapCodec(heatmap_size, sigma, window="floor", anchor="round", centre="exact", combine="max", clip=True)
 
 
@@ -101,8 +103,11 @@ def render_heatmaps(
     Returns:
         (...,J,H,W).
     """
-    amplitude = centers_hm.new_ones(centers_hm.shape[:-1]) if person_mask is None else \
-        person_mask.to(centers_hm.dtype)[..., None].expand(centers_hm.shape[:-1])
+    amplitude = (
+        centers_hm.new_ones(centers_hm.shape[:-1])
+        if person_mask is None
+        else person_mask.to(centers_hm.dtype)[..., None].expand(centers_hm.shape[:-1])
+    )
     return rendered_codec(heatmap_size, sigma).encode(centers_hm, amplitude)
 
 
@@ -116,8 +121,11 @@ def rendered_codec(heatmap_size: tuple[int, int], sigma: float = HEATMAP_SIGMA_P
 
 
 def voxel_axes(
-    grid_size_mm: Sequence[float], grid_center_mm: Sequence[float], cube_shape: Sequence[int],
-    device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+    grid_size_mm: Sequence[float],
+    grid_center_mm: Sequence[float],
+    cube_shape: Sequence[int],
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
 ) -> list[torch.Tensor]:
     """Per-axis voxel centres ``linspace(-size/2, size/2, N) + centre`` (endpoints included)."""
     return [

@@ -33,16 +33,18 @@ def draw_annotations(image: np.ndarray, camera: Camera, frame: SceneFrame) -> np
         if ok[0] and np.all(np.abs(uv[0]) < 1e5):
             x, y = int(round(uv[0, 0])), int(round(uv[0, 1]))
             cv2.putText(image, label.text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
-            cv2.putText(image, label.text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, geo.to_bgr255(label.color), 1,
-                        cv2.LINE_AA)
+            cv2.putText(
+                image, label.text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, geo.to_bgr255(label.color), 1, cv2.LINE_AA
+            )
     if frame.hud:
         step = int(round(26 * scale / 0.6))
         widths = [cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] for t in frame.hud]
         box = image[: step * len(frame.hud) + 10, : max(widths) + 16]
         box[:] = (box * 0.35).astype(np.uint8)  # darken behind the text so it reads on any scene
         for i, text in enumerate(frame.hud):
-            cv2.putText(image, text, (8, step * (i + 1)), cv2.FONT_HERSHEY_SIMPLEX, scale, (235, 235, 235), 1,
-                        cv2.LINE_AA)
+            cv2.putText(
+                image, text, (8, step * (i + 1)), cv2.FONT_HERSHEY_SIMPLEX, scale, (235, 235, 235), 1, cv2.LINE_AA
+            )
     return image
 
 
@@ -63,14 +65,16 @@ def _distorted_segments(seg_w: np.ndarray, camera: Camera, pieces: int = 12) -> 
     """Split (M,2,3) segments into ``pieces`` each (straight lines bend under lens distortion) and
     keep only pieces inside the lens model's valid field of view: far outside the image the
     distortion polynomial folds points back into the picture, which would draw phantom lines."""
-    corners = np.array([[0.0, 0.0], [camera.width - 1.0, 0.0], [0.0, camera.height - 1.0],
-                        [camera.width - 1.0, camera.height - 1.0]])
+    corners = np.array(
+        [[0.0, 0.0], [camera.width - 1.0, 0.0], [0.0, camera.height - 1.0], [camera.width - 1.0, camera.height - 1.0]]
+    )
     r_max = FOV_MARGIN * np.linalg.norm(undistort_points(corners, camera), axis=-1).max()
     t = np.linspace(0.0, 1.0, pieces + 1)[None, :, None]
     pts = seg_w[:, :1] + t * (seg_w[:, 1:] - seg_w[:, :1])  # (M,pieces+1,3)
     cam_pts = pts @ camera.R.T + camera.t_mm
     ok = (cam_pts[..., 2] > NEAR_MM) & (
-        np.linalg.norm(cam_pts[..., :2] / np.maximum(cam_pts[..., 2:], NEAR_MM), axis=-1) <= r_max)
+        np.linalg.norm(cam_pts[..., :2] / np.maximum(cam_pts[..., 2:], NEAR_MM), axis=-1) <= r_max
+    )
     uv = project_points(pts, camera)
     good = ok[:, :-1] & ok[:, 1:]  # (M,pieces)
     return np.stack([uv[:, :-1][good], uv[:, 1:][good]], axis=1), np.nonzero(good)[0]

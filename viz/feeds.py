@@ -99,9 +99,17 @@ class SyntheticFeed:
         poses[:, :, 3] = self.score
         t = now_ns()
         return Poses(
-            rig=self.rig_name, seq=frame_index, frameset_seq=frame_index, t_capture_ns=t, t_publish_ns=t,
-            skeleton_name=PANOPTIC15.name, joints=PANOPTIC15.joints, edges=PANOPTIC15.edges, poses=poses,
-            track_ids=np.asarray(people.ids[pres], dtype=np.int64), extra={"source": "synthetic truth"},
+            rig=self.rig_name,
+            seq=frame_index,
+            frameset_seq=frame_index,
+            t_capture_ns=t,
+            t_publish_ns=t,
+            skeleton_name=PANOPTIC15.name,
+            joints=PANOPTIC15.joints,
+            edges=PANOPTIC15.edges,
+            poses=poses,
+            track_ids=np.asarray(people.ids[pres], dtype=np.int64),
+            extra={"source": "synthetic truth"},
         )
 
     def poll(self, timeout_ms: int) -> tuple[Poses | None, list[Status]]:
@@ -130,8 +138,16 @@ class ViewSetup:
     camera: Camera
 
     @classmethod
-    def from_rig(cls, rig: CameraRig | None, volume_center_mm, volume_size_mm, width: int = 960,
-                 height: int = 540, azimuth_deg: float = -60.0, elevation_deg: float = 30.0) -> "ViewSetup":
+    def from_rig(
+        cls,
+        rig: CameraRig | None,
+        volume_center_mm,
+        volume_size_mm,
+        width: int = 960,
+        height: int = 540,
+        azimuth_deg: float = -60.0,
+        elevation_deg: float = 30.0,
+    ) -> "ViewSetup":
         radius = None
         if rig is not None:  # frame the cameras (where people are seen), not a possibly huge volume
             radius = min(geo.rig_radius_mm(rig, volume_center_mm), 0.5 * float(np.linalg.norm(volume_size_mm[:2])))
@@ -139,8 +155,9 @@ class ViewSetup:
         return cls(rig, np.asarray(volume_center_mm, float), np.asarray(volume_size_mm, float), cam)
 
     def scene(self, min_score: float = 0.0) -> SceneState:
-        return SceneState(self.rig, self.volume_center_mm, self.volume_size_mm, root_joint=PANOPTIC15.root,
-                          min_score=min_score)
+        return SceneState(
+            self.rig, self.volume_center_mm, self.volume_size_mm, root_joint=PANOPTIC15.root, min_score=min_score
+        )
 
 
 def view_camera(base: Camera, target_mm: np.ndarray | None) -> Camera:

@@ -208,13 +208,14 @@ def rig_frusta(
 ) -> LineSet:
     """Frusta of all cameras; cameras named in ``missing`` are drawn red."""
     missing = set(missing)
-    return merge(
-        camera_frustum(cam, depth_mm, MISSING_CAMERA_RGB if cam.name in missing else rgb) for cam in rig
-    )
+    return merge(camera_frustum(cam, depth_mm, MISSING_CAMERA_RGB if cam.name in missing else rgb) for cam in rig)
 
 
 def floor_grid(
-    center_mm: Sequence[float], size_mm: Sequence[float], spacing_mm: float = 1000.0, z_mm: float = 0.0,
+    center_mm: Sequence[float],
+    size_mm: Sequence[float],
+    spacing_mm: float = 1000.0,
+    z_mm: float = 0.0,
     rgb: Sequence[float] = GRID_RGB,
 ) -> LineSet:
     """Square grid on the plane z = ``z_mm`` covering ``size_mm`` (x, y) around ``center_mm`` (x, y).
@@ -227,8 +228,12 @@ def floor_grid(
     cx, cy = float(center_mm[0]), float(center_mm[1])
     hx, hy = 0.5 * float(size_mm[0]), 0.5 * float(size_mm[1])
     x0, x1, y0, y1 = cx - hx, cx + hx, cy - hy, cy + hy
-    xs = np.unique(np.concatenate([[x0, x1], np.arange(np.ceil(x0 / spacing_mm), np.floor(x1 / spacing_mm) + 1) * spacing_mm]))
-    ys = np.unique(np.concatenate([[y0, y1], np.arange(np.ceil(y0 / spacing_mm), np.floor(y1 / spacing_mm) + 1) * spacing_mm]))
+    xs = np.unique(
+        np.concatenate([[x0, x1], np.arange(np.ceil(x0 / spacing_mm), np.floor(x1 / spacing_mm) + 1) * spacing_mm])
+    )
+    ys = np.unique(
+        np.concatenate([[y0, y1], np.arange(np.ceil(y0 / spacing_mm), np.floor(y1 / spacing_mm) + 1) * spacing_mm])
+    )
     pts = [[x, y0, z_mm] for x in xs] + [[x, y1, z_mm] for x in xs]
     pts += [[x0, y, z_mm] for y in ys] + [[x1, y, z_mm] for y in ys]
     nx, ny = len(xs), len(ys)
@@ -246,7 +251,9 @@ def box_lines(center_mm: Sequence[float], size_mm: Sequence[float], rgb: Sequenc
     return LineSet(pts, lines, np.tile(rgb, (12, 1)))
 
 
-def look_at(center_mm: Sequence[float], target_mm: Sequence[float], up: Sequence[float] = (0.0, 0.0, 1.0)) -> np.ndarray:
+def look_at(
+    center_mm: Sequence[float], target_mm: Sequence[float], up: Sequence[float] = (0.0, 0.0, 1.0)
+) -> np.ndarray:
     """(3,3) world->camera rotation of a camera at ``center_mm`` looking at ``target_mm`` (image y down)."""
     z = np.asarray(target_mm, dtype=np.float64) - np.asarray(center_mm, dtype=np.float64)
     z /= np.linalg.norm(z)
@@ -258,8 +265,14 @@ def look_at(center_mm: Sequence[float], target_mm: Sequence[float], up: Sequence
 
 
 def orbit_camera(
-    target_mm: Sequence[float], distance_mm: float, azimuth_deg: float, elevation_deg: float,
-    width: int, height: int, fov_y_deg: float = 50.0, name: str = "view",
+    target_mm: Sequence[float],
+    distance_mm: float,
+    azimuth_deg: float,
+    elevation_deg: float,
+    width: int,
+    height: int,
+    fov_y_deg: float = 50.0,
+    name: str = "view",
 ) -> Camera:
     """Undistorted virtual camera orbiting ``target_mm``; principal point at the image centre
     ((W-1)/2, (H-1)/2) and fx = fy, which is what Open3D's legacy view control can reproduce."""
@@ -268,12 +281,19 @@ def orbit_camera(
     center = np.asarray(target_mm, dtype=np.float64) + offset
     f = 0.5 * height / np.tan(0.5 * np.deg2rad(fov_y_deg))
     K = [[f, 0.0, (width - 1) / 2.0], [0.0, f, (height - 1) / 2.0], [0.0, 0.0, 1.0]]
-    return Camera.from_center(name, width, height, K, np.zeros(5), look_at(center, target_mm), center, "viz.orbit_camera")
+    return Camera.from_center(
+        name, width, height, K, np.zeros(5), look_at(center, target_mm), center, "viz.orbit_camera"
+    )
 
 
 def overview_camera(
-    volume_center_mm: Sequence[float], volume_size_mm: Sequence[float], width: int = 960, height: int = 540,
-    azimuth_deg: float = -60.0, elevation_deg: float = 30.0, radius_mm: float | None = None,
+    volume_center_mm: Sequence[float],
+    volume_size_mm: Sequence[float],
+    width: int = 960,
+    height: int = 540,
+    azimuth_deg: float = -60.0,
+    elevation_deg: float = 30.0,
+    radius_mm: float | None = None,
 ) -> Camera:
     """A 3/4 view looking at the volume centre that frames a disc of ``radius_mm`` (default: the
     volume's floor area; pass the rig's radius to get closer when the volume is much larger)."""

@@ -126,9 +126,23 @@ def run_viewer(
         from viz.window import check_display, run_window
 
         check_display()
-        return run_window(BusFeed(poses_endpoint, rig_name, status_endpoints), setup, duration_s=duration_s,
-                          should_stop=should_stop, on_tick=on_tick)
+        return run_window(
+            BusFeed(poses_endpoint, rig_name, status_endpoints),
+            setup,
+            duration_s=duration_s,
+            should_stop=should_stop,
+            on_tick=on_tick,
+        )
     feed = BusFeed(poses_endpoint, rig_name, status_endpoints)
-    n = run_headless(feed, setup, render_path, fps=fps, max_frames=max_frames, duration_s=duration_s,
-                     backend=backend, should_stop=should_stop, on_tick=on_tick)
+    n = run_headless(
+        feed,
+        setup,
+        render_path,
+        fps=fps,
+        max_frames=max_frames,
+        duration_s=duration_s,
+        backend=backend,
+        should_stop=should_stop,
+        on_tick=on_tick,
+    )
     return 0 if n > 0 else 1

@@ -77,8 +77,10 @@ def probe_open3d(timeout_s: float = 120.0) -> tuple[bool, str]:
     if out.returncode == 0 and "OPEN3D_OK" in out.stdout:
         return True, out.stdout.split("OPEN3D_OK", 1)[1].strip()
     tail = (out.stderr or out.stdout).strip().splitlines()[-3:]
-    hint = ("; missing system libraries? run scripts/install_viz_deps.sh (as root) "
-            "or: apt-get install -y libegl1 libgl1 libusb-1.0-0")
+    hint = (
+        "; missing system libraries? run scripts/install_viz_deps.sh (as root) "
+        "or: apt-get install -y libegl1 libgl1 libusb-1.0-0"
+    )
     return False, f"Open3D render probe failed (exit {out.returncode}): {' | '.join(tail)}{hint}"
 
 
@@ -131,8 +133,10 @@ class Open3DRenderer:
         self.canvas_h, self.oy = self._canvas(cy, self.height)
         self.vis = o3d.visualization.Visualizer()
         if not self.vis.create_window(visible=False, width=self.canvas_w, height=self.canvas_h):
-            raise RenderError("open3d: could not create an offscreen window; run scripts/install_viz_deps.sh "
-                              "or use backend 'software'")
+            raise RenderError(
+                "open3d: could not create an offscreen window; run scripts/install_viz_deps.sh "
+                "or use backend 'software'"
+            )
         opt = self.vis.get_render_option()
         opt.background_color = np.asarray(BACKGROUND_RGB)
         opt.line_width = float(SKELETON_WIDTH_PX)
@@ -164,8 +168,12 @@ class Open3DRenderer:
         o3d = self._o3d
         fy = camera.K[1, 1]
         if abs(camera.K[0, 0] - fy) > 0.01 * fy:
-            log.warning("open3d renderer: camera '%s' has fx %.1f != fy %.1f; Open3D uses one focal length",
-                        camera.name, camera.K[0, 0], fy)
+            log.warning(
+                "open3d renderer: camera '%s' has fx %.1f != fy %.1f; Open3D uses one focal length",
+                camera.name,
+                camera.K[0, 0],
+                fy,
+            )
         K = np.array([[fy, 0.0, (self.canvas_w - 1) / 2.0], [0.0, fy, (self.canvas_h - 1) / 2.0], [0, 0, 1]])
         params = o3d.camera.PinholeCameraParameters()
         params.intrinsic = o3d.camera.PinholeCameraIntrinsic(self.canvas_w, self.canvas_h, K)
@@ -266,8 +274,10 @@ class FrameWriter:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._video = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*codec), self.fps, (w, h))
                 if not self._video.isOpened():
-                    raise RenderError(f"{self.path}: OpenCV cannot open a {codec} video writer here; "
-                                      "write a PNG folder instead (give a directory path)")
+                    raise RenderError(
+                        f"{self.path}: OpenCV cannot open a {codec} video writer here; "
+                        "write a PNG folder instead (give a directory path)"
+                    )
         elif self._size != (w, h):
             raise RenderError(f"{self.path}: frame {self.count} is {w}x{h}, earlier frames {self._size}")
         if self._video is not None:

@@ -59,8 +59,12 @@ def overlay_style(width: int, height: int, display_scale: float = 1.0) -> Overla
     text_disp = max(13.0, 0.014 * diag)
     line = max(1, int(round(line_disp / display_scale)))
     font_scale = text_disp / display_scale / FONT_PX_AT_SCALE_1
-    return OverlayStyle(line_px=line, joint_radius_px=max(2, int(round(1.6 * line_disp / display_scale))),
-                        font_scale=font_scale, font_thickness=max(1, int(round(font_scale * 1.5))))
+    return OverlayStyle(
+        line_px=line,
+        joint_radius_px=max(2, int(round(1.6 * line_disp / display_scale))),
+        font_scale=font_scale,
+        font_thickness=max(1, int(round(font_scale * 1.5))),
+    )
 
 
 def person_colors(track_ids: Sequence[int]) -> np.ndarray:
@@ -157,8 +161,12 @@ def draw_skeletons(
         return out
     style = overlay_style(out.shape[1], out.shape[0], display_scale)
     if thickness_px is not None or joint_radius_px is not None:
-        style = OverlayStyle(int(thickness_px or style.line_px), int(joint_radius_px or style.joint_radius_px),
-                             style.font_scale, style.font_thickness)
+        style = OverlayStyle(
+            int(thickness_px or style.line_px),
+            int(joint_radius_px or style.joint_radius_px),
+            style.font_scale,
+            style.font_thickness,
+        )
     xyz = poses[..., :3]
     scores = poses[..., 3]
     ok = np.isfinite(xyz).all(-1) & (scores >= min_score)
@@ -251,10 +259,11 @@ def overlay_views(
             tiles.append(caption(np.zeros((cam.height, cam.width, 3), np.uint8), f"{cam.name}: missing", alert=True))
             continue
         if img.shape[:2] != (cam.height, cam.width):
-            raise ValueError(f"overlay: camera '{cam.name}' is calibrated for {cam.width}x{cam.height} but its "
-                             f"image is {img.shape[1]}x{img.shape[0]}; use the rig that matches the images")
-        drawn = draw_skeletons(img, cam, poses, edges, track_ids, min_score,
-                               display_scale=tile_width_px / cam.width)
+            raise ValueError(
+                f"overlay: camera '{cam.name}' is calibrated for {cam.width}x{cam.height} but its "
+                f"image is {img.shape[1]}x{img.shape[0]}; use the rig that matches the images"
+            )
+        drawn = draw_skeletons(img, cam, poses, edges, track_ids, min_score, display_scale=tile_width_px / cam.width)
         tiles.append(caption(drawn, cam.name))
     return side_by_side(tiles, columns, tile_width_px)
 
@@ -299,7 +308,9 @@ def frameset_images(frameset, rig: CameraRig) -> list[np.ndarray | None]:
     by_name = {}
     for i, view in enumerate(frameset.views):
         if view.camera not in rig.names:
-            raise ValueError(f"overlay: frameset camera '{view.camera}' is not in the rig {rig.names}; "
-                             "use the rig the stream was captured with")
+            raise ValueError(
+                f"overlay: frameset camera '{view.camera}' is not in the rig {rig.names}; "
+                "use the rig the stream was captured with"
+            )
         by_name[view.camera] = frameset.image(i)
     return [by_name.get(name) for name in rig.names]

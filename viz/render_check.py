@@ -52,7 +52,11 @@ def distance_to_segments(points_px: np.ndarray, segments_px: np.ndarray) -> np.n
 
 
 def line_agreement(
-    image: np.ndarray, segments_px: np.ndarray, bgr, tol_px: float = 3.0, color_tol: int = 40,
+    image: np.ndarray,
+    segments_px: np.ndarray,
+    bgr,
+    tol_px: float = 3.0,
+    color_tol: int = 40,
     samples_per_segment: int = 20,
 ) -> LineAgreement:
     """Compare pixels of colour ``bgr`` in ``image`` with the (M,2,2) projected segments.

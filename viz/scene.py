@@ -244,8 +244,11 @@ class SceneState:
     def frame(self, now_ns: int | None = None) -> SceneFrame:
         """The drawable state now."""
         show = self.layers
-        bones = (geo.skeleton_lines(self.poses, self.edges, self.track_ids, self.min_score)
-                 if show["skeletons"] else geo.LineSet.empty())
+        bones = (
+            geo.skeleton_lines(self.poses, self.edges, self.track_ids, self.min_score)
+            if show["skeletons"]
+            else geo.LineSet.empty()
+        )
         joints = geo.joint_points(self.poses, self.track_ids, self.min_score) if show["joints"] else None
         labels = geo.person_labels(self.poses, self.track_ids, self.min_score) if show["labels"] else []
         hud = self.hud_lines(now_ns) if show["hud"] else []

@@ -35,14 +35,28 @@ def check_display() -> None:
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         raise DisplayUnavailable(
             "no display: DISPLAY is not set. Run in a desktop session, under `xvfb-run -a selfpose3d view ...`, "
-            "or render headless with `selfpose3d view --render out.mp4`")
+            "or render headless with `selfpose3d view --render out.mp4`"
+        )
 
 
 def _key_name(gui, key) -> str:
-    names = {gui.KeyName.SPACE: "space", gui.KeyName.F: "f", gui.KeyName.S: "s", gui.KeyName.R: "r",
-             gui.KeyName.Q: "q", gui.KeyName.ESCAPE: "q"}
-    digits = [gui.KeyName.ONE, gui.KeyName.TWO, gui.KeyName.THREE, gui.KeyName.FOUR, gui.KeyName.FIVE,
-              gui.KeyName.SIX, gui.KeyName.SEVEN]
+    names = {
+        gui.KeyName.SPACE: "space",
+        gui.KeyName.F: "f",
+        gui.KeyName.S: "s",
+        gui.KeyName.R: "r",
+        gui.KeyName.Q: "q",
+        gui.KeyName.ESCAPE: "q",
+    }
+    digits = [
+        gui.KeyName.ONE,
+        gui.KeyName.TWO,
+        gui.KeyName.THREE,
+        gui.KeyName.FOUR,
+        gui.KeyName.FIVE,
+        gui.KeyName.SIX,
+        gui.KeyName.SEVEN,
+    ]
     names.update({k: str(i + 1) for i, k in enumerate(digits)})
     return names.get(key, "")
 
@@ -62,9 +76,18 @@ class ViewerWindow:
         on_tick: called by the feed thread every poll with the frames shown (heartbeat).
     """
 
-    def __init__(self, feed: Feed, setup: ViewSetup, min_score: float = 0.0, follow: bool = False,
-                 title: str = "selfpose3d", screenshot_dir: str | Path = ".", duration_s: float | None = None,
-                 should_stop: Callable[[], bool] | None = None, on_tick: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self,
+        feed: Feed,
+        setup: ViewSetup,
+        min_score: float = 0.0,
+        follow: bool = False,
+        title: str = "selfpose3d",
+        screenshot_dir: str | Path = ".",
+        duration_s: float | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        on_tick: Callable[[int], None] | None = None,
+    ) -> None:
         import open3d as o3d
 
         self.o3d = o3d
@@ -174,8 +197,9 @@ class ViewerWindow:
         extrinsic = np.eye(4)
         extrinsic[:3, :3], extrinsic[:3, 3] = cam.R, cam.t_mm
         half = 0.5 * self.setup.volume_size_mm
-        bbox = self.o3d.geometry.AxisAlignedBoundingBox(self.setup.volume_center_mm - half,
-                                                        self.setup.volume_center_mm + half)
+        bbox = self.o3d.geometry.AxisAlignedBoundingBox(
+            self.setup.volume_center_mm - half, self.setup.volume_center_mm + half
+        )
         self.widget.setup_camera(cam.K, extrinsic, cam.width, cam.height, bbox)
         self.widget.center_of_rotation = self.setup.volume_center_mm
 
@@ -283,14 +307,22 @@ class ViewerWindow:
         return 0
 
 
-def run_window(feed: Feed, setup: ViewSetup, min_score: float = 0.0, follow: bool = False,
-               title: str = "selfpose3d", duration_s: float | None = None,
-               should_stop: Callable[[], bool] | None = None, on_tick: Callable[[int], None] | None = None) -> int:
+def run_window(
+    feed: Feed,
+    setup: ViewSetup,
+    min_score: float = 0.0,
+    follow: bool = False,
+    title: str = "selfpose3d",
+    duration_s: float | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    on_tick: Callable[[int], None] | None = None,
+) -> int:
     """Open the interactive viewer (raises :class:`DisplayUnavailable` without a display)."""
     check_display()
     print("keys: " + ", ".join(f"{k} {v}" for k, v in _help_items()))
-    return ViewerWindow(feed, setup, min_score, follow, title, duration_s=duration_s,
-                        should_stop=should_stop, on_tick=on_tick).run()
+    return ViewerWindow(
+        feed, setup, min_score, follow, title, duration_s=duration_s, should_stop=should_stop, on_tick=on_tick
+    ).run()
 
 
 def _help_items():

@@ -31,15 +31,22 @@ DEFAULT_SHELF = SHARED_DATA_DIR / "shelf"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("what", choices=["precision"], help="what to benchmark")
     parser.add_argument("--model", required=True, help="model file (ours) or preset name (random weights)")
-    parser.add_argument("--inputs", choices=["auto", "synthetic", "shelf"], default="auto",
-                        help="test inputs (auto: shelf for a Shelf model, else held-out synthetic framesets)")
+    parser.add_argument(
+        "--inputs",
+        choices=["auto", "synthetic", "shelf"],
+        default="auto",
+        help="test inputs (auto: shelf for a Shelf model, else held-out synthetic framesets)",
+    )
     parser.add_argument("--frames", type=int, default=20, help="framesets to compare (default 20)")
     parser.add_argument("--rounds", type=int, default=3, help="timing rounds, precisions interleaved (default 3)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--shelf", type=Path, default=DEFAULT_SHELF, help="Shelf data folder (detections.npz)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
-    parser.add_argument("--write-meta", action="store_true",
-                        help="store the mixed-bf16 deviation in the model file's meta (weights unchanged)")
+    parser.add_argument(
+        "--write-meta",
+        action="store_true",
+        help="store the mixed-bf16 deviation in the model file's meta (weights unchanged)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,16 +57,24 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     result = bench_precision(args.model, args.inputs, args.frames, args.rounds, args.shelf)
     result.update(cpu=cpu_info(), threads=args.threads, date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
-    print(f"{args.model}: {result['inputs']} ({result['frames']} framesets), {result['cpu']['model']}, "
-          f"native bf16 {result['cpu']['native_bf16']}, {args.threads} threads")
-    print(f"{'precision':12s} {'s/frame':>9s} {'speed-up':>9s} {'p50 mm':>8s} {'p99 mm':>8s} {'max mm':>8s} {'unmatched':>9s}")
+    print(
+        f"{args.model}: {result['inputs']} ({result['frames']} framesets), {result['cpu']['model']}, "
+        f"native bf16 {result['cpu']['native_bf16']}, {args.threads} threads"
+    )
+    print(
+        f"{'precision':12s} {'s/frame':>9s} {'speed-up':>9s} {'p50 mm':>8s} {'p99 mm':>8s} {'max mm':>8s} {'unmatched':>9s}"
+    )
     for name, r in result["precisions"].items():
         d = r["deviation"]
-        print(f"{name:12s} {r['median_s']:9.4f} {r['speedup_vs_fp32']:9.2f} {d['p50_mm']:8.3f} {d['p99_mm']:8.3f} "
-              f"{d['max_mm']:8.3f} {d['unmatched_people']:9d}")
+        print(
+            f"{name:12s} {r['median_s']:9.4f} {r['speedup_vs_fp32']:9.2f} {d['p50_mm']:8.3f} {d['p99_mm']:8.3f} "
+            f"{d['max_mm']:8.3f} {d['unmatched_people']:9d}"
+        )
     mixed = result["precisions"]["bf16"]["deviation"]
-    print(f"mixed bf16 {'passes' if mixed['passed'] else 'FAILS'} the {mixed['bar_mm']} mm p99 bar "
-          f"(auto picks bf16 only where it passes and the CPU has native bf16)")
+    print(
+        f"mixed bf16 {'passes' if mixed['passed'] else 'FAILS'} the {mixed['bar_mm']} mm p99 bar "
+        f"(auto picks bf16 only where it passes and the CPU has native bf16)"
+    )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=1))
@@ -83,15 +98,27 @@ def _inputs(model, kind: str, frames: int, shelf: Path):
         data = ShelfDetections(shelf)
         step = max(1, len(data.frame_ids) // frames)
         ids = data.frame_ids[::step][:frames]
-        return data.rig, {}, [data.input_rows(f) for f in ids], "detections", f"Shelf detections, frames {ids[0]}..{ids[-1]} every {step}"
+        return (
+            data.rig,
+            {},
+            [data.input_rows(f) for f in ids],
+            "detections",
+            f"Shelf detections, frames {ids[0]}..{ids[-1]} every {step}",
+        )
     from training.ssl.synthetic_eval import held_out_scenes
 
     scenes = held_out_scenes()
     chosen = scenes.frames[:frames]
     kw = {"space_size_mm": scenes.key["size"], "space_center_mm": scenes.key["center"]}
     truth = [scenes.ground_truth(s, f) for s, f in chosen]
-    return (scenes.rig, kw, [scenes.images_bgr(s, f) for s, f in chosen], "images",
-            f"held-out synthetic framesets (seeds {list(scenes.seeds)})", truth)
+    return (
+        scenes.rig,
+        kw,
+        [scenes.images_bgr(s, f) for s, f in chosen],
+        "images",
+        f"held-out synthetic framesets (seeds {list(scenes.seeds)})",
+        truth,
+    )
 
 
 def bench_precision(model_ref: str, inputs: str, frames: int, rounds: int, shelf: Path) -> dict:
@@ -120,11 +147,14 @@ def bench_precision(model_ref: str, inputs: str, frames: int, rounds: int, shelf
     else:
         model, _ = load_model_file(model_ref)
     rig, kw, xs, kind, desc, *rest = _inputs(model, inputs, frames, shelf)
-    runtimes = {p: InferenceRuntime(model, rig, backend="eager", device="cpu", precision=p, **kw)
-                for p in ("fp32", "bf16")}
+    runtimes = {
+        p: InferenceRuntime(model, rig, backend="eager", device="cpu", precision=p, **kw) for p in ("fp32", "bf16")
+    }
     full = InferenceRuntime(model, rig, backend="eager", device="cpu", precision="bf16", **kw)
-    full.stages = {n: EagerStage(m, 5 if n != "backbone" else 4, full.device, torch.bfloat16, True, stage="whole")
-                   for n, m in (("backbone", model.backbone), ("root_net", model.root_net), ("pose_net", model.pose_net))}
+    full.stages = {
+        n: EagerStage(m, 5 if n != "backbone" else 4, full.device, torch.bfloat16, True, stage="whole")
+        for n, m in (("backbone", model.backbone), ("root_net", model.root_net), ("pose_net", model.pose_net))
+    }
     runtimes["bf16-full"] = full
     if kind == "detections":
         g = runtimes["fp32"].projector.geometry
@@ -162,13 +192,24 @@ def bench_precision(model_ref: str, inputs: str, frames: int, rounds: int, shelf
     precisions = {}
     for p in runtimes:
         dev = compare_runs(outs["fp32"], outs[p]).to_meta(desc)
-        precisions[p] = {"median_s": med[p], "samples_s": samples[p], "speedup_vs_fp32": med["fp32"] / med[p],
-                         "deviation": dev}
+        precisions[p] = {
+            "median_s": med[p],
+            "samples_s": samples[p],
+            "speedup_vs_fp32": med["fp32"] / med[p],
+            "deviation": dev,
+        }
     people = int(sum((np.asarray(o)[:, 0, 3] >= 0).sum() for o in outs["fp32"]))
-    return {"model": model_ref, "config": model.config.name, "random_weights": random_weights, "inputs": desc,
-            "frames": len(xs), "people_fp32": people, "rounds": rounds,
-            "what_is_timed": "pose stage on identical cubes" if random_weights else "whole frameset",
-            "precisions": precisions}
+    return {
+        "model": model_ref,
+        "config": model.config.name,
+        "random_weights": random_weights,
+        "inputs": desc,
+        "frames": len(xs),
+        "people_fp32": people,
+        "rounds": rounds,
+        "what_is_timed": "pose stage on identical cubes" if random_weights else "whole frameset",
+        "precisions": precisions,
+    }
 
 
 def write_bf16_check(path: str | Path, check: dict) -> None:
@@ -186,8 +227,10 @@ def write_bf16_check(path: str | Path, check: dict) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(obj, tmp)
     again = read_file(tmp)
-    same = all(torch.equal(v, again["state_dict"][k]) and v.dtype == again["state_dict"][k].dtype
-               for k, v in obj["state_dict"].items())
+    same = all(
+        torch.equal(v, again["state_dict"][k]) and v.dtype == again["state_dict"][k].dtype
+        for k, v in obj["state_dict"].items()
+    )
     if not same or again["state_dict"].keys() != obj["state_dict"].keys():
         tmp.unlink()
         raise CheckpointError(f"{path}: rewriting the meta changed weights; file left as it was")

@@ -32,8 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="board.pdf", help="output .pdf or .png (default board.pdf)")
     p.add_argument("--dpi", type=float, default=300.0, help="print resolution (default 300)")
     p.add_argument("--margin-mm", type=float, default=10.0, help="white margin around the board")
-    p.add_argument("--render-rig", default=None, metavar="CALIB",
-                   help="instead: render synthetic board views through this calibration into --out (a folder)")
+    p.add_argument(
+        "--render-rig",
+        default=None,
+        metavar="CALIB",
+        help="instead: render synthetic board views through this calibration into --out (a folder)",
+    )
     p.add_argument("--frames", type=int, default=20, help="with --render-rig: number of board poses")
     p.add_argument("--seed", type=int, default=0, help="with --render-rig: random seed")
 
@@ -46,22 +50,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--max-blur-px", type=float, default=2.5, help="reject frames blurrier than this (sigma, px)")
     p.add_argument("--min-views", type=int, default=6, help="fewer usable views is an error")
     p.add_argument("--max-rms-px", type=float, default=1.5, help="larger RMS reprojection error is an error")
-    p.add_argument("--min-coverage", type=float, default=0.5, help="min fraction of the image (8x6 grid cells) "
-                   "that board corners must reach")
+    p.add_argument(
+        "--min-coverage",
+        type=float,
+        default=0.5,
+        help="min fraction of the image (8x6 grid cells) that board corners must reach",
+    )
     p.add_argument("--fix-k3", action="store_true", help="keep k3 = 0 (narrow lenses, few views)")
 
     p = sub.add_parser("extrinsics", help="all camera poses from a ChArUco board seen by several cameras")
     _board_args(p)
     _sources_args(p)
-    p.add_argument("--intrinsics", default=None,
-                   help="intrinsics.yaml from `calibrate intrinsics` (or any calibration file with the cameras); "
-                   "default: calibrate intrinsics from this recording too")
-    p.add_argument("--out", required=True, help="output folder: rig.yaml, calibration_panoptic.json, "
-                   "calibration.toml (anipose), report.txt")
-    p.add_argument("--world", default="board", help="'board' (board of --world-frame lies on the floor), 'wall' "
-                   "(it hangs upright on a wall) or 'camera:NAME'")
-    p.add_argument("--world-frame", type=int, default=0, help="frame whose board lies on the floor and defines "
-                   "the world (default 0)")
+    p.add_argument(
+        "--intrinsics",
+        default=None,
+        help="intrinsics.yaml from `calibrate intrinsics` (or any calibration file with the cameras); "
+        "default: calibrate intrinsics from this recording too",
+    )
+    p.add_argument(
+        "--out",
+        required=True,
+        help="output folder: rig.yaml, calibration_panoptic.json, calibration.toml (anipose), report.txt",
+    )
+    p.add_argument(
+        "--world",
+        default="board",
+        help="'board' (board of --world-frame lies on the floor), 'wall' (it hangs upright on a wall) or 'camera:NAME'",
+    )
+    p.add_argument(
+        "--world-frame",
+        type=int,
+        default=0,
+        help="frame whose board lies on the floor and defines the world (default 0)",
+    )
     p.add_argument("--origin-mm", default="0,0,0", help="point (in that frame, mm) that becomes the world origin")
     p.add_argument("--reference", default=None, help="bundle-adjustment reference camera")
 
@@ -86,20 +107,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _board_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     g = p.add_mutually_exclusive_group(required=required)
-    g.add_argument("--board", default=None, help="board spec 'charuco:COLSxROWS:SQUARE_MM:MARKER_MM[:DICT]' or "
-                   "'checkerboard:COLSxROWS:SQUARE_MM' (squares, not inner corners)")
+    g.add_argument(
+        "--board",
+        default=None,
+        help="board spec 'charuco:COLSxROWS:SQUARE_MM:MARKER_MM[:DICT]' or "
+        "'checkerboard:COLSxROWS:SQUARE_MM' (squares, not inner corners)",
+    )
     g.add_argument("--board-yaml", default=None, help="board spec YAML (keys of calib.boards.BoardSpec)")
 
 
 def _sources_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--images", default=None, help="folder with one sub-folder or video per camera")
-    p.add_argument("--camera", action="append", default=[], metavar="NAME=PATH",
-                   help="a camera's image folder or video (repeatable; instead of --images)")
+    p.add_argument(
+        "--camera",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="a camera's image folder or video (repeatable; instead of --images)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    return {"board": _run_board, "intrinsics": _run_intrinsics, "extrinsics": _run_extrinsics,
-            "refine": _run_refine, "check": _run_check}[args.calibrate_command](args)
+    return {
+        "board": _run_board,
+        "intrinsics": _run_intrinsics,
+        "extrinsics": _run_extrinsics,
+        "refine": _run_refine,
+        "check": _run_check,
+    }[args.calibrate_command](args)
 
 
 # ----------------------------------------------------------------------------------- helpers
@@ -132,8 +167,9 @@ def _sources(args) -> dict[str, Path]:
         if not out and any(p.suffix.lower() in IMAGE_EXTENSIONS for p in root.iterdir()):
             out[root.name] = root
     if not out:
-        raise CalibrationError("no camera sources: pass --images DIR (one sub-folder/video per camera) or "
-                               "--camera NAME=PATH")
+        raise CalibrationError(
+            "no camera sources: pass --images DIR (one sub-folder/video per camera) or --camera NAME=PATH"
+        )
     return out
 
 
@@ -171,8 +207,10 @@ def _run_board(args) -> int:
     else:
         write_board_png(spec, out, args.dpi, args.margin_mm)
     w, h = spec.size_mm
-    print(f"wrote {out}: {spec.describe()}, {w:g} x {h:g} mm + {args.margin_mm:g} mm margin. Print at 100 % "
-          f"(actual size) and measure a square: it must be {spec.square_mm:g} mm.")
+    print(
+        f"wrote {out}: {spec.describe()}, {w:g} x {h:g} mm + {args.margin_mm:g} mm margin. Print at 100 % "
+        f"(actual size) and measure a square: it must be {spec.square_mm:g} mm."
+    )
     return 0
 
 
@@ -192,8 +230,10 @@ def _render_dry_run(args, spec) -> int:
         (out / cam.name).mkdir(parents=True, exist_ok=True)
         for i, pose in enumerate(poses):
             cv2.imwrite(str(out / cam.name / f"{i:06d}.png"), renderer.render(pose, noise_std=2.0, rng=rng))
-    print(f"wrote {len(poses)} synchronised frames per camera for {rig.names} under {out} "
-          "(frame 0: board on the floor, first inner corner at the world origin)")
+    print(
+        f"wrote {len(poses)} synchronised frames per camera for {rig.names} under {out} "
+        "(frame 0: board on the floor, first inner corner at the world origin)"
+    )
     return 0
 
 
@@ -201,8 +241,13 @@ def _render_dry_run(args, spec) -> int:
 def _run_intrinsics(args) -> int:
     import cv2
 
-    from calib.intrinsics import (calibrate_intrinsics, collect_detections, coverage_image, save_intrinsics,
-                                  select_frames)
+    from calib.intrinsics import (
+        calibrate_intrinsics,
+        collect_detections,
+        coverage_image,
+        save_intrinsics,
+        select_frames,
+    )
 
     spec = _spec(args)
     out = Path(args.out)
@@ -212,16 +257,28 @@ def _run_intrinsics(args) -> int:
         dets = collect_detections(src, spec, name, step=args.step, max_blur_px=args.max_blur_px)
         dets.require_detections(spec)
         chosen = select_frames(dets.detections, args.max_frames, spec=spec)
-        res = calibrate_intrinsics(chosen, spec, dets.image_size, name, min_views=args.min_views,
-                                   max_rms_px=args.max_rms_px, min_coverage=args.min_coverage, fix_k3=args.fix_k3,
-                                   source=str(src))
+        res = calibrate_intrinsics(
+            chosen,
+            spec,
+            dets.image_size,
+            name,
+            min_views=args.min_views,
+            max_rms_px=args.max_rms_px,
+            min_coverage=args.min_coverage,
+            fix_k3=args.fix_k3,
+            source=str(src),
+        )
         cv2.imwrite(str(out / f"coverage_{name}.png"), coverage_image(chosen, dets.image_size))
         results.append(res)
-        line = (f"{res.summary()}; frames read {dets.frames_read}, board in {len(dets.detections)}, "
-                f"blurred {len(dets.blurred)}")
+        line = (
+            f"{res.summary()}; frames read {dets.frames_read}, board in {len(dets.detections)}, "
+            f"blurred {len(dets.blurred)}"
+        )
         if res.coverage < 0.6:
-            line += (f"  [warning: corners cover only {100 * res.coverage:.0f}% of the image; "
-                     "move the board into the corners]")
+            line += (
+                f"  [warning: corners cover only {100 * res.coverage:.0f}% of the image; "
+                "move the board into the corners]"
+            )
         lines.append(line)
         print(line)
     save_intrinsics(results, out / "intrinsics.yaml")
@@ -241,8 +298,10 @@ def _run_extrinsics(args) -> int:
 
     spec = _spec(args)
     sources = _sources(args)
-    detections = {name: [detect_board(img, spec, source=f"{name}/{label}") for label, img in iter_frames(src)]
-                  for name, src in sources.items()}
+    detections = {
+        name: [detect_board(img, spec, source=f"{name}/{label}") for label, img in iter_frames(src)]
+        for name, src in sources.items()
+    }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.intrinsics is None:
@@ -257,11 +316,19 @@ def _run_extrinsics(args) -> int:
         if missing:
             raise CalibrationError(f"{intr_path}: no intrinsics for camera(s) {missing}; calibrated: {sorted(intr)}")
     world = _world(args)
-    res = calibrate_extrinsics([intr[n] for n in sources], detections, spec, world, reference=args.reference,
-                               source=str(args.images or "--camera sources"))
-    written = [_save_rig(res.rig, out / "rig.yaml"),
-               save_panoptic_calibration(res.rig, out / "calibration_panoptic.json"),
-               save_anipose_toml(res.rig, out / "calibration.toml")]
+    res = calibrate_extrinsics(
+        [intr[n] for n in sources],
+        detections,
+        spec,
+        world,
+        reference=args.reference,
+        source=str(args.images or "--camera sources"),
+    )
+    written = [
+        _save_rig(res.rig, out / "rig.yaml"),
+        save_panoptic_calibration(res.rig, out / "calibration_panoptic.json"),
+        save_anipose_toml(res.rig, out / "calibration.toml"),
+    ]
     report = res.report()
     (out / "report.txt").write_text(report + "\n", encoding="utf-8")
     print(report)
@@ -333,8 +400,10 @@ def _run_check(args) -> int:
 
         spec = _spec(args)
         sources = _sources(args)
-        detections = {n: [detect_board(img, spec, source=f"{n}/{label}") for label, img in iter_frames(p)]
-                      for n, p in sources.items()}
+        detections = {
+            n: [detect_board(img, spec, source=f"{n}/{label}") for label, img in iter_frames(p)]
+            for n, p in sources.items()
+        }
         corr = board_correspondences(rig, detections, spec)
     else:
         raise CalibrationError("check needs --take NPZ or --board SPEC --images DIR")

@@ -26,15 +26,30 @@ log = logging.getLogger("selfpose3d.capture")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("rig", nargs="?", default=str(DEFAULT_RIG), help="rig YAML (default: configs/rig.yaml)")
     parser.add_argument("--config", default=None, help="capture config YAML (capture.config.CaptureConfig)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a capture config value, e.g. --set stream.hwm=4 (repeatable)")
-    parser.add_argument("--rig-set", dest="rig_overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a rig YAML value (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a capture config value, e.g. --set stream.hwm=4 (repeatable)",
+    )
+    parser.add_argument(
+        "--rig-set",
+        dest="rig_overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a rig YAML value (repeatable)",
+    )
     parser.add_argument("--cameras", default=None, help="comma-separated rig cameras this process captures")
     parser.add_argument("--endpoint", default=None, help="publish endpoint (ipc://PATH or tcp://HOST:PORT)")
     parser.add_argument("--jpeg", action="store_true", help="JPEG-encode views (for tcp across hosts)")
-    parser.add_argument("--shm", action="store_true",
-                        help="pixels in same-host shared memory, only handles on the wire (lowest latency)")
+    parser.add_argument(
+        "--shm",
+        action="store_true",
+        help="pixels in same-host shared memory, only handles on the wire (lowest latency)",
+    )
     parser.add_argument("--max-speed", action="store_true", help="media sources: as fast as possible")
     parser.add_argument("--seconds", type=float, default=None, help="stop after this long")
     parser.add_argument("--frames", type=int, default=None, help="stop after this many framesets")
@@ -67,16 +82,26 @@ def run(args: argparse.Namespace) -> int:
     cfg = build_config(args)
     stop = stop_on_signals()
     proc, pub = build_capture(rig, cfg, stop=stop)
-    log.info("capturing rig '%s' cameras %s -> %s (%s)", rig.name, list(cfg.cameras) or rig.names,
-             cfg.stream.endpoint, cfg.stream.encoding)
+    log.info(
+        "capturing rig '%s' cameras %s -> %s (%s)",
+        rig.name,
+        list(cfg.cameras) or rig.names,
+        cfg.stream.endpoint,
+        cfg.stream.encoding,
+    )
     try:
         report = proc.run(stop, max_sets=args.frames, duration_s=args.seconds)
     finally:
         pub.close()
     lat = sorted(report.latency_ms)
-    summary = {"sets": report.sets, "complete": report.complete, "fps": round(report.fps, 2),
-               "dropped_publish": report.dropped_publish, "dropped_frames": report.dropped_frames,
-               "overwritten": report.overwritten,
-               "latency_p50_ms": round(lat[len(lat) // 2], 2) if lat else None}
+    summary = {
+        "sets": report.sets,
+        "complete": report.complete,
+        "fps": round(report.fps, 2),
+        "dropped_publish": report.dropped_publish,
+        "dropped_frames": report.dropped_frames,
+        "overwritten": report.overwritten,
+        "latency_p50_ms": round(lat[len(lat) // 2], 2) if lat else None,
+    }
     print(json.dumps(summary))
     return 0

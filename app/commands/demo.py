@@ -41,15 +41,28 @@ def run(args: argparse.Namespace) -> int:
             model = resolve_model(str(DEFAULT_MODEL))
         except ConfigError:  # no committed model file: only that case falls back
             model = "light"
-            log.warning("no trained light model is committed yet (%s): running the UNTRAINED 'light' preset. "
-                        "Capture, transport, inference, tracking and rendering are real; the poses are not.",
-                        DEFAULT_MODEL)
+            log.warning(
+                "no trained light model is committed yet (%s): running the UNTRAINED 'light' preset. "
+                "Capture, transport, inference, tracking and rendering are real; the poses are not.",
+                DEFAULT_MODEL,
+            )
     live_args = argparse.Namespace(
-        rig=args.rig, config=None, overrides=["worker.max_age_ms=2000"], model=model, backend=None,
-        precision=None, no_viewer=True, render=str(out / "demo.mp4"), record=None,
-        export=str(out / "poses.jsonl"), duration=args.duration, out=str(out),
+        rig=args.rig,
+        config=None,
+        overrides=["worker.max_age_ms=2000"],
+        model=model,
+        backend=None,
+        precision=None,
+        no_viewer=True,
+        render=str(out / "demo.mp4"),
+        record=None,
+        export=str(out / "poses.jsonl"),
+        duration=args.duration,
+        out=str(out),
     )
     rc = live.run(live_args)
-    print(f"demo outputs in {out}/: demo.mp4 (3D view), poses.jsonl (every poses frame), "
-          "live_summary.json, live.resolved.yaml")
+    print(
+        f"demo outputs in {out}/: demo.mp4 (3D view), poses.jsonl (every poses frame), "
+        "live_summary.json, live.resolved.yaml"
+    )
     return rc

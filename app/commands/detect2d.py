@@ -24,24 +24,35 @@ def add_estimator_arguments(parser: argparse.ArgumentParser, default_input_px: i
     command defines its own ``--min-person-score``)."""
     parser.add_argument("--estimator", default="movenet", help="2D estimator name (default: movenet, bundled)")
     parser.add_argument("--estimator-model", default="", help="model file (default: the bundled one under models/)")
-    parser.add_argument("--input-size", type=int, default=default_input_px,
-                        help=f"the estimator's input long side in px, a multiple of 32 (default {default_input_px})")
+    parser.add_argument(
+        "--input-size",
+        type=int,
+        default=default_input_px,
+        help=f"the estimator's input long side in px, a multiple of 32 (default {default_input_px})",
+    )
     parser.add_argument("--flip", action="store_true", help="flip test-time augmentation (2x the cost)")
     parser.add_argument("--tiles", type=int, default=1, help="also run N x N overlapping tiles (crowds of > 6)")
     parser.add_argument("--threads", type=int, default=0, help="estimator threads (0: the runtime's default)")
     if person_score:
-        parser.add_argument("--min-person-score", type=float, default=None,
-                            help="drop people scoring below this (default 0.2)")
+        parser.add_argument(
+            "--min-person-score", type=float, default=None, help="drop people scoring below this (default 0.2)"
+        )
 
 
 def estimator_from_args(args: argparse.Namespace):
     from engine.estimators import EstimatorConfig, build_estimator
 
-    return build_estimator(EstimatorConfig(name=args.estimator, model_path=args.estimator_model,
-                                           input_long_side_px=args.input_size, threads=args.threads,
-                                           min_person_score=0.2 if args.min_person_score is None else args.min_person_score,
-                                           flip=args.flip,
-                                           tiles=args.tiles))
+    return build_estimator(
+        EstimatorConfig(
+            name=args.estimator,
+            model_path=args.estimator_model,
+            input_long_side_px=args.input_size,
+            threads=args.threads,
+            min_person_score=0.2 if args.min_person_score is None else args.min_person_score,
+            flip=args.flip,
+            tiles=args.tiles,
+        )
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -73,11 +84,18 @@ def run(args: argparse.Namespace) -> int:
         else:
             people = estimator.detect([image])[0]
             for kp, score in zip(people.keypoints, people.scores):
-                results.append({"file_name": path.relative_to(root).as_posix(),
-                                "keypoints": [round(float(v), 2) for v in kp.reshape(-1)], "score": round(float(score), 4)})
+                results.append(
+                    {
+                        "file_name": path.relative_to(root).as_posix(),
+                        "keypoints": [round(float(v), 2) for v in kp.reshape(-1)],
+                        "score": round(float(score), 4),
+                    }
+                )
         progress.update(i, path.name)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results))
-    print(f"{args.out}: {len(files) - len(bad)} images, {len(results)} people; {len(bad)} undecodable"
-          + (f" ({', '.join(p.name for p in bad[:5])}{' ...' if len(bad) > 5 else ''})" if bad else ""))
+    print(
+        f"{args.out}: {len(files) - len(bad)} images, {len(results)} people; {len(bad)} undecodable"
+        + (f" ({', '.join(p.name for p in bad[:5])}{' ...' if len(bad) > 5 else ''})" if bad else "")
+    )
     return 1 if len(bad) == len(files) else 0

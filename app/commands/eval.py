@@ -29,29 +29,50 @@ DEFAULT_GT = {"shelf": "data/Shelf", "campus": "data/CampusSeq1", "panoptic": "d
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dataset", choices=("shelf", "campus", "panoptic", "synthetic"), help="what to evaluate on")
     parser.add_argument("--predictions", help="prediction NPZ (poses (F,M,15,3+) mm, frame_ids, valid)")
-    parser.add_argument("--checkpoint", help="synthetic: model to score (default: the committed light model); "
-                                             "shelf: model run on the 2D detections (default --gt: ../shared/data/shelf)")
-    parser.add_argument("--engine", choices=("learned", "triangulate"), default="learned",
-                        help="shelf: 'triangulate' runs the triangulation engine on the PAF-grouped 2D detections "
-                             "(no --checkpoint); 'learned' (default) the --checkpoint model")
-    parser.add_argument("--detections", help="shelf --checkpoint / --engine triangulate: OpenPose detections NPZ "
-                                             "(default: detections.npz in the --gt folder)")
+    parser.add_argument(
+        "--checkpoint",
+        help="synthetic: model to score (default: the committed light model); "
+        "shelf: model run on the 2D detections (default --gt: ../shared/data/shelf)",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=("learned", "triangulate"),
+        default="learned",
+        help="shelf: 'triangulate' runs the triangulation engine on the PAF-grouped 2D detections "
+        "(no --checkpoint); 'learned' (default) the --checkpoint model",
+    )
+    parser.add_argument(
+        "--detections",
+        help="shelf --checkpoint / --engine triangulate: OpenPose detections NPZ "
+        "(default: detections.npz in the --gt folder)",
+    )
     parser.add_argument("--frames", help="shelf: score only these frames, e.g. 450-600 (default: all 300-600)")
-    parser.add_argument("--save-predictions",
-                        help="shelf --checkpoint / --engine triangulate: write the predictions NPZ here")
+    parser.add_argument(
+        "--save-predictions", help="shelf --checkpoint / --engine triangulate: write the predictions NPZ here"
+    )
     parser.add_argument("--device", default="cpu", help="shelf --checkpoint: cpu | cuda (default cpu)")
     parser.add_argument("--max-frames", type=int, default=None, help="synthetic: score only the first N frames")
-    parser.add_argument("--refine-mm", type=float, default=None,
-                        help="--checkpoint: local joint refinement radius in mm (0 = off; default: as the "
-                             "checkpoint's config says, see docs/architecture.md)")
-    parser.add_argument("--gt", help="ground-truth folder (Shelf/Campus: actorsGT.mat or gt.npz; Panoptic: "
-                                     "the folder of sequences or a VoxelPose GT pickle such as group_validation_cam5_sub.pkl). Default: " + ", ".join(f"{k}: {v}" for k, v in DEFAULT_GT.items()))
+    parser.add_argument(
+        "--refine-mm",
+        type=float,
+        default=None,
+        help="--checkpoint: local joint refinement radius in mm (0 = off; default: as the "
+        "checkpoint's config says, see docs/architecture.md)",
+    )
+    parser.add_argument(
+        "--gt",
+        help="ground-truth folder (Shelf/Campus: actorsGT.mat or gt.npz; Panoptic: "
+        "the folder of sequences or a VoxelPose GT pickle such as group_validation_cam5_sub.pkl). Default: "
+        + ", ".join(f"{k}: {v}" for k, v in DEFAULT_GT.items()),
+    )
     parser.add_argument("--split", default="validation", choices=("validation", "train"), help="Panoptic split")
     parser.add_argument("--sequences", nargs="+", help="Panoptic: evaluate these sequences instead of the split's")
     parser.add_argument("--interval", type=int, help="Panoptic: frame interval (default 12 validation, 3 train)")
-    parser.add_argument("--count-missing-frames", action="store_true",
-                        help="Shelf/Campus: count GT actors of frames without any prediction as wrong "
-                             "(upstream skips such frames)")
+    parser.add_argument(
+        "--count-missing-frames",
+        action="store_true",
+        help="Shelf/Campus: count GT actors of frames without any prediction as wrong (upstream skips such frames)",
+    )
     parser.add_argument("--metrics", help="write the metrics JSON here")
 
 
@@ -63,26 +84,32 @@ def _usage_error(message: str) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.engine == "triangulate":
         if args.dataset != "shelf":
-            return _usage_error(f"--engine triangulate runs on shelf only (got {args.dataset}); score other "
-                                "datasets' prediction files with --predictions")
+            return _usage_error(
+                f"--engine triangulate runs on shelf only (got {args.dataset}); score other "
+                "datasets' prediction files with --predictions"
+            )
         if args.checkpoint or args.predictions:
-            return _usage_error("--engine triangulate uses no model and no prediction file; "
-                                "drop --checkpoint/--predictions")
+            return _usage_error(
+                "--engine triangulate uses no model and no prediction file; drop --checkpoint/--predictions"
+            )
         return _shelf_triangulate(args)
     if args.dataset == "synthetic":
         from training.results_io import save_metrics
         from training.ssl.synthetic_eval import evaluate_default
 
-        metrics = evaluate_default(checkpoint=args.checkpoint, max_frames=args.max_frames,
-                                   refine_radius_mm=args.refine_mm)
+        metrics = evaluate_default(
+            checkpoint=args.checkpoint, max_frames=args.max_frames, refine_radius_mm=args.refine_mm
+        )
         if args.metrics:
             print(f"metrics written to {save_metrics(args.metrics, metrics)}")
         return 0
     if args.checkpoint and args.dataset == "shelf":
         return _shelf_checkpoint(args)
     if args.checkpoint:
-        return _usage_error(f"--checkpoint runs a model on shelf or synthetic only; for {args.dataset}, run the model "
-                            "with 'selfpose3d predict' and score its file with --predictions")
+        return _usage_error(
+            f"--checkpoint runs a model on shelf or synthetic only; for {args.dataset}, run the model "
+            "with 'selfpose3d predict' and score its file with --predictions"
+        )
     if not args.predictions:
         return _usage_error("--predictions FILE is required (or, on shelf, --checkpoint M or --engine triangulate)")
     from training.results_io import load_predictions, save_metrics
@@ -105,13 +132,21 @@ def _shelf_checkpoint(args: argparse.Namespace) -> int:
 
     root = _shelf_root(args)
     frames = parse_frames(args.frames, ShelfDetections(root, args.detections).frame_ids)
-    metrics = evaluate_shelf_checkpoint(args.checkpoint, root, frames, save_to=args.save_predictions,
-                                        device=args.device, detections=args.detections,
-                                        refine_radius_mm=args.refine_mm)
+    metrics = evaluate_shelf_checkpoint(
+        args.checkpoint,
+        root,
+        frames,
+        save_to=args.save_predictions,
+        device=args.device,
+        detections=args.detections,
+        refine_radius_mm=args.refine_mm,
+    )
     print(f"shelf PCP (panoptic15 head rule) of {args.checkpoint}, frames {metrics['frames']}:")
     print(metrics.pop("table"))
-    print(f"average PCP (actors 1-3): {metrics['pcp_average']:.2f}   recall@500: {metrics['recall500']:.4f}   "
-          f"{1000 * metrics['seconds_per_frame']:.0f} ms/frame")
+    print(
+        f"average PCP (actors 1-3): {metrics['pcp_average']:.2f}   recall@500: {metrics['recall500']:.4f}   "
+        f"{1000 * metrics['seconds_per_frame']:.0f} ms/frame"
+    )
     if args.save_predictions:
         print(f"predictions written to {args.save_predictions}")
     if args.metrics:
@@ -134,15 +169,21 @@ def _shelf_triangulate(args: argparse.Namespace) -> int:
     coco = metrics["coco17"]
     print(f"shelf PCP (panoptic15 head rule) of the triangulation engine, frames {metrics['frames']}:")
     print(metrics.pop("table"))
-    print(f"average PCP (actors 1-3): {metrics['pcp_average']:.2f}   coco17 head rule: {coco['pcp_average']:.2f}   "
-          f"recall@500: {metrics['recall500']:.4f}")
+    print(
+        f"average PCP (actors 1-3): {metrics['pcp_average']:.2f}   coco17 head rule: {coco['pcp_average']:.2f}   "
+        f"recall@500: {metrics['recall500']:.4f}"
+    )
     body = "  ".join(f"{k} {v:.1f}" for k, v in metrics["body_mpjpe_mm"].items() if v is not None)
     print(f"body MPJPE (12 joints, mm): {body}")
-    print(f"predictions: {metrics['predictions']}, of which {metrics['unmatched_predictions']} match no annotated "
-          f"actor within 500 mm (ghosts or unannotated people)")
+    print(
+        f"predictions: {metrics['predictions']}, of which {metrics['unmatched_predictions']} match no annotated "
+        f"actor within 500 mm (ghosts or unannotated people)"
+    )
     ms = metrics["ms_per_frame"]
-    print(f"{ms['triangulation']:.1f} ms/frame triangulation ({ms['triangulation_cpu']:.1f} ms CPU time) + "
-          f"{ms['grouping']:.1f} ms/frame PAF grouping")
+    print(
+        f"{ms['triangulation']:.1f} ms/frame triangulation ({ms['triangulation_cpu']:.1f} ms CPU time) + "
+        f"{ms['grouping']:.1f} ms/frame PAF grouping"
+    )
     coco.pop("table")
     if args.save_predictions:
         print(f"predictions written to {args.save_predictions}")
@@ -186,13 +227,17 @@ def _panoptic(preds, gt_path: str, args: argparse.Namespace) -> dict:
     else:
         frames = index_frames(gt_path, args.split, args.sequences, args.interval)
     metrics = evaluate_panoptic(preds, frames)
-    print(f"panoptic {args.split}: {len(frames)} frames, {int(metrics['num_gt'])} GT persons, "
-          f"{int(metrics['num_predictions'])} predictions")
+    print(
+        f"panoptic {args.split}: {len(frames)} frames, {int(metrics['num_gt'])} GT persons, "
+        f"{int(metrics['num_predictions'])} predictions"
+    )
     for prefix, label in (("", "pose"), ("root_", "root")):
         if f"{prefix}ap25" not in metrics:
             continue
         print(f"  {label:5s} " + "  ".join(f"AP{t}={metrics[f'{prefix}ap{t}']:.4f}" for t in AP_THRESHOLDS_MM))
-        print(f"  {label:5s} MPJPE={metrics[f'{prefix}mpjpe_mm']:.2f} mm  recall@500={metrics[f'{prefix}recall500']:.4f}  "
-              f"mean AP={metrics[f'{prefix}mean_ap']:.4f}")
+        print(
+            f"  {label:5s} MPJPE={metrics[f'{prefix}mpjpe_mm']:.2f} mm  recall@500={metrics[f'{prefix}recall500']:.4f}  "
+            f"mean AP={metrics[f'{prefix}mean_ap']:.4f}"
+        )
     metrics["dataset"] = "panoptic"
     return metrics

@@ -23,8 +23,12 @@ log = logging.getLogger("selfpose3d.export")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("take", help="JSONL take written by selfpose3d-live --export")
     parser.add_argument("--format", choices=["trc", "csv", "bvh"], required=True)
-    parser.add_argument("--track", type=int, default=None,
-                        help="TRC: track id (default: the longest track); BVH: only this track (default: all)")
+    parser.add_argument(
+        "--track",
+        type=int,
+        default=None,
+        help="TRC: track id (default: the longest track); BVH: only this track (default: all)",
+    )
     parser.add_argument("--units", choices=["mm", "cm", "m"], default="mm", help="BVH length unit (default mm)")
     parser.add_argument("--out", required=True, help="output file (trc, csv) or folder (bvh)")
 
@@ -36,8 +40,10 @@ def _load_tracks(take: Path) -> tuple[np.ndarray, dict[int, np.ndarray], list[st
     try:
         times, tracks, joints = take_tracks(take)
     except (ValueError, KeyError, TypeError, IndexError) as exc:
-        raise ConfigError(f"{take}: not a selfpose3d JSONL take ({type(exc).__name__}: {exc}); "
-                          "record one with selfpose3d-live --export TAKE.jsonl") from None
+        raise ConfigError(
+            f"{take}: not a selfpose3d JSONL take ({type(exc).__name__}: {exc}); "
+            "record one with selfpose3d-live --export TAKE.jsonl"
+        ) from None
     if not tracks:
         raise ConfigError(f"{take}: no tracked person (ids are -1); nothing to export")
     return times, tracks, joints
@@ -56,15 +62,20 @@ def _csv(take: Path, out: str) -> int:
             for rec in read_jsonl(take):
                 if joints is None:
                     joints = rec["joints"]
-                    w.writerow(["seq", "t_capture_s", "track_id", "score"]
-                               + [f"{j}_{a}_mm" for j in joints for a in "xyz"])
+                    w.writerow(
+                        ["seq", "t_capture_s", "track_id", "score"] + [f"{j}_{a}_mm" for j in joints for a in "xyz"]
+                    )
                 for p in rec["people"]:
-                    w.writerow([rec["seq"], f"{rec['t_capture_ns'] / 1e9:.6f}", p["id"], p["score"]]
-                               + [f"{v:.2f}" for v in np.asarray(p["joints_mm"]).reshape(-1)])
+                    w.writerow(
+                        [rec["seq"], f"{rec['t_capture_ns'] / 1e9:.6f}", p["id"], p["score"]]
+                        + [f"{v:.2f}" for v in np.asarray(p["joints_mm"]).reshape(-1)]
+                    )
                     rows += 1
         except (KeyError, TypeError) as exc:
-            raise ConfigError(f"{take}: not a selfpose3d JSONL take (missing {exc}); "
-                              "record one with selfpose3d-live --export TAKE.jsonl") from None
+            raise ConfigError(
+                f"{take}: not a selfpose3d JSONL take (missing {exc}); "
+                "record one with selfpose3d-live --export TAKE.jsonl"
+            ) from None
     print(f"wrote {rows} rows to {out}")
     return 0
 
@@ -82,8 +93,10 @@ def _bvh(take: Path, args: argparse.Namespace) -> int:
         raise ConfigError(f"{take}: {exc}") from None
     for path, motion in written:
         held = int(motion.held.sum())
-        print(f"wrote {path} ({len(motion.held)} frames at {1 / motion.frame_time_s:.2f} fps, "
-              f"{held} held while the person was absent)")
+        print(
+            f"wrote {path} ({len(motion.held)} frames at {1 / motion.frame_time_s:.2f} fps, "
+            f"{held} held while the person was absent)"
+        )
     return 0
 
 

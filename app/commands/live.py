@@ -29,28 +29,58 @@ log = logging.getLogger("selfpose3d.live")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rig", default=str(DEFAULT_RIG), help="rig YAML (default: configs/rig.yaml)")
     parser.add_argument("--config", default=None, help="live config YAML (app.config.LiveConfig)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a live config value, e.g. --set worker.precision=bf16 (repeatable)")
-    parser.add_argument("--engine", choices=["auto", "image", "triangulate", "learned"], default=None,
-                        help="inference route (default auto: real cameras/videos -> bundled 2D estimator + "
-                             "triangulation; synthetic rigs -> the committed image model; see app/route.py)")
-    parser.add_argument("--model", default=None,
-                        help="our checkpoint (file or folder), official SelfPose3d file(s) joined by ',', "
-                             "or a preset (light|released: untrained). Default: the route's own")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a live config value, e.g. --set worker.precision=bf16 (repeatable)",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=["auto", "image", "triangulate", "learned"],
+        default=None,
+        help="inference route (default auto: real cameras/videos -> bundled 2D estimator + "
+        "triangulation; synthetic rigs -> the committed image model; see app/route.py)",
+    )
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="our checkpoint (file or folder), official SelfPose3d file(s) joined by ',', "
+        "or a preset (light|released: untrained). Default: the route's own",
+    )
     parser.add_argument("--backend", choices=["auto", "eager", "tensorrt"], default=None)
-    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default=None,
-                        help="default: the live config's worker.precision (auto: bf16 only where the CPU and the model's check allow)")
+    parser.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        default=None,
+        help="default: the live config's worker.precision (auto: bf16 only where the CPU and the model's check allow)",
+    )
     parser.add_argument("--no-viewer", action="store_true", help="no window (use --render for a video)")
     parser.add_argument("--render", default=None, metavar="OUT.mp4", help="render the 3D view headless to a video")
     parser.add_argument("--record", default=None, metavar="DIR", help="record the camera streams to a session")
-    parser.add_argument("--record-max-gb", type=float, default=None, metavar="GB",
-                        help="with --record: stop recording cleanly at this size (default: keep 5%% of the disk free)")
+    parser.add_argument(
+        "--record-max-gb",
+        type=float,
+        default=None,
+        metavar="GB",
+        help="with --record: stop recording cleanly at this size (default: keep 5%% of the disk free)",
+    )
     parser.add_argument("--export", default=None, metavar="FILE.jsonl|.csv", help="write every poses frame")
-    parser.add_argument("--duration", type=float, default=None, metavar="S",
-                        help="stop S seconds after start-up began (start-up included)")
-    parser.add_argument("--resize", action="store_true",
-                        help="scale video/image frames to the calibration's image size when they differ "
-                             "(same aspect ratio, e.g. 1080 vs 1088 px); without it such a rig is refused")
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        metavar="S",
+        help="stop S seconds after start-up began (start-up included)",
+    )
+    parser.add_argument(
+        "--resize",
+        action="store_true",
+        help="scale video/image frames to the calibration's image size when they differ "
+        "(same aspect ratio, e.g. 1080 vs 1088 px); without it such a rig is refused",
+    )
     parser.add_argument("--out", default=None, metavar="DIR", help="where the resolved config and summary go")
 
 
@@ -83,8 +113,12 @@ def preflight(cfg, rig):
     log.info("volume: centre %s mm, size %s mm (%s)", list(vol.center_mm), list(vol.size_mm), rig.volume_origin)
     blind = cameras_not_seeing(rig.cameras, vol.center_mm, vol.size_mm)
     if blind:
-        log.warning("cameras %s see no part of the capture volume: their views add nothing (check the calibration, "
-                    "the volume in %s, or z-up world coordinates)", blind, rig.path or rig.name)
+        log.warning(
+            "cameras %s see no part of the capture volume: their views add nothing (check the calibration, "
+            "the volume in %s, or z-up world coordinates)",
+            blind,
+            rig.path or rig.name,
+        )
     route = choose_route(cfg.worker.engine, cfg.worker.model, rig)
     log.info("route: %s%s (%s)", route.kind, f", model {route.model}" if route.model else "", route.reason)
     build_worker_predictor(route, cfg.worker, rig)
@@ -149,9 +183,12 @@ class LiveMonitor:
                 extra += f" skipped {skipped}"
             note = f" ({st.note})" if st.note else ""
             parts.append(f"{name}: {st.state} {st.fps:.1f} fps drop {st.dropped}{extra}{note}")
-        stages = ", ".join(f"{k} {np.median(v):.0f}" for k, v in self.timings.items()
-                           if k in ("preprocess", "backbone", "root_net", "pose_net", "estimator", "triangulate", "learned",
-                                   "tracking"))
+        stages = ", ".join(
+            f"{k} {np.median(v):.0f}"
+            for k, v in self.timings.items()
+            if k
+            in ("preprocess", "backbone", "root_net", "pose_net", "estimator", "triangulate", "learned", "tracking")
+        )
         if stages:
             parts.append(f"ms: {stages}")
         return " | ".join(parts)
@@ -187,19 +224,41 @@ def build_children(cfg, rig, args, route) -> list:
     t = cfg.ready_timeout_s
     specs = [
         ChildSpec("capture", capture_child, {"rig_path": rig_path, "capture": to_dict(cfg.capture)}, t),
-        ChildSpec("inference", inference_child, {"rig_path": rig_path, "worker": to_dict(worker),
-                                                 "frames_endpoint": frames,
-                                                 "poses_endpoint": cfg.poses_endpoint}, t),
+        ChildSpec(
+            "inference",
+            inference_child,
+            {
+                "rig_path": rig_path,
+                "worker": to_dict(worker),
+                "frames_endpoint": frames,
+                "poses_endpoint": cfg.poses_endpoint,
+            },
+            t,
+        ),
     ]
     if not args.no_viewer or args.render:
-        specs.append(ChildSpec("viewer", viewer_child, {
-            "rig_path": rig_path, "poses_endpoint": cfg.poses_endpoint,
-            "render_path": str(Path(args.render).resolve()) if args.render else None,
-            "status_endpoints": (frames,)}, t))
+        specs.append(
+            ChildSpec(
+                "viewer",
+                viewer_child,
+                {
+                    "rig_path": rig_path,
+                    "poses_endpoint": cfg.poses_endpoint,
+                    "render_path": str(Path(args.render).resolve()) if args.render else None,
+                    "status_endpoints": (frames,),
+                },
+                t,
+            )
+        )
     if args.export:
-        specs.append(ChildSpec("exporter", exporter_child, {"poses_endpoint": cfg.poses_endpoint,
-                                                            "rig_name": rig.name,
-                                                            "path": str(Path(args.export).resolve())}, t))
+        specs.append(
+            ChildSpec(
+                "exporter",
+                exporter_child,
+                {"poses_endpoint": cfg.poses_endpoint, "rig_name": rig.name, "path": str(Path(args.export).resolve())},
+                t,
+            )
+        )
     return specs
 
 
@@ -209,11 +268,17 @@ def recorder_spec(cfg, args):
     from app.children import recorder_child
     from app.supervisor import ChildSpec
 
-    return ChildSpec("recorder", recorder_child, {"rig_path": str(Path(args.rig).resolve()),
-                                                  "frames_endpoint": cfg.capture.stream.endpoint,
-                                                  "session_dir": str(Path(args.record).resolve()),
-                                                  "max_gb": args.record_max_gb},
-                     cfg.ready_timeout_s)
+    return ChildSpec(
+        "recorder",
+        recorder_child,
+        {
+            "rig_path": str(Path(args.rig).resolve()),
+            "frames_endpoint": cfg.capture.stream.endpoint,
+            "session_dir": str(Path(args.record).resolve()),
+            "max_gb": args.record_max_gb,
+        },
+        cfg.ready_timeout_s,
+    )
 
 
 def replays_media(rig, cfg) -> bool:
@@ -251,8 +316,10 @@ def _run(args: argparse.Namespace, private) -> int:
         from app.export import EXPORT_SUFFIXES
 
         if Path(args.export).suffix.lower() not in EXPORT_SUFFIXES:
-            raise ConfigError(f"--export {args.export}: use a {' or '.join(EXPORT_SUFFIXES)} file "
-                              "(TRC/BVH come from a recorded take: selfpose3d export)")
+            raise ConfigError(
+                f"--export {args.export}: use a {' or '.join(EXPORT_SUFFIXES)} file "
+                "(TRC/BVH come from a recorded take: selfpose3d export)"
+            )
     if not args.no_viewer and not args.render:
         from viz.window import DisplayUnavailable, check_display
 
@@ -261,8 +328,10 @@ def _run(args: argparse.Namespace, private) -> int:
         except DisplayUnavailable as exc:
             raise ConfigError(f"viewer: {exc}. Use --no-viewer, or --render OUT.mp4 for a headless video") from None
     if args.record and Path(args.record).exists() and any(Path(args.record).iterdir()):
-        raise ConfigError(f"--record {args.record}: folder exists and is not empty; choose a new folder "
-                          "(recordings are never overwritten)")
+        raise ConfigError(
+            f"--record {args.record}: folder exists and is not empty; choose a new folder "
+            "(recordings are never overwritten)"
+        )
     t_start = time.monotonic()  # --duration counts from here: start-up included
     from capture.sources.probe import check_media
 
@@ -270,14 +339,20 @@ def _run(args: argparse.Namespace, private) -> int:
     if args.record:
         from capture.recorder import DiskBudget, check_disk_space, estimate_bytes_per_s
 
-        check_disk_space(args.record, estimate_bytes_per_s(rig, rig.names, "jpeg"),
-                         DiskBudget.for_path(args.record, args.record_max_gb), what="--record")
+        check_disk_space(
+            args.record,
+            estimate_bytes_per_s(rig, rig.names, "jpeg"),
+            DiskBudget.for_path(args.record, args.record_max_gb),
+            what="--record",
+        )
     route = preflight(cfg, rig)
     out = Path(args.out) if args.out else None
     if out:
-        write_resolved(dataclasses.replace(cfg, worker=dataclasses.replace(cfg.worker, model=route.model,
-                                                                           engine=route.kind)), out,
-                       "live.resolved.yaml")
+        write_resolved(
+            dataclasses.replace(cfg, worker=dataclasses.replace(cfg.worker, model=route.model, engine=route.kind)),
+            out,
+            "live.resolved.yaml",
+        )
     sup = Supervisor(cfg.status_endpoint, token=private.token)
     monitor = LiveMonitor(cfg.poses_endpoint, rig.name, key=private.token)
     sup.install_signal_handlers()
@@ -306,9 +381,11 @@ def _run(args: argparse.Namespace, private) -> int:
         if started == "ready":
             t_ready = time.monotonic()
             what = f"{route.kind} route" + (f", model {route.model}" if route.model else "")
-            print(f"selfpose3d-live: rig '{rig.name}' ({len(rig.cameras)} cameras), {what} ({route.reason}); "
-                  f"poses on {cfg.poses_endpoint}; ready after {t_ready - t_start:.1f} s; Ctrl-C to stop",
-                  file=sys.stderr)
+            print(
+                f"selfpose3d-live: rig '{rig.name}' ({len(rig.cameras)} cameras), {what} ({route.reason}); "
+                f"poses on {cfg.poses_endpoint}; ready after {t_ready - t_start:.1f} s; Ctrl-C to stop",
+                file=sys.stderr,
+            )
             published_at_ready = sup.children["capture"].counts.get("published", 0)
             monitor.start_clock()
             rest = None if until is None else max(0.0, until - time.monotonic())
@@ -330,11 +407,17 @@ def _run(args: argparse.Namespace, private) -> int:
     elif started == "duration":
         summary["ended"] = "--duration passed during start-up"
         rc = 1
-    if rc == 0 and published_at_ready is not None and summary["frames"] == 0 \
-            and capture.get("published", 0) > published_at_ready:
+    if (
+        rc == 0
+        and published_at_ready is not None
+        and summary["frames"] == 0
+        and capture.get("published", 0) > published_at_ready
+    ):
         rc = 1
-        summary["failure"] = (f"no poses from {capture['published'] - published_at_ready} framesets: every one was "
-                              "dropped by inference (see its 'dropped' count and log)")
+        summary["failure"] = (
+            f"no poses from {capture['published'] - published_at_ready} framesets: every one was "
+            "dropped by inference (see its 'dropped' count and log)"
+        )
         say(f"error: {summary['failure']}")
     summary["exit_codes"] = sup.exit_codes()
     # each process's own count since it started (capture: frames lost before a set; inference:

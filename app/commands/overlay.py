@@ -26,20 +26,31 @@ log = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from viz.live import DEFAULT_POSES_ENDPOINT
 
-    parser.add_argument("--rig", default=None,
-                        help="rig YAML (the images' calibration; default: the session's rig.yaml, else configs/rig.yaml)")
+    parser.add_argument(
+        "--rig",
+        default=None,
+        help="rig YAML (the images' calibration; default: the session's rig.yaml, else configs/rig.yaml)",
+    )
     src = parser.add_mutually_exclusive_group()
     src.add_argument("--synthetic", action="store_true", help="the rig's synthetic world and its ground truth")
-    src.add_argument("--frames", metavar="ENDPOINT", help="frameset publisher (capture or replay), e.g. tcp://127.0.0.1:5555")
+    src.add_argument(
+        "--frames", metavar="ENDPOINT", help="frameset publisher (capture or replay), e.g. tcp://127.0.0.1:5555"
+    )
     src.add_argument("--session", metavar="DIR", help="a recorded session folder (with --poses-file)")
     src.add_argument("--images", metavar="DIR", help="images of `selfpose3d predict` (with --predictions)")
     parser.add_argument("--predictions", metavar="FILE.json", help="output of `selfpose3d predict` (with --images)")
-    parser.add_argument("--calibration", metavar="FILE", help="calibration of --images (any calib format; "
-                        "default: --rig)")
-    parser.add_argument("--poses-file", metavar="FILE.jsonl",
-                        help="poses exported by `selfpose3d-live --export` (with --session)")
-    parser.add_argument("--poses", default=DEFAULT_POSES_ENDPOINT, metavar="ENDPOINT",
-                        help=f"poses publisher used with --frames (default {DEFAULT_POSES_ENDPOINT})")
+    parser.add_argument(
+        "--calibration", metavar="FILE", help="calibration of --images (any calib format; default: --rig)"
+    )
+    parser.add_argument(
+        "--poses-file", metavar="FILE.jsonl", help="poses exported by `selfpose3d-live --export` (with --session)"
+    )
+    parser.add_argument(
+        "--poses",
+        default=DEFAULT_POSES_ENDPOINT,
+        metavar="ENDPOINT",
+        help=f"poses publisher used with --frames (default {DEFAULT_POSES_ENDPOINT})",
+    )
     parser.add_argument("--out", default="overlay.mp4", help="output .mp4/.avi or a folder of PNGs")
     parser.add_argument("--count", type=int, help="number of output frames (--synthetic default 90)")
     parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (stream mode)")
@@ -58,15 +69,30 @@ def _synthetic(args, rig, writer) -> None:
     from viz.overlay import overlay_views
 
     spec = rig.config.synthetic
-    world = SyntheticWorld(rig.cameras, num_people=spec.people if spec else 3, seed=spec.seed if spec else 0,
-                           fps=spec.fps if spec else 15.0, volume_center_mm=rig.volume.center_mm,
-                           volume_size_mm=rig.volume.size_mm)
+    world = SyntheticWorld(
+        rig.cameras,
+        num_people=spec.people if spec else 3,
+        seed=spec.seed if spec else 0,
+        fps=spec.fps if spec else 15.0,
+        volume_center_mm=rig.volume.center_mm,
+        volume_size_mm=rig.volume.size_mm,
+    )
     for k in range(args.start, args.start + (args.count or 90)):
         people = world.people(k)
         pres = np.flatnonzero(people.present)
         poses = np.concatenate([people.joints_mm[pres], np.ones((len(pres), 15, 1))], axis=-1)
-        writer.write(overlay_views(world.render(k), rig.cameras, poses, PANOPTIC15.edges, people.ids[pres],
-                                   args.min_score, args.columns, args.tile_width))
+        writer.write(
+            overlay_views(
+                world.render(k),
+                rig.cameras,
+                poses,
+                PANOPTIC15.edges,
+                people.ids[pres],
+                args.min_score,
+                args.columns,
+                args.tile_width,
+            )
+        )
 
 
 def _stream(args, rig, writer) -> None:
@@ -76,10 +102,13 @@ def _stream(args, rig, writer) -> None:
 
     matcher = FramePoseMatcher()
     t0 = time.monotonic()
-    with Subscriber(args.frames, [topic_of("frameset", rig.name)], hwm=64) as frames, \
-            Subscriber(args.poses, [topic_of("poses", rig.name)], hwm=64) as poses_sub:
-        while (args.count is None or writer.count < args.count) and \
-                (args.duration is None or time.monotonic() - t0 < args.duration):
+    with (
+        Subscriber(args.frames, [topic_of("frameset", rig.name)], hwm=64) as frames,
+        Subscriber(args.poses, [topic_of("poses", rig.name)], hwm=64) as poses_sub,
+    ):
+        while (args.count is None or writer.count < args.count) and (
+            args.duration is None or time.monotonic() - t0 < args.duration
+        ):
             while (fs := frames.recv(timeout_ms=0)) is not None:
                 if isinstance(fs, FrameSet):
                     matcher.add_frameset(fs)
@@ -92,8 +121,18 @@ def _stream(args, rig, writer) -> None:
             fs = matcher.match(msg)
             if fs is None:
                 continue
-            writer.write(overlay_views(frameset_images(fs, rig.cameras), rig.cameras, msg.poses, msg.edges,
-                                       msg.track_ids, args.min_score, args.columns, args.tile_width))
+            writer.write(
+                overlay_views(
+                    frameset_images(fs, rig.cameras),
+                    rig.cameras,
+                    msg.poses,
+                    msg.edges,
+                    msg.track_ids,
+                    args.min_score,
+                    args.columns,
+                    args.tile_width,
+                )
+            )
     if matcher.unmatched:
         log.warning("%d poses messages had no frameset (too old or never received)", matcher.unmatched)
 
@@ -132,8 +171,18 @@ def _session(args, rig, writer) -> None:
                 continue
             images = {v.camera: reader.image(v) for v in fs.views}
             poses, ids, edges = _record_poses(rec)
-            writer.write(overlay_views([images.get(n) for n in rig.names], rig.cameras, poses, edges, ids,
-                                       args.min_score, args.columns, args.tile_width))
+            writer.write(
+                overlay_views(
+                    [images.get(n) for n in rig.names],
+                    rig.cameras,
+                    poses,
+                    edges,
+                    ids,
+                    args.min_score,
+                    args.columns,
+                    args.tile_width,
+                )
+            )
     finally:
         reader.close()
     if unmatched:
@@ -176,8 +225,7 @@ def _predicted(args, cameras, writer) -> None:
         t_s = (rec["frame"] if isinstance(rec["frame"], int) else index) / fps
         ids = tracker.update(poses[..., :3], poses[:, 0, 3], t_s).track_ids
         edges = [tuple(e) for e in rec["skeleton"]["edges"]]
-        writer.write(overlay_views(images, cameras, poses, edges, ids, args.min_score,
-                                   args.columns, args.tile_width))
+        writer.write(overlay_views(images, cameras, poses, edges, ids, args.min_score, args.columns, args.tile_width))
     if missing:
         log.warning("%d predicted frames have no images in %s", missing, args.images)
 
@@ -200,9 +248,11 @@ def run(args: argparse.Namespace) -> int:
     from calib.rig_config import load_rig
 
     if not (args.synthetic or args.frames or args.session or args.images):
-        print("error: choose a source: --synthetic, --frames ENDPOINT (with --poses ENDPOINT), "
-              "--session DIR (with --poses-file FILE.jsonl) or --images DIR (with --predictions FILE.json)",
-              file=sys.stderr)
+        print(
+            "error: choose a source: --synthetic, --frames ENDPOINT (with --poses ENDPOINT), "
+            "--session DIR (with --poses-file FILE.jsonl) or --images DIR (with --predictions FILE.json)",
+            file=sys.stderr,
+        )
         return 2
     if args.session and not args.poses_file:
         print("error: --session needs --poses-file FILE.jsonl (from `selfpose3d-live --export`)", file=sys.stderr)

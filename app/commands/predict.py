@@ -27,28 +27,45 @@ log = logging.getLogger("selfpose3d.predict")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", required=True, type=Path, help="folder of synchronised images")
-    parser.add_argument("--calibration", required=True, type=Path, help="calibration file (any calib format or rig YAML)")
+    parser.add_argument(
+        "--calibration", required=True, type=Path, help="calibration file (any calib format or rig YAML)"
+    )
     parser.add_argument("--format", default="auto", help="calibration format (default: sniffed)")
     parser.add_argument("--cameras", nargs="+", default=None, help="cameras to use, in order (default: all)")
-    parser.add_argument("--engine", choices=["auto", "image", "triangulate", "learned"], default="auto",
-                        help="route (default auto: no model -> bundled 2D estimator + triangulation; an image "
-                             "checkpoint -> its backbone; a detection-input checkpoint -> the estimator + that model)")
+    parser.add_argument(
+        "--engine",
+        choices=["auto", "image", "triangulate", "learned"],
+        default="auto",
+        help="route (default auto: no model -> bundled 2D estimator + triangulation; an image "
+        "checkpoint -> its backbone; a detection-input checkpoint -> the estimator + that model)",
+    )
     src = parser.add_mutually_exclusive_group()
     src.add_argument("--checkpoint", nargs="+", type=Path, help="checkpoint file(s): ours or official SelfPose3d")
     src.add_argument("--preset", help="model preset without weights (released | light), for plumbing/timing")
-    parser.add_argument("--input-size", type=int, default=256,
-                        help="the 2D estimator's input long side in px (triangulate/learned routes)")
+    parser.add_argument(
+        "--input-size",
+        type=int,
+        default=256,
+        help="the 2D estimator's input long side in px (triangulate/learned routes)",
+    )
     parser.add_argument("--out", required=True, type=Path, help="output .json or .npz")
     parser.add_argument("--backend", default="auto", choices=["auto", "eager", "tensorrt"])
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda:N")
-    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
-                        help="auto (default): bf16 only on a CPU with native bf16 and a model whose bf16 check passed")
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        help="auto (default): bf16 only on a CPU with native bf16 and a model whose bf16 check passed",
+    )
     parser.add_argument("--compile", action="store_true", help="torch.compile the stages (eager backend)")
     parser.add_argument("--volume-center", nargs=3, type=float, default=None, metavar=("X", "Y", "Z"), help="mm")
     parser.add_argument("--volume-size", nargs=3, type=float, default=None, metavar=("X", "Y", "Z"), help="mm")
-    parser.add_argument("--allow-missing-views", action="store_true",
-                        help="run framesets that lack a camera (or hold an undecodable image) on the views present "
-                             "(default: refuse them)")
+    parser.add_argument(
+        "--allow-missing-views",
+        action="store_true",
+        help="run framesets that lack a camera (or hold an undecodable image) on the views present "
+        "(default: refuse them)",
+    )
 
 
 def _refuse_incomplete(pairing, allow_missing: bool) -> None:
@@ -62,7 +79,8 @@ def _refuse_incomplete(pairing, allow_missing: bool) -> None:
     more = f"; ... ({len(incomplete) - 5} more)" if len(incomplete) > 5 else ""
     raise SourceError(
         f"--images {pairing.root}: {len(incomplete)} of {len(pairing.framesets)} framesets lack a camera "
-        f"({shown}{more}); add the missing images or pass --allow-missing-views to run on the views present")
+        f"({shown}{more}); add the missing images or pass --allow-missing-views to run on the views present"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -84,9 +102,17 @@ def run(args: argparse.Namespace) -> int:
     model = args.preset or (",".join(str(p) for p in args.checkpoint) if args.checkpoint else "")
     route = choose_route(args.engine, model)
     log.info("route: %s%s (%s)", route.kind, f", model {route.model}" if route.model else "", route.reason)
-    predictor = build_predictor(route, rig, estimator=EstimatorConfig(input_long_side_px=args.input_size),
-                                backend=args.backend, device=args.device, precision=args.precision,
-                                compile_=args.compile, volume_center_mm=center, volume_size_mm=size)
+    predictor = build_predictor(
+        route,
+        rig,
+        estimator=EstimatorConfig(input_long_side_px=args.input_size),
+        backend=args.backend,
+        device=args.device,
+        precision=args.precision,
+        compile_=args.compile,
+        volume_center_mm=center,
+        volume_size_mm=size,
+    )
     results, cands, props, names = [], [], [], []
     bad_images: list[str] = []  # one line per undecodable image
     skipped = 0
@@ -110,23 +136,40 @@ def run(args: argparse.Namespace) -> int:
         cands.append(pred.candidates)
         props.append(pred.proposals)
         names.append(fs.frame)
-    summary = [f"undecodable images: {len(bad_images)}; framesets skipped: {skipped} of {len(pairing.framesets)}",
-               *(f"  {line}" for line in bad_images)] if bad_images or skipped else []
+    summary = (
+        [
+            f"undecodable images: {len(bad_images)}; framesets skipped: {skipped} of {len(pairing.framesets)}",
+            *(f"  {line}" for line in bad_images),
+        ]
+        if bad_images or skipped
+        else []
+    )
     if not results:
         print("\n".join(summary))
         from capture.source import SourceError
 
-        raise SourceError(f"--images {pairing.root}: none of the {len(pairing.framesets)} framesets could be used "
-                          "(every one has an undecodable image or no view); nothing written")
+        raise SourceError(
+            f"--images {pairing.root}: none of the {len(pairing.framesets)} framesets could be used "
+            "(every one has an undecodable image or no view); nothing written"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if args.out.suffix.lower() == ".npz":
-        np.savez_compressed(args.out, candidates=np.stack(cands), proposals=np.stack(props), frames=np.array(names),
-                            cameras=np.array(rig.names), joints=np.array(predictor.skeleton.joints))
+        np.savez_compressed(
+            args.out,
+            candidates=np.stack(cands),
+            proposals=np.stack(props),
+            frames=np.array(names),
+            cameras=np.array(rig.names),
+            joints=np.array(predictor.skeleton.joints),
+        )
     else:
-        args.out.write_text(json.dumps({"cameras": rig.names, "model": route.model or route.kind, "route": route.kind, "frames": results},
-                                       indent=1))
-    print(f"wrote {args.out}: {len(results)} frame(s), "
-          f"{sum(len(r['people']) for r in results)} person detections")
+        args.out.write_text(
+            json.dumps(
+                {"cameras": rig.names, "model": route.model or route.kind, "route": route.kind, "frames": results},
+                indent=1,
+            )
+        )
+    print(f"wrote {args.out}: {len(results)} frame(s), {sum(len(r['people']) for r in results)} person detections")
     if summary:
         print("\n".join(summary))
     return 0

@@ -32,23 +32,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "Panoptic-15 pseudo labels: estimate them on footage with the bundled 2D estimator (--detector), or "
         "import 2D keypoints (COCO JSON, OpenPose JSON, SelfPose3d pickle) with --from."
     )
-    parser.add_argument("input", help="--detector: footage (rig YAML, session, videos folder, image folder); "
-                                      "--from: keypoint file or folder")
+    parser.add_argument(
+        "input",
+        help="--detector: footage (rig YAML, session, videos folder, image folder); --from: keypoint file or folder",
+    )
     how = parser.add_mutually_exclusive_group(required=True)
     how.add_argument("--detector", choices=("movenet",), help="estimate with this bundled 2D estimator")
     how.add_argument("--from", dest="source", choices=SOURCES, help="import this keypoint format")
-    parser.add_argument("--out", required=True, help="--from: output .npz; --detector: output prefix (OUT_soft.npz, ...)")
+    parser.add_argument(
+        "--out", required=True, help="--from: output .npz; --detector: output prefix (OUT_soft.npz, ...)"
+    )
     parser.add_argument("--every", type=int, default=1, help="--detector: every N-th frame of each camera")
     parser.add_argument("--max-frames", type=int, default=None, help="--detector: at most N frames per camera")
     add_estimator_arguments(parser, 384, person_score=False)
-    parser.add_argument("--variant", choices=("soft", "hard"), default=None,
-                        help="soft: raw confidences; hard: SPEC §4.7 thresholding (default: soft; for "
-                             "selfpose3d-pkl: from the file name)")
+    parser.add_argument(
+        "--variant",
+        choices=("soft", "hard"),
+        default=None,
+        help="soft: raw confidences; hard: SPEC §4.7 thresholding (default: soft; for "
+        "selfpose3d-pkl: from the file name)",
+    )
     parser.add_argument("--images", help="coco: image list JSON (id, file_name, width, height) for a results list")
-    parser.add_argument("--image-size", type=int, nargs=2, metavar=("W", "H"),
-                        help="openpose: image size (for the hard variant's in-image test)")
-    parser.add_argument("--min-person-score", type=float, default=None,
-                        help="drop people scoring below this (coco import: default 0; --detector: 0.2)")
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        nargs=2,
+        metavar=("W", "H"),
+        help="openpose: image size (for the hard variant's in-image test)",
+    )
+    parser.add_argument(
+        "--min-person-score",
+        type=float,
+        default=None,
+        help="drop people scoring below this (coco import: default 0; --detector: 0.2)",
+    )
     parser.add_argument("--sequence", help="force the sequence name (default: parsed from the paths)")
 
 
@@ -72,16 +89,27 @@ def _run_detector(args: argparse.Namespace) -> int:
             bar.append(Progress(total, "pseudo-labels", every=max(1, total // 200)))
         bar[0].update(done, text)
 
-    summary = generate(footage, detect, args.out, every=args.every, max_frames=args.max_frames,
-                       source_name=f"{args.detector}@{args.input_size}", progress=progress)
+    summary = generate(
+        footage,
+        detect,
+        args.out,
+        every=args.every,
+        max_frames=args.max_frames,
+        source_name=f"{args.detector}@{args.input_size}",
+        progress=progress,
+    )
     for cam, c in summary["cameras"].items():
-        print(f"  {cam}: {c['frames']} frames, {c['undecodable']} undecodable, {c['people']} people "
-              f"({c['people_per_frame']}/frame), mean person score {c['mean_person_score']}")
+        print(
+            f"  {cam}: {c['frames']} frames, {c['undecodable']} undecodable, {c['people']} people "
+            f"({c['people_per_frame']}/frame), mean person score {c['mean_person_score']}"
+        )
         for bad in c["undecodable_frames"][:5]:
             print(f"    undecodable: {bad}")
     files = summary["files"]
-    print(f"{files['soft']}, {files['hard']}: {summary['images']} images ({summary['undecodable']} undecodable); "
-          f"raw detections {files['detections']}, summary {files['summary']}")
+    print(
+        f"{files['soft']}, {files['hard']}: {summary['images']} images ({summary['undecodable']} undecodable); "
+        f"raw detections {files['detections']}, summary {files['summary']}"
+    )
     return 1 if summary["images"] and summary["undecodable"] == summary["images"] else 0
 
 
@@ -91,8 +119,9 @@ def run(args: argparse.Namespace) -> int:
     from training.pseudo_labels.importers import import_coco, import_openpose, import_selfpose3d_pickle
 
     if args.source == "coco":
-        labels = import_coco(args.input, args.variant or "soft", args.images, args.min_person_score or 0.0,
-                             args.sequence)
+        labels = import_coco(
+            args.input, args.variant or "soft", args.images, args.min_person_score or 0.0, args.sequence
+        )
     elif args.source == "openpose":
         size = tuple(args.image_size) if args.image_size else None
         labels = import_openpose(args.input, args.variant or "soft", size, args.sequence)
@@ -100,6 +129,8 @@ def run(args: argparse.Namespace) -> int:
         labels = import_selfpose3d_pickle(args.input, args.variant)
     path = labels.save(args.out)
     visible = sum(int(e.labels.visible.sum()) for e in labels)
-    print(f"{path}: {len(labels)} images, {len(labels.frames())} frames, cameras {labels.cameras()}, "
-          f"{labels.num_persons()} persons, {visible} visible joints ({labels.variant})")
+    print(
+        f"{path}: {len(labels)} images, {len(labels.frames())} frames, cameras {labels.cameras()}, "
+        f"{labels.num_persons()} persons, {visible} visible joints ({labels.variant})"
+    )
     return 0

@@ -16,9 +16,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("models/light_synthetic.pt"), help="release file to write")
     parser.add_argument("--fp32", action="store_true", help="keep float32 weights (default: float16 storage)")
     parser.add_argument("--no-eval", action="store_true", help="skip the held-out synthetic evaluation")
-    parser.add_argument("--refine-mm", type=float, default=None,
-                        help="local joint refinement radius of the release in mm (0 = off; default: the "
-                             "source config's; see docs/architecture.md)")
+    parser.add_argument(
+        "--refine-mm",
+        type=float,
+        default=None,
+        help="local joint refinement radius of the release in mm (0 = off; default: the "
+        "source config's; see docs/architecture.md)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -29,20 +29,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--endpoint", default=DEFAULT_ENDPOINT, help=f"publish endpoint (default {DEFAULT_ENDPOINT})")
     parser.add_argument("--allow-remote", action="store_true", help="permit a non-loopback tcp bind")
     parser.add_argument("--cameras", default=None, help="comma-separated cameras (Panoptic default: VoxelPose's 5)")
-    parser.add_argument("--rig", default=None, metavar="RIG_YAML",
-                        help="publish as this rig (its name is the topic; its cameras, in its order, unless --cameras)")
-    parser.add_argument("--write-rig", default=None, metavar="OUT_YAML",
-                        help="Panoptic: write a rig YAML for the replayed cameras from the sequence calibration")
+    parser.add_argument(
+        "--rig",
+        default=None,
+        metavar="RIG_YAML",
+        help="publish as this rig (its name is the topic; its cameras, in its order, unless --cameras)",
+    )
+    parser.add_argument(
+        "--write-rig",
+        default=None,
+        metavar="OUT_YAML",
+        help="Panoptic: write a rig YAML for the replayed cameras from the sequence calibration",
+    )
     parser.add_argument("--speed", type=float, default=1.0, help="playback rate (1 = original)")
     parser.add_argument("--max-speed", action="store_true", help="publish as fast as possible")
     parser.add_argument("--jpeg", action="store_true", help="JPEG views on the wire (default raw bgr8)")
     parser.add_argument("--frames", type=int, default=None, help="stop after this many framesets")
     parser.add_argument("--first-frame", type=int, default=None, help="Panoptic: first HD frame number")
     parser.add_argument("--last-frame", type=int, default=None, help="Panoptic: last HD frame number")
-    parser.add_argument("--wait-subscriber", type=float, default=0.0, metavar="S",
-                        help="wait up to S seconds for a subscriber before starting")
-    parser.add_argument("--lossless", action="store_true",
-                        help="wait for slow subscribers instead of dropping (offline evaluation)")
+    parser.add_argument(
+        "--wait-subscriber",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="wait up to S seconds for a subscriber before starting",
+    )
+    parser.add_argument(
+        "--lossless", action="store_true", help="wait for slow subscribers instead of dropping (offline evaluation)"
+    )
 
 
 def _framesets(args: argparse.Namespace, encoding: str):
@@ -79,10 +93,12 @@ def _framesets(args: argparse.Namespace, encoding: str):
         rig_name = rig_name or src.name
         if args.write_rig:
             _write_panoptic_rig(src, cameras, rig_name, Path(args.write_rig))
-        return rig_name, panoptic_framesets(src, cameras, rig=rig_name, encoding=encoding,
-                                            first_frame=args.first_frame, last_frame=args.last_frame)
-    raise MissingInputError(f"{src}: neither a session folder (index.msgpack) nor a Panoptic sequence "
-                            "(hdImgs/ or hdVideos/)")
+        return rig_name, panoptic_framesets(
+            src, cameras, rig=rig_name, encoding=encoding, first_frame=args.first_frame, last_frame=args.last_frame
+        )
+    raise MissingInputError(
+        f"{src}: neither a session folder (index.msgpack) nor a Panoptic sequence (hdImgs/ or hdVideos/)"
+    )
 
 
 def _write_panoptic_rig(seq_dir: Path, cameras: list[str], name: str, out: Path) -> None:
@@ -110,10 +126,22 @@ def run(args: argparse.Namespace) -> int:
         if args.wait_subscriber > 0 and not pub.wait_for_subscriber(args.wait_subscriber):
             log.warning("no subscriber after %.1f s; replaying anyway", args.wait_subscriber)
         pub.send(Status(process, "running", now_ns()))
-        report = replay(framesets, pub, stop, speed=None if args.max_speed else args.speed,
-                        wait_ms=10_000.0 if args.lossless else 0.0, max_sets=args.frames, status_process=process)
-        pub.send(Status(process, "stopping", now_ns(), fps=report.sent / max(report.seconds, 1e-9),
-                        dropped=report.dropped), wait_ms=1000)  # the last word should not be dropped
-    print(json.dumps({"rig": rig_name, "sent": report.sent, "dropped": report.dropped,
-                      "seconds": round(report.seconds, 3)}))
+        report = replay(
+            framesets,
+            pub,
+            stop,
+            speed=None if args.max_speed else args.speed,
+            wait_ms=10_000.0 if args.lossless else 0.0,
+            max_sets=args.frames,
+            status_process=process,
+        )
+        pub.send(
+            Status(process, "stopping", now_ns(), fps=report.sent / max(report.seconds, 1e-9), dropped=report.dropped),
+            wait_ms=1000,
+        )  # the last word should not be dropped
+    print(
+        json.dumps(
+            {"rig": rig_name, "sent": report.sent, "dropped": report.dropped, "seconds": round(report.seconds, 3)}
+        )
+    )
     return 0

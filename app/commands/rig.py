@@ -27,21 +27,50 @@ from calib.volume import point_views, volume_corners_mm
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("rig", nargs="?", default=None,
-                        help=f"rig YAML or calibration file (default: {DEFAULT_RIG.relative_to(DEFAULT_RIG.parents[1])})")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a rig YAML value, e.g. --set volume.center_mm=[0,0,800] (repeatable)")
+    parser.add_argument(
+        "rig",
+        nargs="?",
+        default=None,
+        help=f"rig YAML or calibration file (default: {DEFAULT_RIG.relative_to(DEFAULT_RIG.parents[1])})",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a rig YAML value, e.g. --set volume.center_mm=[0,0,800] (repeatable)",
+    )
     parser.add_argument("--cameras", default=None, help="comma-separated camera names to keep, in this order")
-    parser.add_argument("--image-size", type=int, nargs=2, metavar=("W", "H"), default=None,
-                        help="image size for calibration formats that store none (VoxelPose JSON)")
-    parser.add_argument("--input-format", default="auto", choices=("auto",) + FORMATS,
-                        help="format of a calibration-file input (default: sniffed)")
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        nargs=2,
+        metavar=("W", "H"),
+        default=None,
+        help="image size for calibration formats that store none (VoxelPose JSON)",
+    )
+    parser.add_argument(
+        "--input-format",
+        default="auto",
+        choices=("auto",) + FORMATS,
+        help="format of a calibration-file input (default: sniffed)",
+    )
     parser.add_argument("--convert", metavar="OUT", default=None, help="write the cameras to OUT")
-    parser.add_argument("--videos", metavar="DIR", default=None,
-                        help="with --convert to a rig YAML: each camera's source is the video DIR/<camera>.* "
-                             "(a camera without one is an error naming it)")
-    parser.add_argument("--format", dest="out_format", default=None, choices=FORMATS,
-                        help="format of --convert (default: from OUT's suffix: .yaml rig, .toml anipose, .xml opencv, .qca.txt qualisys; pose2sim: Calib.toml in metres)")
+    parser.add_argument(
+        "--videos",
+        metavar="DIR",
+        default=None,
+        help="with --convert to a rig YAML: each camera's source is the video DIR/<camera>.* "
+        "(a camera without one is an error naming it)",
+    )
+    parser.add_argument(
+        "--format",
+        dest="out_format",
+        default=None,
+        choices=FORMATS,
+        help="format of --convert (default: from OUT's suffix: .yaml rig, .toml anipose, .xml opencv, .qca.txt qualisys; pose2sim: Calib.toml in metres)",
+    )
 
 
 def _load(args: argparse.Namespace) -> Rig:
@@ -57,8 +86,9 @@ def _load(args: argparse.Namespace) -> Rig:
         return rig
     if args.overrides:
         raise ConfigError(f"--set applies to rig YAML files; {path} is a '{fmt}' calibration file")
-    cameras = load_calibration(path, fmt, camera_names=names,
-                               image_size=tuple(args.image_size) if args.image_size else None)
+    cameras = load_calibration(
+        path, fmt, camera_names=names, image_size=tuple(args.image_size) if args.image_size else None
+    )
     config = RigConfig(name=path.stem, cameras=tuple(CameraEntry(c.name) for c in cameras))
     return Rig(config=config, cameras=cameras, path=path)
 
@@ -74,11 +104,16 @@ def _report(rig: Rig) -> bool:
         view = views[cam.name]
         c = cam.center_mm / 1000.0
         src = rig.source(cam.name).kind
-        seen = (f"at ({view.uv_px[0]:.0f}, {view.uv_px[1]:.0f}) px, {view.depth_mm / 1000:.2f} m away"
-                if view.visible else "NOT SEEN" + (" (behind the camera)" if view.depth_mm <= 0 else " (outside the image)"))
+        seen = (
+            f"at ({view.uv_px[0]:.0f}, {view.uv_px[1]:.0f}) px, {view.depth_mm / 1000:.2f} m away"
+            if view.visible
+            else "NOT SEEN" + (" (behind the camera)" if view.depth_mm <= 0 else " (outside the image)")
+        )
         ok &= view.visible
-        print(f"{cam.name:<10} {cam.width:>4}x{cam.height:<5} ({c[0]:7.3f}, {c[1]:7.3f}, {c[2]:7.3f}) "
-              f"{cam.K[0, 0]:9.2f} {cam.K[1, 1]:9.2f}  {src:<10} {seen}")
+        print(
+            f"{cam.name:<10} {cam.width:>4}x{cam.height:<5} ({c[0]:7.3f}, {c[1]:7.3f}, {c[2]:7.3f}) "
+            f"{cam.K[0, 0]:9.2f} {cam.K[1, 1]:9.2f}  {src:<10} {seen}"
+        )
     corners = volume_corners_mm(vol.center_mm, vol.size_mm)
     seen_by = [sum(v.visible for v in point_views(rig.cameras, c)) for c in corners]
     print(f"volume corners seen by >= 2 cameras: {sum(n >= 2 for n in seen_by)}/8 (per corner: {seen_by})")
@@ -88,9 +123,14 @@ def _report(rig: Rig) -> bool:
     elif not sources_ok:
         print("check FAILED: some sources are missing, unreadable or not the calibration's size (see above)")
     else:
-        print("check ok: every camera sees the volume centre" + (", every source opens at its calibration's size"
-                                                               if any(rig.source(n).kind in ("file", "images", "panoptic")
-                                                                      for n in rig.names) else ""))
+        print(
+            "check ok: every camera sees the volume centre"
+            + (
+                ", every source opens at its calibration's size"
+                if any(rig.source(n).kind in ("file", "images", "panoptic") for n in rig.names)
+                else ""
+            )
+        )
     return ok and sources_ok
 
 
@@ -128,8 +168,10 @@ def video_sources(folder: Path, cameras: list[str]) -> list:
     videos = {p.stem: p for p in sorted(Path(folder).glob("*")) if p.suffix.lower() in VIDEO_SUFFIXES}
     missing = [c for c in cameras if c not in videos]
     if missing:
-        raise MissingInputError(f"--videos {folder}: no video for camera(s) {missing} (found {sorted(videos)}); "
-                                "name each video after its camera, e.g. cam01.mp4")
+        raise MissingInputError(
+            f"--videos {folder}: no video for camera(s) {missing} (found {sorted(videos)}); "
+            "name each video after its camera, e.g. cam01.mp4"
+        )
     return [SourceConfig(kind="file", uri=str(videos[c].resolve())) for c in cameras]
 
 
@@ -145,7 +187,10 @@ def run(args: argparse.Namespace) -> int:
     if args.convert:
         out = Path(args.convert)
         fmt = args.out_format or "auto"
-        written = save_rig(rig, out) if fmt == "rig" or (fmt == "auto" and out.suffix in (".yaml", ".yml")) \
+        written = (
+            save_rig(rig, out)
+            if fmt == "rig" or (fmt == "auto" and out.suffix in (".yaml", ".yml"))
             else save_calibration(rig.cameras, out, fmt)
+        )
         print(f"wrote {written} ({fmt if fmt != 'auto' else sniff_format(written)})")
     return 0 if _report(rig) else 1

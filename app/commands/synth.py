@@ -30,19 +30,33 @@ DEFAULT_CONFIG = CONFIGS_DIR / "synth" / "default.yaml"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="synth YAML (default: configs/synth/default.yaml)")
+    parser.add_argument(
+        "--config", default=str(DEFAULT_CONFIG), help="synth YAML (default: configs/synth/default.yaml)"
+    )
     parser.add_argument("--rig", default=None, help="rig YAML, calibration file, or 'ring' (overrides the config)")
     parser.add_argument("--people", type=int, default=None, help="person slots (1..N present at a time)")
     parser.add_argument("--seconds", type=float, default=None, help="scene length in seconds")
     parser.add_argument("--fps", type=float, default=None, help="frame rate")
     parser.add_argument("--seed", type=int, default=None, help="world seed")
-    parser.add_argument("--image-size", type=int, nargs=2, metavar=("W", "H"), default=None,
-                        help="rescale every camera to this size")
-    parser.add_argument("--media", nargs="*", choices=("images", "video"), default=None,
-                        help="media of the Panoptic tree (none: bodies and calibration only)")
+    parser.add_argument(
+        "--image-size", type=int, nargs=2, metavar=("W", "H"), default=None, help="rescale every camera to this size"
+    )
+    parser.add_argument(
+        "--media",
+        nargs="*",
+        choices=("images", "video"),
+        default=None,
+        help="media of the Panoptic tree (none: bodies and calibration only)",
+    )
     parser.add_argument("--sequence", default=None, help="sequence (folder) name")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. --set detector.miss_rate=0.1 (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set detector.miss_rate=0.1 (repeatable)",
+    )
     parser.add_argument("--out", required=True, help="output folder")
 
 
@@ -50,8 +64,14 @@ def _config(args: argparse.Namespace):
     from capture.synthetic.config import SynthConfig
 
     overrides = list(args.overrides)
-    for flag, key in (("rig", "rig"), ("people", "people"), ("seconds", "seconds"), ("fps", "fps"),
-                      ("seed", "seed"), ("sequence", "sequence")):
+    for flag, key in (
+        ("rig", "rig"),
+        ("people", "people"),
+        ("seconds", "seconds"),
+        ("fps", "fps"),
+        ("seed", "seed"),
+        ("sequence", "sequence"),
+    ):
         value = getattr(args, flag)
         if value is not None:
             overrides.append(f"{key}={value}")
@@ -70,8 +90,19 @@ def _rig(cfg):
     center, size = (0.0, -500.0, 800.0), (8000.0, 8000.0, 2000.0)
     if cfg.rig == "ring":
         r = cfg.ring
-        rig = ring_rig(r.num_cameras, r.radius_mm, r.height_mm, r.target_mm, r.width, r.height, r.fov_deg,
-                       r.distortion, arc_deg=r.arc_deg, jitter=r.jitter, seed=r.seed)
+        rig = ring_rig(
+            r.num_cameras,
+            r.radius_mm,
+            r.height_mm,
+            r.target_mm,
+            r.width,
+            r.height,
+            r.fov_deg,
+            r.distortion,
+            arc_deg=r.arc_deg,
+            jitter=r.jitter,
+            seed=r.seed,
+        )
         center = (r.target_mm[0], r.target_mm[1], 800.0)
     else:
         path = Path(cfg.rig)
@@ -111,16 +142,28 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, CalibrationError) as exc:
         print(f"selfpose3d synth: {exc}", file=sys.stderr)
         return 2
-    world = SyntheticWorld(rig, num_people=cfg.people, seed=cfg.seed, fps=cfg.fps, volume_center_mm=center,
-                           volume_size_mm=size, entries_exits=cfg.entries_exits, num_props=cfg.props,
-                           render_options=cfg.render)
+    world = SyntheticWorld(
+        rig,
+        num_people=cfg.people,
+        seed=cfg.seed,
+        fps=cfg.fps,
+        volume_center_mm=center,
+        volume_size_mm=size,
+        entries_exits=cfg.entries_exits,
+        num_props=cfg.props,
+        render_options=cfg.render,
+    )
     out = Path(args.out)
     frames = range(cfg.num_frames)
-    print(f"synth: {len(rig)} cameras {rig.names}, {cfg.people} people, {cfg.num_frames} frames at {cfg.fps:g} fps "
-          f"-> {out / cfg.sequence}", file=sys.stderr)
+    print(
+        f"synth: {len(rig)} cameras {rig.names}, {cfg.people} people, {cfg.num_frames} frames at {cfg.fps:g} fps "
+        f"-> {out / cfg.sequence}",
+        file=sys.stderr,
+    )
     started = time.perf_counter()
-    seq = export_panoptic_sequence(world, out, cfg.sequence, frames, media=cfg.media,
-                                   progress=lambda d, t: _progress(d, t, started))
+    seq = export_panoptic_sequence(
+        world, out, cfg.sequence, frames, media=cfg.media, progress=lambda d, t: _progress(d, t, started)
+    )
     write_resolved(cfg, seq)
     _write_truth_and_labels(world, cfg, seq, frames)
     print(f"synth: wrote {seq}", file=sys.stderr)
@@ -158,4 +201,5 @@ def _write_truth_and_labels(world, cfg, seq: Path, frames) -> None:
     if cfg.pseudo_labels:
         for variant, rows in entries.items():
             PseudoLabelSet(rows, variant, f"selfpose3d synth seed {cfg.seed} detector_seed {cfg.detector_seed}").save(
-                seq / f"pseudo_labels_{variant}.npz")
+                seq / f"pseudo_labels_{variant}.npz"
+            )

@@ -25,15 +25,32 @@ STAGES = ("backbone", "rootnet", "posenet", "finetune")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--stage", choices=STAGES + ("all",), default=None,
-                        help="stage to train (default: the config's); 'all' chains the four stages")
-    parser.add_argument("--recipe", default="light", choices=("light", "released"),
-                        help="config family used when --config is not given (configs/train/<recipe>_<stage>.yaml)")
+    parser.add_argument(
+        "--stage",
+        choices=STAGES + ("all",),
+        default=None,
+        help="stage to train (default: the config's); 'all' chains the four stages",
+    )
+    parser.add_argument(
+        "--recipe",
+        default="light",
+        choices=("light", "released"),
+        help="config family used when --config is not given (configs/train/<recipe>_<stage>.yaml)",
+    )
     parser.add_argument("--config", help="training YAML (name in configs/train or a path)")
-    parser.add_argument("--out", help="run folder (default runs/<recipe>/<stage>, or runs/<config name> with --config; "
-                             "with --stage all runs/<recipe>)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. --set epochs=2 --set data.labels=exact")
+    parser.add_argument(
+        "--out",
+        help="run folder (default runs/<recipe>/<stage>, or runs/<config name> with --config; "
+        "with --stage all runs/<recipe>)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set epochs=2 --set data.labels=exact",
+    )
     parser.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint.pt in the run folder")
 
 

@@ -18,11 +18,20 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default="detection_generic",
-                        help="training YAML (name in configs/train, e.g. detection_generic, or a path)")
+    parser.add_argument(
+        "--config",
+        default="detection_generic",
+        help="training YAML (name in configs/train, e.g. detection_generic, or a path)",
+    )
     parser.add_argument("--out", help="run folder (default runs/<config name>)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. --set optim.steps=100 --set rigs.cameras=[3,5]")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set optim.steps=100 --set rigs.cameras=[3,5]",
+    )
     parser.add_argument("--restart", action="store_true", help="ignore an existing out/checkpoint.pt and start over")
 
 

@@ -18,10 +18,18 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, help="Shelf training YAML (name in configs/train, e.g. shelf_ssl_a, or a path)")
+    parser.add_argument(
+        "--config", required=True, help="Shelf training YAML (name in configs/train, e.g. shelf_ssl_a, or a path)"
+    )
     parser.add_argument("--out", help="run folder (default runs/shelf/<config name>)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. --set pose.steps=100 --set data=../shared/data/shelf")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set pose.steps=100 --set data=../shared/data/shelf",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,7 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m app.commands.train_shelf ...`` (the same as ``selfpose3d train-shelf``)."""
     import logging
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname).1s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname).1s %(name)s: %(message)s", datefmt="%H:%M:%S"
+    )
     parser = argparse.ArgumentParser(prog="selfpose3d train-shelf", description=__doc__.splitlines()[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))

@@ -22,8 +22,9 @@ class UserError(Exception):
         fix: what to do, if not said in the message (appended).
     """
 
-    def __init__(self, message: str = "", *, file: str | Path | None = None, field: str | None = None,
-                 fix: str | None = None) -> None:
+    def __init__(
+        self, message: str = "", *, file: str | Path | None = None, field: str | None = None, fix: str | None = None
+    ) -> None:
         self.file, self.field, self.fix = file, field, fix
         text = str(message)
         if field is not None and str(field) not in text:

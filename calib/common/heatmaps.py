@@ -58,7 +58,13 @@ class _TorchOps:
         import torch
 
         self.torch = torch
-        self.exp, self.floor, self.trunc, self.abs, self.einsum = torch.exp, torch.floor, torch.trunc, torch.abs, torch.einsum
+        self.exp, self.floor, self.trunc, self.abs, self.einsum = (
+            torch.exp,
+            torch.floor,
+            torch.trunc,
+            torch.abs,
+            torch.einsum,
+        )
 
     def grid(self, n: int, like):
         return self.torch.arange(n, device=like.device, dtype=like.dtype)
@@ -98,8 +104,12 @@ class HeatmapCodec:
     clip: bool = False
 
     def __post_init__(self) -> None:
-        for name, allowed in (("window", ("none", "floor", "ceil")), ("anchor", ("trunc", "round")),
-                              ("centre", ("exact", "anchor")), ("combine", ("max", "sum"))):
+        for name, allowed in (
+            ("window", ("none", "floor", "ceil")),
+            ("anchor", ("trunc", "round")),
+            ("centre", ("exact", "anchor")),
+            ("combine", ("max", "sum")),
+        ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"HeatmapCodec.{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if not self.sigma_px > 0:
@@ -194,7 +204,9 @@ class HeatmapCodec:
 
     # ---------------------------------------------------------------------------------- decode
 
-    def decode(self, heatmaps, refine: Literal["gaussian", "parabola", "none"] = "gaussian") -> tuple[np.ndarray, np.ndarray]:
+    def decode(
+        self, heatmaps, refine: Literal["gaussian", "parabola", "none"] = "gaussian"
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Heatmaps -> per-channel maximum with sub-pixel refinement.
 
         Args:

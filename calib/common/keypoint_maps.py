@@ -15,17 +15,70 @@ import numpy as np
 from calib.common.skeleton import PANOPTIC15
 
 COCO17 = (
-    "nose", "l_eye", "r_eye", "l_ear", "r_ear", "l_shoulder", "r_shoulder", "l_elbow", "r_elbow",
-    "l_wrist", "r_wrist", "l_hip", "r_hip", "l_knee", "r_knee", "l_ankle", "r_ankle",
+    "nose",
+    "l_eye",
+    "r_eye",
+    "l_ear",
+    "r_ear",
+    "l_shoulder",
+    "r_shoulder",
+    "l_elbow",
+    "r_elbow",
+    "l_wrist",
+    "r_wrist",
+    "l_hip",
+    "r_hip",
+    "l_knee",
+    "r_knee",
+    "l_ankle",
+    "r_ankle",
 )
 BODY25 = (
-    "nose", "neck", "r_shoulder", "r_elbow", "r_wrist", "l_shoulder", "l_elbow", "l_wrist", "mid_hip",
-    "r_hip", "r_knee", "r_ankle", "l_hip", "l_knee", "l_ankle", "r_eye", "l_eye", "r_ear", "l_ear",
-    "l_big_toe", "l_small_toe", "l_heel", "r_big_toe", "r_small_toe", "r_heel",
+    "nose",
+    "neck",
+    "r_shoulder",
+    "r_elbow",
+    "r_wrist",
+    "l_shoulder",
+    "l_elbow",
+    "l_wrist",
+    "mid_hip",
+    "r_hip",
+    "r_knee",
+    "r_ankle",
+    "l_hip",
+    "l_knee",
+    "l_ankle",
+    "r_eye",
+    "l_eye",
+    "r_ear",
+    "l_ear",
+    "l_big_toe",
+    "l_small_toe",
+    "l_heel",
+    "r_big_toe",
+    "r_small_toe",
+    "r_heel",
 )
 COCO18 = (
-    "nose", "neck", "r_shoulder", "r_elbow", "r_wrist", "l_shoulder", "l_elbow", "l_wrist", "r_hip",
-    "r_knee", "r_ankle", "l_hip", "l_knee", "l_ankle", "r_eye", "l_eye", "r_ear", "l_ear",
+    "nose",
+    "neck",
+    "r_shoulder",
+    "r_elbow",
+    "r_wrist",
+    "l_shoulder",
+    "l_elbow",
+    "l_wrist",
+    "r_hip",
+    "r_knee",
+    "r_ankle",
+    "l_hip",
+    "l_knee",
+    "l_ankle",
+    "r_eye",
+    "l_eye",
+    "r_ear",
+    "l_ear",
 )
 LAYOUTS: dict[str, tuple[str, ...]] = {"coco17": COCO17, "body25": BODY25, "coco18": COCO18}
 LAYOUT_BY_COUNT = {17: "coco17", 25: "body25", 18: "coco18"}
@@ -82,6 +135,8 @@ def candidates_to_panoptic15(candidates: Sequence[np.ndarray], layout: str) -> l
     idx = panoptic15_indices(layout)
     if np.any(idx < 0):
         missing = [PANOPTIC15.joints[j] for j in np.flatnonzero(idx < 0)]
-        raise ValueError(f"layout '{layout}' lacks {missing}: ungrouped candidates cannot derive them; "
-                         "group the candidates into people first (engine.paf_grouping)")
+        raise ValueError(
+            f"layout '{layout}' lacks {missing}: ungrouped candidates cannot derive them; "
+            "group the candidates into people first (engine.paf_grouping)"
+        )
     return [np.asarray(candidates[i], dtype=np.float32).reshape(-1, 3) for i in idx]

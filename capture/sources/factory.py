@@ -12,9 +12,18 @@ from calib.rig_config import Rig, SourceConfig
 from capture.source import Source
 
 
-def build_source(name: str, cfg: SourceConfig, *, start_ns: int, stop: threading.Event,
-                 realtime: bool | None = None, panoptic_first: int = 0, synthetic=None, view: int = 0,
-                 schedule=None) -> Source:
+def build_source(
+    name: str,
+    cfg: SourceConfig,
+    *,
+    start_ns: int,
+    stop: threading.Event,
+    realtime: bool | None = None,
+    panoptic_first: int = 0,
+    synthetic=None,
+    view: int = 0,
+    schedule=None,
+) -> Source:
     """One camera's source.
 
     Args:
@@ -62,9 +71,17 @@ def build_source(name: str, cfg: SourceConfig, *, start_ns: int, stop: threading
     raise ConfigError(f"camera '{name}': source kind {cfg.kind!r} is not supported")
 
 
-def build_sources(rig: Rig, cameras: Sequence[str] | None = None, *, stop: threading.Event,
-                  realtime: bool | None = None, start_ns: int | None = None,
-                  num_frames: int | None = None, resize: bool = False, lockstep: bool = True) -> list[Source]:
+def build_sources(
+    rig: Rig,
+    cameras: Sequence[str] | None = None,
+    *,
+    stop: threading.Event,
+    realtime: bool | None = None,
+    start_ns: int | None = None,
+    num_frames: int | None = None,
+    resize: bool = False,
+    lockstep: bool = True,
+) -> list[Source]:
     """Sources of the rig's cameras (or of the subset ``cameras``), in rig order.
 
     Args:
@@ -90,8 +107,10 @@ def build_sources(rig: Rig, cameras: Sequence[str] | None = None, *, stop: threa
     configs = {n: rig.source(n) for n in names}
     for n, c in configs.items():
         if c.kind == "session" and not Path(c.uri).exists():
-            raise ConfigError(f"{rig.path or rig.name}: camera '{n}': {c.kind} source {c.uri} does not exist "
-                              "(paths in a rig file are relative to the rig file's folder)")
+            raise ConfigError(
+                f"{rig.path or rig.name}: camera '{n}': {c.kind} source {c.uri} does not exist "
+                "(paths in a rig file are relative to the rig file's folder)"
+            )
     from capture.sources.probe import check_media
 
     infos = check_media(rig, names, resize=resize)
@@ -102,10 +121,19 @@ def build_sources(rig: Rig, cameras: Sequence[str] | None = None, *, stop: threa
         from capture.synthetic.world import SyntheticWorld
 
         spec = rig.config.synthetic
-        world = SyntheticWorld(rig.cameras, num_people=spec.people, seed=spec.seed, fps=spec.fps,
-                               volume_center_mm=rig.volume.center_mm, volume_size_mm=rig.volume.size_mm)
-        rt = realtime if realtime is not None else all(configs[n].realtime for n in names
-                                                       if configs[n].kind == "synthetic")
+        world = SyntheticWorld(
+            rig.cameras,
+            num_people=spec.people,
+            seed=spec.seed,
+            fps=spec.fps,
+            volume_center_mm=rig.volume.center_mm,
+            volume_size_mm=rig.volume.size_mm,
+        )
+        rt = (
+            realtime
+            if realtime is not None
+            else all(configs[n].realtime for n in names if configs[n].kind == "synthetic")
+        )
         synthetic = SyntheticRig(world, realtime=rt, start_ns=start_ns, num_frames=num_frames, stop=stop)
     first = 0
     pan = [n for n, c in configs.items() if c.kind == "panoptic"]
@@ -115,9 +143,17 @@ def build_sources(rig: Rig, cameras: Sequence[str] | None = None, *, stop: threa
         first = panoptic_first_frame(configs[pan[0]].uri, pan)
     sources = []
     for n in names:
-        src = build_source(n, configs[n], start_ns=start_ns, stop=stop, realtime=realtime, panoptic_first=first,
-                           synthetic=synthetic, view=rig.names.index(n),
-                           schedule=schedule if n in infos else None)
+        src = build_source(
+            n,
+            configs[n],
+            start_ns=start_ns,
+            stop=stop,
+            realtime=realtime,
+            panoptic_first=first,
+            synthetic=synthetic,
+            view=rig.names.index(n),
+            schedule=schedule if n in infos else None,
+        )
         cam = rig.cameras[n]
         if n in infos and (infos[n].width, infos[n].height) != (cam.width, cam.height):
             from capture.sources.resize import ResizedSource
@@ -127,8 +163,9 @@ def build_sources(rig: Rig, cameras: Sequence[str] | None = None, *, stop: threa
     return sources
 
 
-def replay_schedule(rig: Rig, names: Sequence[str], infos: dict, *, stop: threading.Event,
-                    realtime: bool | None = None):
+def replay_schedule(
+    rig: Rig, names: Sequence[str], infos: dict, *, stop: threading.Event, realtime: bool | None = None
+):
     """The :class:`capture.schedule.ReplaySchedule` of a rig's media cameras (those in ``infos``).
 
     The rate is the media's own (a video file's, an image folder's ``fps`` or 30, Panoptic's
@@ -153,8 +190,10 @@ def replay_schedule(rig: Rig, names: Sequence[str], infos: dict, *, stop: thread
             rates[n] = cfg.fps or (PANOPTIC_HD_FPS if cfg.kind == "panoptic" else 30.0)
     fps = max(rates.values())
     if min(rates.values()) < fps * 0.99:
-        raise ConfigError(f"{rig.path or rig.name}: media cameras have different frame rates "
-                          f"({', '.join(f'{n} {r:g}' for n, r in rates.items())}): lockstep replay needs one rate")
+        raise ConfigError(
+            f"{rig.path or rig.name}: media cameras have different frame rates "
+            f"({', '.join(f'{n} {r:g}' for n, r in rates.items())}): lockstep replay needs one rate"
+        )
     step = max(1, round(fps / min(caps))) if caps else 1
     rt = realtime if realtime is not None else all(rig.source(n).realtime for n in media)
     loop = all(rig.source(n).loop for n in media)

@@ -21,14 +21,25 @@ class ImageFolderSource(Source):
             :class:`capture.sources.video.VideoFileSource` (skipped images are not read at all).
     """
 
-    def __init__(self, camera: str, folder: str | Path, *, fps: float = 30.0, loop: bool = False,
-                 realtime: bool = True, start_ns: int | None = None, stop: threading.Event | None = None,
-                 schedule=None) -> None:
+    def __init__(
+        self,
+        camera: str,
+        folder: str | Path,
+        *,
+        fps: float = 30.0,
+        loop: bool = False,
+        realtime: bool = True,
+        start_ns: int | None = None,
+        stop: threading.Event | None = None,
+        schedule=None,
+    ) -> None:
         self.camera = camera
         self.folder = Path(folder)
         self.loop = loop
         self.schedule = schedule
-        self._pacer = Pacer(fps, realtime=realtime, start_ns=start_ns, stop=stop) if schedule is None else schedule.pacer
+        self._pacer = (
+            Pacer(fps, realtime=realtime, start_ns=start_ns, stop=stop) if schedule is None else schedule.pacer
+        )
         self._files: list[Path] = []
         self._k = 0
 

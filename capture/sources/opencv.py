@@ -23,8 +23,16 @@ class OpenCVSource(Source):
     live = True
     decodes_into_buffer = True
 
-    def __init__(self, camera: str, target: int | str, *, fps: float | None = None,
-                 width: int | None = None, height: int | None = None, buffer_frames: int = 1) -> None:
+    def __init__(
+        self,
+        camera: str,
+        target: int | str,
+        *,
+        fps: float | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        buffer_frames: int = 1,
+    ) -> None:
         self.camera = camera
         self.target = target
         self.fps = fps
@@ -40,8 +48,10 @@ class OpenCVSource(Source):
         cap = cv2.VideoCapture(self.target)
         if not cap.isOpened():
             cap.release()
-            raise SourceError(f"camera '{self.camera}': cannot open {self.target!r} (check that the device "
-                              "is plugged in / the URL is reachable and that no other program holds it)")
+            raise SourceError(
+                f"camera '{self.camera}': cannot open {self.target!r} (check that the device "
+                "is plugged in / the URL is reachable and that no other program holds it)"
+            )
         cap.set(cv2.CAP_PROP_BUFFERSIZE, self.buffer_frames)
         if self.fps:
             cap.set(cv2.CAP_PROP_FPS, float(self.fps))

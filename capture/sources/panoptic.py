@@ -24,8 +24,10 @@ def panoptic_calibration_path(seq_dir: str | Path) -> Path:
         return exact
     found = sorted(seq_dir.glob("calibration_*.json"))
     if len(found) != 1:
-        raise SourceError(f"{seq_dir}: expected one calibration_*.json in the Panoptic sequence folder, "
-                          f"found {[p.name for p in found]}")
+        raise SourceError(
+            f"{seq_dir}: expected one calibration_*.json in the Panoptic sequence folder, "
+            f"found {[p.name for p in found]}"
+        )
     return found[0]
 
 
@@ -62,16 +64,29 @@ class PanopticSource(Source):
             is frame number ``first_frame + k``; skipped images are not read).
     """
 
-    def __init__(self, camera: str, seq_dir: str | Path, *, fps: float = PANOPTIC_HD_FPS,
-                 first_frame: int = 0, last_frame: int | None = None, loop: bool = False, realtime: bool = True,
-                 start_ns: int | None = None, stop: threading.Event | None = None, schedule=None) -> None:
+    def __init__(
+        self,
+        camera: str,
+        seq_dir: str | Path,
+        *,
+        fps: float = PANOPTIC_HD_FPS,
+        first_frame: int = 0,
+        last_frame: int | None = None,
+        loop: bool = False,
+        realtime: bool = True,
+        start_ns: int | None = None,
+        stop: threading.Event | None = None,
+        schedule=None,
+    ) -> None:
         self.camera = camera
         self.schedule = schedule
         self.seq_dir = Path(seq_dir)
         self.first_frame = first_frame
         self.last_frame = last_frame
         self.loop = loop
-        self._pacer = Pacer(fps, realtime=realtime, start_ns=start_ns, stop=stop) if schedule is None else schedule.pacer
+        self._pacer = (
+            Pacer(fps, realtime=realtime, start_ns=start_ns, stop=stop) if schedule is None else schedule.pacer
+        )
         self._k = 0  # next timeline index (scheduled reads)
         self._images: list[tuple[int, Path]] = []
         self._cap = None
@@ -85,11 +100,14 @@ class PanopticSource(Source):
         pattern = re.compile(rf"^{re.escape(self.camera)}_(\d{{8}})\.(jpg|png)$")
         if img_dir.is_dir():
             frames = sorted((int(m.group(1)), p) for p in img_dir.iterdir() if (m := pattern.match(p.name)))
-            self._images = [(n, p) for n, p in frames
-                            if n >= self.first_frame and (self.last_frame is None or n <= self.last_frame)]
+            self._images = [
+                (n, p) for n, p in frames if n >= self.first_frame and (self.last_frame is None or n <= self.last_frame)
+            ]
             if not self._images:
-                raise SourceError(f"camera '{self.camera}': no frames {self.camera}_<8 digits>.jpg in {img_dir} "
-                                  f"within [{self.first_frame}, {self.last_frame}]")
+                raise SourceError(
+                    f"camera '{self.camera}': no frames {self.camera}_<8 digits>.jpg in {img_dir} "
+                    f"within [{self.first_frame}, {self.last_frame}]"
+                )
             self._span = self._images[-1][0] - self.first_frame + 1
         elif video.is_file():
             import cv2
@@ -100,8 +118,10 @@ class PanopticSource(Source):
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, self.first_frame)
             self._pos = self.first_frame
         else:
-            raise SourceError(f"camera '{self.camera}': neither {img_dir} nor {video} exists; available HD "
-                              f"cameras: {panoptic_hd_cameras(self.seq_dir)}")
+            raise SourceError(
+                f"camera '{self.camera}': neither {img_dir} nor {video} exists; available HD "
+                f"cameras: {panoptic_hd_cameras(self.seq_dir)}"
+            )
 
     def read(self) -> Frame | None:
         if self.schedule is not None and (self._images or self._cap is not None):

@@ -49,16 +49,20 @@ def _probe_video(path: Path, camera: str) -> MediaInfo:
     import cv2
 
     if not path.is_file():
-        raise SourceError(f"camera '{camera}': video file {path} not found (check source.uri; paths in a rig "
-                          "file are relative to the rig file's folder)")
+        raise SourceError(
+            f"camera '{camera}': video file {path} not found (check source.uri; paths in a rig "
+            "file are relative to the rig file's folder)"
+        )
     cap = cv2.VideoCapture(str(path))
     try:
         if not cap.isOpened():
             raise SourceError(f"camera '{camera}': OpenCV cannot open {path} (not a video, or an unsupported codec)")
         ok, image = cap.read()
         if not ok or image is None:
-            raise SourceError(f"camera '{camera}': OpenCV cannot decode the first frame of {path} "
-                              "(unsupported codec or a damaged file)")
+            raise SourceError(
+                f"camera '{camera}': OpenCV cannot decode the first frame of {path} "
+                "(unsupported codec or a damaged file)"
+            )
         fps = cap.get(cv2.CAP_PROP_FPS) or None
         frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
         return MediaInfo(image.shape[1], image.shape[0], fps, frames)
@@ -105,8 +109,10 @@ def size_mismatch(camera: str, info: MediaInfo, calib_wh: tuple[int, int]) -> st
     w, h = calib_wh
     if (info.width, info.height) == (w, h):
         return None
-    return (f"{camera}: frame {info.width}×{info.height} but calibration says {w}×{h}: fix the calibration's "
-            "image size or pass --resize (scales the frames to the calibration's size)")
+    return (
+        f"{camera}: frame {info.width}×{info.height} but calibration says {w}×{h}: fix the calibration's "
+        "image size or pass --resize (scales the frames to the calibration's size)"
+    )
 
 
 def resize_allowed(info: MediaInfo, calib_wh: tuple[int, int]) -> bool:
@@ -130,7 +136,7 @@ def check_media(rig, cameras=None, *, resize: bool = False) -> dict[str, MediaIn
         SourceError: naming every camera that is missing, unreadable or of the wrong size.
     """
     infos, problems = {}, []
-    for name in (cameras or rig.names):
+    for name in cameras or rig.names:
         cfg = rig.source(name)
         if cfg.kind not in MEDIA_KINDS:
             continue
@@ -143,8 +149,10 @@ def check_media(rig, cameras=None, *, resize: bool = False) -> dict[str, MediaIn
         cam = rig.cameras[name]
         bad = size_mismatch(name, info, (cam.width, cam.height))
         if bad and resize and not resize_allowed(info, (cam.width, cam.height)):
-            problems.append(f"{name}: frame {info.width}×{info.height} and calibration {cam.width}×{cam.height} "
-                            "differ in aspect ratio: --resize would distort the view; fix the calibration")
+            problems.append(
+                f"{name}: frame {info.width}×{info.height} and calibration {cam.width}×{cam.height} "
+                "differ in aspect ratio: --resize would distort the view; fix the calibration"
+            )
         elif bad and not resize:
             problems.append(bad)
     if problems:

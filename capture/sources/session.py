@@ -24,8 +24,17 @@ class SessionSource(Source):
         stop: event that interrupts pacing sleeps.
     """
 
-    def __init__(self, camera: str, session_dir: str | Path, *, realtime: bool = True, retime: bool = False,
-                 start_ns: int | None = None, loop: bool = False, stop: threading.Event | None = None) -> None:
+    def __init__(
+        self,
+        camera: str,
+        session_dir: str | Path,
+        *,
+        realtime: bool = True,
+        retime: bool = False,
+        start_ns: int | None = None,
+        loop: bool = False,
+        stop: threading.Event | None = None,
+    ) -> None:
         if loop and not retime:
             raise SourceError(f"camera '{camera}': looping a session needs retime=True (timestamps must increase)")
         self.camera = camera
@@ -44,8 +53,9 @@ class SessionSource(Source):
         self.close()
         self._reader = SessionReader(self.session_dir)
         if self.camera not in self._reader.cameras:
-            raise SourceError(f"camera '{self.camera}': not in session {self.session_dir} "
-                              f"(cameras: {list(self._reader.cameras)})")
+            raise SourceError(
+                f"camera '{self.camera}': not in session {self.session_dir} (cameras: {list(self._reader.cameras)})"
+            )
         self._views = list(self._reader.views_of(self.camera))
         if not self._views:
             raise SourceError(f"camera '{self.camera}': session {self.session_dir} holds no frames of it")

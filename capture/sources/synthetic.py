@@ -28,8 +28,15 @@ class SyntheticRig:
         stop: event that interrupts pacing sleeps.
     """
 
-    def __init__(self, world, *, realtime: bool = True, start_ns: int | None = None, num_frames: int | None = None,
-                 stop: threading.Event | None = None) -> None:
+    def __init__(
+        self,
+        world,
+        *,
+        realtime: bool = True,
+        start_ns: int | None = None,
+        num_frames: int | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
         self.world = world
         self.realtime = realtime
         self.num_frames = num_frames
@@ -46,8 +53,10 @@ class SyntheticRig:
         with self._cond:
             if 0 <= self._k <= last_k:
                 # let every view take the current frame first (bounded: a stalled view is skipped)
-                self._cond.wait_for(lambda: len(self._taken) >= self.world.num_views or self._k > last_k,
-                                    timeout=max(0.5, 2.0 / self.pacer.fps))
+                self._cond.wait_for(
+                    lambda: len(self._taken) >= self.world.num_views or self._k > last_k,
+                    timeout=max(0.5, 2.0 / self.pacer.fps),
+                )
             if self._k <= last_k:
                 k = self._k + 1
                 if self.realtime:

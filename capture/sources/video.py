@@ -31,9 +31,18 @@ class VideoFileSource(Source):
 
     decodes_into_buffer = True
 
-    def __init__(self, camera: str, path: str | Path, *, fps: float | None = None, loop: bool = False,
-                 realtime: bool = True, start_ns: int | None = None, stop: threading.Event | None = None,
-                 schedule=None) -> None:
+    def __init__(
+        self,
+        camera: str,
+        path: str | Path,
+        *,
+        fps: float | None = None,
+        loop: bool = False,
+        realtime: bool = True,
+        start_ns: int | None = None,
+        stop: threading.Event | None = None,
+        schedule=None,
+    ) -> None:
         self.camera = camera
         self.path = Path(path)
         self.fps = fps

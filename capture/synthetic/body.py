@@ -22,24 +22,47 @@ R_SHO, R_ELB, R_WRI, R_HIP, R_KNE, R_ANK = 9, 10, 11, 12, 13, 14
 
 # Pose parameter layout (radians unless noted). Index names keep the motion code readable.
 POSE_FIELDS = (
-    "x_mm", "y_mm", "yaw",                      # ground position of the pelvis, heading (0 = +x)
-    "trunk_pitch", "trunk_roll", "head_yaw", "head_pitch",
-    "l_sho_flex", "l_sho_abd", "l_elbow",
-    "r_sho_flex", "r_sho_abd", "r_elbow",
-    "l_hip_flex", "l_hip_abd", "l_knee",
-    "r_hip_flex", "r_hip_abd", "r_knee",
+    "x_mm",
+    "y_mm",
+    "yaw",  # ground position of the pelvis, heading (0 = +x)
+    "trunk_pitch",
+    "trunk_roll",
+    "head_yaw",
+    "head_pitch",
+    "l_sho_flex",
+    "l_sho_abd",
+    "l_elbow",
+    "r_sho_flex",
+    "r_sho_abd",
+    "r_elbow",
+    "l_hip_flex",
+    "l_hip_abd",
+    "l_knee",
+    "r_hip_flex",
+    "r_hip_abd",
+    "r_knee",
 )
 POSE_INDEX = {name: i for i, name in enumerate(POSE_FIELDS)}
 POSE_DIM = len(POSE_FIELDS)
 
 # Joint limits (lo, hi) per angle field; flexion positive = limb moves forward / knee & elbow bend.
 JOINT_LIMITS = {
-    "trunk_pitch": (-0.3, 1.45), "trunk_roll": (-0.35, 0.35),
-    "head_yaw": (-1.2, 1.2), "head_pitch": (-0.6, 0.8),
-    "l_sho_flex": (-0.9, 3.0), "l_sho_abd": (-0.2, 2.8), "l_elbow": (0.0, 2.5),
-    "r_sho_flex": (-0.9, 3.0), "r_sho_abd": (-0.2, 2.8), "r_elbow": (0.0, 2.5),
-    "l_hip_flex": (-0.5, 2.2), "l_hip_abd": (-0.25, 0.8), "l_knee": (0.0, 2.4),
-    "r_hip_flex": (-0.5, 2.2), "r_hip_abd": (-0.25, 0.8), "r_knee": (0.0, 2.4),
+    "trunk_pitch": (-0.3, 1.45),
+    "trunk_roll": (-0.35, 0.35),
+    "head_yaw": (-1.2, 1.2),
+    "head_pitch": (-0.6, 0.8),
+    "l_sho_flex": (-0.9, 3.0),
+    "l_sho_abd": (-0.2, 2.8),
+    "l_elbow": (0.0, 2.5),
+    "r_sho_flex": (-0.9, 3.0),
+    "r_sho_abd": (-0.2, 2.8),
+    "r_elbow": (0.0, 2.5),
+    "l_hip_flex": (-0.5, 2.2),
+    "l_hip_abd": (-0.25, 0.8),
+    "l_knee": (0.0, 2.4),
+    "r_hip_flex": (-0.5, 2.2),
+    "r_hip_abd": (-0.25, 0.8),
+    "r_knee": (0.0, 2.4),
 }
 _LIMIT_IDX = np.array([POSE_INDEX[k] for k in JOINT_LIMITS])
 _LIMIT_LO = np.array([v[0] for v in JOINT_LIMITS.values()])
@@ -79,9 +102,13 @@ class Body:
     def bone_lengths_mm(self) -> dict[str, float]:
         """Named segment lengths (for checks and reports)."""
         return {
-            "torso": self.torso_mm, "upper_arm": self.upper_arm_mm, "forearm": self.forearm_mm,
-            "thigh": self.thigh_mm, "shin": self.shin_mm,
-            "shoulder_width": 2 * self.shoulder_half_mm, "hip_width": 2 * self.hip_half_mm,
+            "torso": self.torso_mm,
+            "upper_arm": self.upper_arm_mm,
+            "forearm": self.forearm_mm,
+            "thigh": self.thigh_mm,
+            "shin": self.shin_mm,
+            "shoulder_width": 2 * self.shoulder_half_mm,
+            "hip_width": 2 * self.hip_half_mm,
         }
 
 
@@ -91,8 +118,15 @@ _STATURE_RANGE_MM = (1480.0, 1980.0)
 # Segment / stature ratios (Drillis & Contini), tuned so that joint-to-joint distances match
 # CMU Panoptic's joint definitions (e.g. its neck sits above the shoulder line, shoulders narrower).
 _RATIOS = {
-    "torso": 0.262, "upper_arm": 0.186, "forearm": 0.146, "thigh": 0.245, "shin": 0.246,
-    "ankle": 0.039, "head_r": 0.062, "nose_up": 0.108, "nose_fwd": 0.058,
+    "torso": 0.262,
+    "upper_arm": 0.186,
+    "forearm": 0.146,
+    "thigh": 0.245,
+    "shin": 0.246,
+    "ankle": 0.039,
+    "head_r": 0.062,
+    "nose_up": 0.108,
+    "nose_fwd": 0.058,
 }
 _SHOULDER_HALF = {False: 0.094, True: 0.088}
 _HIP_HALF = {False: 0.057, True: 0.063}
@@ -147,8 +181,16 @@ def _perp(v: np.ndarray, d: np.ndarray, fallback: np.ndarray) -> np.ndarray:
 
 
 def _limb(
-    start: np.ndarray, flex: float, abd: float, bend: float, len1: float, len2: float,
-    down: np.ndarray, fwd: np.ndarray, out: np.ndarray, bend_sign: float,
+    start: np.ndarray,
+    flex: float,
+    abd: float,
+    bend: float,
+    len1: float,
+    len2: float,
+    down: np.ndarray,
+    fwd: np.ndarray,
+    out: np.ndarray,
+    bend_sign: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Two-segment limb: returns (middle joint, end joint).
 
@@ -204,13 +246,29 @@ def forward_kinematics(body: Body, pose: np.ndarray) -> np.ndarray:
 
     for side, sign, (sho, elb, wri) in (("l", 1.0, (L_SHO, L_ELB, L_WRI)), ("r", -1.0, (R_SHO, R_ELB, R_WRI))):
         j[elb], j[wri] = _limb(
-            j[sho], g[f"{side}_sho_flex"], g[f"{side}_sho_abd"], g[f"{side}_elbow"],
-            body.upper_arm_mm, body.forearm_mm, -t_up, t_fwd, sign * t_left, +1.0,
+            j[sho],
+            g[f"{side}_sho_flex"],
+            g[f"{side}_sho_abd"],
+            g[f"{side}_elbow"],
+            body.upper_arm_mm,
+            body.forearm_mm,
+            -t_up,
+            t_fwd,
+            sign * t_left,
+            +1.0,
         )
     for side, sign, (hip, kne, ank) in (("l", 1.0, (L_HIP, L_KNE, L_ANK)), ("r", -1.0, (R_HIP, R_KNE, R_ANK))):
         j[kne], j[ank] = _limb(
-            j[hip], g[f"{side}_hip_flex"], g[f"{side}_hip_abd"], g[f"{side}_knee"],
-            body.thigh_mm, body.shin_mm, -up, fwd, sign * left, -1.0,
+            j[hip],
+            g[f"{side}_hip_flex"],
+            g[f"{side}_hip_abd"],
+            g[f"{side}_knee"],
+            body.thigh_mm,
+            body.shin_mm,
+            -up,
+            fwd,
+            sign * left,
+            -1.0,
         )
     # Feet on the floor: the lower ankle sits at ankle height.
     lift = body.ankle_height_mm - min(j[L_ANK, 2], j[R_ANK, 2])

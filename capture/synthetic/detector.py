@@ -81,7 +81,21 @@ class DetectorParams:
     hard_threshold: float = 0.05
     derive_neck_hip: bool = True
     joint_noise_scale: tuple[float, ...] = (
-        1.0, 0.45, 1.3, 1.0, 0.9, 0.8, 1.3, 1.1, 1.1, 1.0, 0.9, 0.8, 1.3, 1.1, 1.1,
+        1.0,
+        0.45,
+        1.3,
+        1.0,
+        0.9,
+        0.8,
+        1.3,
+        1.1,
+        1.1,
+        1.0,
+        0.9,
+        0.8,
+        1.3,
+        1.1,
+        1.1,
     )
     bias_px: tuple[float, float] = (0.0, 0.0)
 
@@ -89,14 +103,22 @@ class DetectorParams:
         from calib.configkit import require
 
         for name in ("miss_rate", "miss_rate_occluded", "swap_rate", "wrong_person_rate", "person_miss_rate"):
-            require(0.0 <= getattr(self, name) <= 1.0, f"detector.{name}", f"must be in [0, 1], got {getattr(self, name)}")
+            require(
+                0.0 <= getattr(self, name) <= 1.0, f"detector.{name}", f"must be in [0, 1], got {getattr(self, name)}"
+            )
         require(self.noise_px >= 0 and self.noise_occluded_px >= 0, "detector.noise_px", "noise must be >= 0")
         require(self.false_positives_per_view >= 0, "detector.false_positives_per_view", "must be >= 0")
         require(0.0 < self.hard_threshold < 1.0, "detector.hard_threshold", "must be in (0, 1)")
-        require(len(self.joint_noise_scale) == 15 and min(self.joint_noise_scale) >= 0, "detector.joint_noise_scale",
-                f"needs 15 non-negative factors (Panoptic-15 order), got {self.joint_noise_scale}")
-        require(self.reference_height_px is None or self.reference_height_px > 0, "detector.reference_height_px",
-                "must be positive or null")
+        require(
+            len(self.joint_noise_scale) == 15 and min(self.joint_noise_scale) >= 0,
+            "detector.joint_noise_scale",
+            f"needs 15 non-negative factors (Panoptic-15 order), got {self.joint_noise_scale}",
+        )
+        require(
+            self.reference_height_px is None or self.reference_height_px > 0,
+            "detector.reference_height_px",
+            "must be positive or null",
+        )
 
 
 def load_detector_params(path: str | Path, overrides: Sequence[str] = ()) -> DetectorParams:
@@ -151,7 +173,13 @@ def _scores(rng: np.random.Generator, n: int, mean_std: tuple[float, float], lo:
 
 
 def _person(
-    rng: np.random.Generator, truth, v: int, p: int, params: DetectorParams, width: int, height: int,
+    rng: np.random.Generator,
+    truth,
+    v: int,
+    p: int,
+    params: DetectorParams,
+    width: int,
+    height: int,
 ) -> tuple | None:
     """Soft detection of slot p in view v, or None if the detector misses the person."""
     vis = truth.visible[v, p]
@@ -171,8 +199,11 @@ def _person(
     joint_scale = np.asarray(params.joint_noise_scale)
     sigma = np.where(vis, params.noise_px, params.noise_occluded_px) * scale * joint_scale
     uv = uv_true + rng.normal(size=(15, 2)) * sigma[:, None] + np.asarray(params.bias_px) * scale
-    score = np.where(vis, _scores(rng, 15, params.score_visible, params.hard_threshold + 0.01),
-                     _scores(rng, 15, params.score_occluded, params.hard_threshold + 0.01))
+    score = np.where(
+        vis,
+        _scores(rng, 15, params.score_visible, params.hard_threshold + 0.01),
+        _scores(rng, 15, params.score_occluded, params.hard_threshold + 0.01),
+    )
     outcome = np.zeros(15, np.int8)
     # Occluded joints may snap onto the occluder's same joint.
     occ = truth.occluder[v, p]
@@ -196,13 +227,35 @@ def _person(
 
 def _false_positive(rng: np.random.Generator, truth, params: DetectorParams, width: int, height: int) -> tuple:
     """A ghost person: a true pose shape (any view) moved and rescaled, with low scores."""
-    shapes = [truth.joints_2d[v, p] for v in range(truth.joints_2d.shape[0]) for p in range(truth.joints_2d.shape[1])
-              if truth.in_image[v, p].all()]
+    shapes = [
+        truth.joints_2d[v, p]
+        for v in range(truth.joints_2d.shape[0])
+        for p in range(truth.joints_2d.shape[1])
+        if truth.in_image[v, p].all()
+    ]
     if shapes:
         shape = shapes[int(rng.integers(len(shapes)))]
     else:  # a canonical standing figure, nose up
-        shape = np.array([[0, -60], [3, -80], [0, 0], [-18, -58], [-22, -30], [-24, -5], [-10, 0], [-11, 40],
-                          [-12, 80], [18, -58], [22, -30], [24, -5], [10, 0], [11, 40], [12, 80]], float)
+        shape = np.array(
+            [
+                [0, -60],
+                [3, -80],
+                [0, 0],
+                [-18, -58],
+                [-22, -30],
+                [-24, -5],
+                [-10, 0],
+                [-11, 40],
+                [-12, 80],
+                [18, -58],
+                [22, -30],
+                [24, -5],
+                [10, 0],
+                [11, 40],
+                [12, 80],
+            ],
+            float,
+        )
     lo, hi = shape.min(0), shape.max(0)
     h = rng.uniform(0.2, 0.6) * height
     unit = (shape - (lo + hi) / 2) / max(hi[1] - lo[1], 1.0)
@@ -219,16 +272,24 @@ def _derive_neck_hip(uv: np.ndarray, score: np.ndarray, keep: np.ndarray, outcom
         both = keep[:, a] & keep[:, b]
         one_a = keep[:, a] & ~keep[:, b]
         one_b = keep[:, b] & ~keep[:, a]
-        uv[:, out] = np.where(both[:, None], (uv[:, a] + uv[:, b]) / 2,
-                              np.where(one_a[:, None], uv[:, a], np.where(one_b[:, None], uv[:, b], 0.0)))
-        score[:, out] = np.where(both, (score[:, a] + score[:, b]) / 2,
-                                 np.where(one_a, score[:, a], np.where(one_b, score[:, b], 0.0)))
+        uv[:, out] = np.where(
+            both[:, None],
+            (uv[:, a] + uv[:, b]) / 2,
+            np.where(one_a[:, None], uv[:, a], np.where(one_b[:, None], uv[:, b], 0.0)),
+        )
+        score[:, out] = np.where(
+            both, (score[:, a] + score[:, b]) / 2, np.where(one_a, score[:, a], np.where(one_b, score[:, b], 0.0))
+        )
         keep[:, out] = both | one_a | one_b
         outcome[:, out] = np.where(outcome[:, out] == FALSE_POSITIVE, FALSE_POSITIVE, DERIVED)
 
 
 def simulate_detections(
-    truth, rig: CameraRig, params: DetectorParams, seed, variant: Literal["soft", "hard"] = "soft",
+    truth,
+    rig: CameraRig,
+    params: DetectorParams,
+    seed,
+    variant: Literal["soft", "hard"] = "soft",
 ) -> list[Detections]:
     """Detections of every view of one frame.
 
@@ -261,7 +322,9 @@ def _assemble(rows: list[tuple], ids: list[int], params: DetectorParams, variant
     n = len(rows)
     if n == 0:
         z = np.zeros
-        return Detections(z((0, 15, 2)), z((0, 15)), z((0, 15), bool), z(0, np.int64), z((0, 4)), z(0), z((0, 15), np.int8))
+        return Detections(
+            z((0, 15, 2)), z((0, 15)), z((0, 15), bool), z(0, np.int64), z((0, 4)), z(0), z((0, 15), np.int8)
+        )
     uv = np.stack([r[0] for r in rows])
     score = np.stack([r[1] for r in rows])
     outcome = np.stack([r[2] for r in rows])
@@ -269,8 +332,12 @@ def _assemble(rows: list[tuple], ids: list[int], params: DetectorParams, variant
     box_scores = np.array([r[4] for r in rows])
     if variant == "hard":
         passed = score >= params.hard_threshold
-        inside = ((uv[..., 0] >= boxes[:, None, 0]) & (uv[..., 0] <= boxes[:, None, 2])
-                  & (uv[..., 1] >= boxes[:, None, 1]) & (uv[..., 1] <= boxes[:, None, 3]))
+        inside = (
+            (uv[..., 0] >= boxes[:, None, 0])
+            & (uv[..., 0] <= boxes[:, None, 2])
+            & (uv[..., 1] >= boxes[:, None, 1])
+            & (uv[..., 1] <= boxes[:, None, 3])
+        )
         keep = passed & inside
         if params.derive_neck_hip:  # the test counts COCO joints only
             coco = np.ones(15, bool)

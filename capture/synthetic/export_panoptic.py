@@ -78,7 +78,9 @@ def export_panoptic_sequence(
         raise ExportError("export_panoptic_sequence: need one or more frame indices >= 0")
     seq = Path(out_dir) / seq_name
     (seq / BODY_DIR).mkdir(parents=True, exist_ok=True)
-    save_panoptic_calibration(world.rig, seq / f"calibration_{seq_name}.json", data_source=f"synthetic seed {world.seed}")
+    save_panoptic_calibration(
+        world.rig, seq / f"calibration_{seq_name}.json", data_source=f"synthetic seed {world.seed}"
+    )
     names = world.rig.names
     writers = {}
     if "images" in media:

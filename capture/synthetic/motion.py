@@ -23,7 +23,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from capture.synthetic.body import (
-    NUM_JOINTS, POSE_DIM, POSE_INDEX, Body, clamp_pose, forward_kinematics, neutral_pose, sample_body,
+    NUM_JOINTS,
+    POSE_DIM,
+    POSE_INDEX,
+    Body,
+    clamp_pose,
+    forward_kinematics,
+    neutral_pose,
+    sample_body,
 )
 
 BEHAVIOURS = ("walk", "stand", "reach", "wave", "bend", "crouch", "sit", "turn")
@@ -85,15 +92,15 @@ class _Slot:
     person_id: int
     present: bool
     body: Body
-    pose: np.ndarray          # (POSE_DIM,) current (smoothed) pose
-    target: np.ndarray        # (POSE_DIM,) posture target for the angle fields
+    pose: np.ndarray  # (POSE_DIM,) current (smoothed) pose
+    target: np.ndarray  # (POSE_DIM,) posture target for the angle fields
     behaviour: str
     time_left: float
-    clock: float              # seconds since the behaviour started
+    clock: float  # seconds since the behaviour started
     params: dict
-    goal: np.ndarray          # (2,) walk goal, mm
-    speed: float              # current walking speed, mm/s
-    phase: float              # gait phase, rad
+    goal: np.ndarray  # (2,) walk goal, mm
+    speed: float  # current walking speed, mm/s
+    phase: float  # gait phase, rad
     stay_left: float
     absent_left: float
     exiting: bool
@@ -142,9 +149,21 @@ class _Simulator:
         self.bodies[pid] = body
         pose = neutral_pose(pos[0], pos[1], yaw)
         slot = _Slot(
-            person_id=pid, present=True, body=body, pose=pose, target=pose.copy(), behaviour="stand",
-            time_left=0.0, clock=0.0, params={}, goal=pos.copy(), speed=0.0, phase=0.0,
-            stay_left=self.rng.uniform(*self.s.stay_s), absent_left=0.0, exiting=False,
+            person_id=pid,
+            present=True,
+            body=body,
+            pose=pose,
+            target=pose.copy(),
+            behaviour="stand",
+            time_left=0.0,
+            clock=0.0,
+            params={},
+            goal=pos.copy(),
+            speed=0.0,
+            phase=0.0,
+            stay_left=self.rng.uniform(*self.s.stay_s),
+            absent_left=0.0,
+            exiting=False,
         )
         if entering:
             self._start_walk(slot, self._free_point(self.s.walk_radius_mm * 0.8, self._others(slot)))
@@ -170,8 +189,15 @@ class _Simulator:
         if behaviour == "walk":
             self._start_walk(slot, self._free_point(self.s.walk_radius_mm, self._others(slot)))
             return
-        duration = {"stand": (1.0, 4.0), "reach": (1.5, 3.5), "wave": (2.0, 4.0), "bend": (1.5, 3.5),
-                    "crouch": (2.0, 4.0), "sit": (3.0, 7.0), "turn": (1.0, 2.5)}[behaviour]
+        duration = {
+            "stand": (1.0, 4.0),
+            "reach": (1.5, 3.5),
+            "wave": (2.0, 4.0),
+            "bend": (1.5, 3.5),
+            "crouch": (2.0, 4.0),
+            "sit": (3.0, 7.0),
+            "turn": (1.0, 2.5),
+        }[behaviour]
         slot.time_left = rng.uniform(*duration)
         sides = [s for s in "lr" if rng.random() < 0.6] or [rng.choice(["l", "r"])]
         if behaviour == "stand":
@@ -266,7 +292,9 @@ class _Simulator:
             slot.goal = self._free_point(self.s.walk_radius_mm, self._others(slot))
         if slot.exiting and self._near_obstacle(slot.goal):
             slot.goal = slot.goal + (slot.goal - self.center) * 0.3
-        if not slot.exiting and any(np.linalg.norm(slot.goal - o) < self.s.min_separation_mm for o in self._others(slot)):
+        if not slot.exiting and any(
+            np.linalg.norm(slot.goal - o) < self.s.min_separation_mm for o in self._others(slot)
+        ):
             slot.goal = self._free_point(self.s.walk_radius_mm, self._others(slot))
         if dist < 250.0:
             slot.time_left = 0.0
@@ -371,9 +399,9 @@ class _Simulator:
 
 @dataclass(frozen=True)
 class _Chunk:
-    ids: np.ndarray       # (S,P)
-    present: np.ndarray   # (S,P)
-    poses: np.ndarray     # (S,P,POSE_DIM)
+    ids: np.ndarray  # (S,P)
+    present: np.ndarray  # (S,P)
+    poses: np.ndarray  # (S,P,POSE_DIM)
 
 
 class MotionModel:
@@ -388,7 +416,9 @@ class MotionModel:
         max_cached_chunks: chunks kept in memory (older ones are re-simulated on demand).
     """
 
-    def __init__(self, settings: MotionSettings, seed: int, chunk_steps: int = 50, max_cached_chunks: int = 160) -> None:
+    def __init__(
+        self, settings: MotionSettings, seed: int, chunk_steps: int = 50, max_cached_chunks: int = 160
+    ) -> None:
         self.settings = settings
         self.seed = int(seed)
         self.chunk_steps = int(chunk_steps)

@@ -147,12 +147,18 @@ _BOX_FACES = (
 )
 
 
-def sample_props(count: int, seed: int, center_mm, walk_radius_mm: float, avoid_mm: list, avoid_radius_mm: float) -> tuple[Prop, ...]:
+def sample_props(
+    count: int, seed: int, center_mm, walk_radius_mm: float, avoid_mm: list, avoid_radius_mm: float
+) -> tuple[Prop, ...]:
     """``count`` pieces of furniture (tables, cabinets, crates) around the edge of the walk area,
     clear of each other and of the points ``avoid_mm`` (cameras)."""
     rng = np.random.default_rng([seed, 0x9409])
-    kinds = (((1200.0, 700.0, 750.0), (60, 95, 140)), ((500.0, 450.0, 1100.0), (110, 110, 115)),
-             ((600.0, 600.0, 500.0), (70, 120, 165)), ((900.0, 500.0, 450.0), (90, 80, 75)))
+    kinds = (
+        ((1200.0, 700.0, 750.0), (60, 95, 140)),
+        ((500.0, 450.0, 1100.0), (110, 110, 115)),
+        ((600.0, 600.0, 500.0), (70, 120, 165)),
+        ((900.0, 500.0, 450.0), (90, 80, 75)),
+    )
     props: list[Prop] = []
     for _ in range(count * 50):
         if len(props) == count:
@@ -165,8 +171,10 @@ def sample_props(count: int, seed: int, center_mm, walk_radius_mm: float, avoid_
         prop = Prop((float(xy[0]), float(xy[1])), size, float(rng.uniform(-np.pi, np.pi)), jitter)
         if any(np.linalg.norm(xy - np.asarray(p[:2])) < avoid_radius_mm + prop.footprint_radius_mm for p in avoid_mm):
             continue
-        if any(np.linalg.norm(xy - np.asarray(q.center_mm)) < q.footprint_radius_mm + prop.footprint_radius_mm + 800.0
-               for q in props):
+        if any(
+            np.linalg.norm(xy - np.asarray(q.center_mm)) < q.footprint_radius_mm + prop.footprint_radius_mm + 800.0
+            for q in props
+        ):
             continue
         props.append(prop)
     return tuple(props)
@@ -210,22 +218,32 @@ def _person_primitives(body: B.Body, look: Appearance) -> list[tuple]:
         (_SPHERE, (_HEAD_C,), body.head_radius_mm, sk),
     ]
     for sho, elb, wri, hand in ((B.L_SHO, B.L_ELB, B.L_WRI, _L_HAND), (B.R_SHO, B.R_ELB, B.R_WRI, _R_HAND)):
-        prims += [(_CAPSULE, (sho, elb), 0.03 * h, sh),
-                  (_CAPSULE, (elb, wri), (0.021 if look.short_sleeves else 0.024) * h, sk if look.short_sleeves else sh),
-                  (_CAPSULE, (wri, hand), 0.02 * h, sk)]
+        prims += [
+            (_CAPSULE, (sho, elb), 0.03 * h, sh),
+            (_CAPSULE, (elb, wri), (0.021 if look.short_sleeves else 0.024) * h, sk if look.short_sleeves else sh),
+            (_CAPSULE, (wri, hand), 0.02 * h, sk),
+        ]
     for hip, kne, ank, toe in ((B.L_HIP, B.L_KNE, B.L_ANK, _L_TOE), (B.R_HIP, B.R_KNE, B.R_ANK, _R_TOE)):
-        prims += [(_CAPSULE, (hip, kne), 0.047 * h, tr),
-                  (_CAPSULE, (kne, ank), (0.03 if look.shorts else 0.034) * h, sk if look.shorts else tr),
-                  (_CAPSULE, (ank, toe), 0.026 * h, look.shoes)]
+        prims += [
+            (_CAPSULE, (hip, kne), 0.047 * h, tr),
+            (_CAPSULE, (kne, ank), (0.03 if look.shorts else 0.034) * h, sk if look.shorts else tr),
+            (_CAPSULE, (ank, toe), 0.026 * h, look.shoes),
+        ]
     return prims
 
 
 # Which appearance field colours each limb with long sleeves and trousers: edge -> field name
 # (see Appearance.limb_field for bare forearms / shins).
 LIMB_COLOUR_FIELD = {
-    (B.L_SHO, B.L_ELB): "shirt", (B.L_ELB, B.L_WRI): "shirt", (B.R_SHO, B.R_ELB): "shirt",
-    (B.R_ELB, B.R_WRI): "shirt", (B.L_HIP, B.L_KNE): "trousers", (B.L_KNE, B.L_ANK): "trousers",
-    (B.R_HIP, B.R_KNE): "trousers", (B.R_KNE, B.R_ANK): "trousers", (B.MID_HIP, B.NECK): "shirt",
+    (B.L_SHO, B.L_ELB): "shirt",
+    (B.L_ELB, B.L_WRI): "shirt",
+    (B.R_SHO, B.R_ELB): "shirt",
+    (B.R_ELB, B.R_WRI): "shirt",
+    (B.L_HIP, B.L_KNE): "trousers",
+    (B.L_KNE, B.L_ANK): "trousers",
+    (B.R_HIP, B.R_KNE): "trousers",
+    (B.R_KNE, B.R_ANK): "trousers",
+    (B.MID_HIP, B.NECK): "shirt",
 }
 
 
@@ -325,8 +343,12 @@ class _RoomTextures:
 
 
 def render_background(
-    cam: Camera, room_center_mm: np.ndarray, room_radius_mm: float, room_height_mm: float,
-    textures: "_RoomTextures | None", grid_step_px: int = 8,
+    cam: Camera,
+    room_center_mm: np.ndarray,
+    room_radius_mm: float,
+    room_height_mm: float,
+    textures: "_RoomTextures | None",
+    grid_step_px: int = 8,
 ) -> np.ndarray:
     """(H,W,3) BGR image of the empty room seen by ``cam`` (every pixel ray-cast; flat grey
     without ``textures``)."""
@@ -351,13 +373,19 @@ def render_background(
     z_wall = c[2] + t_wall * dz
     az = np.arctan2(rel[1] + t_wall * dy, rel[0] + t_wall * dx)
     # Floor texture coords, then wall coords placed below the floor in one atlas.
-    map_x = np.where(hit_floor, (fx_mm - center[0] + room_radius_mm) / mm_per_px,
-                     (az + np.pi) / (2 * np.pi) * (wall_w - 1)).astype(np.float32)
-    map_y = np.where(hit_floor, (fy_mm - center[1] + room_radius_mm) / mm_per_px,
-                     floor_px + (1.0 - np.clip(z_wall / room_height_mm, 0, 1)) * (wall_h - 1)).astype(np.float32)
+    map_x = np.where(
+        hit_floor, (fx_mm - center[0] + room_radius_mm) / mm_per_px, (az + np.pi) / (2 * np.pi) * (wall_w - 1)
+    ).astype(np.float32)
+    map_y = np.where(
+        hit_floor,
+        (fy_mm - center[1] + room_radius_mm) / mm_per_px,
+        floor_px + (1.0 - np.clip(z_wall / room_height_mm, 0, 1)) * (wall_h - 1),
+    ).astype(np.float32)
     # Light: bright in the middle of the room, darker toward the walls; dark ceiling.
     r_floor = np.hypot(fx_mm - center[0], fy_mm - center[1]) / room_radius_mm
-    light = np.where(hit_floor, 1.1 - 0.45 * np.clip(r_floor, 0, 1) ** 2, 0.8 + 0.2 * np.clip(z_wall / room_height_mm, 0, 1))
+    light = np.where(
+        hit_floor, 1.1 - 0.45 * np.clip(r_floor, 0, 1) ** 2, 0.8 + 0.2 * np.clip(z_wall / room_height_mm, 0, 1)
+    )
     light = np.where((~hit_floor) & (z_wall > room_height_mm), 0.35, light).astype(np.float32)
     img = cv2.remap(textures.atlas, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return cv2.multiply(img, cv2.merge([light, light, light]), dtype=cv2.CV_8U)
@@ -374,8 +402,9 @@ class Renderer:
         props: static furniture drawn with the people.
     """
 
-    def __init__(self, rig: CameraRig, room_center_mm, options: RenderOptions, seed: int,
-                 props: tuple[Prop, ...] = ()) -> None:
+    def __init__(
+        self, rig: CameraRig, room_center_mm, options: RenderOptions, seed: int, props: tuple[Prop, ...] = ()
+    ) -> None:
         self.rig = rig
         self.props = tuple(props)
         self.options = options
@@ -416,7 +445,9 @@ class Renderer:
         lv = self.options.lighting_variation
         ph = self._light_phase
         g = 1.0 + lv * (0.6 * np.sin(2 * np.pi * t_s / 23.0 + ph[0]) + 0.4 * np.sin(2 * np.pi * t_s / 7.3 + ph[1]))
-        tint = 1.0 + 0.3 * lv * np.array([np.sin(2 * np.pi * t_s / 31.0 + ph[2]), 0.0, np.sin(2 * np.pi * t_s / 17.0 + ph[3])])
+        tint = 1.0 + 0.3 * lv * np.array(
+            [np.sin(2 * np.pi * t_s / 31.0 + ph[2]), 0.0, np.sin(2 * np.pi * t_s / 17.0 + ph[3])]
+        )
         return float(g), np.round(tint * self.views[view].exposure * 256.0) / 256.0
 
     def light_gain(self, view: int, t_s: float) -> np.ndarray:
@@ -450,8 +481,14 @@ class Renderer:
             return polys
         ang = np.linspace(0, 2 * np.pi, _SHADOW_SIDES, endpoint=False)
         r = 0.17 * scene.statures[:, None]
-        ring = np.stack([scene.roots[:, None, 0] + r * np.cos(ang), scene.roots[:, None, 1] + 0.8 * r * np.sin(ang),
-                         np.zeros_like(r * ang)], -1)  # (P,S,3)
+        ring = np.stack(
+            [
+                scene.roots[:, None, 0] + r * np.cos(ang),
+                scene.roots[:, None, 1] + 0.8 * r * np.sin(ang),
+                np.zeros_like(r * ang),
+            ],
+            -1,
+        )  # (P,S,3)
         uv, z = view.project(ring.reshape(-1, 3))
         uv, z = uv.reshape(-1, _SHADOW_SIDES, 2), z.reshape(-1, _SHADOW_SIDES)
         for k in range(len(uv)):
@@ -460,7 +497,12 @@ class Renderer:
         return polys
 
     def render(
-        self, view: int, scene: "_Scene", t_s: float, noise_seed: int, with_label: bool = False,
+        self,
+        view: int,
+        scene: "_Scene",
+        t_s: float,
+        noise_seed: int,
+        with_label: bool = False,
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Render one camera.
 
@@ -524,7 +566,7 @@ class Renderer:
         if self._noise is not None:
             rng = np.random.default_rng([self.seed, noise_seed, view])
             oy, ox = rng.integers(0, 64, size=2)
-            crop = self._noise[oy:oy + v.cam.height, ox:ox + v.cam.width]
+            crop = self._noise[oy : oy + v.cam.height, ox : ox + v.cam.width]
             img = cv2.addWeighted(img, 1.0, crop, 1.0, -128.0)
         label = self.label_image(view, scene, (order, uv_i, r_px)) if with_label else None
         return img, label
@@ -555,15 +597,15 @@ class Renderer:
 class _Scene:
     """All primitives of one frame as flat arrays (M primitives; 21 points per person, 8 per prop)."""
 
-    points: np.ndarray     # (N,3) world mm
-    kind: np.ndarray       # (M,) int
-    idx: np.ndarray        # (M,4) point indices, -1 padded
-    radius: np.ndarray     # (M,) mm
-    colour: np.ndarray     # (M,3) BGR float
-    slot: np.ndarray       # (M,) person slot (PROP_SLOT for furniture)
-    normal: np.ndarray     # (M,3) outward normal of furniture faces (0 for people)
-    roots: np.ndarray      # (P,3) pelvis points (shadows)
-    statures: np.ndarray   # (P,)
+    points: np.ndarray  # (N,3) world mm
+    kind: np.ndarray  # (M,) int
+    idx: np.ndarray  # (M,4) point indices, -1 padded
+    radius: np.ndarray  # (M,) mm
+    colour: np.ndarray  # (M,3) BGR float
+    slot: np.ndarray  # (M,) person slot (PROP_SLOT for furniture)
+    normal: np.ndarray  # (M,3) outward normal of furniture faces (0 for people)
+    roots: np.ndarray  # (P,3) pelvis points (shadows)
+    statures: np.ndarray  # (P,)
 
     @classmethod
     def build(cls, people: list[tuple[int, np.ndarray, B.Body, Appearance]], props: tuple[Prop, ...] = ()) -> "_Scene":
@@ -590,9 +632,13 @@ class _Scene:
                 normal.append((c * nx - s_ * ny, s_ * nx + c * ny, nz))
             base += 8
         return cls(
-            np.concatenate(pts) if pts else np.zeros((0, 3)), np.array(kind, np.int64),
-            np.array(idx, np.int64).reshape(-1, 4), np.array(radius, float), np.array(colour, float).reshape(-1, 3),
-            np.array(slot, np.int64), np.array(normal, float).reshape(-1, 3),
+            np.concatenate(pts) if pts else np.zeros((0, 3)),
+            np.array(kind, np.int64),
+            np.array(idx, np.int64).reshape(-1, 4),
+            np.array(radius, float),
+            np.array(colour, float).reshape(-1, 3),
+            np.array(slot, np.int64),
+            np.array(normal, float).reshape(-1, 3),
             np.stack([j[B.MID_HIP] for _, j, _, _ in people]) if people else np.zeros((0, 3)),
             np.array([b.stature_mm for _, _, b, _ in people]),
         )

@@ -88,7 +88,9 @@ def ring_rig(
         j = jitter
         az = np.deg2rad(start_deg + i * step)
         r = radius_mm + j * rng.uniform(-150, 150)
-        center = np.array([target[0] + r * np.cos(az), target[1] + r * np.sin(az), height_mm + j * rng.uniform(-200, 200)])
+        center = np.array(
+            [target[0] + r * np.cos(az), target[1] + r * np.sin(az), height_mm + j * rng.uniform(-200, 200)]
+        )
         aim = target + j * rng.uniform(-150, 150, size=3)
         R = look_at_rotation(center, aim, roll_deg=j * rng.uniform(-1.5, 1.5))
         K = intrinsics_from_fov(width, height, fov_deg)

@@ -126,8 +126,9 @@ class SyntheticWorld:
             walk_radius_mm = max(walk_radius_mm, 600.0)
         self.walk_radius_mm = float(walk_radius_mm)
         cameras_xy = [tuple(c[:2]) for c in rig.centers_mm]
-        self.props = sample_props(int(num_props), self.seed, self.volume_center_mm, self.walk_radius_mm,
-                                  cameras_xy, camera_clearance_mm)
+        self.props = sample_props(
+            int(num_props), self.seed, self.volume_center_mm, self.walk_radius_mm, cameras_xy, camera_clearance_mm
+        )
         self.motion = MotionModel(
             MotionSettings(
                 num_people=self.num_people,
@@ -258,19 +259,41 @@ class SyntheticWorld:
             uv = project_points(pts, cam)
             z = pts @ cam.R[2] + cam.t_mm[2]
             j2d[v, pres], depth[v, pres] = uv, z
-            inside = (z > near) & (uv[..., 0] >= 0) & (uv[..., 0] <= cam.width - 1) & (uv[..., 1] >= 0) & (uv[..., 1] <= cam.height - 1)
+            inside = (
+                (z > near)
+                & (uv[..., 0] >= 0)
+                & (uv[..., 0] <= cam.width - 1)
+                & (uv[..., 1] >= 0)
+                & (uv[..., 1] <= cam.height - 1)
+            )
             in_image[v, pres] = inside
             label = labels[v] if labels is not None else self.renderer.label_image(v, scene)
             # joints behind the camera project to NaN: any pixel will do, ``inside`` is False there
-            px = np.clip(np.round(np.nan_to_num(uv, nan=-1.0, posinf=-1.0, neginf=-1.0)).astype(np.int64), 0, [cam.width - 1, cam.height - 1])
+            px = np.clip(
+                np.round(np.nan_to_num(uv, nan=-1.0, posinf=-1.0, neginf=-1.0)).astype(np.int64),
+                0,
+                [cam.width - 1, cam.height - 1],
+            )
             lab = label[px[..., 1], px[..., 0]].astype(np.int64) - 1  # (P',15) slot, PROP_SLOT or -1
             own = lab == pres[:, None]
             visible[v, pres] = inside & own
             occluder[v, pres] = np.where(inside & ~own & (lab >= 0) & (lab != PROP_SLOT), lab, -1)
-        return FrameTruth(frame.frame_index, frame.t_s, frame.ids, frame.joints_mm, frame.present,
-                          j2d, depth, in_image, visible, occluder)
+        return FrameTruth(
+            frame.frame_index,
+            frame.t_s,
+            frame.ids,
+            frame.joints_mm,
+            frame.present,
+            j2d,
+            depth,
+            in_image,
+            visible,
+            occluder,
+        )
 
-    def detect(self, frame_index: int, params=None, rng_seed: int = 0, variant: str = "soft", truth: FrameTruth | None = None):
+    def detect(
+        self, frame_index: int, params=None, rng_seed: int = 0, variant: str = "soft", truth: FrameTruth | None = None
+    ):
         """Simulated off-the-shelf 2D detector output of frame k, per view.
 
         Args:
@@ -298,5 +321,12 @@ def world_for_rig(rig, **options) -> SyntheticWorld:
         options: further :class:`SyntheticWorld` keyword arguments (e.g. ``render_options``).
     """
     spec = rig.config.synthetic
-    return SyntheticWorld(rig.cameras, num_people=spec.people, seed=spec.seed, fps=spec.fps,
-                          volume_center_mm=rig.volume.center_mm, volume_size_mm=rig.volume.size_mm, **options)
+    return SyntheticWorld(
+        rig.cameras,
+        num_people=spec.people,
+        seed=spec.seed,
+        fps=spec.fps,
+        volume_center_mm=rig.volume.center_mm,
+        volume_size_mm=rig.volume.size_mm,
+        **options,
+    )

@@ -1,7 +1,8 @@
 """Minimal subscriber of selfpose3d-live's 3D poses (needs only pyzmq, msgpack and numpy).
 
-    python docs/examples/poses_client.py [ENDPOINT] [N_FRAMES]
+python docs/examples/poses_client.py [ENDPOINT] [N_FRAMES]
 """
+
 import sys
 
 import msgpack

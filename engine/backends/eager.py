@@ -33,8 +33,16 @@ class EagerStage:
             any other name runs the whole module in bf16.
     """
 
-    def __init__(self, module: nn.Module, input_ndim: int, device: torch.device, dtype: torch.dtype,
-                 channels_last: bool = True, compile: bool = False, stage: str = ""):
+    def __init__(
+        self,
+        module: nn.Module,
+        input_ndim: int,
+        device: torch.device,
+        dtype: torch.dtype,
+        channels_last: bool = True,
+        compile: bool = False,
+        stage: str = "",
+    ):
         self.device = device
         self.dtype = dtype
         self.memory_format = memory_format_for(input_ndim) if channels_last else torch.contiguous_format

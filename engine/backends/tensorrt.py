@@ -31,8 +31,9 @@ def _versions() -> str:
     return f"torch{torch.__version__}-tt{torch_tensorrt.__version__}-trt{trt}"
 
 
-def engine_cache_key(weights_hash: str, stage: str, shape: tuple[int, ...], precision: str,
-                     versions: str, gpu_name: str) -> str:
+def engine_cache_key(
+    weights_hash: str, stage: str, shape: tuple[int, ...], precision: str, versions: str, gpu_name: str
+) -> str:
     """Deterministic file stem for a compiled stage."""
     text = "|".join([weights_hash, stage, "x".join(map(str, shape)), precision, versions, gpu_name])
     return f"{stage}-{hashlib.sha256(text.encode()).hexdigest()[:20]}"
@@ -51,14 +52,23 @@ class TensorRTStage:
         cache_dir: where serialised engines are kept.
     """
 
-    def __init__(self, module: nn.Module, stage: str, input_shape: tuple[int, ...], device: torch.device,
-                 precision: str, weights_hash: str, cache_dir: Path):
+    def __init__(
+        self,
+        module: nn.Module,
+        stage: str,
+        input_shape: tuple[int, ...],
+        device: torch.device,
+        precision: str,
+        weights_hash: str,
+        cache_dir: Path,
+    ):
         try:
             import torch_tensorrt
         except ImportError as exc:
             raise BackendUnavailableError(
                 f"tensorrt stage '{stage}': torch_tensorrt cannot be imported ({exc}); "
-                "pip install -e '.[tensorrt]' with a CUDA build of torch, or use --backend eager") from None
+                "pip install -e '.[tensorrt]' with a CUDA build of torch, or use --backend eager"
+            ) from None
         self.stage = stage
         self.input_shape = tuple(int(s) for s in input_shape)
         self.device = device
@@ -77,8 +87,12 @@ class TensorRTStage:
             module = module.to(device).eval()
             with torch.no_grad():
                 compiled = torch_tensorrt.compile(
-                    module, ir="dynamo", inputs=[torch_tensorrt.Input(self.input_shape, dtype=torch.float32)],
-                    enabled_precisions={dtype}, truncate_double=True)
+                    module,
+                    ir="dynamo",
+                    inputs=[torch_tensorrt.Input(self.input_shape, dtype=torch.float32)],
+                    enabled_precisions={dtype},
+                    truncate_double=True,
+                )
                 torch_tensorrt.save(compiled, str(path), inputs=[example])
             self.fn = compiled
         self.cache_path = path

@@ -5,6 +5,13 @@ chosen by name from a registry, so callers never name a concrete class. Importin
 light: the ONNX runtime is imported when an estimator is built.
 """
 
-from engine.estimators.base import Estimator, EstimatorConfig, People2D, build_estimator, estimator_names, register_estimator
+from engine.estimators.base import (
+    Estimator,
+    EstimatorConfig,
+    People2D,
+    build_estimator,
+    estimator_names,
+    register_estimator,
+)
 
 __all__ = ["Estimator", "EstimatorConfig", "People2D", "build_estimator", "estimator_names", "register_estimator"]

@@ -38,10 +38,16 @@ class EstimatorConfig:
     tiles: int = 1
 
     def __post_init__(self) -> None:
-        require(self.name in estimator_names(), "estimator.name",
-                f"unknown estimator '{self.name}'; known: {estimator_names()}")
-        require(self.input_long_side_px >= 64 and self.input_long_side_px % 32 == 0, "estimator.input_long_side_px",
-                f"must be a multiple of 32 and >= 64, got {self.input_long_side_px}")
+        require(
+            self.name in estimator_names(),
+            "estimator.name",
+            f"unknown estimator '{self.name}'; known: {estimator_names()}",
+        )
+        require(
+            self.input_long_side_px >= 64 and self.input_long_side_px % 32 == 0,
+            "estimator.input_long_side_px",
+            f"must be a multiple of 32 and >= 64, got {self.input_long_side_px}",
+        )
         require(self.threads >= 0, "estimator.threads", "must be >= 0 (0 = automatic)")
         require(0.0 <= self.min_person_score < 1.0, "estimator.min_person_score", "must be in [0, 1)")
         require(0.0 <= self.min_joint_score < 1.0, "estimator.min_joint_score", "must be in [0, 1)")

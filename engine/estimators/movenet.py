@@ -109,9 +109,13 @@ class MoveNetMultiPose(Estimator):
 
     def __init__(self, config: EstimatorConfig):
         self.config = config
-        self.model = OnnxModel(Path(config.model_path) if config.model_path else MULTIPOSE_FILE,
-                               input_shape=(1, None, None, 3), output_shape=(1, MAX_PEOPLE, 56),
-                               threads=config.threads, what="MoveNet MultiPose")
+        self.model = OnnxModel(
+            Path(config.model_path) if config.model_path else MULTIPOSE_FILE,
+            input_shape=(1, None, None, 3),
+            output_shape=(1, MAX_PEOPLE, 56),
+            threads=config.threads,
+            what="MoveNet MultiPose",
+        )
 
     # ------------------------------------------------------------------ passes
     def _run(self, image: np.ndarray, bgr: bool, flip: bool = False) -> list[tuple[np.ndarray, float]]:
@@ -145,7 +149,7 @@ class MoveNetMultiPose(Estimator):
         people = []
         for y0 in np.linspace(0, h - th, n).astype(int):
             for x0 in np.linspace(0, w - tw, n).astype(int):
-                for kp, score in self._run(image[y0:y0 + th, x0:x0 + tw], bgr):
+                for kp, score in self._run(image[y0 : y0 + th, x0 : x0 + tw], bgr):
                     people.append((kp + np.array([x0, y0, 0.0]), score))
         return people
 
@@ -162,8 +166,12 @@ class MoveNetMultiPose(Estimator):
         people.sort(key=lambda p: -p[1])
         kps = np.array([p[0] for p in people], dtype=np.float32).reshape(-1, 17, 3)
         kps[kps[:, :, 2] < self.config.min_joint_score] = 0.0
-        return People2D(keypoints=kps, scores=np.array([p[1] for p in people], dtype=np.float32), layout=self.layout,
-                        timings_ms={"estimator": (t1 - t0) * 1e3})
+        return People2D(
+            keypoints=kps,
+            scores=np.array([p[1] for p in people], dtype=np.float32),
+            layout=self.layout,
+            timings_ms={"estimator": (t1 - t0) * 1e3},
+        )
 
     def detect(self, images: np.ndarray | Sequence[np.ndarray], bgr: bool = True) -> list[People2D]:
         return [self.detect_one(np.asarray(im), bgr) for im in images]

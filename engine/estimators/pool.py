@@ -35,8 +35,11 @@ class EstimatorPool:
         if self._pool is None or len(images) < 2:
             return self.estimators[0].detect(images, bgr)
         parts = [list(range(w, len(images), self.workers)) for w in range(self.workers)]
-        futures = [self._pool.submit(self.estimators[w].detect, [images[i] for i in idx], bgr)
-                   for w, idx in enumerate(parts) if idx]
+        futures = [
+            self._pool.submit(self.estimators[w].detect, [images[i] for i in idx], bgr)
+            for w, idx in enumerate(parts)
+            if idx
+        ]
         out: list[People2D | None] = [None] * len(images)
         for idx, fut in zip([p for p in parts if p], futures):
             for i, people in zip(idx, fut.result()):

@@ -73,8 +73,14 @@ def input_ends(name: str, status_endpoint: str, sets: int = 5, after_s: float = 
         while time.monotonic() - t0 < after_s:
             ctx.heartbeat()
             time.sleep(0.02)
-        ctx.forward(Status(process=name, state="stopping", t_ns=now_ns(),
-                           counts={"published": sets, "complete": sets, "input_ended": 1}))
+        ctx.forward(
+            Status(
+                process=name,
+                state="stopping",
+                t_ns=now_ns(),
+                counts={"published": sets, "complete": sets, "input_ended": 1},
+            )
+        )
 
 
 def crashes_before_ready(name: str, status_endpoint: str) -> None:

@@ -18,9 +18,16 @@ NAMES = PANOPTIC15.joints
 IDX = {n: i for i, n in enumerate(NAMES)}
 # End Sites are named by the joint whose bone ends there.
 END_SITE_JOINT = {"neck": "nose", "l_elbow": "l_wrist", "r_elbow": "r_wrist", "l_knee": "l_ankle", "r_knee": "r_ankle"}
-SINGLE_CHILD_BONES = [("l_shoulder", "l_elbow"), ("l_elbow", "l_wrist"), ("r_shoulder", "r_elbow"),
-                      ("r_elbow", "r_wrist"), ("l_hip", "l_knee"), ("l_knee", "l_ankle"),
-                      ("r_hip", "r_knee"), ("r_knee", "r_ankle")]
+SINGLE_CHILD_BONES = [
+    ("l_shoulder", "l_elbow"),
+    ("l_elbow", "l_wrist"),
+    ("r_shoulder", "r_elbow"),
+    ("r_elbow", "r_wrist"),
+    ("l_hip", "l_knee"),
+    ("l_knee", "l_ankle"),
+    ("r_hip", "r_knee"),
+    ("r_knee", "r_ankle"),
+]
 HIP_BONES = [("mid_hip", "neck"), ("mid_hip", "l_hip"), ("mid_hip", "r_hip")]
 NECK_BONES = [("neck", "nose"), ("neck", "l_shoulder"), ("neck", "r_shoulder")]
 
@@ -68,18 +75,18 @@ def read_bvh_positions(path: Path, rotation_order: str | None = None) -> tuple[d
             stack.pop()
             i += 1
         elif t == "OFFSET":
-            nodes[stack[-1]]["offset"] = np.array([float(v) for v in tokens[i + 1:i + 4]])
+            nodes[stack[-1]]["offset"] = np.array([float(v) for v in tokens[i + 1 : i + 4]])
             i += 4
         elif t == "CHANNELS":
             n = int(tokens[i + 1])
-            nodes[stack[-1]]["channels"] = tokens[i + 2:i + 2 + n]
+            nodes[stack[-1]]["channels"] = tokens[i + 2 : i + 2 + n]
             i += 2 + n
         else:
             raise AssertionError(f"unexpected token {t!r}")
-    assert tokens[i + 1] == "Frames:" and tokens[i + 3:i + 5] == ["Frame", "Time:"]
+    assert tokens[i + 1] == "Frames:" and tokens[i + 3 : i + 5] == ["Frame", "Time:"]
     F, frame_time = int(tokens[i + 2]), float(tokens[i + 5])
     n_ch = sum(len(n["channels"]) for n in nodes)
-    values = np.array([float(v) for v in tokens[i + 6:]]).reshape(F, n_ch)
+    values = np.array([float(v) for v in tokens[i + 6 :]]).reshape(F, n_ch)
 
     col = 0
     glob_r: list[np.ndarray] = []
@@ -87,10 +94,12 @@ def read_bvh_positions(path: Path, rotation_order: str | None = None) -> tuple[d
     out = {}
     for node in nodes:
         ch = node["channels"]
-        vals = values[:, col:col + len(ch)]
+        vals = values[:, col : col + len(ch)]
         col += len(ch)
-        trans = node["offset"] + sum((vals[:, [k]] * np.eye(3)[" XYZ".index(c[0]) - 1]
-                                      for k, c in enumerate(ch) if c.endswith("position")), np.zeros((F, 3)))
+        trans = node["offset"] + sum(
+            (vals[:, [k]] * np.eye(3)[" XYZ".index(c[0]) - 1] for k, c in enumerate(ch) if c.endswith("position")),
+            np.zeros((F, 3)),
+        )
         rot = np.broadcast_to(np.eye(3), (F, 3, 3))
         rot_ch = [(c[0], vals[:, k]) for k, c in enumerate(ch) if c.endswith("rotation")]
         if rotation_order and rot_ch:
@@ -134,10 +143,21 @@ def _unit(v):
 def rigid_torso_take(frames: int = 90) -> np.ndarray:
     """(F,15,3) world mm, z up: a rigid torso turning, leaning and walking, limbs of constant
     length swinging in all directions (x forward, y left in the body frame)."""
-    torso = {"mid_hip": (0, 0, 0), "neck": (30, 0, 520), "l_hip": (-10, 105, -55), "r_hip": (-10, -105, -55),
-             "l_shoulder": (20, 175, 480), "r_shoulder": (20, -175, 480), "nose": (110, 0, 690)}
-    limbs = {"l_shoulder": ("l_elbow", "l_wrist", 290.0, 255.0), "r_shoulder": ("r_elbow", "r_wrist", 290.0, 255.0),
-             "l_hip": ("l_knee", "l_ankle", 430.0, 410.0), "r_hip": ("r_knee", "r_ankle", 430.0, 410.0)}
+    torso = {
+        "mid_hip": (0, 0, 0),
+        "neck": (30, 0, 520),
+        "l_hip": (-10, 105, -55),
+        "r_hip": (-10, -105, -55),
+        "l_shoulder": (20, 175, 480),
+        "r_shoulder": (20, -175, 480),
+        "nose": (110, 0, 690),
+    }
+    limbs = {
+        "l_shoulder": ("l_elbow", "l_wrist", 290.0, 255.0),
+        "r_shoulder": ("r_elbow", "r_wrist", 290.0, 255.0),
+        "l_hip": ("l_knee", "l_ankle", 430.0, 410.0),
+        "r_hip": ("r_knee", "r_ankle", 430.0, 410.0),
+    }
     out = np.zeros((frames, 15, 3))
     for f in range(frames):
         t = f / 30.0
@@ -165,9 +185,21 @@ def write_take(path: Path, tracks: dict[int, np.ndarray], times_s: np.ndarray) -
             poses[k, :, :3] = tracks[i][f]
             poses[k, :, 3] = 0.9
         ns = 10**18 + int(round(t * 1e9))
-        w.write(Poses(rig="toy", seq=f, frameset_seq=f, t_capture_ns=ns, t_publish_ns=ns, skeleton_name="panoptic15",
-                      joints=NAMES, edges=PANOPTIC15.edges, poses=poses, track_ids=np.asarray(ids, np.int64),
-                      timings_ms={}))
+        w.write(
+            Poses(
+                rig="toy",
+                seq=f,
+                frameset_seq=f,
+                t_capture_ns=ns,
+                t_publish_ns=ns,
+                skeleton_name="panoptic15",
+                joints=NAMES,
+                edges=PANOPTIC15.edges,
+                poses=poses,
+                track_ids=np.asarray(ids, np.int64),
+                timings_ms={},
+            )
+        )
     w.close()
     return path
 
@@ -265,11 +297,14 @@ def test_only_one_track_with_track_option(tmp_path):
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["t_id2.bvh"]
 
 
-@pytest.mark.parametrize("content, message", [
-    ("", "no frames"),
-    ('{"seq": 1}\n', "not a selfpose3d JSONL take"),
-    ("not json at all\n", "no frames"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("", "no frames"),
+        ('{"seq": 1}\n', "not a selfpose3d JSONL take"),
+        ("not json at all\n", "no frames"),
+    ],
+)
 def test_malformed_or_empty_take_is_a_clear_error(tmp_path, capsys, content, message):
     take = tmp_path / "bad.jsonl"
     take.write_text(content)

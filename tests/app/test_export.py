@@ -18,10 +18,19 @@ def _msg(seq, ids, offset):
     poses = np.zeros((P, 15, 4), np.float32)
     poses[..., :3] = np.arange(45, dtype=np.float32).reshape(15, 3)[None] + offset + 1000 * np.arange(P)[:, None, None]
     poses[..., 3] = 0.9
-    return Poses(rig="toy", seq=seq, frameset_seq=seq, t_capture_ns=10**9 + seq * 66_666_667,
-                 t_publish_ns=10**9 + seq * 66_666_667 + 50_000_000, skeleton_name="panoptic15",
-                 joints=PANOPTIC15.joints, edges=PANOPTIC15.edges, poses=poses,
-                 track_ids=np.asarray(ids, np.int64), timings_ms={"backbone": 1.0})
+    return Poses(
+        rig="toy",
+        seq=seq,
+        frameset_seq=seq,
+        t_capture_ns=10**9 + seq * 66_666_667,
+        t_publish_ns=10**9 + seq * 66_666_667 + 50_000_000,
+        skeleton_name="panoptic15",
+        joints=PANOPTIC15.joints,
+        edges=PANOPTIC15.edges,
+        poses=poses,
+        track_ids=np.asarray(ids, np.int64),
+        timings_ms={"backbone": 1.0},
+    )
 
 
 def _take(path, frames=30):
@@ -89,7 +98,10 @@ def test_jsonl_corrupt_middle_line_does_not_lose_the_rest(tmp_path, caplog):
     path.write_text("\n".join(lines) + "\n")
     with caplog.at_level("WARNING"):
         recs = list(read_jsonl(path))
-    assert [r["seq"] for r in recs] == [json.loads(line)["seq"] for line in path.read_text().splitlines()
-                                        if "garbage" not in line and line.startswith("{")]
+    assert [r["seq"] for r in recs] == [
+        json.loads(line)["seq"]
+        for line in path.read_text().splitlines()
+        if "garbage" not in line and line.startswith("{")
+    ]
     assert len(recs) == 10
     assert "skipped 2 unreadable line(s) (first: line 5)" in caplog.text

@@ -50,14 +50,28 @@ def _run_live(tmp_path, *args: str, timeout: int = 240) -> tuple[subprocess.Comp
     """Run ``selfpose3d-live --no-viewer`` on private endpoints, exporting JSONL; returns (process, export)."""
     tag = uuid.uuid4().hex[:8]
     export = tmp_path / "poses.jsonl"
-    cmd = [sys.executable, "-m", "app.cli_live", "--no-viewer", *args,
-           "--export", str(export), "--out", str(tmp_path),
-           "--set", f"poses_endpoint=ipc:///tmp/sp3d-poses-{tag}",
-           "--set", f"status_endpoint=ipc:///tmp/sp3d-status-{tag}",
-           "--set", f"capture.stream.endpoint=ipc:///tmp/sp3d-frames-{tag}",
-           "--set", "worker.max_age_ms=5000"]
-    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout,
-                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    cmd = [
+        sys.executable,
+        "-m",
+        "app.cli_live",
+        "--no-viewer",
+        *args,
+        "--export",
+        str(export),
+        "--out",
+        str(tmp_path),
+        "--set",
+        f"poses_endpoint=ipc:///tmp/sp3d-poses-{tag}",
+        "--set",
+        f"status_endpoint=ipc:///tmp/sp3d-status-{tag}",
+        "--set",
+        f"capture.stream.endpoint=ipc:///tmp/sp3d-frames-{tag}",
+        "--set",
+        "worker.max_age_ms=5000",
+    ]
+    out = subprocess.run(
+        cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     return out, export
 

@@ -17,7 +17,10 @@ def test_missing_video_and_size_mismatch_are_one_line_before_start(tmp_path, toy
     rig = media_rig(tmp_path, toy_rig, frames=(3,) * 4, sizes={"cam2": (W, H - 2)})
     assert live_main(["--no-viewer", "--model", "light", "--rig", str(rig), "--duration", "5"]) == 2
     err = capsys.readouterr().err
-    assert f"cam2: frame {W}×{H - 2} but calibration says {W}×{H}: fix the calibration's image size or pass --resize" in err
+    assert (
+        f"cam2: frame {W}×{H - 2} but calibration says {W}×{H}: fix the calibration's image size or pass --resize"
+        in err
+    )
     assert "started" not in err and "Traceback" not in err
     (tmp_path / "cam1.mp4").unlink()
     assert live_main(["--no-viewer", "--model", "light", "--rig", str(rig), "--resize", "--duration", "5"]) == 2
@@ -30,8 +33,19 @@ def test_short_replay_ends_normally_with_every_frameset_complete(tmp_path, toy_r
     """Item 2: a non-looping 60 fps replay that ends (here possibly during start-up) exits 0 with
     'input ended after N framesets'; item 1: N framesets published, all complete."""
     rig = media_rig(tmp_path, toy_rig, frames=(120,) * 4)
-    out, _ = _run_live(tmp_path, "--model", "light", "--rig", str(rig), "--duration", "120",
-                      "--set", "worker.compile=false", "--set", "worker.warmup=false")  # start-up: seconds, not minutes
+    out, _ = _run_live(
+        tmp_path,
+        "--model",
+        "light",
+        "--rig",
+        str(rig),
+        "--duration",
+        "120",
+        "--set",
+        "worker.compile=false",
+        "--set",
+        "worker.warmup=false",
+    )  # start-up: seconds, not minutes
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     cap = summary["capture"]
     assert summary["ended"] == f"input ended after {cap['published']} framesets"

@@ -64,10 +64,27 @@ def test_live_app_ignores_squatters_on_the_old_fixed_paths(tmp_path):
     stop = threading.Event()
     seen = _stranger(stop)
     try:
-        out = subprocess.run([sys.executable, "-m", "app.cli_live", "--no-viewer", "--model", "light",
-                              "--duration", "8", "--out", str(tmp_path), "--set", "worker.max_age_ms=5000"],
-                             cwd=REPO, capture_output=True, text=True, timeout=400,
-                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "app.cli_live",
+                "--no-viewer",
+                "--model",
+                "light",
+                "--duration",
+                "8",
+                "--out",
+                str(tmp_path),
+                "--set",
+                "worker.max_age_ms=5000",
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=400,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
     finally:
         stop.set()
     assert out.returncode == 0, out.stderr[-3000:]

@@ -26,9 +26,20 @@ def test_example_client_prints_tracked_people(tmp_path):
         client = subprocess.Popen([sys.executable, str(EXAMPLE), endpoint, "3"], stdout=subprocess.PIPE, text=True)
         seq, deadline = 0, time.monotonic() + 30
         while client.poll() is None and time.monotonic() < deadline:
-            pub.send(Poses(rig="toy", seq=seq, frameset_seq=seq, t_capture_ns=1, t_publish_ns=2,
-                           skeleton_name="panoptic15", joints=PANOPTIC15.joints, edges=PANOPTIC15.edges,
-                           poses=poses, track_ids=np.array([4, 9])))
+            pub.send(
+                Poses(
+                    rig="toy",
+                    seq=seq,
+                    frameset_seq=seq,
+                    t_capture_ns=1,
+                    t_publish_ns=2,
+                    skeleton_name="panoptic15",
+                    joints=PANOPTIC15.joints,
+                    edges=PANOPTIC15.edges,
+                    poses=poses,
+                    track_ids=np.array([4, 9]),
+                )
+            )
             seq += 1
             time.sleep(0.02)
         out, _ = client.communicate(timeout=10)

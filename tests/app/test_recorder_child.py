@@ -31,8 +31,10 @@ def tiny_disk(tmp_path):
 
 def _frameset(seq: int, cameras) -> FrameSet:
     rng = np.random.default_rng(seq)  # noise: JPEGs of ~8 KB, so the disk fills in a few hundred sets
-    imgs = [np.clip(pattern_image(seq % 6).astype(int) + rng.integers(0, 60, (48, 64, 3)), 0, 255).astype(np.uint8)
-            for _ in cameras]
+    imgs = [
+        np.clip(pattern_image(seq % 6).astype(int) + rng.integers(0, 60, (48, 64, 3)), 0, 255).astype(np.uint8)
+        for _ in cameras
+    ]
     views = tuple(View(c, seq, now_ns(), 64, 48, "bgr8", img.nbytes) for c, img in zip(cameras, imgs))
     return FrameSet("toy", seq, now_ns(), now_ns(), views, tuple(imgs))
 
@@ -45,8 +47,20 @@ def test_recorder_stops_alone_and_the_app_goes_on(tmp_path, tiny_disk, image_rig
     sup = Supervisor(f"ipc://{tmp_path}/status-{tag}", stop_timeout_s=5.0)
     cameras = ["cam0", "cam1", "cam2", "cam3"]
     with Publisher(frames_ep, hwm=64, key=sup.token) as capture:
-        sup.start([ChildSpec("recorder", recorder_child, {"rig_path": str(image_rig), "frames_endpoint": frames_ep,
-                                                          "session_dir": str(session), "max_gb": max_gb})])
+        sup.start(
+            [
+                ChildSpec(
+                    "recorder",
+                    recorder_child,
+                    {
+                        "rig_path": str(image_rig),
+                        "frames_endpoint": frames_ep,
+                        "session_dir": str(session),
+                        "max_gb": max_gb,
+                    },
+                )
+            ]
+        )
         sup.wait_ready()
         assert capture.wait_for_subscriber(10.0)
         seq, deadline, note = 0, time.monotonic() + 60, ""

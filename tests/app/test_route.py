@@ -39,7 +39,9 @@ def test_auto_on_real_videos_triangulates_without_a_model(pose2sim_rig):
 
 @pytest.mark.data
 def test_a_detection_model_goes_through_the_estimator_never_the_untrained_backbone(pose2sim_rig, synthetic_rig):
-    assert choose_route("auto", SHELF_MODEL, pose2sim_rig) == Route("learned", SHELF_MODEL, f"--model {SHELF_MODEL} takes detections")
+    assert choose_route("auto", SHELF_MODEL, pose2sim_rig) == Route(
+        "learned", SHELF_MODEL, f"--model {SHELF_MODEL} takes detections"
+    )
     with pytest.raises(ConfigError, match="takes 2D detections.*--engine learned"):
         choose_route("image", SHELF_MODEL, synthetic_rig)
     with pytest.raises(ConfigError, match="takes images, not 2D detections"):
@@ -77,8 +79,11 @@ def _reprojection_px(pred, people_2d, rig) -> list[float]:
     for pose in pred.poses_mm:
         for v, cam in enumerate(rig.cameras):
             uv = project_points(pose, cam)
-            cands = [np.median(np.linalg.norm(p[:, :2] - uv, axis=1)[p[:, 2] > 0.3]) for p in people_2d[v]
-                     if (p[:, 2] > 0.3).sum() >= 5]
+            cands = [
+                np.median(np.linalg.norm(p[:, :2] - uv, axis=1)[p[:, 2] > 0.3])
+                for p in people_2d[v]
+                if (p[:, 2] > 0.3).sum() >= 5
+            ]
             if cands:
                 errs.append(min(cands))
     return errs
@@ -118,11 +123,17 @@ def test_people_outside_the_volume_are_dropped_and_counted():
         def predict_people(self, poses_2d, views_present=None):
             poses = np.zeros((2, 15, 3), np.float32)
             poses[1, :, 0] = 3000.0
-            return Prediction(poses, np.array([0.9, 0.8], np.float32), np.zeros((2, 5), np.float32),
-                              np.zeros((2, 15, 5), np.float32), {})
+            return Prediction(
+                poses,
+                np.array([0.9, 0.8], np.float32),
+                np.zeros((2, 5), np.float32),
+                np.zeros((2, 15, 5), np.float32),
+                {},
+            )
 
-    pred = EstimatorPredictor(None, TwoPeople(), "coco17", "triangulate", volume_center_mm=(0, 0, 0),
-                              volume_size_mm=(2000, 2000, 2000))
+    pred = EstimatorPredictor(
+        None, TwoPeople(), "coco17", "triangulate", volume_center_mm=(0, 0, 0), volume_size_mm=(2000, 2000, 2000)
+    )
     out = pred.finish(StartedPeople([], np.ones(2, bool), {"estimator": 1.0}))
     assert out.num_people == 1 and out.poses_mm[0, 0, 0] == 0 and pred.outside_volume == 1
     assert set(out.timings_ms) == {"estimator", "triangulate"}
@@ -136,5 +147,6 @@ def test_triangulation_pixel_thresholds_scale_with_the_focal_length(toy_rig):
     assert pixel_thresholds_for(toy_rig) == {"joint_max_px": base.joint_max_px, "view_max_px": base.view_max_px}
     sharp = type(toy_rig)(tuple(c.replace(K=c.K * np.array([[2.0], [2.0], [1.0]])) for c in toy_rig))
     scale = 1800.0 / REFERENCE_FOCAL_PX  # the toy rig's 900 px focal length, doubled
-    assert pixel_thresholds_for(sharp) == pytest.approx({"joint_max_px": base.joint_max_px * scale,
-                                                          "view_max_px": base.view_max_px * scale})
+    assert pixel_thresholds_for(sharp) == pytest.approx(
+        {"joint_max_px": base.joint_max_px * scale, "view_max_px": base.view_max_px * scale}
+    )

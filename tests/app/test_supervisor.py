@@ -32,8 +32,11 @@ def test_laggard_is_named(endpoint):
     sup.start([ChildSpec("fine", dc.healthy), ChildSpec("slowpoke", dc.never_ready, ready_timeout_s=1.5)])
     try:
         lines = []
-        with pytest.raises(SupervisorError, match=r"start-up timed out: slowpoke did not report ready within 2 s; "
-                                                  r"still waiting for .*slowpoke \((starting|process start-up)"):
+        with pytest.raises(
+            SupervisorError,
+            match=r"start-up timed out: slowpoke did not report ready within 2 s; "
+            r"still waiting for .*slowpoke \((starting|process start-up)",
+        ):
             sup.wait_ready(on_progress=lines.append, progress_s=0.5)
         assert lines and all(line.startswith("starting (") and "slowpoke (" in line for line in lines)
     finally:
@@ -212,8 +215,11 @@ def test_crash_during_start_up_is_still_a_crash_with_its_last_error(endpoint):
     sup = Supervisor(endpoint)
     sup.start([ChildSpec("cam", dc.crashes_before_ready), ChildSpec("ok", dc.healthy)])
     try:
-        with pytest.raises(SupervisorError, match=r"died while starting: \['cam \(exit code 1\): "
-                                                  r"RuntimeError: no such camera"):
+        with pytest.raises(
+            SupervisorError,
+            match=r"died while starting: \['cam \(exit code 1\): "
+            r"RuntimeError: no such camera",
+        ):
             sup.wait_ready()
     finally:
         sup.stop()

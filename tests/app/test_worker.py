@@ -23,8 +23,13 @@ class FakePredictor:
         return len(self.poses_mm)
 
     def finish(self, P):
-        return Prediction(poses_mm=self.poses_mm, scores=np.full(P, 0.9, np.float32), proposals=np.zeros((10, 5)),
-                          candidates=np.zeros((10, 15, 5)), timings_ms={"backbone": 1.0, "pose_net": 2.0})
+        return Prediction(
+            poses_mm=self.poses_mm,
+            scores=np.full(P, 0.9, np.float32),
+            proposals=np.zeros((10, 5)),
+            candidates=np.zeros((10, 15, 5)),
+            timings_ms={"backbone": 1.0, "pose_net": 2.0},
+        )
 
 
 def _frameset(rig, seq, t_ref_ns, cameras=None, frame_index=0, size=None):
@@ -49,8 +54,14 @@ def _people(offset_x=0.0):
 def test_publishes_valid_tracked_poses_with_truth_error(toy_rig):
     truth = _people()
     pred = truth + 20.0  # 20 mm per axis off -> ~34.6 mm per joint
-    worker = InferenceWorker(FakePredictor(pred), toy_rig, "toy", tracker=PoseTracker(min_hits=1),
-                             truth=lambda k: (np.array([7, 8]), truth), max_age_ms=1e9)
+    worker = InferenceWorker(
+        FakePredictor(pred),
+        toy_rig,
+        "toy",
+        tracker=PoseTracker(min_hits=1),
+        truth=lambda k: (np.array([7, 8]), truth),
+        max_age_ms=1e9,
+    )
     msg = worker.process(_frameset(toy_rig, 0, now_ns()))
     assert msg is not None and msg.poses.shape == (2, 15, 4)
     np.testing.assert_allclose(msg.poses[..., :3], pred, atol=1e-3)
@@ -117,9 +128,15 @@ def test_wrong_size_or_unknown_camera_is_dropped_not_fatal(toy_rig):
     assert worker.process(_frameset(toy_rig, 0, now_ns(), size=(64, 48))) is None
     assert worker.stats.bad == 1
     fs = _frameset(toy_rig, 1, now_ns())
-    renamed = FrameSet(fs.rig, fs.seq, fs.t_ref_ns, fs.t_pub_ns,
-                       (View("ghost", 0, fs.t_ref_ns, fs.views[0].width, fs.views[0].height, "bgr8",
-                             fs.views[0].nbytes),) + fs.views[1:], fs.buffers)
+    renamed = FrameSet(
+        fs.rig,
+        fs.seq,
+        fs.t_ref_ns,
+        fs.t_pub_ns,
+        (View("ghost", 0, fs.t_ref_ns, fs.views[0].width, fs.views[0].height, "bgr8", fs.views[0].nbytes),)
+        + fs.views[1:],
+        fs.buffers,
+    )
     assert worker.process(renamed) is None and worker.stats.bad == 2
 
 

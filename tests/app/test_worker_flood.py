@@ -21,11 +21,21 @@ def _flood(endpoint: str, rig, stop: threading.Event, sent: list) -> None:
     """~300 hostile messages/s: unsigned framesets of the right rig with absurd sequence numbers
     and wrong sizes, garbage headers, oversized headers, a wrong MAC."""
     big = np.zeros((8, 8, 3), np.uint8)
-    wrong_size = FrameSet("toy", 3_000_000_000_000, now_ns(), now_ns(),
-                          (View(rig[0].name, 0, now_ns(), 8, 8, "bgr8", big.nbytes),), (big,))
+    wrong_size = FrameSet(
+        "toy",
+        3_000_000_000_000,
+        now_ns(),
+        now_ns(),
+        (View(rig[0].name, 0, now_ns(), 8, 8, "bgr8", big.nbytes),),
+        (big,),
+    )
     forged = encode(wrong_size, b"x" * 32)
-    kinds = [encode(wrong_size), [b"frames/toy", b"\xc1garbage"], [b"frames/toy", b"\x81" + b"\0" * (200 << 10)],
-             forged]
+    kinds = [
+        encode(wrong_size),
+        [b"frames/toy", b"\xc1garbage"],
+        [b"frames/toy", b"\x81" + b"\0" * (200 << 10)],
+        forged,
+    ]
     with Publisher(endpoint, hwm=1000, key=None) as pub:
         pub.wait_for_subscriber(5.0)
         i = 0
@@ -41,8 +51,10 @@ def test_flood_does_not_stop_poses_and_counters_stay_sane(toy_rig, tmp_path):
     worker = InferenceWorker(FakePredictor(_people()), toy_rig, "toy", max_age_ms=2000.0)
     stop = threading.Event()
     flood_sent = [0]
-    with Publisher(frames_ep, hwm=2, key=KEY) as capture, \
-            Subscriber([frames_ep, attack_ep], [b"frames/toy"], hwm=2, key=KEY) as sub:
+    with (
+        Publisher(frames_ep, hwm=2, key=KEY) as capture,
+        Subscriber([frames_ep, attack_ep], [b"frames/toy"], hwm=2, key=KEY) as sub,
+    ):
         flood = threading.Thread(target=_flood, args=(attack_ep, toy_rig, stop, flood_sent), daemon=True)
         flood.start()
         assert capture.wait_for_subscriber(5.0)

@@ -43,7 +43,9 @@ def test_decode_without_refinement_is_the_argmax_and_parabola_matches_the_refere
     assert subpixel_offset(1.0, 0.5, 1.0, "parabola") == (0.0, 1.0)  # a minimum: no offset
 
 
-SETTINGS = list(itertools.product(["none", "floor", "ceil"], ["trunc", "round"], ["exact", "anchor"], ["max", "sum"], [False, True]))
+SETTINGS = list(
+    itertools.product(["none", "floor", "ceil"], ["trunc", "round"], ["exact", "anchor"], ["max", "sum"], [False, True])
+)
 
 
 @pytest.mark.parametrize("window,anchor,centre,combine,clip", SETTINGS)
@@ -68,8 +70,11 @@ def test_every_renderer_is_one_setting_of_the_codec():
         np.testing.assert_array_equal(hm, target_codec((240, 128), 3.0, centre).encode(joints / 4.0, vis))
     centers = torch.tensor(joints / 4.0, dtype=torch.float32)
     summed = render_heatmaps(centers, (240, 128))
-    np.testing.assert_allclose(summed.numpy(), np.clip(HeatmapCodec((240, 128), 3.0, combine="sum").encode(
-        joints / 4.0, np.ones((3, 15))), 0, 1), atol=1e-5)  # float32 sum vs float64
+    np.testing.assert_allclose(
+        summed.numpy(),
+        np.clip(HeatmapCodec((240, 128), 3.0, combine="sum").encode(joints / 4.0, np.ones((3, 15))), 0, 1),
+        atol=1e-5,
+    )  # float32 sum vs float64
 
 
 def test_detection_route_heatmaps_at_inference_equal_the_training_targets():
@@ -80,7 +85,9 @@ def test_detection_route_heatmaps_at_inference_equal_the_training_targets():
     W, H = 64, 48
     uv = rng.uniform(2, [W - 2, H - 2], size=(1, 2, 3, 15, 2))  # (B,V,P,J,2) heatmap px
     score = rng.uniform(0.1, 1.0, size=(1, 2, 3, 15))
-    train = render_detections(torch.tensor(uv, dtype=torch.float32), torch.tensor(score, dtype=torch.float32), (W, H))[0]
+    train = render_detections(torch.tensor(uv, dtype=torch.float32), torch.tensor(score, dtype=torch.float32), (W, H))[
+        0
+    ]
     identity = np.tile(np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), (2, 1, 1))  # original px = heatmap px
     per_view = [np.concatenate([uv[0, v], score[0, v, ..., None]], -1) for v in range(2)]
     infer = render_input_heatmaps(per_view, identity, (W, H))
@@ -88,8 +95,9 @@ def test_detection_route_heatmaps_at_inference_equal_the_training_targets():
     assert np.abs(train.numpy() - infer).max() <= tail + 1e-6
     single = render_input_heatmaps([p[:1] for p in per_view], identity, (W, H))  # one person per view
     inside = single > 0
-    train1 = render_detections(torch.tensor(uv[:, :, :1], dtype=torch.float32),
-                               torch.tensor(score[:, :, :1], dtype=torch.float32), (W, H))[0].numpy()
+    train1 = render_detections(
+        torch.tensor(uv[:, :, :1], dtype=torch.float32), torch.tensor(score[:, :, :1], dtype=torch.float32), (W, H)
+    )[0].numpy()
     np.testing.assert_allclose(train1[inside], single[inside], atol=1e-6)
     assert 0 < train1[~inside].max() <= tail + 1e-6
     # with the inference window the training renderer reproduces inference exactly

@@ -114,11 +114,19 @@ def test_opencv_bad_input(tmp_path, toy_rig):
         load_opencv_yaml(path)
 
 
-@pytest.mark.parametrize("fmt, name", [
-    ("panoptic", "c.json"), ("voxelpose", "c.json"), ("metric", "c.json"),
-    ("opencv", "c.yaml"), ("anipose", "c.toml"), ("pose2sim", "Calib.toml"), ("qualisys", "c.qca.txt"),
-    ("rig", "c.yaml"),
-])
+@pytest.mark.parametrize(
+    "fmt, name",
+    [
+        ("panoptic", "c.json"),
+        ("voxelpose", "c.json"),
+        ("metric", "c.json"),
+        ("opencv", "c.yaml"),
+        ("anipose", "c.toml"),
+        ("pose2sim", "Calib.toml"),
+        ("qualisys", "c.qca.txt"),
+        ("rig", "c.yaml"),
+    ],
+)
 def test_every_writer_round_trips_through_the_dispatcher(toy_rig, tmp_path, fmt, name):
     path = save_calibration(toy_rig, tmp_path / name, fmt)
     assert sniff_format(path) == fmt

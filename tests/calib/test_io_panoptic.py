@@ -94,9 +94,15 @@ def test_default_without_voxelpose_names_loads_all_hd(toy_rig, tmp_path):
 
 def _write_single(tmp_path, **changes):
     cam = {
-        "name": "00_03", "type": "hd", "resolution": [1920, 1080], "panel": 0, "node": 3,
-        "K": [[1400.0, 0, 960], [0, 1400.0, 540], [0, 0, 1]], "distCoef": [0, 0, 0, 0, 0],
-        "R": np.eye(3).tolist(), "t": [[0.0], [0.0], [300.0]],
+        "name": "00_03",
+        "type": "hd",
+        "resolution": [1920, 1080],
+        "panel": 0,
+        "node": 3,
+        "K": [[1400.0, 0, 960], [0, 1400.0, 540], [0, 0, 1]],
+        "distCoef": [0, 0, 0, 0, 0],
+        "R": np.eye(3).tolist(),
+        "t": [[0.0], [0.0], [300.0]],
     }
     cam.update(changes)
     cam = {k: v for k, v in cam.items() if v is not None}

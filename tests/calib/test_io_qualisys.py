@@ -38,11 +38,24 @@ def _pose2sim_reading(path: Path) -> dict[str, dict]:
         intr = {k: float(v) for k, v in cam.find("intrinsic").attrib.items() if k != "model"}
         tr = {k: float(v) for k, v in cam.find("transform").attrib.items()}
         size = (fov["right"] - fov["left"] + 1, fov["bottom"] - fov["top"] + 1)
-        K = np.array([[intr["focalLengthU"] / 64, 0, intr["centerPointU"] / 64 - fov["left"]],
-                      [0, intr["focalLengthV"] / 64, intr["centerPointV"] / 64 - fov["top"]],
-                      [0, 0, 1.0]])
-        D = np.array([intr["radialDistortion1"], intr["radialDistortion2"],
-                      intr["tangentalDistortion1"], intr["tangentalDistortion2"]]) / 64
+        K = np.array(
+            [
+                [intr["focalLengthU"] / 64, 0, intr["centerPointU"] / 64 - fov["left"]],
+                [0, intr["focalLengthV"] / 64, intr["centerPointV"] / 64 - fov["top"]],
+                [0, 0, 1.0],
+            ]
+        )
+        D = (
+            np.array(
+                [
+                    intr["radialDistortion1"],
+                    intr["radialDistortion2"],
+                    intr["tangentalDistortion1"],
+                    intr["tangentalDistortion2"],
+                ]
+            )
+            / 64
+        )
         # "by-column to by-line": the camera->world rotation of the Qualisys camera.
         r_obj = np.array([tr[f"r{i}{j}"] for i in (1, 2, 3) for j in (1, 2, 3)]).reshape(3, 3).T
         c_m = np.array([tr["x"], tr["y"], tr["z"]]) / 1000
@@ -87,7 +100,8 @@ def test_qca_matches_pose2sims_own_calib_toml(shared_data, tmp_path):
         "distortions = [ -0.000721609375, 0.002187234375, 9.5e-06, 1.078125e-05]\n"
         "rotation = [ 1.6882754799999993, 1.0483220499999997, -0.41955852000000016]\n"
         "translation = [ 0.32110488999999953, 0.9563320600000009, 2.8907130499999996]\n"
-        "fisheye = false\n\n[metadata]\nadjusted = false\nerror = 0.0\n")
+        "fisheye = false\n\n[metadata]\nadjusted = false\nerror = 0.0\n"
+    )
     theirs = load_calibration(toml, "pose2sim")["cam_01"]
     np.testing.assert_allclose(cam.K, theirs.K, rtol=1e-12)
     np.testing.assert_allclose(cam.dist, theirs.dist, atol=1e-15)
@@ -193,23 +207,31 @@ def _qca_text(cameras: str) -> str:
     return f"<?xml version='1.0'?>\n<calibration><cameras>{cameras}</cameras></calibration>\n"
 
 
-_CAM = ('<camera serial="{name}" model="{model}" {extra}><fov_video left="{left}" top="{top}" right="{right}" '
-        'bottom="{bottom}"/><transform x="{x}" y="-3000" z="1500" r11="1" r12="0" r13="0" r21="0" r22="0" '
-        'r23="1" r31="0" r32="-1" r33="0"/><intrinsic focalLengthU="64000" focalLengthV="64000" '
-        'centerPointU="{cu}" centerPointV="{cv}" radialDistortion1="-6.4" radialDistortion2="1.28" '
-        'radialDistortion3="0" tangentalDistortion1="0.064" tangentalDistortion2="-0.064"/></camera>')
+_CAM = (
+    '<camera serial="{name}" model="{model}" {extra}><fov_video left="{left}" top="{top}" right="{right}" '
+    'bottom="{bottom}"/><transform x="{x}" y="-3000" z="1500" r11="1" r12="0" r13="0" r21="0" r22="0" '
+    'r23="1" r31="0" r32="-1" r33="0"/><intrinsic focalLengthU="64000" focalLengthV="64000" '
+    'centerPointU="{cu}" centerPointV="{cv}" radialDistortion1="-6.4" radialDistortion2="1.28" '
+    'radialDistortion3="0" tangentalDistortion1="0.064" tangentalDistortion2="-0.064"/></camera>'
+)
 
 
 def _cam(name="c1", model="none", extra="", left=0, top=0, right=1919, bottom=1079, cu=61440, cv=34560, x=0):
-    return _CAM.format(name=name, model=model, extra=extra, left=left, top=top, right=right, bottom=bottom, cu=cu,
-                       cv=cv, x=x)
+    return _CAM.format(
+        name=name, model=model, extra=extra, left=left, top=top, right=right, bottom=bottom, cu=cu, cv=cv, x=x
+    )
 
 
 def test_qca_formulas_offsets_resolution_order_and_models(tmp_path):
     path = tmp_path / "x.qca.txt"
-    path.write_text(_qca_text(
-        _cam("cam10") + _cam("cam2", left=100, top=20, right=1379, bottom=739, x=500)
-        + _cam("marker1", model="Oqus 7+", x=1000) + _cam("cam3", extra='video_resolution="540p"', x=1500)))
+    path.write_text(
+        _qca_text(
+            _cam("cam10")
+            + _cam("cam2", left=100, top=20, right=1379, bottom=739, x=500)
+            + _cam("marker1", model="Oqus 7+", x=1000)
+            + _cam("cam3", extra='video_resolution="540p"', x=1500)
+        )
+    )
     rig = load_qualisys_qca(path)
     assert rig.names == ["cam2", "cam3", "cam10"]  # natural order, marker camera left out
     full, window, half = rig["cam10"], rig["cam2"], rig["cam3"]
@@ -235,16 +257,22 @@ def test_qca_formulas_offsets_resolution_order_and_models(tmp_path):
         load_calibration(path, camera_names=["cam4"])
 
 
-@pytest.mark.parametrize("text, message", [
-    ("<calibration><cameras>", r"x\.qca\.txt: not valid XML"),
-    ("<opencv_storage/>", r"not a Qualisys calibration"),
-    (_qca_text(""), r"holds no <camera>"),
-    (_qca_text(_cam().replace('focalLengthV="64000"', "")), r"camera 'c1': <intrinsic> lacks attribute 'focalLengthV'"),
-    (_qca_text(_cam().replace('r11="1"', 'r11="2"')), r"camera 'c1'.*'transform r11\.\.r33' is not a rotation"),
-    (_qca_text(_cam().replace('x="0"', 'x="abc"')), r"<transform x=\"abc\"> is not a number"),
-    (_qca_text(_cam(model="Oqus 7+")), r"no video camera"),
-    (_qca_text(_cam(extra='video_resolution="HD"')), r"video_resolution=\"HD\""),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("<calibration><cameras>", r"x\.qca\.txt: not valid XML"),
+        ("<opencv_storage/>", r"not a Qualisys calibration"),
+        (_qca_text(""), r"holds no <camera>"),
+        (
+            _qca_text(_cam().replace('focalLengthV="64000"', "")),
+            r"camera 'c1': <intrinsic> lacks attribute 'focalLengthV'",
+        ),
+        (_qca_text(_cam().replace('r11="1"', 'r11="2"')), r"camera 'c1'.*'transform r11\.\.r33' is not a rotation"),
+        (_qca_text(_cam().replace('x="0"', 'x="abc"')), r"<transform x=\"abc\"> is not a number"),
+        (_qca_text(_cam(model="Oqus 7+")), r"no video camera"),
+        (_qca_text(_cam(extra='video_resolution="HD"')), r"video_resolution=\"HD\""),
+    ],
+)
 def test_qca_errors_name_file_camera_and_field(tmp_path, text, message):
     path = tmp_path / "x.qca.txt"
     path.write_text(text)

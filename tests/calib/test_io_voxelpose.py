@@ -29,9 +29,7 @@ def _assert_same_cameras(a, b, R_tol=1e-12, center_tol_mm=1e-6, K_tol=1e-12):
 
 @pytest.fixture(scope="module")
 def panoptic_rig(shared_data):
-    return load_panoptic_calibration(
-        shared_data / "panoptic_body3d_samples/160906_band1/calibration_160906_band1.json"
-    )
+    return load_panoptic_calibration(shared_data / "panoptic_body3d_samples/160906_band1/calibration_160906_band1.json")
 
 
 @pytest.mark.data
@@ -93,9 +91,14 @@ def test_metric_round_trip_in_metres(toy_rig, tmp_path):
 
 
 def test_image_size_required_and_explicit_wins(toy_rig, tmp_path):
-    doc = {"customized_sequence": [{k: v for k, v in e.items() if k not in ("width", "height", "name")}
-                                   for e in json.loads(save_voxelpose_calibration(
-                                       toy_rig, tmp_path / "a.json", layout="sequence").read_text())["customized_sequence"]]}
+    doc = {
+        "customized_sequence": [
+            {k: v for k, v in e.items() if k not in ("width", "height", "name")}
+            for e in json.loads(
+                save_voxelpose_calibration(toy_rig, tmp_path / "a.json", layout="sequence").read_text()
+            )["customized_sequence"]
+        ]
+    }
     path = tmp_path / "nosize.json"
     path.write_text(json.dumps(doc))
     with pytest.raises(CalibrationError, match=r"nosize\.json: camera '0': VoxelPose calibration stores no image size"):

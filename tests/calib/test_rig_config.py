@@ -59,7 +59,9 @@ def test_embedded_default_rig():
 @pytest.mark.data
 def test_committed_calibrations_equal_the_shared_originals(shared_data):
     hd5 = load_rig(REPO / "configs/rigs/panoptic_hd5.yaml").cameras
-    band1 = load_panoptic_calibration(shared_data / "panoptic_body3d_samples/160906_band1/calibration_160906_band1.json")
+    band1 = load_panoptic_calibration(
+        shared_data / "panoptic_body3d_samples/160906_band1/calibration_160906_band1.json"
+    )
     assert hd5.names == band1.names
     for a, b in zip(hd5, band1):
         for f in ("K", "dist", "R", "t_mm"):
@@ -117,14 +119,19 @@ def _calib_file(toy_rig, tmp_path) -> Path:
 
 def test_relative_paths_renaming_and_all_cameras(toy_rig, tmp_path):
     _calib_file(toy_rig, tmp_path)
-    rig = load_rig(_write(tmp_path / "r.yaml", {
-        "name": "r",
-        "calibration": {"path": "cams.json", "cameras": ["cam2", "cam0"]},
-        "cameras": [
-            {"name": "left", "source": {"kind": "file", "uri": "videos/left.mp4", "loop": True}},
-            {"name": "right", "source": {"kind": "stream", "uri": "rtsp://10.0.0.2/1"}},
-        ],
-    }))
+    rig = load_rig(
+        _write(
+            tmp_path / "r.yaml",
+            {
+                "name": "r",
+                "calibration": {"path": "cams.json", "cameras": ["cam2", "cam0"]},
+                "cameras": [
+                    {"name": "left", "source": {"kind": "file", "uri": "videos/left.mp4", "loop": True}},
+                    {"name": "right", "source": {"kind": "stream", "uri": "rtsp://10.0.0.2/1"}},
+                ],
+            },
+        )
+    )
     assert rig.names == ["left", "right"]
     np.testing.assert_array_equal(rig.cameras["left"].R, toy_rig["cam2"].R)
     assert rig.source("left").uri == str((tmp_path / "videos/left.mp4").resolve())
@@ -137,58 +144,131 @@ def test_relative_paths_renaming_and_all_cameras(toy_rig, tmp_path):
 def test_inline_calibration_alone_and_over_a_file(toy_rig, tmp_path):
     _calib_file(toy_rig, tmp_path)
     c0 = toy_rig["cam0"]
-    rig = load_rig(_write(tmp_path / "inline.yaml", {
-        "name": "inline",
-        "calibration": {"path": "cams.json"},
-        "cameras": [
-            {"name": "cam0", "calibration": {"dist": [0.0, 0.0, 0.0, 0.0, 0.0]}},
-            {"name": "cam1", "calibration": {"width": 640, "height": 360}},
-            {"name": "cam3", "calibration": {"center_mm": [0.0, -4000.0, 1800.0]}},
-        ],
-    }))
+    rig = load_rig(
+        _write(
+            tmp_path / "inline.yaml",
+            {
+                "name": "inline",
+                "calibration": {"path": "cams.json"},
+                "cameras": [
+                    {"name": "cam0", "calibration": {"dist": [0.0, 0.0, 0.0, 0.0, 0.0]}},
+                    {"name": "cam1", "calibration": {"width": 640, "height": 360}},
+                    {"name": "cam3", "calibration": {"center_mm": [0.0, -4000.0, 1800.0]}},
+                ],
+            },
+        )
+    )
     np.testing.assert_array_equal(rig.cameras["cam0"].dist, np.zeros(5))
     np.testing.assert_array_equal(rig.cameras["cam0"].K, c0.K)
     np.testing.assert_allclose(rig.cameras["cam1"].K[:2], toy_rig["cam1"].K[:2] / 2)
     np.testing.assert_allclose(rig.cameras["cam3"].center_mm, [0.0, -4000.0, 1800.0], atol=1e-9)
-    alone = load_rig(_write(tmp_path / "alone.yaml", {
-        "name": "alone",
-        "cameras": [
-            {"name": n, "calibration": {"width": 1280, "height": 720, "K": c.K.tolist(), "R": c.R.tolist(),
-                                        "t_mm": c.t_mm.tolist()}}
-            for n, c in (("a", toy_rig[0]), ("b", toy_rig[1]))
-        ],
-    }))
+    alone = load_rig(
+        _write(
+            tmp_path / "alone.yaml",
+            {
+                "name": "alone",
+                "cameras": [
+                    {
+                        "name": n,
+                        "calibration": {
+                            "width": 1280,
+                            "height": 720,
+                            "K": c.K.tolist(),
+                            "R": c.R.tolist(),
+                            "t_mm": c.t_mm.tolist(),
+                        },
+                    }
+                    for n, c in (("a", toy_rig[0]), ("b", toy_rig[1]))
+                ],
+            },
+        )
+    )
     np.testing.assert_array_equal(alone.cameras["b"].t_mm, toy_rig[1].t_mm)
     np.testing.assert_array_equal(alone.cameras["a"].dist, np.zeros(5))
 
 
 def test_missing_camera_in_calibration_file(toy_rig, tmp_path):
     _calib_file(toy_rig, tmp_path)
-    with pytest.raises(CalibrationError, match=r"cams\.json: no camera named 'cam7'.*cameras in the file: \['cam0', 'cam1'"):
-        load_rig(_write(tmp_path / "m.yaml", {"name": "m", "calibration": {"path": "cams.json"},
-                                              "cameras": [{"name": "cam0"}, {"name": "cam7"}]}))
+    with pytest.raises(
+        CalibrationError, match=r"cams\.json: no camera named 'cam7'.*cameras in the file: \['cam0', 'cam1'"
+    ):
+        load_rig(
+            _write(
+                tmp_path / "m.yaml",
+                {"name": "m", "calibration": {"path": "cams.json"}, "cameras": [{"name": "cam0"}, {"name": "cam7"}]},
+            )
+        )
     with pytest.raises(CalibrationError, match=r"nothere\.json: calibration file not found"):
         load_rig(_write(tmp_path / "n.yaml", {"name": "n", "calibration": {"path": "nothere.json"}}))
 
 
 def test_inline_errors(toy_rig, tmp_path):
     c = toy_rig[0]
-    with pytest.raises(CalibrationError, match=r"x\.yaml: cameras\[0\] \('a'\)\.calibration: camera 'a' .* needs \['K'"):
-        load_rig(_write(tmp_path / "x.yaml", {"name": "x", "cameras": [
-            {"name": "a", "calibration": {"width": 10, "height": 10, "R": np.eye(3).tolist(), "t_mm": [0, 0, 0]}}]}))
+    with pytest.raises(
+        CalibrationError, match=r"x\.yaml: cameras\[0\] \('a'\)\.calibration: camera 'a' .* needs \['K'"
+    ):
+        load_rig(
+            _write(
+                tmp_path / "x.yaml",
+                {
+                    "name": "x",
+                    "cameras": [
+                        {
+                            "name": "a",
+                            "calibration": {"width": 10, "height": 10, "R": np.eye(3).tolist(), "t_mm": [0, 0, 0]},
+                        }
+                    ],
+                },
+            )
+        )
     with pytest.raises(CalibrationError, match=r"y\.yaml: camera 'b' has no calibration"):
         load_rig(_write(tmp_path / "y.yaml", {"name": "y", "cameras": [{"name": "b"}]}))
     bad_R = (c.R * 1.2).tolist()
-    with pytest.raises(CalibrationError, match=r"z\.yaml: cameras\[0\] \('a'\)\.calibration: camera 'a': field 'R' is not a rotation"):
-        load_rig(_write(tmp_path / "z.yaml", {"name": "z", "cameras": [
-            {"name": "a", "calibration": {"width": 10, "height": 10, "K": c.K.tolist(), "R": bad_R, "t_mm": [0, 0, 0]}}]}))
-    metres = [{"name": n, "calibration": {"width": 1280, "height": 720, "K": cam.K.tolist(), "R": cam.R.tolist(),
-                                          "t_mm": (cam.t_mm / 1000).tolist()}} for n, cam in (("a", toy_rig[0]), ("b", toy_rig[2]))]
+    with pytest.raises(
+        CalibrationError, match=r"z\.yaml: cameras\[0\] \('a'\)\.calibration: camera 'a': field 'R' is not a rotation"
+    ):
+        load_rig(
+            _write(
+                tmp_path / "z.yaml",
+                {
+                    "name": "z",
+                    "cameras": [
+                        {
+                            "name": "a",
+                            "calibration": {
+                                "width": 10,
+                                "height": 10,
+                                "K": c.K.tolist(),
+                                "R": bad_R,
+                                "t_mm": [0, 0, 0],
+                            },
+                        }
+                    ],
+                },
+            )
+        )
+    metres = [
+        {
+            "name": n,
+            "calibration": {
+                "width": 1280,
+                "height": 720,
+                "K": cam.K.tolist(),
+                "R": cam.R.tolist(),
+                "t_mm": (cam.t_mm / 1000).tolist(),
+            },
+        }
+        for n, cam in (("a", toy_rig[0]), ("b", toy_rig[2]))
+    ]
     with pytest.raises(CalibrationError, match=r"m\.yaml: .*units cannot be right"):
         load_rig(_write(tmp_path / "m.yaml", {"name": "m", "cameras": metres}))
     with pytest.raises(ConfigError, match=r"cameras\[0\].calibration.K\[1\]: expected 3 items"):
-        load_rig(_write(tmp_path / "k.yaml", {"name": "k", "cameras": [
-            {"name": "a", "calibration": {"K": [[1, 0, 0], [0, 1], [0, 0, 1]]}}]}))
+        load_rig(
+            _write(
+                tmp_path / "k.yaml",
+                {"name": "k", "cameras": [{"name": "a", "calibration": {"K": [[1, 0, 0], [0, 1], [0, 0, 1]]}}]},
+            )
+        )
 
 
 def test_config_errors_name_file_and_field(tmp_path):
@@ -200,7 +280,9 @@ def test_config_errors_name_file_and_field(tmp_path):
     with pytest.raises(ConfigError, match=r"kind: 'webcam' is not one of"):
         load_rig(_write(tmp_path / "w.yaml", {"name": "w", "cameras": [{"name": "a", "source": {"kind": "webcam"}}]}))
     with pytest.raises(ConfigError, match=r"v\.yaml: volume.*size_mm.*millimetres"):
-        load_rig(_write(tmp_path / "v.yaml", {"name": "v", "volume": {"size_mm": [8, 8, 2]}, "cameras": [{"name": "a"}]}))
+        load_rig(
+            _write(tmp_path / "v.yaml", {"name": "v", "volume": {"size_mm": [8, 8, 2]}, "cameras": [{"name": "a"}]})
+        )
     with pytest.raises(ConfigError, match=r"d\.yaml: .*duplicate camera names \['a'\]"):
         load_rig(_write(tmp_path / "d.yaml", {"name": "d", "cameras": [{"name": "a"}, {"name": "a"}]}))
     with pytest.raises(ConfigError, match=r"c\.yaml: camera: unknown key \(did you mean 'cameras'\?\)"):
@@ -231,8 +313,22 @@ def test_rig_command_inspects_checks_and_converts(tmp_path, capsys):
     # A calibration file is accepted too, and converts into a rig YAML.
     calib = tmp_path / "c.json"
     calib.write_text(json.dumps(json.loads((REPO / "configs/calibration/shelf_voxelpose.json").read_text())))
-    assert main(["rig", str(calib), "--image-size", "1032", "776", "--cameras", "4,0",
-                 "--convert", str(tmp_path / "shelf.yaml")]) == 0
+    assert (
+        main(
+            [
+                "rig",
+                str(calib),
+                "--image-size",
+                "1032",
+                "776",
+                "--cameras",
+                "4,0",
+                "--convert",
+                str(tmp_path / "shelf.yaml"),
+            ]
+        )
+        == 0
+    )
     assert load_rig(tmp_path / "shelf.yaml").names == ["4", "0"]
     assert main(["rig", str(calib)]) == 2  # VoxelPose JSON needs --image-size: one clear error line
     assert "pass image_size" in capsys.readouterr().err

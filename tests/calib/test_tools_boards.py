@@ -9,8 +9,15 @@ import numpy as np
 import pytest
 
 from calib.board_render import BoardRenderer, board_pose_facing
-from calib.boards import (BoardSpec, board_image, corners_collinear, detect_board, estimate_blur_px,
-                          write_board_pdf, write_board_png)
+from calib.boards import (
+    BoardSpec,
+    board_image,
+    corners_collinear,
+    detect_board,
+    estimate_blur_px,
+    write_board_pdf,
+    write_board_png,
+)
 from calib.camera import Camera
 from calib.configkit import ConfigError, from_dict
 
@@ -24,20 +31,32 @@ def camera() -> Camera:
 
 
 def test_parse_and_yaml_specs_agree():
-    from_yaml = from_dict(BoardSpec, {"kind": "charuco", "squares_x": 9, "squares_y": 6, "square_mm": 40,
-                                      "marker_mm": 30, "dictionary": "DICT_5X5_100"})
+    from_yaml = from_dict(
+        BoardSpec,
+        {
+            "kind": "charuco",
+            "squares_x": 9,
+            "squares_y": 6,
+            "square_mm": 40,
+            "marker_mm": 30,
+            "dictionary": "DICT_5X5_100",
+        },
+    )
     assert from_yaml == CHARUCO
     check = BoardSpec.parse("checkerboard:9x6:25")
     assert (check.kind, check.num_corners, check.square_mm) == ("checkerboard", 40, 25.0)
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ("charuco:7x5:40:50", "marker_mm"),             # marker larger than the square
-    ("charuco:7x5:40:30:DICT_9X9_1", "dictionary"),  # unknown dictionary
-    ("charuco:20x20:40:30:DICT_4X4_50", "needs"),   # dictionary too small for the board
-    ("charuco:7:40:30", "expected"),                # malformed
-    ("hexagons:7x5:40", "expected"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("charuco:7x5:40:50", "marker_mm"),  # marker larger than the square
+        ("charuco:7x5:40:30:DICT_9X9_1", "dictionary"),  # unknown dictionary
+        ("charuco:20x20:40:30:DICT_4X4_50", "needs"),  # dictionary too small for the board
+        ("charuco:7:40:30", "expected"),  # malformed
+        ("hexagons:7x5:40", "expected"),
+    ],
+)
 def test_bad_specs_name_the_problem(text, fragment):
     with pytest.raises(ConfigError, match=fragment):
         BoardSpec.parse(text)
@@ -84,8 +103,8 @@ def test_pdf_is_well_formed_and_actual_size(tmp_path):
     w = int(re.search(rb"/Width (\d+)", data).group(1))
     h = int(re.search(rb"/Height (\d+)", data).group(1))
     start = data.index(b"stream\n", data.index(b"/Subtype /Image")) + 7
-    length = int(re.search(rb"/Length (\d+)", data[data.index(b"/Subtype /Image"):]).group(1))
-    pixels = np.frombuffer(zlib.decompress(data[start:start + length]), np.uint8).reshape(h, w)
+    length = int(re.search(rb"/Length (\d+)", data[data.index(b"/Subtype /Image") :]).group(1))
+    pixels = np.frombuffer(zlib.decompress(data[start : start + length]), np.uint8).reshape(h, w)
     assert detect_board(pixels, CHARUCO) is not None
 
 
@@ -104,6 +123,8 @@ def test_renderer_corners_agree_with_projection_and_blur_is_measured(camera, rng
     truth = dict(zip(ids.tolist(), uv))
     err = np.array([np.linalg.norm(c - truth[i]) for i, c in zip(det.ids.tolist(), det.corners_px) if i in truth])
     assert np.median(err) < 0.15 and err.max() < 0.6
-    blur = [estimate_blur_px(renderer.render(pose, blur_sigma_px=s, noise_std=2.0, rng=rng), det.corners_px)
-            for s in (0.0, 1.5, 3.0)]
+    blur = [
+        estimate_blur_px(renderer.render(pose, blur_sigma_px=s, noise_std=2.0, rng=rng), det.corners_px)
+        for s in (0.0, 1.5, 3.0)
+    ]
     assert blur[0] < 1.2 < 1.3 < blur[1] < 2.3 < blur[2] < 3.8  # tracks sigma (fine marker cells cap it)

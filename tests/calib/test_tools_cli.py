@@ -48,16 +48,20 @@ def test_intrinsics_command_writes_yaml_and_coverage(tmp_path, capsys):
     for i, pose in enumerate(random_board_poses(TRUE, spec, 10, rng, (450.0, 800.0))):
         cv2.imwrite(str(folder / f"{i:03d}.png"), renderer.render(pose, noise_std=2.0, rng=rng))
     out = tmp_path / "out"
-    assert main(["calibrate", "intrinsics", "--board", BOARD, "--images", str(tmp_path / "images"),
-                 "--out", str(out)]) == 0
+    assert (
+        main(["calibrate", "intrinsics", "--board", BOARD, "--images", str(tmp_path / "images"), "--out", str(out)])
+        == 0
+    )
     cam = load_intrinsics(out / "intrinsics.yaml")["cam0"]
     assert abs(cam.K[0, 0] / TRUE.K[0, 0] - 1) < 0.005
     assert (out / "coverage_cam0.png").is_file() and "RMS=" in (out / "report.txt").read_text()
     # an empty camera folder is a clear error naming the camera
     (tmp_path / "images" / "cam1").mkdir()
     cv2.imwrite(str(tmp_path / "images" / "cam1" / "0.png"), np.full((480, 640), 128, np.uint8))
-    assert main(["calibrate", "intrinsics", "--board", BOARD, "--images", str(tmp_path / "images"),
-                 "--out", str(out)]) == 2
+    assert (
+        main(["calibrate", "intrinsics", "--board", BOARD, "--images", str(tmp_path / "images"), "--out", str(out)])
+        == 2
+    )
     assert "camera 'cam1'" in capsys.readouterr().err
 
 
@@ -82,21 +86,68 @@ def test_extrinsics_command_dry_run_round_trip(tmp_path, capsys):
 
     board = "charuco:7x5:100:75:DICT_4X4_50"
     truth = save_rig(RIG, tmp_path / "truth.yaml")
-    assert main(["calibrate", "board", "--board", board, "--render-rig", str(truth), "--frames", "12",
-                 "--out", str(tmp_path / "imgs")]) == 0
+    assert (
+        main(
+            [
+                "calibrate",
+                "board",
+                "--board",
+                board,
+                "--render-rig",
+                str(truth),
+                "--frames",
+                "12",
+                "--out",
+                str(tmp_path / "imgs"),
+            ]
+        )
+        == 0
+    )
     out = tmp_path / "out"
-    assert main(["calibrate", "extrinsics", "--board", board, "--intrinsics", str(truth), "--images",
-                 str(tmp_path / "imgs"), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "calibrate",
+                "extrinsics",
+                "--board",
+                board,
+                "--intrinsics",
+                str(truth),
+                "--images",
+                str(tmp_path / "imgs"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     for name in ("rig.yaml", "calibration_panoptic.json", "calibration.toml", "report.txt"):
         assert (out / name).is_file(), name
     for path in (out / "rig.yaml", out / "calibration.toml", out / "calibration_panoptic.json"):
         rig = load_calibration(path)
         for est, true in zip(rig, RIG):
             assert np.linalg.norm(est.center_mm - true.center_mm) < 10.0, (path.name, est.name)
-    assert main(["calibrate", "check", "--rig", str(out / "rig.yaml"), "--board", board, "--images",
-                 str(tmp_path / "imgs")]) == 0
+    assert (
+        main(
+            ["calibrate", "check", "--rig", str(out / "rig.yaml"), "--board", board, "--images", str(tmp_path / "imgs")]
+        )
+        == 0
+    )
     # without --intrinsics they come from the same frames: 12 distant views do not cover the images
     capsys.readouterr()
-    assert main(["calibrate", "extrinsics", "--board", board, "--images", str(tmp_path / "imgs"),
-                 "--out", str(tmp_path / "out2")]) == 1
+    assert (
+        main(
+            [
+                "calibrate",
+                "extrinsics",
+                "--board",
+                board,
+                "--images",
+                str(tmp_path / "imgs"),
+                "--out",
+                str(tmp_path / "out2"),
+            ]
+        )
+        == 1
+    )
     assert "% of the image" in capsys.readouterr().err

@@ -41,8 +41,10 @@ def detections():
     out = {}
     for cam in RIG:
         renderer = BoardRenderer(cam, SPEC)
-        out[cam.name] = [detect_board(renderer.render(p, noise_std=2.0, rng=rng), SPEC, source=f"{cam.name}/{i}")
-                         for i, p in enumerate(poses)]
+        out[cam.name] = [
+            detect_board(renderer.render(p, noise_std=2.0, rng=rng), SPEC, source=f"{cam.name}/{i}")
+            for i, p in enumerate(poses)
+        ]
     return out
 
 
@@ -69,8 +71,9 @@ def test_recovers_the_rig_in_the_floor_board_world(detections):
 
 def test_camera_world_frame_is_upright_at_that_camera(detections):
     origin = (0.0, 0.0, -2000.0)
-    result = calibrate_extrinsics(_intrinsics_only(RIG), detections, SPEC,
-                                  WorldFrame("camera", camera="cam1", origin_mm=origin))
+    result = calibrate_extrinsics(
+        _intrinsics_only(RIG), detections, SPEC, WorldFrame("camera", camera="cam1", origin_mm=origin)
+    )
     cam1 = result.rig["cam1"]
     np.testing.assert_allclose(cam1.center_mm, [0.0, 0.0, 2000.0], atol=1e-6)
     forward_w = cam1.R.T @ np.array([0.0, 0.0, 1.0])  # optical axis in world

@@ -8,12 +8,26 @@ import pytest
 from calib.board_render import BoardRenderer, board_pose_facing, random_board_poses
 from calib.boards import BoardSpec, detect_board
 from calib.camera import CalibrationError, Camera
-from calib.intrinsics import (calibrate_intrinsics, collect_detections, coverage_fraction, coverage_image,
-                              load_intrinsics, save_intrinsics, select_frames)
+from calib.intrinsics import (
+    calibrate_intrinsics,
+    collect_detections,
+    coverage_fraction,
+    coverage_image,
+    load_intrinsics,
+    save_intrinsics,
+    select_frames,
+)
 
 SPEC = BoardSpec.parse("charuco:9x6:40:30:DICT_5X5_100")
-TRUE = Camera("cam0", 640, 480, np.array([[620.0, 0.0, 322.0], [0.0, 615.0, 238.0], [0.0, 0.0, 1.0]]),
-              [-0.28, 0.11, 0.0012, -0.0009, -0.02], np.eye(3), np.zeros(3))
+TRUE = Camera(
+    "cam0",
+    640,
+    480,
+    np.array([[620.0, 0.0, 322.0], [0.0, 615.0, 238.0], [0.0, 0.0, 1.0]]),
+    [-0.28, 0.11, 0.0012, -0.0009, -0.02],
+    np.eye(3),
+    np.zeros(3),
+)
 
 
 @pytest.fixture(scope="module")
@@ -109,8 +123,11 @@ def test_collinear_corner_sets_are_not_used(detections):
     for d in detections.detections[:8]:  # keep only the first row of corners of every view
         row = d.ids < SPEC.squares_x - 1
         lines.append(BoardDetection(d.ids[row], d.corners_px[row], d.image_size, d.blur_px, d.source))
-    with pytest.raises(CalibrationError, match=r"camera 'cam0'.*only 0 usable board views \(of 8, \d with all "
-                                               r"corners on one line\)"):
+    with pytest.raises(
+        CalibrationError,
+        match=r"camera 'cam0'.*only 0 usable board views \(of 8, \d with all "
+        r"corners on one line\)",
+    ):
         calibrate_intrinsics(lines, SPEC, (640, 480), "cam0")
 
 

@@ -18,21 +18,46 @@ from calib.refine import refine_extrinsics
 
 NOISE_PX = 1.0
 # A standing person (mm, z up), Panoptic-15 joint order (calib/common/skeleton.py).
-TEMPLATE = np.array([[0, 0, 1500], [0, 60, 1650], [0, 0, 950], [180, 0, 1450], [200, 0, 1180], [210, 0, 920],
-                     [100, 0, 950], [100, 0, 500], [100, 0, 80], [-180, 0, 1450], [-200, 0, 1180], [-210, 0, 920],
-                     [-100, 0, 950], [-100, 0, 500], [-100, 0, 80]], dtype=float)
+TEMPLATE = np.array(
+    [
+        [0, 0, 1500],
+        [0, 60, 1650],
+        [0, 0, 950],
+        [180, 0, 1450],
+        [200, 0, 1180],
+        [210, 0, 920],
+        [100, 0, 950],
+        [100, 0, 500],
+        [100, 0, 80],
+        [-180, 0, 1450],
+        [-200, 0, 1180],
+        [-210, 0, 920],
+        [-100, 0, 950],
+        [-100, 0, 500],
+        [-100, 0, 80],
+    ],
+    dtype=float,
+)
 
 
 def bump(camera: Camera, degrees: float, shift_mm) -> Camera:
     """Rotate a camera about its own centre and move the centre (a physical knock)."""
     axis = np.array([0.3, 1.0, 0.2]) / np.linalg.norm([0.3, 1.0, 0.2])
     R = Rotation.from_rotvec(np.deg2rad(degrees) * axis).as_matrix() @ camera.R
-    return Camera.from_center(camera.name, camera.width, camera.height, camera.K, camera.dist, R,
-                              camera.center_mm + np.asarray(shift_mm, float))
+    return Camera.from_center(
+        camera.name,
+        camera.width,
+        camera.height,
+        camera.K,
+        camera.dist,
+        R,
+        camera.center_mm + np.asarray(shift_mm, float),
+    )
 
 
-def synth_take(true_rig: CameraRig, engine_rig: CameraRig, rng: np.random.Generator, frames: int = 16,
-               persons: int = 3) -> PoseTake:
+def synth_take(
+    true_rig: CameraRig, engine_rig: CameraRig, rng: np.random.Generator, frames: int = 16, persons: int = 3
+) -> PoseTake:
     V, J = len(true_rig), len(TEMPLATE)
     X = np.zeros((frames, persons, J, 3))
     for f in range(frames):
@@ -94,8 +119,7 @@ def test_refine_recovers_the_bumped_camera(scene):
 
 def test_refine_with_focal_and_explicit_fixed_cameras(scene):
     true_rig, bumped, take = scene
-    wrong_f = CameraRig(tuple(c.replace(K=np.diag([1.02, 1.02, 1.0]) @ c.K) if c.name == "cam1" else c
-                              for c in bumped))
+    wrong_f = CameraRig(tuple(c.replace(K=np.diag([1.02, 1.02, 1.0]) @ c.K) if c.name == "cam1" else c for c in bumped))
     result = refine_extrinsics(wrong_f, match_take(wrong_f, take), fixed=["cam0", "cam3"], refine_focal=True)
     assert result.fixed == ("cam0", "cam3") and result.scale_camera is None
     assert abs(result.rig["cam1"].K[0, 0] / true_rig["cam1"].K[0, 0] - 1) < 0.005

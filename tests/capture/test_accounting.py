@@ -48,8 +48,7 @@ class FaultySource(Source):
 def _live(faults) -> LiveRig:
     start = time.time_ns() + 100_000_000
     sources = [FaultySource("camA", 16, start_ns=start), FaultySource("camB", 16, faults, start_ns=start)]
-    return LiveRig(sources, tolerance_ms=25.0, deadline_ms=100.0,
-                   frame_shapes={"camA": SHAPE, "camB": SHAPE})
+    return LiveRig(sources, tolerance_ms=25.0, deadline_ms=100.0, frame_shapes={"camA": SHAPE, "camB": SHAPE})
 
 
 def test_record_counts_each_injected_fault_by_reason(tmp_path):
@@ -64,8 +63,10 @@ def test_record_counts_each_injected_fault_by_reason(tmp_path):
     # conservation: each camera's 16 frames are in a written set or counted under one reason
     missing = out["missing"]
     assert out["sets"] - missing.get("camA", 0) == 16
-    lost_b = sum(out["dropped"][r] for r in ("size_mismatch", "decode_error", "late", "duplicate", "sync_overflow",
-                                             "overwritten"))
+    lost_b = sum(
+        out["dropped"][r]
+        for r in ("size_mismatch", "decode_error", "late", "duplicate", "sync_overflow", "overwritten")
+    )
     assert out["sets"] - missing["camB"] + lost_b == 16
     assert out["complete"] >= 5 and missing["camB"] >= 3
     assert "cam" not in str(out.get("skipped", {}))  # live cameras are not replayed: nothing skipped
@@ -97,15 +98,24 @@ def test_capture_status_counts_queue_full_and_a_run_of_wrong_sizes_fails_with_on
 
     every = {k: "size" for k in range(40)}
     start = time.time_ns() + 100_000_000
-    proc = CaptureProcess("toy", LiveRig([FaultySource("camA", 40, every, start), FaultySource("camB", 40, every, start)],
-                                         tolerance_ms=25.0, deadline_ms=100.0,
-                                         frame_shapes={"camA": SHAPE, "camB": SHAPE}),
-                          Pub(), process="capture")
+    proc = CaptureProcess(
+        "toy",
+        LiveRig(
+            [FaultySource("camA", 40, every, start), FaultySource("camB", 40, every, start)],
+            tolerance_ms=25.0,
+            deadline_ms=100.0,
+            frame_shapes={"camA": SHAPE, "camB": SHAPE},
+        ),
+        Pub(),
+        process="capture",
+    )
     t0 = time.monotonic()
     try:
         proc.run(threading.Event())
         raise AssertionError("a capture whose every frame has the wrong size must fail")
     except SourceError as exc:
-        assert str(exc) in (f"{c}: frame 64×56 but calibration says 64×48: fix the calibration's image size "
-                            "or pass --resize" for c in ("camA", "camB"))
+        assert str(exc) in (
+            f"{c}: frame 64×56 but calibration says 64×48: fix the calibration's image size or pass --resize"
+            for c in ("camA", "camB")
+        )
     assert time.monotonic() - t0 < 5.0  # gives up after 10 frames per camera, not at the end

@@ -15,8 +15,9 @@ from capture.messages import FrameSet, Status, View, encode
 
 def _fs(seq: int, side: int = 8) -> FrameSet:
     img = np.full((side, side, 3), seq % 256, dtype=np.uint8)
-    return FrameSet("lab", seq, seq * 10, seq * 10 + 1, (View("c0", seq, seq * 10, side, side, "bgr8", img.nbytes),),
-                    (img,))
+    return FrameSet(
+        "lab", seq, seq * 10, seq * 10 + 1, (View("c0", seq, seq * 10, side, side, "bgr8", img.nbytes),), (img,)
+    )
 
 
 def _connected(endpoint, topics=(b"frames/",), hwm=4):

@@ -28,8 +28,9 @@ KEY = b"k" * 32
 
 def _fs(seq: int, side: int = 8) -> FrameSet:
     img = np.full((side, side, 3), seq % 256, dtype=np.uint8)
-    return FrameSet("lab", seq, seq * 10, seq * 10 + 1, (View("c0", seq, seq * 10, side, side, "bgr8", img.nbytes),),
-                    (img,))
+    return FrameSet(
+        "lab", seq, seq * 10, seq * 10 + 1, (View("c0", seq, seq * 10, side, side, "bgr8", img.nbytes),), (img,)
+    )
 
 
 def test_signed_messages_verify_and_any_change_breaks_the_mac():
@@ -56,10 +57,12 @@ def test_rejection_happens_before_msgpack_runs(monkeypatch):
     real = messages.msgpack.unpackb
     monkeypatch.setattr(messages.msgpack, "unpackb", lambda *a, **k: calls.append(1) or real(*a, **k))
     good = encode(_fs(1), KEY)
-    bads = ([good[0], b"\x8b" + b"\0" * (70 << 10), good[2]],  # oversized frameset header
-            [good[0], *good[1:]] + [b""] * 80,  # too many frames
-            encode(_fs(1)),  # unsigned
-            encode(_fs(1), b"y" * 32))  # signed with another key
+    bads = (
+        [good[0], b"\x8b" + b"\0" * (70 << 10), good[2]],  # oversized frameset header
+        [good[0], *good[1:]] + [b""] * 80,  # too many frames
+        encode(_fs(1)),  # unsigned
+        encode(_fs(1), b"y" * 32),
+    )  # signed with another key
     calls.clear()
     for bad in bads:
         with pytest.raises(MessageError):
@@ -73,8 +76,11 @@ def test_rejection_happens_before_msgpack_runs(monkeypatch):
 
 def test_subscriber_with_key_drops_strangers_and_counts_them(ipc_endpoint):
     other = ipc_endpoint + "-stranger"
-    with Publisher(ipc_endpoint, key=KEY) as pub, Publisher(other, key=None) as stranger, \
-            Subscriber([ipc_endpoint, other], [b"frames/"], hwm=64, key=KEY) as sub:
+    with (
+        Publisher(ipc_endpoint, key=KEY) as pub,
+        Publisher(other, key=None) as stranger,
+        Subscriber([ipc_endpoint, other], [b"frames/"], hwm=64, key=KEY) as sub,
+    ):
         assert pub.wait_for_subscriber(5.0) and stranger.wait_for_subscriber(5.0)
         for seq in range(5):
             assert stranger.send(_fs(1000 + seq), wait_ms=500)
@@ -93,7 +99,7 @@ def test_binding_an_endpoint_someone_listens_on_is_refused(ipc_endpoint):
         with pytest.raises(EndpointError, match="already bound"):
             Subscriber(ipc_endpoint, bind=True)
     # a socket file left by a killed process (nobody listening) is replaced
-    path = ipc_endpoint[len("ipc://"):]
+    path = ipc_endpoint[len("ipc://") :]
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.bind(path + "x")
     s.close()
@@ -115,8 +121,9 @@ def test_sequence_keys_are_bounded(ipc_endpoint):
         assert pub.wait_for_subscriber(5.0)
         for k in range(200):
             fs = _fs(k)
-            assert pub.send(FrameSet(fs.rig, 5, fs.t_ref_ns, fs.t_pub_ns, fs.views, fs.buffers, source=f"s{k}"),
-                            wait_ms=500)
+            assert pub.send(
+                FrameSet(fs.rig, 5, fs.t_ref_ns, fs.t_pub_ns, fs.views, fs.buffers, source=f"s{k}"), wait_ms=500
+            )
             assert sub.recv(2000) is not None
         assert len(sub._last_seq) <= 64
 
@@ -128,11 +135,13 @@ def test_curve_encrypts_and_authenticates_tcp(tmp_path):
     assert load_curve_key(pub_file) == server.public and (sec_file.stat().st_mode & 0o777) == 0o600
     port = _free_port()
     ep = f"tcp://127.0.0.1:{port}"
-    with Publisher(ep, key=None, curve=CurveServer(server, allowed_clients=(client.public,))) as pub, \
-            Subscriber(ep, [b"frames/"], key=None, curve=CurveClient(client, load_curve_key(pub_file))) as good, \
-            Subscriber(ep, [b"frames/"], key=None, curve=CurveClient(intruder, server.public)) as refused, \
-            Subscriber(ep, [b"frames/"], key=None, curve=CurveClient(client, intruder.public)) as wrong_server, \
-            Subscriber(ep, [b"frames/"], key=None) as plain:
+    with (
+        Publisher(ep, key=None, curve=CurveServer(server, allowed_clients=(client.public,))) as pub,
+        Subscriber(ep, [b"frames/"], key=None, curve=CurveClient(client, load_curve_key(pub_file))) as good,
+        Subscriber(ep, [b"frames/"], key=None, curve=CurveClient(intruder, server.public)) as refused,
+        Subscriber(ep, [b"frames/"], key=None, curve=CurveClient(client, intruder.public)) as wrong_server,
+        Subscriber(ep, [b"frames/"], key=None) as plain,
+    ):
         assert pub.wait_for_subscriber(5.0)
         end = time.monotonic() + 3.0
         seen = {"good": 0, "refused": 0, "wrong_server": 0, "plain": 0}
@@ -169,18 +178,55 @@ def test_capture_and_record_over_curve_from_the_command_line(tmp_path, image_rig
     save_curve_keys(curve_keypair(), tmp_path / "rec")
     Path(image_rig).write_text(Path(image_rig).read_text().replace("realtime: false", "realtime: false, loop: true"))
     ep = f"tcp://127.0.0.1:{_free_port()}"
-    cap = subprocess.Popen([sys.executable, "-m", "app.cli", "capture", str(image_rig), "--endpoint", ep,
-                            "--seconds", "25", "--set", f"stream.curve_keys={tmp_path / 'capture'}",
-                            "--set", f"stream.curve_clients=[{tmp_path / 'rec.key'}]"],
-                           cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    cap = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "app.cli",
+            "capture",
+            str(image_rig),
+            "--endpoint",
+            ep,
+            "--seconds",
+            "25",
+            "--set",
+            f"stream.curve_keys={tmp_path / 'capture'}",
+            "--set",
+            f"stream.curve_clients=[{tmp_path / 'rec.key'}]",
+        ],
+        cwd=repo,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         base = [sys.executable, "-m", "app.cli", "record", "--rig", str(image_rig), "--connect", ep]
-        plain = subprocess.run([*base[:4], str(tmp_path / "plain"), *base[4:], "--seconds", "4"],
-                               cwd=repo, capture_output=True, text=True, timeout=60)
-        good = subprocess.run([*base[:4], str(tmp_path / "good"), *base[4:], "--frames", "5", "--seconds", "20",
-                               "--curve-server-key", str(tmp_path / "capture.key"),
-                               "--curve-keys", str(tmp_path / "rec")], cwd=repo, capture_output=True, text=True,
-                              timeout=60)
+        plain = subprocess.run(
+            [*base[:4], str(tmp_path / "plain"), *base[4:], "--seconds", "4"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        good = subprocess.run(
+            [
+                *base[:4],
+                str(tmp_path / "good"),
+                *base[4:],
+                "--frames",
+                "5",
+                "--seconds",
+                "20",
+                "--curve-server-key",
+                str(tmp_path / "capture.key"),
+                "--curve-keys",
+                str(tmp_path / "rec"),
+            ],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     finally:
         cap.terminate()
         cap.wait(20)

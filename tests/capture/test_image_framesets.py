@@ -20,14 +20,17 @@ def _touch(path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("stem, camera, key", [
-    ("00_03_00000012", "00_03", 12),   # Panoptic / synth: the camera prefix's digits are not the frame
-    ("000012", "cam1", 12),            # calibrate board --render-rig
-    ("img_000300", "Camera1", 300),    # Shelf
-    ("cam01_0007", "cam01", 7),
-    ("cam01", "cam01", "cam01"),       # the camera name alone: no frame number
-    ("left", "cam1", "left"),
-])
+@pytest.mark.parametrize(
+    "stem, camera, key",
+    [
+        ("00_03_00000012", "00_03", 12),  # Panoptic / synth: the camera prefix's digits are not the frame
+        ("000012", "cam1", 12),  # calibrate board --render-rig
+        ("img_000300", "Camera1", 300),  # Shelf
+        ("cam01_0007", "cam01", 7),
+        ("cam01", "cam01", "cam01"),  # the camera name alone: no frame number
+        ("left", "cam1", "left"),
+    ],
+)
 def test_frame_key(stem, camera, key):
     assert frame_key(stem, camera) == key
 
@@ -66,7 +69,9 @@ def test_single_frameset_layout_and_errors(tmp_path):
     with pytest.raises(SourceError, match="not a folder"):
         pair_image_folder(tmp_path / "nope", CAMS)
     (tmp_path / "empty" / "other").mkdir(parents=True)
-    with pytest.raises(SourceError, match=r"no image folder or file named after the cameras.*sub-folders found: \['other'\]"):
+    with pytest.raises(
+        SourceError, match=r"no image folder or file named after the cameras.*sub-folders found: \['other'\]"
+    ):
         pair_image_folder(tmp_path / "empty", CAMS)
     for seq in ("a", "b"):
         (tmp_path / "two" / seq / "hdImgs").mkdir(parents=True)

@@ -27,14 +27,14 @@ def barcode_image(k: int) -> np.ndarray:
     stripe = W // BITS
     for i in range(BITS):
         if k >> i & 1:
-            img[:, i * stripe:(i + 1) * stripe] = 255
+            img[:, i * stripe : (i + 1) * stripe] = 255
     return img
 
 
 def read_barcode(img: np.ndarray) -> int:
     stripe = img.shape[1] // BITS
     gray = img.mean(axis=2)
-    return sum(1 << i for i in range(BITS) if gray[:, i * stripe + 2:(i + 1) * stripe - 2].mean() > 128)
+    return sum(1 << i for i in range(BITS) if gray[:, i * stripe + 2 : (i + 1) * stripe - 2].mean() > 128)
 
 
 def write_video(path, frames: int, fps: float = 60.0, size=(W, H)) -> None:
@@ -46,8 +46,9 @@ def write_video(path, frames: int, fps: float = 60.0, size=(W, H)) -> None:
     writer.release()
 
 
-def media_rig(tmp_path, toy_rig, *, frames=(90, 90, 90, 90), realtime=True, loop=False, fps=None,
-              sizes=None, calib_size=(W, H)):
+def media_rig(
+    tmp_path, toy_rig, *, frames=(90, 90, 90, 90), realtime=True, loop=False, fps=None, sizes=None, calib_size=(W, H)
+):
     """A 4-camera rig of 60 fps mp4v files (camera i has ``frames[i]`` frames of size ``sizes[i]``)
     under a calibration of ``calib_size``; returns the rig file."""
     from calib.camera import CameraRig
@@ -61,8 +62,13 @@ def media_rig(tmp_path, toy_rig, *, frames=(90, 90, 90, 90), realtime=True, loop
         sources.append(SourceConfig(kind="file", uri=str(path), fps=fps, realtime=realtime, loop=loop))
     small = CameraRig(tuple(scale_intrinsics(c, *calib_size) for c in toy_rig))
     # the toy room (4 m); without a volume the rig would size one from the cameras' field of view
-    return save_rig(small, tmp_path / "rig.yaml", name="toy", sources=sources,
-                    volume=VolumeConfig(center_mm=(0.0, 0.0, 900.0), size_mm=(4000.0, 4000.0, 2000.0)))
+    return save_rig(
+        small,
+        tmp_path / "rig.yaml",
+        name="toy",
+        sources=sources,
+        volume=VolumeConfig(center_mm=(0.0, 0.0, 900.0), size_mm=(4000.0, 4000.0, 2000.0)),
+    )
 
 
 def _drain(live: LiveRig, *, consumer_s: float = 0.0, timeout_s: float = 30.0, max_sets: int | None = None):
@@ -88,8 +94,14 @@ def _live(rig_path, **kw) -> LiveRig:
     rig = load_rig(rig_path)
     sources = build_sources(rig, stop=threading.Event(), **kw)
     assert lockstep(sources)
-    return LiveRig(sources, tolerance_ms=8.0, deadline_ms=50.0, lossless=True, lockstep=True,
-                   frame_shapes={c.name: (c.height, c.width, 3) for c in rig.cameras})
+    return LiveRig(
+        sources,
+        tolerance_ms=8.0,
+        deadline_ms=50.0,
+        lossless=True,
+        lockstep=True,
+        frame_shapes={c.name: (c.height, c.width, 3) for c in rig.cameras},
+    )
 
 
 def _check_exact(sets) -> list[int]:
@@ -128,8 +140,11 @@ def test_unpaced_replay_delivers_every_frame_and_fps_caps_the_rate(tmp_path, toy
     live = _live(media_rig(tmp_path, toy_rig, frames=(40,) * 4, realtime=False))
     assert _check_exact(_drain(live)) == list(range(40))
     assert set(live.schedule.skipped.values()) == {0}
-    capped = _live(media_rig(tmp_path / "cap", toy_rig, frames=(40,) * 4, realtime=False, fps=30.0)
-                   if (tmp_path / "cap").mkdir() is None else None)
+    capped = _live(
+        media_rig(tmp_path / "cap", toy_rig, frames=(40,) * 4, realtime=False, fps=30.0)
+        if (tmp_path / "cap").mkdir() is None
+        else None
+    )
     assert _check_exact(_drain(capped)) == list(range(0, 40, 2))  # rig fps 30 on 60 fps files
 
 
@@ -168,12 +183,21 @@ def test_rig_check_names_a_missing_file_and_a_size_mismatch(tmp_path, toy_rig):
     from capture.source import SourceError
 
     path = media_rig(tmp_path, toy_rig, frames=(5,) * 4, sizes={"cam1": (W, H - 2)}, calib_size=(W, H))
-    with pytest.raises(SourceError, match=f"cam1: frame {W}×{H - 2} but calibration says {W}×{H}: "
-                                          "fix the calibration's image size or pass --resize"):
+    with pytest.raises(
+        SourceError,
+        match=f"cam1: frame {W}×{H - 2} but calibration says {W}×{H}: "
+        "fix the calibration's image size or pass --resize",
+    ):
         build_sources(load_rig(path), stop=threading.Event())
     resized = build_sources(load_rig(path), stop=threading.Event(), resize=True, realtime=False)
-    live = LiveRig(resized, tolerance_ms=8.0, deadline_ms=50.0, lossless=True, lockstep=True,
-                   frame_shapes={c: (H, W, 3) for c in toy_rig.names})
+    live = LiveRig(
+        resized,
+        tolerance_ms=8.0,
+        deadline_ms=50.0,
+        lossless=True,
+        lockstep=True,
+        frame_shapes={c: (H, W, 3) for c in toy_rig.names},
+    )
     sets = _drain(live)
     assert len(sets) == 5 and all(s.complete for s in sets)
     assert all(f.payload.image.shape == (H, W, 3) for s in sets for f in s.frames)

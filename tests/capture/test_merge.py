@@ -23,8 +23,19 @@ def _partial(source, cams, k, rng, seq=None):
         img = np.full((4, 6, 3), k % 256, np.uint8)
         views.append(View(c, k, t, 6, 4, "bgr8", img.nbytes))
         bufs.append(img)
-    return decode(encode(FrameSet("lab", k if seq is None else seq, min(v.t_ns for v in views), 0, tuple(views),
-                                  tuple(bufs), source=source)))
+    return decode(
+        encode(
+            FrameSet(
+                "lab",
+                k if seq is None else seq,
+                min(v.t_ns for v in views),
+                0,
+                tuple(views),
+                tuple(bufs),
+                source=source,
+            )
+        )
+    )
 
 
 def test_merger_regroups_views_from_two_processes(rng):

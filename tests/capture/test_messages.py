@@ -9,7 +9,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from capture.messages import (
-    SCHEMA_VERSION, FrameSet, MessageError, Poses, Status, View, decode, encode, topic_of,
+    SCHEMA_VERSION,
+    FrameSet,
+    MessageError,
+    Poses,
+    Status,
+    View,
+    decode,
+    encode,
+    topic_of,
 )
 from calib.common.skeleton import PANOPTIC15
 
@@ -26,10 +34,18 @@ def _frameset(rng, encoding="bgr8") -> FrameSet:
 
 def _poses(rng, P=3) -> Poses:
     return Poses(
-        rig="lab", seq=4, frameset_seq=9, t_capture_ns=5, t_publish_ns=6,
-        skeleton_name=PANOPTIC15.name, joints=PANOPTIC15.joints, edges=PANOPTIC15.edges,
-        poses=rng.normal(size=(P, 15, 4)).astype(np.float32), track_ids=np.arange(P),
-        timings_ms={"backbone": 3.5}, extra={"mpjpe_mm": 12.0, "truth": [[1.0, 2.0]]},
+        rig="lab",
+        seq=4,
+        frameset_seq=9,
+        t_capture_ns=5,
+        t_publish_ns=6,
+        skeleton_name=PANOPTIC15.name,
+        joints=PANOPTIC15.joints,
+        edges=PANOPTIC15.edges,
+        poses=rng.normal(size=(P, 15, 4)).astype(np.float32),
+        track_ids=np.arange(P),
+        timings_ms={"backbone": 3.5},
+        extra={"mpjpe_mm": 12.0, "truth": [[1.0, 2.0]]},
     )
 
 
@@ -67,8 +83,17 @@ def test_poses_and_status_round_trip(rng):
     assert list(out.track_ids) == [0, 1, 2] and out.extra["mpjpe_mm"] == 12.0
     empty = decode(encode(_poses(rng, P=0)))
     assert empty.poses.shape == (0, 15, 4)
-    s = Status("capture-lab", "running", 3, fps=29.9, latency_ms=1.5, dropped=2, missing=("cam1",),
-               error="", cameras={"cam1": "retrying in 2.0 s"})
+    s = Status(
+        "capture-lab",
+        "running",
+        3,
+        fps=29.9,
+        latency_ms=1.5,
+        dropped=2,
+        missing=("cam1",),
+        error="",
+        cameras={"cam1": "retrying in 2.0 s"},
+    )
     assert decode(encode(s)) == s
     assert topic_of("status", "x") == b"status/x"
 
@@ -144,8 +169,12 @@ def test_encode_refuses_inconsistent_messages(rng):
 
 def _valid_messages():
     rng = np.random.default_rng(0)
-    return [encode(_frameset(rng)), encode(_frameset(rng, "jpeg")), encode(_poses(rng)),
-            encode(Status("p", "ready", 1, cameras={"a": "ok"}))]
+    return [
+        encode(_frameset(rng)),
+        encode(_frameset(rng, "jpeg")),
+        encode(_poses(rng)),
+        encode(Status("p", "ready", 1, cameras={"a": "ok"})),
+    ]
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -153,8 +182,10 @@ def _valid_messages():
 def test_fuzzed_messages_only_ever_raise_message_error(data):
     """Mutate valid messages (bytes, headers, frame counts) and random garbage: decode either
     returns a typed message or raises MessageError, nothing else."""
-    frames = [bytes(f) if not isinstance(f, np.ndarray) else f.tobytes()
-              for f in data.draw(st.sampled_from(_valid_messages()))]
+    frames = [
+        bytes(f) if not isinstance(f, np.ndarray) else f.tobytes()
+        for f in data.draw(st.sampled_from(_valid_messages()))
+    ]
     action = data.draw(st.sampled_from(["flip", "truncate", "drop", "extend", "garbage", "header"]))
     if action == "flip":
         i = data.draw(st.integers(0, len(frames) - 1))
@@ -175,10 +206,18 @@ def test_fuzzed_messages_only_ever_raise_message_error(data):
     else:
         header = msgpack.unpackb(frames[1], raw=False)
         key = data.draw(st.sampled_from(sorted(header)))
-        ints = st.integers(-2**63, 2**64 - 1)  # what msgpack can carry
-        header[key] = data.draw(st.one_of(
-            st.none(), st.booleans(), ints, st.floats(allow_nan=True), st.text(max_size=8),
-            st.lists(ints, max_size=3), st.dictionaries(st.text(max_size=4), ints, max_size=3)))
+        ints = st.integers(-(2**63), 2**64 - 1)  # what msgpack can carry
+        header[key] = data.draw(
+            st.one_of(
+                st.none(),
+                st.booleans(),
+                ints,
+                st.floats(allow_nan=True),
+                st.text(max_size=8),
+                st.lists(ints, max_size=3),
+                st.dictionaries(st.text(max_size=4), ints, max_size=3),
+            )
+        )
         frames[1] = msgpack.packb(header, use_bin_type=True)
     try:
         out = decode(frames)
@@ -193,12 +232,24 @@ def test_reduced_images_for_every_encoding():
     yy, xx = np.mgrid[0:33, 0:48]
     img = np.stack([xx * 5, yy * 7, xx + yy], axis=-1).astype(np.uint8)
     jpg = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
-    fs = decode(encode(FrameSet("lab", 0, 1, 2, (View("a", 0, 1, 48, 33, "bgr8", img.nbytes),
-                                                   View("b", 0, 1, 48, 33, "jpeg", len(jpg))), (img, jpg))))
+    fs = decode(
+        encode(
+            FrameSet(
+                "lab",
+                0,
+                1,
+                2,
+                (View("a", 0, 1, 48, 33, "bgr8", img.nbytes), View("b", 0, 1, 48, 33, "jpeg", len(jpg))),
+                (img, jpg),
+            )
+        )
+    )
     for r in (2, 4):
         raw, dec = fs.image(0, reduce=r), fs.image(1, reduce=r)
         assert raw.shape == dec.shape == (-(-33 // r), 48 // r, 3)
         np.testing.assert_array_equal(raw, img[::r, ::r])
-        assert np.abs(dec.astype(int) - cv2.resize(img, (48 // r, -(-33 // r)), interpolation=cv2.INTER_AREA)).mean() < 10
+        assert (
+            np.abs(dec.astype(int) - cv2.resize(img, (48 // r, -(-33 // r)), interpolation=cv2.INTER_AREA)).mean() < 10
+        )
     with pytest.raises(ValueError, match="reduce"):
         fs.image(0, reduce=3)

@@ -132,8 +132,11 @@ def test_jpeg_frames_on_the_wire(image_rig, ipc_endpoint):
     from calib.rig_config import load_rig
 
     rig = load_rig(image_rig)
-    cfg = CaptureConfig(realtime=True, cameras=("cam1", "cam3"),
-                        stream=StreamConfig(endpoint=ipc_endpoint, encoding="jpeg", jpeg_quality=80))
+    cfg = CaptureConfig(
+        realtime=True,
+        cameras=("cam1", "cam3"),
+        stream=StreamConfig(endpoint=ipc_endpoint, encoding="jpeg", jpeg_quality=80),
+    )
     stop = threading.Event()
     proc, pub = build_capture(rig, cfg, stop=stop)
     with pub, Subscriber(ipc_endpoint) as sub:

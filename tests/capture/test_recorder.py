@@ -26,7 +26,9 @@ REPO = REPO_ROOT
 def _write(path, n=5, codec="png", cams=("a", "b")):
     with SessionWriter(path, cams, rig_name="toy", codec=codec) as w:
         for k in range(n):
-            views = [(c, k, 1000 + k * 50 + i, pattern_image(k)) for i, c in enumerate(cams) if not (c == "b" and k == 2)]
+            views = [
+                (c, k, 1000 + k * 50 + i, pattern_image(k)) for i, c in enumerate(cams) if not (c == "b" and k == 2)
+            ]
             w.write_set(k, 1000 + k * 50, views, missing=("b",) if k == 2 else ())
 
 
@@ -102,8 +104,12 @@ def test_recorder_killed_with_sigkill_leaves_a_readable_session(tmp_path, image_
     rig_text = Path(image_rig).read_text().replace("realtime: false", "realtime: false, loop: true")
     Path(image_rig).write_text(rig_text)
     out = tmp_path / "session"
-    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "record", str(out), "--rig", str(image_rig),
-                             "--max-speed"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "record", str(out), "--rig", str(image_rig), "--max-speed"],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         index = out / INDEX_NAME
         deadline = time.monotonic() + 30
@@ -152,6 +158,7 @@ def test_garbage_index_is_a_clear_error(tmp_path):
     (tmp_path / INDEX_NAME).write_bytes(b"garbage")
     with pytest.raises(SessionError, match="missing the session header"):
         SessionReader(tmp_path)
-    out = subprocess.run([sys.executable, "-m", "app.cli", "replay", str(tmp_path)], cwd=REPO,
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "app.cli", "replay", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 2 and out.stderr.startswith("error: ") and "Traceback" not in out.stderr

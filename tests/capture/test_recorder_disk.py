@@ -81,8 +81,25 @@ def tiny_disk(tmp_path):
 
 
 def _record(out: Path, rig: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "app.cli", "record", str(out), "--rig", str(rig), "--max-speed",
-                           "--codec", "jpeg", *extra], cwd=REPO, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "app.cli",
+            "record",
+            str(out),
+            "--rig",
+            str(rig),
+            "--max-speed",
+            "--codec",
+            "jpeg",
+            *extra,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _looping(image_rig) -> Path:
@@ -143,13 +160,26 @@ def test_progress_reports_megabytes_and_rate(tmp_path):
         def recv(self, timeout_ms):
             img = pattern_image(self.seq)
             self.seq += 1
-            return FrameSet("toy", self.seq, self.seq, self.seq, (View("a", self.seq, self.seq, 64, 48, "bgr8",
-                                                                       img.nbytes),), (img,))
+            return FrameSet(
+                "toy",
+                self.seq,
+                self.seq,
+                self.seq,
+                (View("a", self.seq, self.seq, 64, 48, "bgr8", img.nbytes),),
+                (img,),
+            )
 
     lines = []
     with Recorder(tmp_path / "s", None, ["a"], rig_name="toy") as rec:
-        report = record_stream(rec, Stream(), threading.Event(), max_sets=5, budget=DiskBudget(None, 0.0),
-                               on_progress=lambda *a: lines.append(DiskMeter.line(*a)), progress_every_s=0.0)
+        report = record_stream(
+            rec,
+            Stream(),
+            threading.Event(),
+            max_sets=5,
+            budget=DiskBudget(None, 0.0),
+            on_progress=lambda *a: lines.append(DiskMeter.line(*a)),
+            progress_every_s=0.0,
+        )
     assert report.sets == 5 and report.bytes == rec.bytes_written > 0 and not report.stopped
     assert len(lines) == 5 and lines[-1].startswith("recorded 5 sets, ") and lines[-1].endswith("MB/s")
     assert report.summary()["megabytes"] == round(report.bytes / 1e6, 1)

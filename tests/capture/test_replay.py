@@ -92,8 +92,7 @@ def test_panoptic_framesets_group_by_frame_number(tmp_path):
     assert [s.t_ref_ns for s in sets] == [7 + round(k * 1e9 / 29.97) for k in range(5)]
     assert all(v.t_ns == s.t_ref_ns for s in sets for v in s.views)  # genlocked: zero skew
     assert green_level(sets[4].image(1)) == 12
-    again = list(panoptic_framesets(seq, ["00_03", "00_06"], rig="pizza", start_ns=7, first_frame=170,
-                                    last_frame=171))
+    again = list(panoptic_framesets(seq, ["00_03", "00_06"], rig="pizza", start_ns=7, first_frame=170, last_frame=171))
     assert [s.views[0].frame_index for s in again] == [170, 171]
 
 
@@ -114,9 +113,25 @@ def test_replay_command_publishes_a_panoptic_sequence(tmp_path, ipc_endpoint, to
     cams = _panoptic_calibration(seq, toy_rig)
     sub = Subscriber(ipc_endpoint)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "replay", str(seq), "--endpoint", ipc_endpoint, "--max-speed",
-         "--lossless", "--wait-subscriber", "20", "--write-rig", str(tmp_path / "pizza.yaml")],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        [
+            sys.executable,
+            "-m",
+            "app.cli",
+            "replay",
+            str(seq),
+            "--endpoint",
+            ipc_endpoint,
+            "--max-speed",
+            "--lossless",
+            "--wait-subscriber",
+            "20",
+            "--write-rig",
+            str(tmp_path / "pizza.yaml"),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         got, statuses = [], []
         deadline = time.monotonic() + 60
@@ -153,10 +168,15 @@ def test_replay_as_a_named_rig(tmp_path, toy_rig):
     seq = tmp_path / "seq"
     _panoptic_tree(seq, cams=("00_03", "00_06", "00_12"))
     cams = _panoptic_calibration(seq, toy_rig)
-    rig_path = save_rig(cams.subset(["00_12", "00_03"]), tmp_path / "lab.yaml", name="lab",
-                        sources=[SourceConfig(kind="panoptic", uri=str(seq))] * 2)
-    args = argparse.Namespace(source=str(seq), cameras=None, rig=str(rig_path), write_rig=None, first_frame=None,
-                              last_frame=None)
+    rig_path = save_rig(
+        cams.subset(["00_12", "00_03"]),
+        tmp_path / "lab.yaml",
+        name="lab",
+        sources=[SourceConfig(kind="panoptic", uri=str(seq))] * 2,
+    )
+    args = argparse.Namespace(
+        source=str(seq), cameras=None, rig=str(rig_path), write_rig=None, first_frame=None, last_frame=None
+    )
     name, sets = _framesets(args, "bgr8")
     first = next(iter(sets))
     assert name == "lab" and first.rig == "lab" and first.cameras == ["00_12", "00_03"]

@@ -24,8 +24,9 @@ def test_ring_write_read_and_overwrite_detection(rng):
         img = rng.integers(0, 255, (6, 8, 3), dtype=np.uint8)
         slot, offset, gen = w.write(5, 1, img)
         np.testing.assert_array_equal(read_view(w.segment, offset, gen, slot, (6, 8, 3)), img)
-        fs = FrameSet("lab", 5, 1, 2, (View("c1", 0, 1, 8, 6, "shm", img.nbytes, shm=(w.segment, slot, offset, gen)),),
-                      (None,))
+        fs = FrameSet(
+            "lab", 5, 1, 2, (View("c1", 0, 1, 8, 6, "shm", img.nbytes, shm=(w.segment, slot, offset, gen)),), (None,)
+        )
         frames = encode(fs)
         assert len(frames) == 2  # header only: the pixels stay in shared memory
         out = decode(frames)
@@ -68,8 +69,9 @@ def test_frame_ring_takes_frames_decoded_in_place_copies_others_and_follows_reso
 
         own = img[::-1].copy()  # a source that returns its own image: copied into the slot
         second = ring.commit(Frame("c", own, 2, 1), ring.next_buffer())
-        np.testing.assert_array_equal(read_view(second.shm[0], second.shm[2], second.shm[3], second.shm[1], (6, 8, 3)),
-                                      own)
+        np.testing.assert_array_equal(
+            read_view(second.shm[0], second.shm[2], second.shm[3], second.shm[1], (6, 8, 3)), own
+        )
         assert (ring.in_place, ring.copied) == (1, 1) and second.shm[1] != slot
 
         being_written = ring.next_buffer()  # slot 0 again (ring of 2): the first frame is gone
@@ -143,8 +145,12 @@ def test_capture_process_with_shm_encoding(image_rig, ipc_endpoint, copy_at):
     rig = load_rig(image_rig)
     stop = threading.Event()
     segment = f"selfpose3d-t{copy_at}-{os.getpid()}"
-    live = LiveRig(build_sources(rig, stop=stop, realtime=True), tolerance_ms=40, deadline_ms=100,
-                   shm_segment=segment if copy_at == "grab" else None)
+    live = LiveRig(
+        build_sources(rig, stop=stop, realtime=True),
+        tolerance_ms=40,
+        deadline_ms=100,
+        shm_segment=segment if copy_at == "grab" else None,
+    )
     got, segments = [], set()
     with Publisher(ipc_endpoint) as pub, Subscriber(ipc_endpoint, [b"frames/"]) as sub:
         proc = CaptureProcess("toy", live, pub, process="cap", encoding="shm")

@@ -74,8 +74,11 @@ def test_drifting_camera_is_paired_while_in_tolerance_then_reported(rng):
 
 
 def test_dropped_frames_give_incomplete_sets_after_deadline_without_stalling(rng):
-    events = [e for e in _camera_events(rng, 120, jitter_ms=1.0)
-              if not (e[1] == "b" and e[3][1] % 10 == 3) and not (e[1] == "c" and e[3][1] >= 60)]
+    events = [
+        e
+        for e in _camera_events(rng, 120, jitter_ms=1.0)
+        if not (e[1] == "b" and e[3][1] % 10 == 3) and not (e[1] == "c" and e[3][1] >= 60)
+    ]
     sync = FrameSynchronizer(CAMS, tolerance_ms=16, deadline_ms=50)
     sets = _simulate(sync, events)
     _check_sets(sets, 16)
@@ -134,8 +137,9 @@ def test_min_views_and_overflow():
 def test_randomised_streams_never_violate_invariants():
     rng = np.random.default_rng(7)
     for _trial in range(20):
-        events = _camera_events(rng, 60, jitter_ms=rng.uniform(0, 6), offset_ms=rng.uniform(-8, 8, 4),
-                                drift_ppm=rng.uniform(-3000, 3000, 4))
+        events = _camera_events(
+            rng, 60, jitter_ms=rng.uniform(0, 6), offset_ms=rng.uniform(-8, 8, 4), drift_ppm=rng.uniform(-3000, 3000, 4)
+        )
         events = [e for e in events if rng.random() > 0.1]
         events += [(e[0] + 1000, *e[1:]) for e in events if rng.random() < 0.05]  # duplicates
         sync = FrameSynchronizer(CAMS, tolerance_ms=16, deadline_ms=40)

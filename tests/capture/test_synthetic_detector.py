@@ -12,8 +12,16 @@ from capture.synthetic.rigs import ring_rig
 from capture.synthetic.world import SyntheticWorld
 
 PARAMS = DetectorParams(
-    noise_px=4.0, noise_occluded_px=10.0, reference_height_px=None, miss_rate=0.1, miss_rate_occluded=0.4,
-    swap_rate=0.1, wrong_person_rate=0.5, person_miss_rate=0.05, false_positives_per_view=0.5, derive_neck_hip=False,
+    noise_px=4.0,
+    noise_occluded_px=10.0,
+    reference_height_px=None,
+    miss_rate=0.1,
+    miss_rate_occluded=0.4,
+    swap_rate=0.1,
+    wrong_person_rate=0.5,
+    person_miss_rate=0.05,
+    false_positives_per_view=0.5,
+    derive_neck_hip=False,
     joint_noise_scale=(1.0,) * 15,
 )
 ARMS = ((3, 4, 5), (9, 10, 11))
@@ -21,15 +29,22 @@ ARMS = ((3, 4, 5), (9, 10, 11))
 
 @pytest.fixture(scope="module")
 def samples():
-    rig = ring_rig(5, radius_mm=3200.0, height_mm=1700.0, target_mm=(0.0, 0.0, 900.0), width=480, height=270,
-                   fov_deg=80.0, seed=2)
-    world = SyntheticWorld(rig, num_people=5, seed=5, fps=2.0, volume_center_mm=(0.0, 0.0, 800.0),
-                           walk_radius_mm=1300.0)
+    rig = ring_rig(
+        5, radius_mm=3200.0, height_mm=1700.0, target_mm=(0.0, 0.0, 900.0), width=480, height=270, fov_deg=80.0, seed=2
+    )
+    world = SyntheticWorld(
+        rig, num_people=5, seed=5, fps=2.0, volume_center_mm=(0.0, 0.0, 800.0), walk_radius_mm=1300.0
+    )
     out = []
     for k in range(80):
         truth = world.truth(k)
-        out.append((truth, world.detect(k, PARAMS, rng_seed=3, truth=truth),
-                    world.detect(k, PARAMS, rng_seed=3, variant="hard", truth=truth)))
+        out.append(
+            (
+                truth,
+                world.detect(k, PARAMS, rng_seed=3, truth=truth),
+                world.detect(k, PARAMS, rng_seed=3, variant="hard", truth=truth),
+            )
+        )
     return world, out
 
 
@@ -85,7 +100,9 @@ def test_left_right_swap_rate_matches_settings(samples):
         if not good.any():
             continue
         same = np.linalg.norm(uv[li][good] - t[li][good], axis=-1) + np.linalg.norm(uv[ri][good] - t[ri][good], axis=-1)
-        cross = np.linalg.norm(uv[li][good] - t[ri][good], axis=-1) + np.linalg.norm(uv[ri][good] - t[li][good], axis=-1)
+        cross = np.linalg.norm(uv[li][good] - t[ri][good], axis=-1) + np.linalg.norm(
+            uv[ri][good] - t[li][good], axis=-1
+        )
         n += 1
         swapped += int(cross.sum() < same.sum())
     rate = PARAMS.swap_rate
@@ -150,8 +167,12 @@ def test_soft_and_hard_variants(samples):
             assert np.all(h.joints_2d[~kept] == 0) and np.all(h.scores[~kept] == 0)
             assert np.array_equal(h.joints_2d[kept], s.joints_2d[kept])
             box = h.boxes_xyxy[:, None]
-            inside = ((h.joints_2d[..., 0] >= box[..., 0]) & (h.joints_2d[..., 0] <= box[..., 2])
-                      & (h.joints_2d[..., 1] >= box[..., 1]) & (h.joints_2d[..., 1] <= box[..., 3]))
+            inside = (
+                (h.joints_2d[..., 0] >= box[..., 0])
+                & (h.joints_2d[..., 0] <= box[..., 2])
+                & (h.joints_2d[..., 1] >= box[..., 1])
+                & (h.joints_2d[..., 1] <= box[..., 3])
+            )
             assert np.all(inside[kept])
             assert np.all((kept.sum(1) == 0) | (kept.sum(1) >= 3))
             assert np.all(h.boxes_xyxy[:, :2] >= 0) and np.all(h.boxes_xyxy[:, 2] <= cam.width - 1)
@@ -208,9 +229,18 @@ def test_hard_variant_agrees_with_the_pseudo_label_pipeline(samples):
 def test_per_joint_noise_and_bias(samples):
     world, _ = samples
     scale = (0.5,) * 5 + (2.0,) * 10  # joints 0-4 precise, 5-14 sloppy
-    params = DetectorParams(noise_px=3.0, reference_height_px=None, miss_rate=0.0, miss_rate_occluded=0.0,
-                            swap_rate=0.0, wrong_person_rate=0.0, false_positives_per_view=0.0, derive_neck_hip=False,
-                            joint_noise_scale=scale, bias_px=(0.0, -2.0))
+    params = DetectorParams(
+        noise_px=3.0,
+        reference_height_px=None,
+        miss_rate=0.0,
+        miss_rate_occluded=0.0,
+        swap_rate=0.0,
+        wrong_person_rate=0.0,
+        false_positives_per_view=0.0,
+        derive_neck_hip=False,
+        joint_noise_scale=scale,
+        bias_px=(0.0, -2.0),
+    )
     errs = []
     for k in range(0, 80, 2):
         truth = world.truth(k)

@@ -132,9 +132,29 @@ def test_layout_and_units_match_the_real_panoptic_samples(exported, shared_data)
 def test_synth_command_writes_tree_truth_and_labels(tmp_path):
     from app.cli import main
 
-    rc = main(["synth", "--rig", "ring", "--people", "2", "--seconds", "0.4", "--fps", "10", "--media", "images",
-               "--set", "ring.num_cameras=3", "--set", "ring.width=256", "--set", "ring.height=144",
-               "--out", str(tmp_path)])
+    rc = main(
+        [
+            "synth",
+            "--rig",
+            "ring",
+            "--people",
+            "2",
+            "--seconds",
+            "0.4",
+            "--fps",
+            "10",
+            "--media",
+            "images",
+            "--set",
+            "ring.num_cameras=3",
+            "--set",
+            "ring.width=256",
+            "--set",
+            "ring.height=144",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert rc == 0
     seq = tmp_path / "synth_000"
     assert len(list((seq / BODY_DIR).glob("*.json"))) == 4

@@ -53,8 +53,9 @@ def test_joint_limits_are_enforced():
 
 @pytest.fixture(scope="module")
 def crowd():
-    settings = MotionSettings(num_people=4, walk_radius_mm=1800.0, entries_exits=True,
-                              stay_s=(6.0, 12.0), absence_s=(0.5, 1.5))
+    settings = MotionSettings(
+        num_people=4, walk_radius_mm=1800.0, entries_exits=True, stay_s=(6.0, 12.0), absence_s=(0.5, 1.5)
+    )
     return MotionModel(settings, seed=7, chunk_steps=200, max_cached_chunks=3)
 
 
@@ -70,8 +71,8 @@ def test_motion_is_deterministic_and_frame_rate_independent(crowd):
 
 
 def test_random_access_after_cache_eviction_is_exact(crowd):
-    late = crowd.joints_at(25.0)[2]          # simulates far ahead, evicting early chunks
-    early = crowd.joints_at(0.5)[2]          # re-simulated from its checkpoint
+    late = crowd.joints_at(25.0)[2]  # simulates far ahead, evicting early chunks
+    early = crowd.joints_at(0.5)[2]  # re-simulated from its checkpoint
     fresh = MotionModel(crowd.settings, seed=7)
     assert np.allclose(early, fresh.joints_at(0.5)[2], equal_nan=True)
     assert np.allclose(late, fresh.joints_at(25.0)[2], equal_nan=True)
@@ -135,8 +136,17 @@ def test_skeleton_order_is_panoptic15():
 
 def test_people_keep_clear_of_cameras():
     cameras = ((1500.0, 0.0), (-1200.0, 900.0))
-    model = MotionModel(MotionSettings(num_people=4, walk_radius_mm=1900.0, obstacles_mm=cameras,
-                                       obstacle_clearance_mm=800.0, stay_s=(4.0, 8.0), absence_s=(0.5, 1.0)), seed=3)
+    model = MotionModel(
+        MotionSettings(
+            num_people=4,
+            walk_radius_mm=1900.0,
+            obstacles_mm=cameras,
+            obstacle_clearance_mm=800.0,
+            stay_s=(4.0, 8.0),
+            absence_s=(0.5, 1.0),
+        ),
+        seed=3,
+    )
     closest = np.inf
     for t in np.arange(0.0, 30.0, 0.1):
         ids, present, poses = model.state_at(t)

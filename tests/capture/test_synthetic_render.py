@@ -16,8 +16,9 @@ FIELDS = ("shirt", "trousers", "skin", "hair", "shoes")
 
 @pytest.fixture(scope="module")
 def world():
-    rig = ring_rig(4, radius_mm=3500.0, height_mm=2000.0, target_mm=(0.0, 0.0, 900.0), width=480, height=270,
-                   fov_deg=75.0, seed=1)
+    rig = ring_rig(
+        4, radius_mm=3500.0, height_mm=2000.0, target_mm=(0.0, 0.0, 900.0), width=480, height=270, fov_deg=75.0, seed=1
+    )
     return SyntheticWorld(rig, num_people=4, seed=11, fps=10.0, volume_center_mm=(0.0, 0.0, 800.0))
 
 
@@ -52,7 +53,9 @@ def test_images_have_calibrated_size_and_are_deterministic(world):
     imgs = world.render(3)
     assert [im.shape for im in imgs] == [(c.height, c.width, 3) for c in world.rig]
     assert all(im.dtype == np.uint8 for im in imgs)
-    again = SyntheticWorld(world.rig, num_people=4, seed=11, fps=10.0, volume_center_mm=(0.0, 0.0, 800.0)).render(3, views=[2])
+    again = SyntheticWorld(world.rig, num_people=4, seed=11, fps=10.0, volume_center_mm=(0.0, 0.0, 800.0)).render(
+        3, views=[2]
+    )
     assert np.array_equal(again[0], imgs[2])
     assert not np.array_equal(world.render(4)[2], imgs[2])
 
@@ -124,8 +127,16 @@ def test_frame_edge_flags(world):
 
 
 def test_ring_rig_looks_at_target_and_scales():
-    rig = ring_rig(6, radius_mm=5000.0, height_mm=2500.0, target_mm=(100.0, -300.0, 900.0), width=800, height=600,
-                   fov_deg=60.0, jitter=0.0)
+    rig = ring_rig(
+        6,
+        radius_mm=5000.0,
+        height_mm=2500.0,
+        target_mm=(100.0, -300.0, 900.0),
+        width=800,
+        height=600,
+        fov_deg=60.0,
+        jitter=0.0,
+    )
     assert len(rig) == 6 and rig.names[0] == "00_00"
     for cam in rig:
         uv = project_points(np.array([100.0, -300.0, 900.0]), cam)
@@ -142,8 +153,9 @@ def test_ring_rig_looks_at_target_and_scales():
 
 
 def test_people_render_across_scales(world):
-    small = SyntheticWorld(scale_rig(world.rig, 240, 135), num_people=4, seed=11, fps=10.0,
-                           volume_center_mm=(0.0, 0.0, 800.0))
+    small = SyntheticWorld(
+        scale_rig(world.rig, 240, 135), num_people=4, seed=11, fps=10.0, volume_center_mm=(0.0, 0.0, 800.0)
+    )
     truth_big, truth_small = world.truth(5), small.truth(5)
     # Same scene, half the pixels: projections scale by 1/2.
     ok = np.isfinite(truth_big.joints_2d)
@@ -162,10 +174,13 @@ def test_body_parts_are_in_the_expected_order():
 
 
 @pytest.mark.data
-@pytest.mark.parametrize("calibration,image_size,center", [
-    ("panoptic_demo/calibration.json", (1920, 1080), (0.0, -500.0, 800.0)),
-    ("shelf/calibration.json", None, (450.0, -320.0, 800.0)),
-])
+@pytest.mark.parametrize(
+    "calibration,image_size,center",
+    [
+        ("panoptic_demo/calibration.json", (1920, 1080), (0.0, -500.0, 800.0)),
+        ("shelf/calibration.json", None, (450.0, -320.0, 800.0)),
+    ],
+)
 def test_real_rigs_see_the_people(shared_data, calibration, image_size, center):
     from calib.io import load_calibration
 
@@ -183,8 +198,9 @@ def test_real_rigs_see_the_people(shared_data, calibration, image_size, center):
 
 
 def test_furniture_occludes_people_and_is_walked_around():
-    rig = ring_rig(4, radius_mm=3500.0, height_mm=1600.0, target_mm=(0.0, 0.0, 700.0), width=480, height=270,
-                   fov_deg=75.0, seed=3)
+    rig = ring_rig(
+        4, radius_mm=3500.0, height_mm=1600.0, target_mm=(0.0, 0.0, 700.0), width=480, height=270, fov_deg=75.0, seed=3
+    )
     world = SyntheticWorld(rig, num_people=4, seed=12, fps=4.0, volume_center_mm=(0.0, 0.0, 800.0), num_props=4)
     assert len(world.props) >= 2
     hidden = shows_prop = 0
@@ -201,8 +217,11 @@ def test_furniture_occludes_people_and_is_walked_around():
         for v, _cam in enumerate(rig):
             gain = world.renderer.light_gain(v, frame.t_s)
             prop_colours = [np.asarray(pr.colour, float) * gain for pr in world.props]
-            people_colours = [np.asarray(getattr(world.appearance(int(frame.ids[q])), f), float) * gain
-                              for q in np.flatnonzero(frame.present) for f in FIELDS]
+            people_colours = [
+                np.asarray(getattr(world.appearance(int(frame.ids[q])), f), float) * gain
+                for q in np.flatnonzero(frame.present)
+                for f in FIELDS
+            ]
             for p, j in zip(*np.nonzero(truth.in_image[v] & ~truth.visible[v] & (truth.occluder[v] < 0))):
                 hidden += 1
                 x, y = np.round(truth.joints_2d[v, p, j]).astype(int)

@@ -29,9 +29,15 @@ def test_world_for_the_default_rig_yaml():
 
 
 def test_in_volume_flags_people_outside_the_box():
-    world = SyntheticWorld(ring_rig(2, width=160, height=90), num_people=3, seed=2, fps=2.0,
-                           volume_center_mm=(0.0, 0.0, 800.0), volume_size_mm=(2000.0, 2000.0, 2000.0),
-                           walk_radius_mm=2000.0)
+    world = SyntheticWorld(
+        ring_rig(2, width=160, height=90),
+        num_people=3,
+        seed=2,
+        fps=2.0,
+        volume_center_mm=(0.0, 0.0, 800.0),
+        volume_size_mm=(2000.0, 2000.0, 2000.0),
+        walk_radius_mm=2000.0,
+    )
     inside = outside = 0
     for k in range(40):
         people = world.people(k)

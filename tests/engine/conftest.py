@@ -55,8 +55,9 @@ def tiny() -> ModelConfig:
     return tiny_config()
 
 
-def render_heatmaps(rig: CameraRig, points_w: np.ndarray, input_size, heatmap_size, num_joints: int = 15,
-                    sigma: float = 2.0) -> np.ndarray:
+def render_heatmaps(
+    rig: CameraRig, points_w: np.ndarray, input_size, heatmap_size, num_joints: int = 15, sigma: float = 2.0
+) -> np.ndarray:
     """(P,J,3) world joints -> (V,J,h,w) Gaussian heatmaps as the backbone would see them."""
     from engine.project import rig_input_affines
     from calib.projection import project_points
@@ -71,6 +72,6 @@ def render_heatmaps(rig: CameraRig, points_w: np.ndarray, input_size, heatmap_si
             uv = np.asarray(project_points(person, cam))  # (J,2)
             hm = (uv @ aff[v][:, :2].T + aff[v][:, 2]) * s
             for j, (x, y) in enumerate(hm):
-                g = np.exp(-((xs - x) ** 2 + (ys - y) ** 2) / (2 * sigma ** 2))
+                g = np.exp(-((xs - x) ** 2 + (ys - y) ** 2) / (2 * sigma**2))
                 out[v, j] = np.maximum(out[v, j], g)
     return out

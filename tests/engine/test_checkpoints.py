@@ -76,7 +76,7 @@ def test_four_official_file_forms_load(tmp_path, official_sd, released):
     back = {k: v for k, v in official_sd.items() if k.startswith("backbone.")}
     root = {k: v for k, v in official_sd.items() if k.startswith(("backbone.", "root_net."))}
     assert len(back) == 338 and len(root) == 494
-    coco = {k[len("backbone."):]: v for k, v in back.items()}
+    coco = {k[len("backbone.") :]: v for k, v in back.items()}
     coco["final_layer.weight"] = torch.randn(17, 256, 1, 1)
     coco["final_layer.bias"] = torch.randn(17)
     files = {

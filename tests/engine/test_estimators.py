@@ -26,7 +26,9 @@ def movenet_384():
 @pytest.mark.data
 def test_pck_on_real_photos_meets_the_goal(shared_data, movenet_384):
     """PCK@0.2 on 12 real photos (30 people, COCO/OCHuman/CrowdPose/AIC): the 0.90 goal at 384 px."""
-    result = pck_on_folder(shared_data / "real_2d_samples", lambda p: movenet_384.detect([cv2.imread(str(p))])[0].keypoints)
+    result = pck_on_folder(
+        shared_data / "real_2d_samples", lambda p: movenet_384.detect([cv2.imread(str(p))])[0].keypoints
+    )
     assert result.people == 30
     assert result.pck >= 0.90, result.to_dict()
     assert result.missed_people == 0
@@ -45,7 +47,9 @@ def test_letterbox_portrait_geometry_round_trip():
     assert box.content_wh == (145, 256) and box.input_wh == (160, 256)
     # a point at original pixel (x, y) → its normalised (y, x) in the padded input → back
     xy = np.array([[0.0, 0.0], [1087.0, 1919.0], [500.25, 1000.5]])
-    yx_norm = np.stack([(xy[:, 1] + 0.5) * box.scale / box.input_wh[1], (xy[:, 0] + 0.5) * box.scale / box.input_wh[0]], 1)
+    yx_norm = np.stack(
+        [(xy[:, 1] + 0.5) * box.scale / box.input_wh[1], (xy[:, 0] + 0.5) * box.scale / box.input_wh[0]], 1
+    )
     np.testing.assert_allclose(box.to_original(yx_norm), xy, atol=1e-9)
 
 

@@ -53,7 +53,9 @@ def test_soft_argmax_recovers_known_joint_and_equals_flat_reference():
     assert joints.shape == (2, 15, 3)
     expect0 = centers[0] + torch.stack([axes[0][4], axes[1][9], axes[2][11]])
     torch.testing.assert_close(joints[0, 3], expect0, atol=1e-2, rtol=0)
-    torch.testing.assert_close(joints[1, 7], centers[1] + torch.stack([axes[0][8], axes[1][8], axes[2][8]]), atol=1e-2, rtol=0)
+    torch.testing.assert_close(
+        joints[1, 7], centers[1] + torch.stack([axes[0][8], axes[1][8], axes[2][8]]), atol=1e-2, rtol=0
+    )
     # flat reference of SPEC §2.7 on a smooth random volume
     vol = torch.rand(2, 15, *bins) * 0.05
     pts = [grid_points(size, c.tolist(), bins).float() for c in centers]  # (N,3) each

@@ -13,8 +13,15 @@ from engine import device as device_mod
 from engine.checkpoints import load_model_file, save_checkpoint
 from engine.device import cpu_info, resolve
 from engine.model import build_model
-from engine.precision import (BF16_BAR_MM, FP32_ISLANDS, MIXED_POLICY, compare_runs, joint_deviations_mm,
-                              mixed_bf16, parse_bf16_check)
+from engine.precision import (
+    BF16_BAR_MM,
+    FP32_ISLANDS,
+    MIXED_POLICY,
+    compare_runs,
+    joint_deviations_mm,
+    mixed_bf16,
+    parse_bf16_check,
+)
 from engine.runtime import InferenceRuntime
 
 from .conftest import tiny_config
@@ -26,16 +33,19 @@ PASSED = {"policy": MIXED_POLICY, "p99_mm": 0.4, "passed": True}
 FAILED = {"policy": MIXED_POLICY, "p99_mm": 6.7, "passed": False}
 
 
-@pytest.mark.parametrize("flags,check,want", [
-    (AMX, PASSED, "bf16"),
-    (AVX512_BF16, PASSED, "bf16"),
-    (AVX2, PASSED, "fp32"),                       # emulated bf16 is slower: never auto
-    (frozenset(), PASSED, "fp32"),                # no /proc/cpuinfo
-    (AMX, None, "fp32"),                          # model never checked
-    (AMX, FAILED, "fp32"),                        # check failed
-    (AMX, {**PASSED, "p99_mm": BF16_BAR_MM + 0.01}, "fp32"),  # a figure over the bar is not a pass
-    (AMX, {**PASSED, "policy": "older-islands"}, "fp32"),     # checked under another island set
-])
+@pytest.mark.parametrize(
+    "flags,check,want",
+    [
+        (AMX, PASSED, "bf16"),
+        (AVX512_BF16, PASSED, "bf16"),
+        (AVX2, PASSED, "fp32"),  # emulated bf16 is slower: never auto
+        (frozenset(), PASSED, "fp32"),  # no /proc/cpuinfo
+        (AMX, None, "fp32"),  # model never checked
+        (AMX, FAILED, "fp32"),  # check failed
+        (AMX, {**PASSED, "p99_mm": BF16_BAR_MM + 0.01}, "fp32"),  # a figure over the bar is not a pass
+        (AMX, {**PASSED, "policy": "older-islands"}, "fp32"),  # checked under another island set
+    ],
+)
 def test_auto_picks_bf16_only_with_native_bf16_and_a_passed_check(flags, check, want, caplog):
     with caplog.at_level(logging.INFO, logger="engine.device"):
         r = resolve("eager", "cpu", "auto", bf16_check=check, flags=flags)
@@ -108,7 +118,9 @@ def test_runtime_auto_reads_the_model_files_check(tmp_path, rig5, monkeypatch):
     assert InferenceRuntime(loaded, rig5, backend="eager", device="cpu").resolved.precision == "fp32"
     failed = save_checkpoint(tmp_path / "f.pt", model, {"bf16_check": json.dumps(FAILED)})
     monkeypatch.setattr(device_mod, "cpu_flags", lambda: AMX)
-    assert InferenceRuntime(load_model_file(failed)[0], rig5, backend="eager", device="cpu").resolved.precision == "fp32"
+    assert (
+        InferenceRuntime(load_model_file(failed)[0], rig5, backend="eager", device="cpu").resolved.precision == "fp32"
+    )
     assert InferenceRuntime(model, rig5, backend="eager", device="cpu").resolved.precision == "fp32"  # no file
 
 

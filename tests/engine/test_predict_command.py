@@ -30,8 +30,19 @@ def test_predict_writes_json_and_npz(tmp_path):
                 continue  # a dropped view
             cv2.imwrite(str(multi / cam / f"{frame}.png"), rng.integers(0, 255, (360, 640, 3), dtype=np.uint8))
     out = tmp_path / "preds.json"
-    args = ["predict", "--images", str(multi), "--calibration", str(calib), "--checkpoint", str(ckpt),
-            "--out", str(out), "--device", "cpu"]
+    args = [
+        "predict",
+        "--images",
+        str(multi),
+        "--calibration",
+        str(calib),
+        "--checkpoint",
+        str(ckpt),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+    ]
     assert main(args) == 2  # frame 2 lacks cam3: refused by default
     assert not out.exists()
     rc = main(args + ["--allow-missing-views"])
@@ -46,8 +57,23 @@ def test_predict_writes_json_and_npz(tmp_path):
     for cam in rig.names[:4]:
         cv2.imwrite(str(single / f"{cam}.jpg"), rng.integers(0, 255, (360, 640, 3), dtype=np.uint8))
     npz = tmp_path / "preds.npz"
-    rc = main(["predict", "--images", str(single), "--calibration", str(calib), "--cameras", *rig.names[:4],
-               "--checkpoint", str(ckpt), "--out", str(npz), "--device", "cpu"])
+    rc = main(
+        [
+            "predict",
+            "--images",
+            str(single),
+            "--calibration",
+            str(calib),
+            "--cameras",
+            *rig.names[:4],
+            "--checkpoint",
+            str(ckpt),
+            "--out",
+            str(npz),
+            "--device",
+            "cpu",
+        ]
+    )
     assert rc == 0
     arrays = np.load(npz)
     assert arrays["candidates"].shape == (1, tiny_config().root_net.max_people, 15, 5)
@@ -89,14 +115,27 @@ def test_predict_names_truncated_jpegs_and_fails_when_all_are_bad(tmp_path, caps
     bad = seq / "hdImgs" / "00_06" / "00_06_00000001.jpg"
     bad.write_bytes(bad.read_bytes()[:3000])  # truncated: OpenCV alone decodes it with a warning
     preds = tmp_path / "preds.npz"
-    args = ["predict", "--images", str(out), "--calibration", str(calib), "--checkpoint", str(ckpt),
-            "--out", str(preds), "--device", "cpu"]
+    args = [
+        "predict",
+        "--images",
+        str(out),
+        "--calibration",
+        str(calib),
+        "--checkpoint",
+        str(ckpt),
+        "--out",
+        str(preds),
+        "--device",
+        "cpu",
+    ]
     capsys.readouterr()
     assert main(args) == 0
     stdout = capsys.readouterr().out
     assert "undecodable images: 1; framesets skipped: 1 of 4" in stdout
-    assert f"frame 1: 00_06: {bad} is a truncated JPEG (no end-of-image marker after the last scan) (frameset skipped)" \
+    assert (
+        f"frame 1: 00_06: {bad} is a truncated JPEG (no end-of-image marker after the last scan) (frameset skipped)"
         in stdout
+    )
     assert list(np.load(preds)["frames"]) == [0, 2, 3]
     # With --allow-missing-views the frameset runs without the bad view.
     assert main(args + ["--allow-missing-views"]) == 0
@@ -128,8 +167,17 @@ def test_predict_real_frames_without_a_model_triangulates_the_two_people(shared_
         cv2.imwrite(str(tmp_path / f"{cam}.jpg"), cap.read()[1])
         cap.release()
     out = tmp_path / "p.json"
-    rc = main(["predict", "--images", str(tmp_path), "--calibration",
-               str(CONFIGS_DIR / "rigs" / "pose2sim_multiperson.yaml"), "--out", str(out)])
+    rc = main(
+        [
+            "predict",
+            "--images",
+            str(tmp_path),
+            "--calibration",
+            str(CONFIGS_DIR / "rigs" / "pose2sim_multiperson.yaml"),
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     result = json.loads(out.read_text())
     assert result["route"] == "triangulate" and len(result["frames"]) == 1

@@ -55,7 +55,7 @@ def reference_project(heatmaps: torch.Tensor, rig, size_mm, center_mm, bins, inp
         y = xcam[:, 1] / (xcam[:, 2] + 1e-5)
         r2 = torch.clamp(x * x + y * y, max=1e10)
         k1, k2, p1, p2, k3 = (float(v) for v in cam.dist)
-        radial = 1 + k1 * r2 + k2 * r2 ** 2 + k3 * r2 ** 3
+        radial = 1 + k1 * r2 + k2 * r2**2 + k3 * r2**3
         tan = p1 * y + p2 * x
         xd = x * (radial + 2 * tan) + p2 * r2
         yd = y * (radial + 2 * tan) + p1 * r2
@@ -68,7 +68,7 @@ def reference_project(heatmaps: torch.Tensor, rig, size_mm, center_mm, bins, inp
         xy = xy @ trans[:, :2].T + trans[:, 2]
         xy = xy * torch.tensor([W / input_size[0], H / input_size[1]], dtype=torch.float64)
         sample = torch.clamp(xy / torch.tensor([W - 1, H - 1], dtype=torch.float64) * 2.0 - 1.0, -1.1, 1.1)
-        cubes[c] = F.grid_sample(heatmaps[c:c + 1].double(), sample.view(1, 1, N, 2), align_corners=True)[0, :, 0]
+        cubes[c] = F.grid_sample(heatmaps[c : c + 1].double(), sample.view(1, 1, N, 2), align_corners=True)[0, :, 0]
     out = (bounding[:, None] * cubes).sum(0) / (bounding.sum(0) + 1e-6)
     out = torch.nan_to_num(out, 0.0).clamp(0.0, 1.0)
     return out.view(C, *bins).float()
@@ -80,11 +80,14 @@ def test_affine_matches_panoptic_numbers_and_opencv_construction():
     A = get_affine((960, 540), s, 0.0, (960, 512))
     assert A[0, 0] == pytest.approx(0.474074, abs=1e-6) and A[1, 1] == pytest.approx(0.474074, abs=1e-6)
     assert A[0, 2] == pytest.approx(24.889, abs=1e-3) and A[1, 2] == pytest.approx(0.0, abs=1e-9)
-    for center, scale, rot, out in [((960, 540), (10.125, 5.4), 30.0, (960, 512)),
-                                    ((320, 180), (3.2, 2.4), -45.0, (128, 96)),
-                                    ((500, 300), (4.0, 4.0), 12.5, (256, 256))]:
-        np.testing.assert_allclose(get_affine(center, scale, rot, out), reference_affine(center, scale, rot, out),
-                                   atol=2e-3)
+    for center, scale, rot, out in [
+        ((960, 540), (10.125, 5.4), 30.0, (960, 512)),
+        ((320, 180), (3.2, 2.4), -45.0, (128, 96)),
+        ((500, 300), (4.0, 4.0), 12.5, (256, 256)),
+    ]:
+        np.testing.assert_allclose(
+            get_affine(center, scale, rot, out), reference_affine(center, scale, rot, out), atol=2e-3
+        )
 
 
 @pytest.fixture
@@ -140,8 +143,14 @@ def test_missing_view_is_fused_like_a_rig_without_it(setup):
 def test_projection_finds_known_root_voxel_from_rendered_heatmaps():
     rig = make_rig()
     bins = (40, 40, 12)
-    proj = VolumeProjector(ViewGeometry.from_rig(rig, (320, 192), (80, 48)), (8000, 8000, 2000), (0, -500, 800),
-                           bins, (2000, 2000, 2000), (16, 16, 16))
+    proj = VolumeProjector(
+        ViewGeometry.from_rig(rig, (320, 192), (80, 48)),
+        (8000, 8000, 2000),
+        (0, -500, 800),
+        bins,
+        (2000, 2000, 2000),
+        (16, 16, 16),
+    )
     voxels = grid_points((8000, 8000, 2000), (0, -500, 800), bins).numpy().reshape(*bins, 3)
     for idx in [(20, 22, 5), (14, 25, 7), (27, 15, 3)]:
         root = voxels[idx]

@@ -115,10 +115,12 @@ def test_runtime_refines_only_when_configured(rig5, tiny):
     valid = plain.candidates[:, 0, 3] >= 0
     assert bool(valid.any())
     moved = (on.candidates[valid, :, :3] - plain.candidates[valid, :, :3]).norm(dim=-1)
-    assert float(moved.max()) > 1.0 and float(moved.max()) < 60.0 * 3 ** 0.5 + 1e-3  # stays inside the window
+    assert float(moved.max()) > 1.0 and float(moved.max()) < 60.0 * 3**0.5 + 1e-3  # stays inside the window
     assert torch.equal(on.candidates[:, :, 3:], plain.candidates[:, :, 3:])
     # the model config's setting is the default; refine_radius_mm=0 switches it off
-    refined_cfg = dataclasses.replace(tiny, pose_net=dataclasses.replace(tiny.pose_net, refine=RefineConfig(radius_mm=60.0)))
+    refined_cfg = dataclasses.replace(
+        tiny, pose_net=dataclasses.replace(tiny.pose_net, refine=RefineConfig(radius_mm=60.0))
+    )
     model.config = refined_cfg
     by_config = InferenceRuntime(model, rig5, backend="eager", device="cpu").from_heatmaps(hm)
     assert torch.allclose(by_config.candidates, on.candidates)

@@ -115,9 +115,10 @@ def test_backend_resolution(caplog):
 
 
 def test_bf16_parity_with_fp32(rig5):
-    cfg = tiny_config(root_net=tiny_config().root_net.__class__(bins=(12, 12, 4), max_people=3,
-                                                                 v2v=tiny_config().root_net.v2v),
-                      pose_net=tiny_config().pose_net.__class__(bins=(8, 8, 8), v2v=tiny_config().pose_net.v2v))
+    cfg = tiny_config(
+        root_net=tiny_config().root_net.__class__(bins=(12, 12, 4), max_people=3, v2v=tiny_config().root_net.v2v),
+        pose_net=tiny_config().pose_net.__class__(bins=(8, 8, 8), v2v=tiny_config().pose_net.v2v),
+    )
     model = _trained_like(cfg)
     hm = _heatmaps(rig5, cfg)
     fp32 = InferenceRuntime(model, rig5, backend="eager", device="cpu", precision="fp32")
@@ -161,14 +162,20 @@ def test_3d_part_matches_upstream_style_loops(rig5, tiny):
         axes = [torch.linspace(-s / 2, s / 2, n) for s, n in zip(cfg.pose_net.cube_size_mm, cfg.pose_net.bins)]
         for k in range(cfg.root_net.max_people):
             cube = reference_project(hm, rig5, cfg.pose_net.cube_size_mm, props[k, :3].tolist(), cfg.pose_net.bins, inp)
-            joints = soft_argmax(model_c.pose_net(cube[None]), props[k:k + 1, :3], axes, cfg.pose_net.beta)[0]
+            joints = soft_argmax(model_c.pose_net(cube[None]), props[k : k + 1, :3], axes, cfg.pose_net.beta)[0]
             torch.testing.assert_close(ours.candidates[k, :, :3], joints, atol=0.05, rtol=0)
 
 
 def test_load_model_from_preset_with_overrides_warns_untrained(rig5, caplog):
     with caplog.at_level(logging.WARNING, logger="engine.api"):
-        pred = load_model("light", rig5, device="cpu", config_overrides=("root_net.max_people=4",),
-                          volume_center_mm=(0, 0, 900), volume_size_mm=(6000, 6000, 2000))
+        pred = load_model(
+            "light",
+            rig5,
+            device="cpu",
+            config_overrides=("root_net.max_people=4",),
+            volume_center_mm=(0, 0, 900),
+            volume_size_mm=(6000, 6000, 2000),
+        )
     assert "WITHOUT weights" in caplog.text and pred.reports == []
     assert pred.config.name == "light" and pred.config.root_net.max_people == 4
     assert pred.runtime.space_center_mm == (0, 0, 900)

@@ -13,12 +13,24 @@ from .test_runtime import _heatmaps, _trained_like
 
 
 def test_engine_cache_key_changes_with_every_component():
-    base = dict(weights_hash="abc", stage="pose_net", shape=(10, 15, 64, 64, 64), precision="fp16",
-                versions="torch2.13-tt2.13-trt10", gpu_name="NVIDIA H100")
+    base = dict(
+        weights_hash="abc",
+        stage="pose_net",
+        shape=(10, 15, 64, 64, 64),
+        precision="fp16",
+        versions="torch2.13-tt2.13-trt10",
+        gpu_name="NVIDIA H100",
+    )
     key = engine_cache_key(**base)
     assert key.startswith("pose_net-") and key == engine_cache_key(**base)
-    for field, other in [("weights_hash", "abd"), ("shape", (9, 15, 64, 64, 64)), ("precision", "fp32"),
-                         ("versions", "torch2.13-tt2.13-trt11"), ("gpu_name", "NVIDIA H200"), ("stage", "root_net")]:
+    for field, other in [
+        ("weights_hash", "abd"),
+        ("shape", (9, 15, 64, 64, 64)),
+        ("precision", "fp32"),
+        ("versions", "torch2.13-tt2.13-trt11"),
+        ("gpu_name", "NVIDIA H200"),
+        ("stage", "root_net"),
+    ]:
         assert engine_cache_key(**{**base, field: other}) != key, field
 
 

@@ -13,10 +13,26 @@ FPS = 15.0
 
 def _person(scale: float) -> np.ndarray:
     """(15,3) a standing person at the origin, limbs scaled by ``scale``."""
-    base = np.array([
-        [0, 0, 1500], [0, 60, 1620], [0, 0, 950], [-180, 0, 1480], [-200, 0, 1200], [-210, 0, 950],
-        [-100, 0, 940], [-100, 0, 500], [-100, 0, 80], [180, 0, 1480], [200, 0, 1200], [210, 0, 950],
-        [100, 0, 940], [100, 0, 500], [100, 0, 80]], dtype=np.float64)
+    base = np.array(
+        [
+            [0, 0, 1500],
+            [0, 60, 1620],
+            [0, 0, 950],
+            [-180, 0, 1480],
+            [-200, 0, 1200],
+            [-210, 0, 950],
+            [-100, 0, 940],
+            [-100, 0, 500],
+            [-100, 0, 80],
+            [180, 0, 1480],
+            [200, 0, 1200],
+            [210, 0, 950],
+            [100, 0, 940],
+            [100, 0, 500],
+            [100, 0, 80],
+        ],
+        dtype=np.float64,
+    )
     return base * scale
 
 
@@ -41,7 +57,7 @@ def test_one_euro_reduces_jitter_and_follows_motion(rng):
 
 def test_ids_stay_stable_when_people_cross(rng):
     n = 60
-    a = _walk([-1500, 0, 0], [1500, 0, 0], n, 1.0)   # walks +x
+    a = _walk([-1500, 0, 0], [1500, 0, 0], n, 1.0)  # walks +x
     b = _walk([1500, 300, 0], [-1500, 0, 0], n, 1.1)  # walks -x, passes 300 mm apart
     tracker = PoseTracker(min_hits=2)
     true_ids, pred_ids = [], []

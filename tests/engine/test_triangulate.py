@@ -25,8 +25,14 @@ def make_people(rng: np.random.Generator, n: int = 4) -> np.ndarray:
     return np.stack([forward_kinematics(sample_body(rng), neutral_pose(*PLACES[i])) for i in range(n)])
 
 
-def observe(rig, people_mm: np.ndarray, rng: np.random.Generator, noise_px: float = 1.5,
-            seen: np.ndarray | None = None, shuffle: bool = True) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def observe(
+    rig,
+    people_mm: np.ndarray,
+    rng: np.random.Generator,
+    noise_px: float = 1.5,
+    seen: np.ndarray | None = None,
+    shuffle: bool = True,
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Per view (N_v,15,3) 2D people (x, y px, score) and the true person index of each row."""
     views, truth = [], []
     for v, cam in enumerate(rig):
@@ -91,8 +97,9 @@ def test_two_view_ghost_of_two_people_is_dissolved(rig):
     for seed in (3, 4, 5):
         rng = np.random.default_rng(seed)
         places = ((-500.0, 0.0), (500.0, 0.0), (0.0, 1000.0))
-        people = np.stack([forward_kinematics(sample_body(rng), neutral_pose(x, y, rng.uniform(-3, 3)))
-                           for x, y in places])
+        people = np.stack(
+            [forward_kinematics(sample_body(rng), neutral_pose(x, y, rng.uniform(-3, 3))) for x, y in places]
+        )
         views, _ = observe(rig, people, rng, noise_px=3.0)
         pred = Triangulator.from_rig(rig).predict_people(views)
         who, mpjpe = match(pred.poses_mm, people)
@@ -124,8 +131,9 @@ def test_outlier_view_is_rejected(rig, rng):
     assert np.linalg.norm(res.poses_mm[0, wrist] - people[0, wrist]) < 15.0
     # The same joint triangulated without rejection is pulled far off: the test can fail.
     xy = np.stack([undistort_points(views[v][0, wrist, :2], cam) for v, cam in enumerate(rig)])[None]
-    X_all = triangulate_weighted(rig, np.stack([views[v][0, wrist, :2] for v in range(len(rig))])[None],
-                                 np.ones((1, len(rig))))
+    X_all = triangulate_weighted(
+        rig, np.stack([views[v][0, wrist, :2] for v in range(len(rig))])[None], np.ones((1, len(rig)))
+    )
     assert np.linalg.norm(X_all[0] - people[0, wrist]) > 30.0
     X, inlier, ok = tri.triangulate_points(xy, np.ones((1, len(rig))))
     assert ok[0] and not inlier[0, 1] and inlier[0, [0, 2, 3, 4]].all()
@@ -190,16 +198,17 @@ def test_coco17_input_derives_neck_and_mid_hip_in_3d(rig, rng):
     who, mpjpe = match(pred.poses_mm, people)
     assert sorted(who.tolist()) == [0, 1]
     neck, l_sho, r_sho = (PANOPTIC15.index(n) for n in ("neck", "l_shoulder", "r_shoulder"))
-    np.testing.assert_allclose(pred.poses_mm[:, neck], 0.5 * (pred.poses_mm[:, l_sho] + pred.poses_mm[:, r_sho]),
-                               atol=1e-3)
+    np.testing.assert_allclose(
+        pred.poses_mm[:, neck], 0.5 * (pred.poses_mm[:, l_sho] + pred.poses_mm[:, r_sho]), atol=1e-3
+    )
 
 
 def test_cluster_keeps_one_person_per_view_and_rejects_chains():
     cost = np.full((4, 4), np.inf)
     view = np.array([0, 1, 2, 1])
-    cost[0, 1] = cost[1, 0] = 10.0   # 0~1
-    cost[0, 3] = cost[3, 0] = 12.0   # 0~3 too, but 1 and 3 share view 1
-    cost[1, 2] = cost[2, 1] = 20.0   # 1~2, but 0 and 2 disagree: average linkage refuses
+    cost[0, 1] = cost[1, 0] = 10.0  # 0~1
+    cost[0, 3] = cost[3, 0] = 12.0  # 0~3 too, but 1 and 3 share view 1
+    cost[1, 2] = cost[2, 1] = 20.0  # 1~2, but 0 and 2 disagree: average linkage refuses
     cost[0, 2] = cost[2, 0] = 400.0
     clusters = cluster_people(cost, view, max_cost=100.0)
     assert [c.tolist() for c in clusters] == [[0, 1]]

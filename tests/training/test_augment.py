@@ -107,13 +107,23 @@ def test_sample_view_sets_resamples_over_the_whole_dataset(rng):
         tried.append(i)
         return [person] * 5 if i in (0, 990) else [person] * 4 + [empty]
 
-    out = sample_view_sets(rng, 7, 1000, labels, np.full((5, 2), [960.0, 540.0]),
-                           np.tile(base_scale((1920, 1080), (960, 512)), (5, 1)), (960, 512), max_attempts=5000)
+    out = sample_view_sets(
+        rng,
+        7,
+        1000,
+        labels,
+        np.full((5, 2), [960.0, 540.0]),
+        np.tile(base_scale((1920, 1080), (960, 512)), (5, 1)),
+        (960, 512),
+        max_attempts=5000,
+    )
     assert out.index in (0, 990) and out.affines.shape == (3, 5, 2, 3)
     assert max(tried) > 200  # upstream would only draw from [0, len/5 - 10)
     assert all(v.all() for s in out.visible for v in s)  # centred person stays visible
     with pytest.raises(RuntimeError, match="no valid"):
-        sample_view_sets(rng, 3, 1000, lambda i: [empty] * 5, np.zeros((5, 2)), np.ones((5, 2)), (960, 512), max_attempts=3)
+        sample_view_sets(
+            rng, 3, 1000, lambda i: [empty] * 5, np.zeros((5, 2)), np.ones((5, 2)), (960, 512), max_attempts=3
+        )
 
 
 def test_photometric_ops(rng):

@@ -16,16 +16,43 @@ from training.detection_route.config import EstimatorNoiseConfig, RigSamplerConf
 from training.detection_route.scenes import ROOT, detector_params, sample_rig, sample_scene, sample_volume
 from training.detection_route.trainer import scene_heatmaps, scene_projector, train
 
-MODEL = MODELS_DIR / "detection_generic_candidate.pt"  # not app.route.DEFAULT_DETECTION_MODEL yet: docs/detection_route.md
-EXACT = {"noise_px": 0.0, "noise_occluded_px": 0.0, "miss_rate": 0.0, "miss_rate_occluded": 0.0, "swap_rate": 0.0,
-         "wrong_person_rate": 0.0, "person_miss_rate": 0.0, "false_positives_per_view": 0.0}
+MODEL = (
+    MODELS_DIR / "detection_generic_candidate.pt"
+)  # not app.route.DEFAULT_DETECTION_MODEL yet: docs/detection_route.md
+EXACT = {
+    "noise_px": 0.0,
+    "noise_occluded_px": 0.0,
+    "miss_rate": 0.0,
+    "miss_rate_occluded": 0.0,
+    "swap_rate": 0.0,
+    "wrong_person_rate": 0.0,
+    "person_miss_rate": 0.0,
+    "false_positives_per_view": 0.0,
+}
 
 
 def _bank(n: int = 20) -> np.ndarray:
     """Standing-ish poses: a fixed T-shape skeleton (root at x = y = 0, feet near z = 60 mm) plus noise."""
-    base = np.array([[0, 0, 1500], [0, 0, 1650], [0, 0, 950], [-180, 0, 1450], [-200, 0, 1200], [-210, 0, 950],
-                     [-100, 0, 950], [-100, 0, 520], [-100, 0, 80], [180, 0, 1450], [200, 0, 1200], [210, 0, 950],
-                     [100, 0, 950], [100, 0, 520], [100, 0, 80]], float)
+    base = np.array(
+        [
+            [0, 0, 1500],
+            [0, 0, 1650],
+            [0, 0, 950],
+            [-180, 0, 1450],
+            [-200, 0, 1200],
+            [-210, 0, 950],
+            [-100, 0, 950],
+            [-100, 0, 520],
+            [-100, 0, 80],
+            [180, 0, 1450],
+            [200, 0, 1200],
+            [210, 0, 950],
+            [100, 0, 950],
+            [100, 0, 520],
+            [100, 0, 80],
+        ],
+        float,
+    )
     return (base[None] + np.random.default_rng(0).normal(0, 20, (n, 15, 3))).astype(np.float32)
 
 
@@ -69,8 +96,14 @@ def test_simulated_people_land_where_the_camera_model_projects_them():
 def test_input_heatmaps_peak_at_the_affine_mapped_projection():
     rng = np.random.default_rng(7)
     noise = EstimatorNoiseConfig(params=EXACT, min_joint_score=0.0)
-    scene = sample_scene(rng, _bank(), RigSamplerConfig(cameras=(2, 3)), SceneConfig(people=(1, 1), bystander_prob=0.0),
-                         detector_params(noise), noise)
+    scene = sample_scene(
+        rng,
+        _bank(),
+        RigSamplerConfig(cameras=(2, 3)),
+        SceneConfig(people=(1, 1), bystander_prob=0.0),
+        detector_params(noise),
+        noise,
+    )
     model = build_model(load_preset("shelf"))
     proj = scene_projector(model, scene)
     hm = scene_heatmaps(proj, scene, 3.0)
@@ -88,12 +121,21 @@ def test_input_heatmaps_peak_at_the_affine_mapped_projection():
             assert float(hm[v, j].max()) == pytest.approx(float(people[0, j, 2]), abs=0.05)
             hits += 1
     assert hits >= 10
-    assert proj.root_volume(hm[:, ROOT:ROOT + 1]).shape == (1, 1, *model.config.root_net.bins)
+    assert proj.root_volume(hm[:, ROOT : ROOT + 1]).shape == (1, 1, *model.config.root_net.bins)
 
 
 def test_trainer_writes_a_loadable_model_and_resumes(tmp_path):
-    cfg = load_config("detection_generic", ("optim.steps=2", "scene.bank_frames=20", "checkpoint_every=1",
-                                            "log_every=1", "optim.max_pose_people=1", "rigs.cameras=[2,3]"))
+    cfg = load_config(
+        "detection_generic",
+        (
+            "optim.steps=2",
+            "scene.bank_frames=20",
+            "checkpoint_every=1",
+            "log_every=1",
+            "optim.max_pose_people=1",
+            "rigs.cameras=[2,3]",
+        ),
+    )
     out = tmp_path / "run"
     s1 = train(cfg, out)
     assert s1["steps"] == 2 and (out / "model.pt").is_file() and (out / "checkpoint.pt").is_file()

@@ -20,10 +20,10 @@ def _gt_predictions(frames, offset_mm=0.0, with_sequences=True):
     roots = np.zeros((len(frames), M, 3))
     for i, f in enumerate(frames):
         g, _ = f.gt_arrays()
-        poses[i, :len(g), :, :3] = g + offset_mm
-        poses[i, :len(g), :, 4] = 0.9
-        roots[i, :len(g)] = g[:, 2]
-        valid[i, :len(g)] = True
+        poses[i, : len(g), :, :3] = g + offset_mm
+        poses[i, : len(g), :, 4] = 0.9
+        roots[i, : len(g)] = g[:, 2]
+        valid[i, : len(g)] = True
     seqs = np.array([f.sequence for f in frames]) if with_sequences else None
     return Predictions(poses, np.array([f.frame for f in frames]), valid, poses[:, :, 0, 4], roots, "panoptic15", seqs)
 
@@ -41,8 +41,22 @@ def test_panoptic_eval_on_real_gt(shared_data, tmp_path, capsys):
     with pytest.raises(Exception, match="sequences"):
         evaluate_panoptic(_gt_predictions(frames, with_sequences=False), frames)
     pred_path = save_predictions(tmp_path / "p.npz", _gt_predictions(frames, offset_mm=30.0 / np.sqrt(3)))
-    rc = main(["eval", "panoptic", "--predictions", str(pred_path), "--gt", str(root), "--sequences", *seqs,
-               "--interval", "1", "--metrics", str(tmp_path / "m.json")])
+    rc = main(
+        [
+            "eval",
+            "panoptic",
+            "--predictions",
+            str(pred_path),
+            "--gt",
+            str(root),
+            "--sequences",
+            *seqs,
+            "--interval",
+            "1",
+            "--metrics",
+            str(tmp_path / "m.json"),
+        ]
+    )
     assert rc == 0
     saved = json.loads((tmp_path / "m.json").read_text())
     assert {"mpjpe_mm", "ap25", "ap150", "recall500"} <= set(saved) and saved["ap25"] == 0.0
@@ -51,8 +65,18 @@ def test_panoptic_eval_on_real_gt(shared_data, tmp_path, capsys):
 
 @pytest.mark.data
 def test_shelf_eval_command(shared_data, tmp_path, capsys):
-    rc = main(["eval", "shelf", "--predictions", str(shared_data / "shelf" / "pred_4dassoc_coco17.npz"),
-               "--gt", str(shared_data / "shelf"), "--metrics", str(tmp_path / "s.json")])
+    rc = main(
+        [
+            "eval",
+            "shelf",
+            "--predictions",
+            str(shared_data / "shelf" / "pred_4dassoc_coco17.npz"),
+            "--gt",
+            str(shared_data / "shelf"),
+            "--metrics",
+            str(tmp_path / "s.json"),
+        ]
+    )
     assert rc == 0
     out = capsys.readouterr().out
     assert "Total" in out and "96.07" in out
@@ -61,10 +85,12 @@ def test_shelf_eval_command(shared_data, tmp_path, capsys):
 
 
 def test_unsupported_combinations_are_one_line_errors(capsys):
-    for argv, says in ((["eval", "campus", "--checkpoint", "model.pt"], "shelf or synthetic only"),
-                       (["eval", "panoptic", "--engine", "triangulate"], "shelf only"),
-                       (["eval", "shelf", "--engine", "triangulate", "--checkpoint", "m.pt"], "no model"),
-                       (["eval", "campus"], "--predictions FILE is required")):
+    for argv, says in (
+        (["eval", "campus", "--checkpoint", "model.pt"], "shelf or synthetic only"),
+        (["eval", "panoptic", "--engine", "triangulate"], "shelf only"),
+        (["eval", "shelf", "--engine", "triangulate", "--checkpoint", "m.pt"], "no model"),
+        (["eval", "campus"], "--predictions FILE is required"),
+    ):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert says in err and len(err.strip().splitlines()) == 1 and "not built" not in err
@@ -75,8 +101,22 @@ def test_shelf_triangulate_engine_on_a_slice(shared_data, tmp_path, capsys):
     """Frames 520-549 (actors 1, 2, 4): measured A1 92.3, A2 91.1, A4 82.6 PCP; body MPJPE 44 / 61 mm."""
     shelf = shared_data / "shelf"
     preds, metrics = tmp_path / "tri.npz", tmp_path / "tri.json"
-    rc = main(["eval", "shelf", "--engine", "triangulate", "--gt", str(shelf), "--frames", "520-549",
-               "--save-predictions", str(preds), "--metrics", str(metrics)])
+    rc = main(
+        [
+            "eval",
+            "shelf",
+            "--engine",
+            "triangulate",
+            "--gt",
+            str(shelf),
+            "--frames",
+            "520-549",
+            "--save-predictions",
+            str(preds),
+            "--metrics",
+            str(metrics),
+        ]
+    )
     assert rc == 0 and "coco17 head rule" in capsys.readouterr().out
     m = json.loads(metrics.read_text())
     assert m["actor_pcp"]["Actor1"] >= 90.0 and m["actor_pcp"]["Actor2"] >= 88.0 and m["actor_pcp"]["Actor4"] >= 78.0
@@ -86,8 +126,23 @@ def test_shelf_triangulate_engine_on_a_slice(shared_data, tmp_path, capsys):
     # The saved file is in the learned route's format and re-scores to the same figures.
     with np.load(preds) as z:
         assert z["poses"].shape[2:] == (15, 5) and z["valid"].shape == z["poses"].shape[:2] and "roots" in z
-    assert main(["eval", "shelf", "--predictions", str(preds), "--gt", str(shelf), "--frames", "520-549",
-                 "--metrics", str(tmp_path / "re.json")]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "shelf",
+                "--predictions",
+                str(preds),
+                "--gt",
+                str(shelf),
+                "--frames",
+                "520-549",
+                "--metrics",
+                str(tmp_path / "re.json"),
+            ]
+        )
+        == 0
+    )
     assert json.loads((tmp_path / "re.json").read_text())["pcp_average"] == pytest.approx(m["pcp_average"])
 
 
@@ -101,8 +156,9 @@ def test_eval_synthetic_scores_a_checkpoint_and_names_the_train_command(tmp_path
     assert main(["eval", "synthetic"]) == 2
     assert "selfpose3d train --stage all --recipe light" in capsys.readouterr().err
     ckpt = save_checkpoint(tmp_path / "untrained.pt", build_model(load_preset("light")))
-    rc = main(["eval", "synthetic", "--checkpoint", str(ckpt), "--max-frames", "2",
-               "--metrics", str(tmp_path / "m.json")])
+    rc = main(
+        ["eval", "synthetic", "--checkpoint", str(ckpt), "--max-frames", "2", "--metrics", str(tmp_path / "m.json")]
+    )
     assert rc == 0
     saved = json.loads((tmp_path / "m.json").read_text())
     assert {"mpjpe_mm", "ap25", "ap100", "ap150", "recall500"} <= set(saved)
@@ -128,8 +184,13 @@ def test_panoptic_gt_pickle_matches_json_index(shared_data, tmp_path):
     for f in frames:
         g, v = f.gt_arrays()
         for cam in ("00_03", "00_06"):  # the 3D GT repeats per camera entry
-            db.append({"key": f"{f.sequence}_{cam}_{f.frame:08d}", "joints_3d": list(g),
-                       "joints_3d_vis": [np.repeat(x[:, None], 3, 1) for x in v]})
+            db.append(
+                {
+                    "key": f"{f.sequence}_{cam}_{f.frame:08d}",
+                    "joints_3d": list(g),
+                    "joints_3d_vis": [np.repeat(x[:, None], 3, 1) for x in v],
+                }
+            )
     path = tmp_path / "group_validation_cam5_sub.pkl"
     path.write_bytes(pickle.dumps({"sequence_list": [], "interval": 12, "cam_list": [], "db": db}))
     back = read_gt_pickle(path)
@@ -138,5 +199,8 @@ def test_panoptic_gt_pickle_matches_json_index(shared_data, tmp_path):
         np.testing.assert_allclose(a.gt_arrays()[0], b.gt_arrays()[0])
         np.testing.assert_array_equal(a.gt_arrays()[1], b.gt_arrays()[1])
     pred = save_predictions(tmp_path / "p.npz", _gt_predictions(frames))
-    assert main(["eval", "panoptic", "--predictions", str(pred), "--gt", str(path), "--metrics", str(tmp_path / "m.json")]) == 0
+    assert (
+        main(["eval", "panoptic", "--predictions", str(pred), "--gt", str(path), "--metrics", str(tmp_path / "m.json")])
+        == 0
+    )
     assert json.loads((tmp_path / "m.json").read_text())["ap25"] == pytest.approx(1.0, abs=1e-4)

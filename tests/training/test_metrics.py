@@ -89,7 +89,9 @@ def test_frames_without_gt_are_skipped_and_no_tp_gives_inf():
 
 
 def test_root_matching_with_points():
-    rec = match_to_ground_truth([np.array([[0.0, 0, 0], [5.0, 0, 0]])], [np.array([0.2, 0.9])], [np.array([[3.0, 4.0, 0.0]])])
+    rec = match_to_ground_truth(
+        [np.array([[0.0, 0, 0], [5.0, 0, 0]])], [np.array([0.2, 0.9])], [np.array([[3.0, 4.0, 0.0]])]
+    )
     np.testing.assert_allclose(rec.mpjpe_mm, [5.0, np.hypot(2, 4)])
 
 
@@ -129,10 +131,13 @@ def test_pcp_hand_case():
 
 
 @pytest.mark.data
-@pytest.mark.parametrize("name, layout, expected", [
-    ("pred_4dassoc.npz", "panoptic15", (96.38, 84.59, 97.89, 92.95)),
-    ("pred_4dassoc_coco17.npz", "coco17", (99.68, 90.27, 98.26, 96.07)),
-])
+@pytest.mark.parametrize(
+    "name, layout, expected",
+    [
+        ("pred_4dassoc.npz", "panoptic15", (96.38, 84.59, 97.89, 92.95)),
+        ("pred_4dassoc_coco17.npz", "coco17", (99.68, 90.27, 98.26, 96.07)),
+    ],
+)
 def test_shelf_pcp_on_4d_association_output(shared_data, name, layout, expected):
     gt = np.load(shared_data / "shelf" / "gt.npz")
     preds = load_predictions(shared_data / "shelf" / name)

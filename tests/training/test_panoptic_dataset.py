@@ -32,7 +32,11 @@ def test_real_samples_match_reference_conversion(shared_data):
     root = shared_data / "panoptic_body3d_samples"
     frames = index_frames(root, "train", sequences=["160906_band1", "160906_band2"], interval=1)
     assert [(f.sequence, f.frame) for f in frames] == [
-        ("160906_band1", 168), ("160906_band1", 169), ("160906_band2", 139), ("160906_band2", 140)]
+        ("160906_band1", 168),
+        ("160906_band1", 169),
+        ("160906_band2", 139),
+        ("160906_band2", 140),
+    ]
     got = {(f.sequence, f.frame, b.id): b for f in frames for b in f.bodies}
     assert len(got) == 12
     for i in range(12):
@@ -48,9 +52,15 @@ def test_real_samples_project_onto_reference_pixels(shared_data):
     rig = seq.load_rig()
     assert rig.names == list(HD_CAMERAS) == [str(n) for n in ref["camera_names"]]
     bodies = read_body3d_scene(seq.body_files()[0])
-    i = int(np.flatnonzero((ref["sequence"] == "160906_band1") & (ref["frame"] == 168) & (ref["body_id"] == bodies[0].id))[0])
+    i = int(
+        np.flatnonzero((ref["sequence"] == "160906_band1") & (ref["frame"] == 168) & (ref["body_id"] == bodies[0].id))[
+            0
+        ]
+    )
     for v, cam in enumerate(rig):
-        np.testing.assert_allclose(project_points(bodies[0].joints_mm, cam), ref["uv_hd_1920x1080"][i, v, :15], atol=1e-4)
+        np.testing.assert_allclose(
+            project_points(bodies[0].joints_mm, cam), ref["uv_hd_1920x1080"][i, v, :15], atol=1e-4
+        )
 
 
 def test_root_invisible_bodies_dropped_and_visibility_threshold(tmp_path):

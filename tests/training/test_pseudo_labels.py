@@ -12,7 +12,8 @@ import pytest
 from calib.common.skeleton import PANOPTIC15
 from training.errors import DatasetError
 from training.pseudo_labels.importers import import_coco, import_openpose, import_selfpose3d_pickle
-from training.pseudo_labels.mapping import BODY25, COCO17, COCO18, Detection, convert_detection, harden, to_panoptic15
+from calib.common.keypoint_maps import BODY25, COCO17, COCO18
+from training.pseudo_labels.mapping import Detection, convert_detection, harden, to_panoptic15
 from training.pseudo_labels.store import LabelEntry, PseudoLabelSet, ViewLabels
 
 P = PANOPTIC15.index
@@ -77,10 +78,19 @@ def test_hard_variant_rules():
 
 
 def test_store_round_trip_keeps_empty_entries(tmp_path, rng):
-    lab = ViewLabels(rng.normal(size=(2, 15, 2)).astype(np.float32), rng.random((2, 15)).astype(np.float32),
-                     rng.random((2, 15)) > 0.5)
-    s = PseudoLabelSet([LabelEntry("seqA", 3, "00_03", lab, "a.jpg", (1920, 1080)),
-                        LabelEntry("seqA", 3, "00_06", ViewLabels.empty())], "hard", "test")
+    lab = ViewLabels(
+        rng.normal(size=(2, 15, 2)).astype(np.float32),
+        rng.random((2, 15)).astype(np.float32),
+        rng.random((2, 15)) > 0.5,
+    )
+    s = PseudoLabelSet(
+        [
+            LabelEntry("seqA", 3, "00_03", lab, "a.jpg", (1920, 1080)),
+            LabelEntry("seqA", 3, "00_06", ViewLabels.empty()),
+        ],
+        "hard",
+        "test",
+    )
     back = PseudoLabelSet.load(s.save(tmp_path / "labels.npz"))
     assert back.variant == "hard" and len(back) == 2 and back.num_persons() == 2
     got = back.get("seqA", 3, "00_03")
@@ -100,10 +110,24 @@ def _coco_person(rng, box):
 
 
 def test_import_coco_dataset_and_results_forms(tmp_path, rng):
-    images = [{"id": 1, "file_name": "160906_band1/hdImgs/00_03/00_03_00000168.jpg", "width": 1920, "height": 1080},
-              {"id": 2, "file_name": "160906_band1/hdImgs/00_06/00_06_00000168.jpg", "width": 1920, "height": 1080}]
-    anns = [{"image_id": 1, "keypoints": _coco_person(rng, [100, 100, 200, 400]), "bbox": [100, 100, 200, 400], "score": 0.9},
-            {"image_id": 1, "keypoints": _coco_person(rng, [600, 100, 200, 400]), "bbox": [600, 100, 200, 400], "score": 0.5}]
+    images = [
+        {"id": 1, "file_name": "160906_band1/hdImgs/00_03/00_03_00000168.jpg", "width": 1920, "height": 1080},
+        {"id": 2, "file_name": "160906_band1/hdImgs/00_06/00_06_00000168.jpg", "width": 1920, "height": 1080},
+    ]
+    anns = [
+        {
+            "image_id": 1,
+            "keypoints": _coco_person(rng, [100, 100, 200, 400]),
+            "bbox": [100, 100, 200, 400],
+            "score": 0.9,
+        },
+        {
+            "image_id": 1,
+            "keypoints": _coco_person(rng, [600, 100, 200, 400]),
+            "bbox": [600, 100, 200, 400],
+            "score": 0.5,
+        },
+    ]
     (tmp_path / "ds.json").write_text(json.dumps({"images": images, "annotations": anns}))
     s = import_coco(tmp_path / "ds.json", "soft")
     assert s.frames() == [("160906_band1", 168)] and s.cameras() == ["00_03", "00_06"]
@@ -137,11 +161,24 @@ def test_import_selfpose3d_pickle_and_refuse_code(tmp_path, rng):
     j = rng.uniform(0, 1900, size=(15, 2))
     vis = np.ones((15, 2), bool)
     vis[4] = False
-    db = {"sequence_list": ["160906_band1"], "interval": 3, "cam_list": [(0, 3)], "db": [
-        {"key": "160906_band1_00_03_00000168", "image": "x/00_03_00000168.jpg", "height": 1080, "width": 1920,
-         "joints_2d": [j], "joints_2d_vis": [vis], "bboxes": [np.zeros(4)], "scores": [np.float64(0.9)]},
-        {"key": "160906_band1_00_06_00000168", "image": "y.jpg", "joints_2d": [], "joints_2d_vis": []},
-    ]}
+    db = {
+        "sequence_list": ["160906_band1"],
+        "interval": 3,
+        "cam_list": [(0, 3)],
+        "db": [
+            {
+                "key": "160906_band1_00_03_00000168",
+                "image": "x/00_03_00000168.jpg",
+                "height": 1080,
+                "width": 1920,
+                "joints_2d": [j],
+                "joints_2d_vis": [vis],
+                "bboxes": [np.zeros(4)],
+                "scores": [np.float64(0.9)],
+            },
+            {"key": "160906_band1_00_06_00000168", "image": "y.jpg", "joints_2d": [], "joints_2d_vis": []},
+        ],
+    }
     path = tmp_path / "group_train_cam5_pseudo_hrnet_soft_9videos.pkl"
     path.write_bytes(pickle.dumps(db))
     s = import_selfpose3d_pickle(path)
@@ -162,7 +199,9 @@ def test_pseudo_labels_command_imports_coco(tmp_path, rng, capsys):
     anns = [{"image_id": 7, "keypoints": _coco_person(rng, [10, 10, 200, 300]), "bbox": [10, 10, 200, 300]}]
     (tmp_path / "k.json").write_text(json.dumps({"images": images, "annotations": anns}))
     out = tmp_path / "labels.npz"
-    assert main(["pseudo-labels", "--from", "coco", str(tmp_path / "k.json"), "--variant", "hard", "--out", str(out)]) == 0
+    assert (
+        main(["pseudo-labels", "--from", "coco", str(tmp_path / "k.json"), "--variant", "hard", "--out", str(out)]) == 0
+    )
     s = PseudoLabelSet.load(out)
     assert s.variant == "hard" and len(s.get("seqX", 12, "Camera0")) == 1
     assert "1 persons" in capsys.readouterr().out

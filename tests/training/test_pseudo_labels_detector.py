@@ -18,8 +18,20 @@ from training.pseudo_labels.store import PseudoLabelSet
 def test_pose2sim_videos_give_two_people_per_view_and_resume(shared_data, tmp_path, capsys):
     videos = shared_data / "pose2sim_demos/Demo_MultiPerson/videos"
     out = tmp_path / "labels"
-    args = ["pseudo-labels", "--detector", "movenet", str(videos), "--out", str(out), "--every", "40",
-            "--input-size", "256", "--threads", "1"]
+    args = [
+        "pseudo-labels",
+        "--detector",
+        "movenet",
+        str(videos),
+        "--out",
+        str(out),
+        "--every",
+        "40",
+        "--input-size",
+        "256",
+        "--threads",
+        "1",
+    ]
     assert main(args) == 0
     paths = output_paths(out)
     summary = json.loads(paths["summary"].read_text())
@@ -45,7 +57,9 @@ def test_panoptic_tree_with_a_truncated_frame_is_named_and_counted(tmp_path):
     for cam in ("00_03", "00_06"):
         (tmp_path / "seq" / "hdImgs" / cam).mkdir(parents=True)
         for frame in (1, 2):
-            cv2.imwrite(str(tmp_path / "seq" / "hdImgs" / cam / f"{cam}_{frame:08d}.jpg"), np.full((48, 64, 3), 99, np.uint8))
+            cv2.imwrite(
+                str(tmp_path / "seq" / "hdImgs" / cam / f"{cam}_{frame:08d}.jpg"), np.full((48, 64, 3), 99, np.uint8)
+            )
     bad = tmp_path / "seq" / "hdImgs" / "00_06" / "00_06_00000002.jpg"
     bad.write_bytes(bad.read_bytes()[:200])
     footage = open_footage(tmp_path)

@@ -18,7 +18,9 @@ def test_release_is_half_size_loads_as_fp32_and_drops_attention(tmp_path):
     model = SelfPose3dModel(load_preset("light"))
     for p in model.parameters():
         p.data.normal_(0, 0.1)
-    src = save_checkpoint(tmp_path / "run.pt", model, {"stage": "finetune", "attention_state_dict": {"w": torch.ones(1000, 100)}})
+    src = save_checkpoint(
+        tmp_path / "run.pt", model, {"stage": "finetune", "attention_state_dict": {"w": torch.ones(1000, 100)}}
+    )
     out = tmp_path / "models" / "rel.pt"
     assert release_model(src, out, evaluate=False) == {}
     assert out.stat().st_size < 0.6 * src.stat().st_size

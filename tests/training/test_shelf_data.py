@@ -72,8 +72,21 @@ def test_eval_shelf_checkpoint_short(shared_data, tmp_path):
     parser = argparse.ArgumentParser()
     eval_cmd.add_arguments(parser)
     preds, metrics = tmp_path / "preds.npz", tmp_path / "m.json"
-    args = parser.parse_args(["shelf", "--checkpoint", str(MODEL), "--gt", str(shared_data / "shelf"),
-                              "--frames", "450-469", "--save-predictions", str(preds), "--metrics", str(metrics)])
+    args = parser.parse_args(
+        [
+            "shelf",
+            "--checkpoint",
+            str(MODEL),
+            "--gt",
+            str(shared_data / "shelf"),
+            "--frames",
+            "450-469",
+            "--save-predictions",
+            str(preds),
+            "--metrics",
+            str(metrics),
+        ]
+    )
     assert eval_cmd.run(args) == 0
     p = load_predictions(preds)
     assert list(p.frame_ids) == list(range(450, 470)) and p.poses.shape[2:] == (15, 5)
@@ -82,10 +95,23 @@ def test_eval_shelf_checkpoint_short(shared_data, tmp_path):
     assert m["pcp_average"] > 60.0  # a trained model; untrained weights score ~0
     # --refine-mm 0 switches the committed model's local refinement off: same people, other joints
     off = tmp_path / "off.npz"
-    args = parser.parse_args(["shelf", "--checkpoint", str(MODEL), "--gt", str(shared_data / "shelf"),
-                              "--frames", "450-469", "--save-predictions", str(off), "--refine-mm", "0"])
+    args = parser.parse_args(
+        [
+            "shelf",
+            "--checkpoint",
+            str(MODEL),
+            "--gt",
+            str(shared_data / "shelf"),
+            "--frames",
+            "450-469",
+            "--save-predictions",
+            str(off),
+            "--refine-mm",
+            "0",
+        ]
+    )
     assert eval_cmd.run(args) == 0
     q = load_predictions(off)
     assert np.array_equal(p.valid, q.valid)
     moved = np.linalg.norm(p.poses[p.valid][..., :3] - q.poses[q.valid][..., :3], axis=-1)
-    assert 1.0 < moved.mean() < 80.0 * 3 ** 0.5
+    assert 1.0 < moved.mean() < 80.0 * 3**0.5

@@ -16,16 +16,26 @@ INPUT = (320, 192)
 
 
 def _geometry(rig) -> SSLGeometry:
-    cfg = from_dict(ModelConfig, {"backbone": {"image_size": list(INPUT), "depth": 18},
-                                  "root_net": {"bins": [40, 40, 12]},
-                                  "pose_net": {"bins": [32, 32, 32]},
-                                  "space_size_mm": [4000, 4000, 2000], "space_center_mm": [0, 0, 900]})
+    cfg = from_dict(
+        ModelConfig,
+        {
+            "backbone": {"image_size": list(INPUT), "depth": 18},
+            "root_net": {"bins": [40, 40, 12]},
+            "pose_net": {"bins": [32, 32, 32]},
+            "space_size_mm": [4000, 4000, 2000],
+            "space_center_mm": [0, 0, 900],
+        },
+    )
     return SSLGeometry.from_rig(rig, cfg)
 
 
 def _affines(rig, rotation_deg: float, zoom: float) -> torch.Tensor:
-    out = [affine_transform((c.width / 2, c.height / 2), base_scale((c.width, c.height), INPUT) * zoom, rotation_deg, INPUT)
-           for c in rig]
+    out = [
+        affine_transform(
+            (c.width / 2, c.height / 2), base_scale((c.width, c.height), INPUT) * zoom, rotation_deg, INPUT
+        )
+        for c in rig
+    ]
     return torch.as_tensor(np.stack(out), dtype=torch.float32)
 
 
@@ -64,8 +74,15 @@ def test_synthetic_root_heatmaps_land_on_the_projection(toy_rig):
     geo = _geometry(toy_rig)
     roots = torch.tensor([[[300.0, 200.0, 900.0]]])
     affines = _affines(toy_rig, -25.0, 0.9)
-    hm = tg.synthetic_root_heatmaps(roots, torch.ones(1, 1, dtype=torch.bool), geo.cams, affines[None],
-                                    geo.heatmap_size, stride=geo.stride, noise_std=0.0)  # (1,V,1,h,w)
+    hm = tg.synthetic_root_heatmaps(
+        roots,
+        torch.ones(1, 1, dtype=torch.bool),
+        geo.cams,
+        affines[None],
+        geo.heatmap_size,
+        stride=geo.stride,
+        noise_std=0.0,
+    )  # (1,V,1,h,w)
     uv = geo.project_input_px(roots[0], affines)[:, 0] / geo.stride  # (V,2)
     for v in range(len(toy_rig)):
         y, x = np.unravel_index(int(hm[0, v, 0].argmax()), hm.shape[-2:])

@@ -82,7 +82,7 @@ def test_hungarian_l1_matches_hand_computed_value():
     pred = torch.zeros(1, 1, 3, 15, 2)
     pred[0, 0, 0] = torch.tensor([81.0, 40.0])  # near gt 1
     pred[0, 0, 1] = torch.tensor([10.0, 12.0])  # near gt 0
-    pred[0, 0, 2] = torch.tensor([0.0, 0.0])   # invalid slot
+    pred[0, 0, 2] = torch.tensor([0.0, 0.0])  # invalid slot
     pred[0, 0, 0, 3] = torch.tensor([0.0, 0.0])  # wrong, but gt 1's joint 3 is invisible
     pred.requires_grad_(True)
     valid = torch.tensor([[True, True, False]])

@@ -11,20 +11,43 @@ from calib.configkit import ConfigError, from_dict
 from training.ssl.config import TrainConfig, load_train_config
 
 TINY_MODEL = [
-    "backbone.image_size=[64,64]", "backbone.width=8", "backbone.deconv_channels=[8,8,8]",
-    "root_net.bins=[8,8,4]", "root_net.v2v.width=0.25", "root_net.v2v.front_kernel=3",
-    "pose_net.bins=[8,8,8]", "pose_net.v2v.width=0.25", "pose_net.v2v.front_kernel=3",
+    "backbone.image_size=[64,64]",
+    "backbone.width=8",
+    "backbone.deconv_channels=[8,8,8]",
+    "root_net.bins=[8,8,4]",
+    "root_net.v2v.width=0.25",
+    "root_net.v2v.front_kernel=3",
+    "pose_net.bins=[8,8,8]",
+    "pose_net.v2v.width=0.25",
+    "pose_net.v2v.front_kernel=3",
     # every proposal valid so the pose path runs with an untrained root net
-    "root_net.threshold=-1.0", "root_net.max_people=2",
+    "root_net.threshold=-1.0",
+    "root_net.max_people=2",
 ]
 
 
 def tiny(stage: str, init: str | None = None, **kw) -> TrainConfig:
-    data = {"train_seeds": [11], "frames_per_scene": 3, "frame_interval": 5, "val_seeds": [12],
-            "val_frames_per_scene": 1, "people": 2}
-    base = {"stage": stage, "model": "light", "model_overrides": TINY_MODEL, "init": init, "epochs": 1,
-            "steps_per_epoch": 1, "log_every": 1, "threads": 2, "data": data,
-            "attention": {"width": 8, "deconv_channels": [8, 8, 8]}, "loss": {"l1_epoch": 0}}
+    data = {
+        "train_seeds": [11],
+        "frames_per_scene": 3,
+        "frame_interval": 5,
+        "val_seeds": [12],
+        "val_frames_per_scene": 1,
+        "people": 2,
+    }
+    base = {
+        "stage": stage,
+        "model": "light",
+        "model_overrides": TINY_MODEL,
+        "init": init,
+        "epochs": 1,
+        "steps_per_epoch": 1,
+        "log_every": 1,
+        "threads": 2,
+        "data": data,
+        "attention": {"width": 8, "deconv_channels": [8, 8, 8]},
+        "loss": {"l1_epoch": 0},
+    }
     base.update(kw)
     return from_dict(TrainConfig, base)
 
@@ -57,9 +80,12 @@ def chain(tmp_path_factory):
 
 def test_every_stage_writes_its_files_and_finite_losses(chain):
     root, out = chain
-    expected = {"backbone": {"loss_2d"}, "rootnet": {"loss_root_syn", "loss_root_reg"},
-                "posenet": {"loss_2d", "loss_pose3d_ssv", "loss_attn_ssv", "loss_pose3d_l1_ssv"},
-                "finetune": {"loss_2d", "loss_pose3d_ssv", "loss_attn_ssv", "loss_pose3d_l1_ssv"}}
+    expected = {
+        "backbone": {"loss_2d"},
+        "rootnet": {"loss_root_syn", "loss_root_reg"},
+        "posenet": {"loss_2d", "loss_pose3d_ssv", "loss_attn_ssv", "loss_pose3d_l1_ssv"},
+        "finetune": {"loss_2d", "loss_pose3d_ssv", "loss_attn_ssv", "loss_pose3d_l1_ssv"},
+    }
     for stage, (_trainer, summary, _, _) in out.items():
         folder = root / stage
         for name in ("config.resolved.yaml", "log.jsonl", "checkpoint.pt", "model_final.pt"):
@@ -75,8 +101,12 @@ def test_every_stage_writes_its_files_and_finite_losses(chain):
 
 def test_frozen_parts_do_not_change_and_trained_parts_do(chain):
     _, out = chain
-    trained = {"backbone": ("backbone",), "rootnet": ("root_net",), "posenet": ("backbone", "pose_net"),
-               "finetune": ("backbone", "pose_net")}
+    trained = {
+        "backbone": ("backbone",),
+        "rootnet": ("root_net",),
+        "posenet": ("backbone", "pose_net"),
+        "finetune": ("backbone", "pose_net"),
+    }
     for stage, (_, _, before, after) in out.items():
         for part in ("backbone", "root_net", "pose_net"):
             if part in trained[stage]:
@@ -124,8 +154,19 @@ def test_configs_fail_loudly():
         load_train_config("no_such_config")
 
 
-@pytest.mark.parametrize("name", ["light_backbone", "light_rootnet", "light_posenet", "light_finetune",
-                                  "released_backbone", "released_rootnet", "released_posenet", "released_finetune"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "light_backbone",
+        "light_rootnet",
+        "light_posenet",
+        "light_finetune",
+        "released_backbone",
+        "released_rootnet",
+        "released_posenet",
+        "released_finetune",
+    ],
+)
 def test_shipped_configs_load(name):
     cfg = load_train_config(name, ["init=x.pt"] if not name.endswith("backbone") else [])
     assert cfg.stage == name.split("_")[1]
@@ -139,10 +180,17 @@ def test_light_preset_runs_a_few_steps_of_every_stage(tmp_path):
 
     init = None
     for stage in ("backbone", "rootnet", "posenet", "finetune"):
-        over = ["epochs=1", "steps_per_epoch=3", "val_frames=2", "data.frames_per_scene=6",
-                "data.train_seeds=[21]", "data.val_seeds=[22]", "data.val_frames_per_scene=2",
-                # an untrained root net proposes nothing above 0.3: accept every proposal here
-                "model_overrides=[root_net.threshold=-1.0,root_net.max_people=3]"]
+        over = [
+            "epochs=1",
+            "steps_per_epoch=3",
+            "val_frames=2",
+            "data.frames_per_scene=6",
+            "data.train_seeds=[21]",
+            "data.val_seeds=[22]",
+            "data.val_frames_per_scene=2",
+            # an untrained root net proposes nothing above 0.3: accept every proposal here
+            "model_overrides=[root_net.threshold=-1.0,root_net.max_people=3]",
+        ]
         if init:
             over.append(f"init={init}")
         cfg = load_train_config(f"light_{stage}", over)
@@ -173,7 +221,9 @@ def test_apply_modes_trains_freezes_and_can_fix_bn_statistics():
 
     model = SelfPose3dModel(load_preset("light", tuple(TINY_MODEL)))
     params = apply_modes(model, None, policy("posenet"), frozen_bn=("backbone",))
-    assert {id(p) for p in params} == {id(p) for p in list(model.backbone.parameters()) + list(model.pose_net.parameters())}
+    assert {id(p) for p in params} == {
+        id(p) for p in list(model.backbone.parameters()) + list(model.pose_net.parameters())
+    }
     assert not any(p.requires_grad for p in model.root_net.parameters()) and not model.root_net.training
     assert model.backbone.training and not model.backbone.bn1.training  # trained weights, fixed BN statistics
     assert model.pose_net.training
@@ -185,8 +235,9 @@ def test_backbone_learning_rate_is_its_own_param_group(chain, tmp_path):
     from training.ssl.trainer import Trainer
 
     root, _ = chain
-    t = Trainer(tiny("posenet", str(root / "rootnet" / "model_final.pt"), lr=2e-4, backbone_lr=2e-5), tmp_path,
-                resume=False)
+    t = Trainer(
+        tiny("posenet", str(root / "rootnet" / "model_final.pt"), lr=2e-4, backbone_lr=2e-5), tmp_path, resume=False
+    )
     groups = {g["lr"]: {id(p) for p in g["params"]} for g in t.optimizer.param_groups}
     assert groups[2e-5] == {id(p) for p in t.model.backbone.parameters()}
     assert {id(p) for p in t.model.pose_net.parameters()} <= groups[2e-4]

@@ -73,7 +73,9 @@ def test_empty_hard_persons_do_not_reject_frames(rng):
     for i, e in enumerate(labels.entries[:3]):
         vis = e.labels.visible.copy()
         vis[1] = False  # person 1: detected, every joint dropped by the hard rule
-        labels.entries[i] = LabelEntry(e.sequence, e.frame, e.camera, ViewLabels(e.labels.joints_px, e.labels.scores, vis))
+        labels.entries[i] = LabelEntry(
+            e.sequence, e.frame, e.camera, ViewLabels(e.labels.joints_px, e.labels.scores, vis)
+        )
     labels = PseudoLabelSet(labels.entries, "hard", "test")
     fixed = SSVSampleBuilder(labels, CAMS, np.tile(SIZE, (3, 1)))
     assert [len(j) for j, _ in fixed.view_labels(0)] == [1, 1, 1]

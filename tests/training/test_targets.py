@@ -71,7 +71,9 @@ def test_rendered_heatmaps_sum_clip_and_gradient():
     hm = render_heatmaps(centers, (240, 128), person_mask=torch.tensor([True, True, False])).detach()
     assert hm.shape == (1, 128, 240)
     x, y = 16, 26  # both persons contribute, sum < 1
-    expected = sum(np.exp(-0.5 * ((x - cx) / 3) ** 2 - 0.5 * ((y - cy) / 3) ** 2) for cx, cy in [(10.3, 20.7), (12.0, 20.0)])
+    expected = sum(
+        np.exp(-0.5 * ((x - cx) / 3) ** 2 - 0.5 * ((y - cy) / 3) ** 2) for cx, cy in [(10.3, 20.7), (12.0, 20.0)]
+    )
     assert 0.05 < expected < 1.0
     assert float(hm[0, y, x]) == pytest.approx(expected, rel=1e-5)
     assert float(hm[0, 100, 200]) == 0.0  # masked person
@@ -129,7 +131,9 @@ def test_synthetic_root_heatmap_peaks_where_roots_project(toy_rig):
         uv = apply_affine(project_np(roots[0, 0].numpy(), cam), A) / 4.0
         iy, ix = np.unravel_index(int(torch.argmax(heat[0, v, 0])), (128, 240))
         assert abs(ix - uv[0]) <= 0.5 + 1e-9 and abs(iy - uv[1]) <= 0.5 + 1e-9
-    noisy = synthetic_root_heatmaps(roots, valid, cams, torch.as_tensor(A)[None], generator=torch.Generator().manual_seed(0))
+    noisy = synthetic_root_heatmaps(
+        roots, valid, cams, torch.as_tensor(A)[None], generator=torch.Generator().manual_seed(0)
+    )
     assert 0.0 <= float(noisy.min()) and float(noisy.max()) <= 1.0
     assert 0.005 < float((noisy - heat).std()) < 0.03
 
@@ -149,9 +153,13 @@ def test_exact_centre_targets_peak_at_the_sub_pixel_joint_and_trunc_is_biased():
         out = []
         for m in hm.astype(np.float64):
             y, x = np.unravel_index(m.argmax(), m.shape)
-            lx, ly = np.log(m[y, x - 1:x + 2]), np.log(m[y - 1:y + 2, x])
-            out.append([x + (lx[0] - lx[2]) / (2 * (lx[0] - 2 * lx[1] + lx[2])),
-                        y + (ly[0] - ly[2]) / (2 * (ly[0] - 2 * ly[1] + ly[2]))])
+            lx, ly = np.log(m[y, x - 1 : x + 2]), np.log(m[y - 1 : y + 2, x])
+            out.append(
+                [
+                    x + (lx[0] - lx[2]) / (2 * (lx[0] - 2 * lx[1] + lx[2])),
+                    y + (ly[0] - ly[2]) / (2 * (ly[0] - 2 * ly[1] + ly[2])),
+                ]
+            )
         return np.array(out)
 
     truth = joints[0] / 4.0

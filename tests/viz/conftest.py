@@ -11,11 +11,26 @@ import pytest
 from calib.common.skeleton import PANOPTIC15
 
 # A standing person in Panoptic-15 order, feet on the floor, mm, z up, facing -y.
-STANDING_MM = np.array([
-    [0, 0, 1500], [0, -80, 1650], [0, 0, 950],
-    [-180, 0, 1450], [-260, -60, 1180], [-300, -120, 930], [-100, 0, 950], [-110, 0, 500], [-110, 0, 80],
-    [180, 0, 1450], [260, -60, 1180], [300, -120, 930], [100, 0, 950], [110, 0, 500], [110, 0, 80],
-], dtype=np.float64)
+STANDING_MM = np.array(
+    [
+        [0, 0, 1500],
+        [0, -80, 1650],
+        [0, 0, 950],
+        [-180, 0, 1450],
+        [-260, -60, 1180],
+        [-300, -120, 930],
+        [-100, 0, 950],
+        [-110, 0, 500],
+        [-110, 0, 80],
+        [180, 0, 1450],
+        [260, -60, 1180],
+        [300, -120, 930],
+        [100, 0, 950],
+        [110, 0, 500],
+        [110, 0, 80],
+    ],
+    dtype=np.float64,
+)
 
 
 def make_poses(offsets_mm, scores=0.9) -> np.ndarray:
@@ -31,8 +46,13 @@ def make_poses(offsets_mm, scores=0.9) -> np.ndarray:
 def make_message(poses, track_ids, seq=1, latency_ms=25.0, missing=()):
     """Duck-typed stand-in for capture.messages.Poses (only the fields the scene reads)."""
     return SimpleNamespace(
-        seq=seq, t_capture_ns=time.time_ns() - int(latency_ms * 1e6), timings_ms={"backbone": 10.0},
-        poses=poses, edges=PANOPTIC15.edges, track_ids=np.asarray(track_ids), joints=PANOPTIC15.joints,
+        seq=seq,
+        t_capture_ns=time.time_ns() - int(latency_ms * 1e6),
+        timings_ms={"backbone": 10.0},
+        poses=poses,
+        edges=PANOPTIC15.edges,
+        track_ids=np.asarray(track_ids),
+        joints=PANOPTIC15.joints,
     )
 
 
@@ -58,5 +78,16 @@ def wire_poses(seq, poses, track_ids, rig="toy"):
     from capture.messages import Poses, now_ns
 
     t = now_ns()
-    return Poses(rig, seq, seq, t - 20_000_000, t, PANOPTIC15.name, PANOPTIC15.joints, PANOPTIC15.edges,
-                 np.asarray(poses, np.float32), np.asarray(track_ids, np.int64), {"backbone": 9.0})
+    return Poses(
+        rig,
+        seq,
+        seq,
+        t - 20_000_000,
+        t,
+        PANOPTIC15.name,
+        PANOPTIC15.joints,
+        PANOPTIC15.edges,
+        np.asarray(poses, np.float32),
+        np.asarray(track_ids, np.int64),
+        {"backbone": 9.0},
+    )

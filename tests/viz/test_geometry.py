@@ -119,5 +119,6 @@ def test_root_position_falls_back_to_mean_of_valid_joints():
     poses = make_poses([(0.0, 0.0)])
     np.testing.assert_allclose(geo.root_position_mm(poses, 0, 2), poses[0, 2, :3])
     poses[0, 2, 3] = 0.0
-    np.testing.assert_allclose(geo.root_position_mm(poses, 0, 2, min_score=0.5),
-                               np.delete(poses[0, :, :3], 2, axis=0).mean(0), rtol=1e-6)
+    np.testing.assert_allclose(
+        geo.root_position_mm(poses, 0, 2, min_score=0.5), np.delete(poses[0, :, :3], 2, axis=0).mean(0), rtol=1e-6
+    )

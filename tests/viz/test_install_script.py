@@ -18,9 +18,10 @@ def _fake_bin(tmp_path: Path, installed: set[str], uid: int) -> dict:
     bin_dir.mkdir()
     (bin_dir / "dpkg-query").write_text(
         "#!/bin/sh\nfor p in " + " ".join(sorted(installed)) + "; do\n"
-        '  [ "$p" = "$3" ] && { printf "install ok installed"; exit 0; }\ndone\nexit 1\n')
+        '  [ "$p" = "$3" ] && { printf "install ok installed"; exit 0; }\ndone\nexit 1\n'
+    )
     (bin_dir / "id").write_text(f"#!/bin/sh\necho {uid}\n")
-    (bin_dir / "apt-get").write_text(f"#!/bin/sh\necho \"apt-get $*\" >> {tmp_path}/apt.log\n")
+    (bin_dir / "apt-get").write_text(f'#!/bin/sh\necho "apt-get $*" >> {tmp_path}/apt.log\n')
     for f in bin_dir.iterdir():
         f.chmod(0o755)
     return {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}

@@ -169,8 +169,25 @@ def test_overlay_command_pairs_a_frames_stream_with_a_poses_stream(ipc_endpoints
     thread = threading.Thread(target=publish, daemon=True)
     thread.start()
     try:
-        rc = main(["overlay", "--frames", frames_ep, "--poses", poses_ep, "--out", str(tmp_path / "ov"),
-                   "--count", "3", "--duration", "30", "--tile-width", "320", "--columns", "5"])
+        rc = main(
+            [
+                "overlay",
+                "--frames",
+                frames_ep,
+                "--poses",
+                poses_ep,
+                "--out",
+                str(tmp_path / "ov"),
+                "--count",
+                "3",
+                "--duration",
+                "30",
+                "--tile-width",
+                "320",
+                "--columns",
+                "5",
+            ]
+        )
     finally:
         stop.set()
         thread.join(2)
@@ -207,8 +224,9 @@ def test_run_headless_stops_on_request_and_ticks(tmp_path, toy_rig):
 
     ticks = []
     setup = ViewSetup.from_rig(toy_rig, (0.0, 0.0, 800.0), (6000.0, 6000.0, 2000.0), 160, 90)
-    n = run_headless(Fixed(), setup, tmp_path / "f", backend="software", on_tick=ticks.append,
-                     should_stop=lambda: len(ticks) >= 4)
+    n = run_headless(
+        Fixed(), setup, tmp_path / "f", backend="software", on_tick=ticks.append, should_stop=lambda: len(ticks) >= 4
+    )
     assert n == 4 and ticks == [0, 1, 2, 3] and Fixed.closed  # stop is checked before each tick
     assert len(list((tmp_path / "f").glob("*.png"))) == 4
 
@@ -226,7 +244,9 @@ def test_overlay_command_on_a_recorded_session_and_exported_poses(tmp_path):
     session = tmp_path / "take"
     with SessionWriter(session, rig.names, rig_name=rig.name, codec="png") as sw:
         for seq in (10, 11, 12):
-            views = [(c.name, seq, seq, np.full((c.height, c.width, 3), 30 + seq, np.uint8)) for c in list(rig.cameras)[1:]]
+            views = [
+                (c.name, seq, seq, np.full((c.height, c.width, 3), 30 + seq, np.uint8)) for c in list(rig.cameras)[1:]
+            ]
             sw.write_set(seq, seq, views, missing=(rig.names[0],))
     save_session_rig(rig, rig.names, session)
     people = make_poses([(300.0, -800.0)])
@@ -235,8 +255,21 @@ def test_overlay_command_on_a_recorded_session_and_exported_poses(tmp_path):
         jw.write(wire_poses(seq, people, [6], rig=rig.name))
     jw.close()
     out = tmp_path / "ov"
-    rc = main(["overlay", "--session", str(session), "--poses-file", str(tmp_path / "take.jsonl"),
-               "--out", str(out), "--tile-width", "320", "--columns", "5"])
+    rc = main(
+        [
+            "overlay",
+            "--session",
+            str(session),
+            "--poses-file",
+            str(tmp_path / "take.jsonl"),
+            "--out",
+            str(out),
+            "--tile-width",
+            "320",
+            "--columns",
+            "5",
+        ]
+    )
     assert rc == 0
     files = sorted(out.glob("*.png"))
     assert len(files) == 2
@@ -282,14 +315,39 @@ def test_overlay_command_on_predict_inputs_and_outputs(tmp_path, toy_rig):
     for cam in list(toy_rig)[:3]:  # cam3 has no image: a missing view
         cv2.imwrite(str(shots / f"{cam.name}.png"), np.full((cam.height, cam.width, 3), 50, np.uint8))
     people = make_poses([(200.0, 100.0)])
-    pred = {"cameras": toy_rig.names, "frames": [{
-        "frame": "shots", "skeleton": {"name": "panoptic15", "joints": list(PANOPTIC15.joints),
-                                       "edges": [list(e) for e in PANOPTIC15.edges]},
-        "people": [{"score": 0.8, "joints_mm": people[0, :, :3].tolist()}]}]}
+    pred = {
+        "cameras": toy_rig.names,
+        "frames": [
+            {
+                "frame": "shots",
+                "skeleton": {
+                    "name": "panoptic15",
+                    "joints": list(PANOPTIC15.joints),
+                    "edges": [list(e) for e in PANOPTIC15.edges],
+                },
+                "people": [{"score": 0.8, "joints_mm": people[0, :, :3].tolist()}],
+            }
+        ],
+    }
     (tmp_path / "poses.json").write_text(json.dumps(pred))
     out = tmp_path / "ov"
-    rc = main(["overlay", "--images", str(shots), "--calibration", str(calib), "--predictions",
-               str(tmp_path / "poses.json"), "--out", str(out), "--tile-width", "640", "--columns", "4"])
+    rc = main(
+        [
+            "overlay",
+            "--images",
+            str(shots),
+            "--calibration",
+            str(calib),
+            "--predictions",
+            str(tmp_path / "poses.json"),
+            "--out",
+            str(out),
+            "--tile-width",
+            "640",
+            "--columns",
+            "4",
+        ]
+    )
     assert rc == 0
     img = cv2.imread(str(next(out.glob("*.png"))))
     assert img.shape == (360, 4 * 640, 3)

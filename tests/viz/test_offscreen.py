@@ -42,7 +42,9 @@ def _check_skeleton(image, cam, poses, ids, tol_px):
         res = line_agreement(image, seg_px, geo.to_bgr255(geo.track_color(int(tid))), tol_px=tol_px)
         assert res.pixels > 200, f"id {tid}: too few skeleton pixels ({res.pixels})"
         assert res.coverage > 0.9, f"id {tid}: only {res.coverage:.0%} of the bones are drawn"
-        assert res.outliers < 0.02, f"id {tid}: {res.outliers:.1%} skeleton pixels off the bones (max {res.max_distance_px:.1f} px)"
+        assert res.outliers < 0.02, (
+            f"id {tid}: {res.outliers:.1%} skeleton pixels off the bones (max {res.max_distance_px:.1f} px)"
+        )
 
 
 def geo_edges():
@@ -108,8 +110,10 @@ def test_open3d_and_software_draw_the_same_full_scene(open3d_ok, two_people, toy
         r = offscreen.make_renderer(cam, backend)
         images[backend] = r.render(frame, cam)
         r.close()
-    lit = {k: (np.abs(v.astype(int) - np.array(geo.to_bgr255(offscreen.BACKGROUND_RGB))).sum(-1) > 60)
-           for k, v in images.items()}
+    lit = {
+        k: (np.abs(v.astype(int) - np.array(geo.to_bgr255(offscreen.BACKGROUND_RGB))).sum(-1) > 60)
+        for k, v in images.items()
+    }
     inter = (lit["open3d"] & lit["software"]).sum()
     # thin lines rasterise a pixel apart: compare after a 2 px dilation of the other mask
     import cv2
@@ -171,14 +175,17 @@ def test_software_render_through_a_distorted_camera_draws_no_phantom_lines(toy_r
 
 
 def test_clip_segments_2d_cuts_at_the_rectangle():
-    seg = np.array([
-        [[10, 10], [20, 20]],        # inside: unchanged
-        [[-100, 50], [100, 50]],     # crosses both x borders
-        [[-5, -5], [-1, -30]],       # fully outside
-        [[5, 200], [50, 200]],       # parallel to x, outside in y
-        [[np.nan, 0], [10, 10]],     # not finite
-        [[50, 50], [50, 1e12]],      # huge end point
-    ], float)
+    seg = np.array(
+        [
+            [[10, 10], [20, 20]],  # inside: unchanged
+            [[-100, 50], [100, 50]],  # crosses both x borders
+            [[-5, -5], [-1, -30]],  # fully outside
+            [[5, 200], [50, 200]],  # parallel to x, outside in y
+            [[np.nan, 0], [10, 10]],  # not finite
+            [[50, 50], [50, 1e12]],  # huge end point
+        ],
+        float,
+    )
     out, idx = draw2d.clip_segments_2d(seg, (0.0, 0.0, 100.0, 100.0))
     assert idx.tolist() == [0, 1, 5]
     np.testing.assert_allclose(out[0], seg[0])

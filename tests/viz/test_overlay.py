@@ -24,8 +24,9 @@ def _assert_drawn_on_projection(before, after, cam, poses, tol_px):
     ys, xs = np.nonzero(_changed(before, after))
     pix = np.stack([xs, ys], -1).astype(float)
     assert len(pix) > 100, "nothing drawn"
-    segs = np.concatenate([project_points(poses[p, np.array(PANOPTIC15.edges), :3].astype(float), cam)
-                           for p in range(len(poses))])
+    segs = np.concatenate(
+        [project_points(poses[p, np.array(PANOPTIC15.edges), :3].astype(float), cam) for p in range(len(poses))]
+    )
     d = distance_to_segments(pix, segs)
     assert d.max() <= tol_px, f"a drawn pixel is {d.max():.1f} px from every projected bone"
     # and every bone inside the image is drawn: sample along it, find a changed pixel nearby
@@ -42,8 +43,9 @@ def test_draw_skeletons_follows_the_distorted_projection(toy_rig):
     cam = toy_rig[0]
     poses = make_poses([(-400.0, 0.0), (500.0, 600.0)])
     before = np.full((cam.height, cam.width, 3), 90, np.uint8)
-    after = overlay.draw_skeletons(before, cam, poses, PANOPTIC15.edges, [1, 2], labels=False,
-                                   thickness_px=2, joint_radius_px=3)
+    after = overlay.draw_skeletons(
+        before, cam, poses, PANOPTIC15.edges, [1, 2], labels=False, thickness_px=2, joint_radius_px=3
+    )
     assert after is not before and np.all(before == 90)  # input untouched
     # joint disc radius + pixel rounding (0.71) + anti-aliasing fringe (1)
     _assert_drawn_on_projection(before, after, cam, poses, tol_px=3 + 1.75)
@@ -52,7 +54,9 @@ def test_draw_skeletons_follows_the_distorted_projection(toy_rig):
 def test_people_behind_the_camera_are_not_drawn(toy_rig):
     cam = toy_rig[0]
     behind = make_poses([(0.0, 0.0)])
-    behind[0, :, :3] = cam.center_mm + 0.5 * (cam.center_mm - np.array([0.0, 0.0, 900.0])) + (behind[0, :, :3] - [0, 0, 900])
+    behind[0, :, :3] = (
+        cam.center_mm + 0.5 * (cam.center_mm - np.array([0.0, 0.0, 900.0])) + (behind[0, :, :3] - [0, 0, 900])
+    )
     img = np.zeros((cam.height, cam.width, 3), np.uint8)
     assert not _changed(img, overlay.draw_skeletons(img, cam, behind, PANOPTIC15.edges, [0])).any()
 
@@ -78,12 +82,10 @@ def test_synthetic_truth_reprojected_onto_synthetic_renders(toy_rig):
     world_mod = importlib.import_module("capture.synthetic.world")
     from calib.camera import CameraRig
 
-    small = CameraRig(tuple(
-        c.replace(width=320, height=180, K=np.diag([0.25, 0.25, 1.0]) @ c.K)
-        for c in toy_rig
-    ))
-    world = world_mod.SyntheticWorld(small, num_people=2, seed=3, fps=10.0, volume_center_mm=(0, 0, 800),
-                                     volume_size_mm=(5000, 5000, 2000))
+    small = CameraRig(tuple(c.replace(width=320, height=180, K=np.diag([0.25, 0.25, 1.0]) @ c.K) for c in toy_rig))
+    world = world_mod.SyntheticWorld(
+        small, num_people=2, seed=3, fps=10.0, volume_center_mm=(0, 0, 800), volume_size_mm=(5000, 5000, 2000)
+    )
     k = 5
     images = world.render(k)
     people = world.people(k)
@@ -91,8 +93,9 @@ def test_synthetic_truth_reprojected_onto_synthetic_renders(toy_rig):
     poses = np.concatenate([people.joints_mm[pres], np.ones((len(pres), 15, 1))], -1)
     checked = 0
     for img, cam in zip(images, small):
-        after = overlay.draw_skeletons(img, cam, poses, PANOPTIC15.edges, people.ids[pres], labels=False,
-                                       thickness_px=1, joint_radius_px=2)
+        after = overlay.draw_skeletons(
+            img, cam, poses, PANOPTIC15.edges, people.ids[pres], labels=False, thickness_px=1, joint_radius_px=2
+        )
         if (project_points(poses[..., :3], cam) >= 0).all():
             _assert_drawn_on_projection(img, after, cam, poses, tol_px=2 + 1.75)
             checked += 1
@@ -107,19 +110,30 @@ def test_real_panoptic_truth_lands_on_the_independent_opencv_projections(shared_
 
     root = shared_data / "panoptic_body3d_samples"
     d = np.load(root / "samples.npz")
-    rig = load_calibration(root / "cameras_voxelpose.json", image_size=(1920, 1080),
-                           camera_names=[str(n) for n in d["camera_names"]])
+    rig = load_calibration(
+        root / "cameras_voxelpose.json", image_size=(1920, 1080), camera_names=[str(n) for n in d["camera_names"]]
+    )
     rows = np.flatnonzero((d["sequence"] == d["sequence"][0]) & (d["frame"] == d["frame"][0]))  # 3 people
     poses = np.concatenate([d["joints15_voxelpose_mm"][rows], d["vis15"][rows, :, None].astype(float)], -1)
     edges = np.array(PANOPTIC15.edges)
     for v, cam in enumerate(rig):
         blank = np.zeros((cam.height, cam.width, 3), np.uint8)
-        drawn = overlay.draw_skeletons(blank, cam, poses, PANOPTIC15.edges, d["body_id"][rows], min_score=0.5,
-                                       labels=False, thickness_px=2, joint_radius_px=3)
+        drawn = overlay.draw_skeletons(
+            blank,
+            cam,
+            poses,
+            PANOPTIC15.edges,
+            d["body_id"][rows],
+            min_score=0.5,
+            labels=False,
+            thickness_px=2,
+            joint_radius_px=3,
+        )
         ref = d["uv_hd_1920x1080"][rows, v, :15]  # (3,15,2) independent reference
         vis = d["vis15"][rows]
-        segs = np.concatenate([ref[p, edges] for p in range(len(rows))
-                               ])[np.concatenate([vis[p, edges[:, 0]] & vis[p, edges[:, 1]] for p in range(len(rows))])]
+        segs = np.concatenate([ref[p, edges] for p in range(len(rows))])[
+            np.concatenate([vis[p, edges[:, 0]] & vis[p, edges[:, 1]] for p in range(len(rows))])
+        ]
         ys, xs = np.nonzero(drawn.max(-1) > 0)
         dist = distance_to_segments(np.stack([xs, ys], -1).astype(float), segs)
         assert dist.max() <= 3 + 1.75, f"camera {cam.name}: a drawn pixel is {dist.max():.1f} px off"
@@ -129,6 +143,7 @@ def test_real_panoptic_truth_lands_on_the_independent_opencv_projections(shared_
 
 
 # ------------------------------------------------------------------ readability (issue 23 item 7)
+
 
 def _portrait_camera(scale: float = 1.0):
     """A 1088x1920 portrait camera (Pose2Sim demo-like) 3.5 m in front of the origin, or scaled."""

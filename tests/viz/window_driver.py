@@ -34,8 +34,9 @@ class FixedFeed:
         time.sleep(0.05)
         self.seq += 1
         t = now_ns()
-        return Poses("toy", self.seq, self.seq, t, t, PANOPTIC15.name, PANOPTIC15.joints, PANOPTIC15.edges,
-                     POSES, IDS), []
+        return Poses(
+            "toy", self.seq, self.seq, t, t, PANOPTIC15.name, PANOPTIC15.joints, PANOPTIC15.edges, POSES, IDS
+        ), []
 
     def close(self) -> None:
         pass
@@ -65,9 +66,19 @@ def main(out_dir: str) -> int:
 
     threading.Thread(target=drive, daemon=True).start()
     win.run()
-    summary = {"frames_shown": win.frames_shown, "actions": actions, "follow_id": win.state.follow_id,
-               "screenshot": str(shot), "K": cam.K.tolist(), "R": cam.R.tolist(), "t_mm": cam.t_mm.tolist(),
-               "width": cam.width, "height": cam.height, "poses": POSES.tolist(), "ids": IDS.tolist()}
+    summary = {
+        "frames_shown": win.frames_shown,
+        "actions": actions,
+        "follow_id": win.state.follow_id,
+        "screenshot": str(shot),
+        "K": cam.K.tolist(),
+        "R": cam.R.tolist(),
+        "t_mm": cam.t_mm.tolist(),
+        "width": cam.width,
+        "height": cam.height,
+        "poses": POSES.tolist(),
+        "ids": IDS.tolist(),
+    }
     print(json.dumps(summary))
     return 0
 

@@ -16,17 +16,25 @@ class _SafeUnpickler(pickle.Unpickler):
     """Only plain containers and numpy arrays/scalars; anything else is refused."""
 
     ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-        ("numpy", "ndarray"), ("numpy", "dtype"), ("collections", "OrderedDict"),
-        ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "slice"), ("builtins", "complex"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("collections", "OrderedDict"),
+        ("builtins", "set"),
+        ("builtins", "frozenset"),
+        ("builtins", "slice"),
+        ("builtins", "complex"),
     }
 
     def find_class(self, module: str, name: str):
-        if (module, name) in self.ALLOWED or (module == "numpy" and name.endswith("DType")) \
-                or module == "numpy.dtypes":
+        if (module, name) in self.ALLOWED or (module == "numpy" and name.endswith("DType")) or module == "numpy.dtypes":
             return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name} (only plain data and numpy arrays are accepted)")
+        raise pickle.UnpicklingError(
+            f"refusing to load {module}.{name} (only plain data and numpy arrays are accepted)"
+        )
 
 
 def read_db_pickle(path: str | Path) -> dict:

@@ -32,8 +32,15 @@ VISIBILITY_THRESHOLD = 0.1  # a joint is visible iff conf > 0.1
 HD_CAMERAS: tuple[str, ...] = VOXELPOSE_HD_CAMERAS  # (0,3) (0,6) (0,12) (0,13) (0,23), file order
 
 TRAIN_SEQUENCES: tuple[str, ...] = (
-    "160422_ultimatum1", "160224_haggling1", "160226_haggling1", "161202_haggling1",
-    "160906_ian1", "160906_ian2", "160906_ian3", "160906_band1", "160906_band2",
+    "160422_ultimatum1",
+    "160224_haggling1",
+    "160226_haggling1",
+    "161202_haggling1",
+    "160906_ian1",
+    "160906_ian2",
+    "160906_ian3",
+    "160906_band1",
+    "160906_band2",
 )
 VALIDATION_SEQUENCES: tuple[str, ...] = ("160906_pizza1", "160422_haggling1", "160906_ian5", "160906_band4")
 TRAIN_INTERVAL = 3  # every 3rd body file
@@ -134,8 +141,8 @@ class PanopticSequence:
 
     def __init__(self, sequence_dir: str | Path, camera_names: Sequence[str] = HD_CAMERAS) -> None:
         """Args:
-            sequence_dir: ``<root>/<seq>``.
-            camera_names: Panoptic HD camera names in view order (default: the 5 VoxelPose cameras).
+        sequence_dir: ``<root>/<seq>``.
+        camera_names: Panoptic HD camera names in view order (default: the 5 VoxelPose cameras).
         """
         self.dir = Path(sequence_dir)
         self.name = self.dir.name
@@ -183,7 +190,9 @@ class PanopticSequence:
             return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         video = self.video_path(camera)
         if not video.is_file():
-            raise DatasetError(f"{path}: image missing and no video {video.name} in hdVideos (extract frames or add the video)")
+            raise DatasetError(
+                f"{path}: image missing and no video {video.name} in hdVideos (extract frames or add the video)"
+            )
         cap, next_frame = self._videos.get(camera, (None, -1))
         if cap is None:
             cap = cv2.VideoCapture(str(video))
@@ -271,7 +280,9 @@ def read_gt_pickle(path: str | Path) -> list[PanopticFrame]:
     for i, item in enumerate(read_db_pickle(path)["db"]):
         where = f"{path}: db entry #{i}"
         if not isinstance(item, dict) or "key" not in item or "joints_3d" not in item:
-            raise DatasetError(f"{where}: a GT pickle entry needs 'key' and 'joints_3d' (is this a pseudo-label pickle?)")
+            raise DatasetError(
+                f"{where}: a GT pickle entry needs 'key' and 'joints_3d' (is this a pseudo-label pickle?)"
+            )
         seq, frame, _ = split_db_key(item["key"], where)
         if (seq, frame) in seen:
             continue

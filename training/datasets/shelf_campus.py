@@ -56,12 +56,24 @@ class VoxelPoseDatasetSpec:
 
 
 SHELF = VoxelPoseDatasetSpec(
-    "shelf", 5, (1032, 776), "Camera{camera}/img_{frame:06d}.png", ((300, 600),),
-    "calibration_shelf.json", (8000.0, 8000.0, 2000.0), (450.0, -320.0, 800.0),
+    "shelf",
+    5,
+    (1032, 776),
+    "Camera{camera}/img_{frame:06d}.png",
+    ((300, 600),),
+    "calibration_shelf.json",
+    (8000.0, 8000.0, 2000.0),
+    (450.0, -320.0, 800.0),
 )
 CAMPUS = VoxelPoseDatasetSpec(
-    "campus", 3, (360, 288), "Camera{camera}/campus4-c{camera}-{frame:05d}.png", ((350, 470), (650, 750)),
-    "calibration_campus.json", (12000.0, 12000.0, 2000.0), (3000.0, 4500.0, 1000.0),
+    "campus",
+    3,
+    (360, 288),
+    "Camera{camera}/campus4-c{camera}-{frame:05d}.png",
+    ((350, 470), (650, 750)),
+    "calibration_campus.json",
+    (12000.0, 12000.0, 2000.0),
+    (3000.0, 4500.0, 1000.0),
 )
 DATASETS = {"shelf": SHELF, "campus": CAMPUS}
 
@@ -153,10 +165,14 @@ def read_gt_npz(path: str | Path) -> ActorsGT:
         scale = {"m": 1000.0, "mm": 1.0}.get(units)
         if scale is None:
             raise DatasetError(f"{path}: field 'units' is '{units}', expected 'm' or 'mm'")
-        names = tuple(str(n) for n in data["actor_names"]) if "actor_names" in data.files else \
-            tuple(f"Actor{a + 1}" for a in range(data["joints"].shape[1]))
-        return ActorsGT(data["frame_ids"].astype(np.int64), data["joints"][:, :, :14] * scale,
-                        data["valid"].astype(bool), names)
+        names = (
+            tuple(str(n) for n in data["actor_names"])
+            if "actor_names" in data.files
+            else tuple(f"Actor{a + 1}" for a in range(data["joints"].shape[1]))
+        )
+        return ActorsGT(
+            data["frame_ids"].astype(np.int64), data["joints"][:, :, :14] * scale, data["valid"].astype(bool), names
+        )
 
 
 class VoxelPoseDataset:
@@ -218,7 +234,16 @@ class OpenPoseCandidates:
                 self._d = {k: data[k] for k in data.files}
         except (OSError, ValueError) as exc:
             raise DatasetError(f"{path}: cannot read detections ({exc})") from None
-        for key in ("cand_xy", "cand_score", "cand_offset", "cand_count", "paf_score", "paf_offset", "paf_pairs", "frame_ids"):
+        for key in (
+            "cand_xy",
+            "cand_score",
+            "cand_offset",
+            "cand_count",
+            "paf_score",
+            "paf_offset",
+            "paf_pairs",
+            "frame_ids",
+        ):
             if key not in self._d:
                 raise DatasetError(f"{path}: detections file lacks '{key}'")
         self.path = path
@@ -237,7 +262,7 @@ class OpenPoseCandidates:
         """Pixel positions (n,2) and heat-map scores (n,) of one joint's candidates."""
         o = int(self._d["cand_offset"][camera, frame_index, joint])
         n = int(self._d["cand_count"][camera, frame_index, joint])
-        return self._d["cand_xy"][o:o + n].astype(np.float64), self._d["cand_score"][o:o + n].astype(np.float64)
+        return self._d["cand_xy"][o : o + n].astype(np.float64), self._d["cand_score"][o : o + n].astype(np.float64)
 
     def paf(self, camera: int, frame_index: int, k: int, power: float = 0.2) -> np.ndarray:
         """(n_a, n_b) affinity of candidates of ``paf_pairs[k]``; ``power`` as the C++ reader (0.2)."""
@@ -245,5 +270,5 @@ class OpenPoseCandidates:
         na = int(self._d["cand_count"][camera, frame_index, a])
         nb = int(self._d["cand_count"][camera, frame_index, b])
         o = int(self._d["paf_offset"][camera, frame_index, k])
-        scores = self._d["paf_score"][o:o + na * nb].astype(np.float64).reshape(na, nb)
+        scores = self._d["paf_score"][o : o + na * nb].astype(np.float64).reshape(na, nb)
         return scores**power if power != 1.0 else scores

@@ -29,7 +29,8 @@ def frames_with_all_views(
     """(sequence, frame) pairs having a label entry for every camera (optionally only ``sequences``)."""
     wanted = None if sequences is None else set(sequences)
     return [
-        (s, f) for s, f in labels.frames()
+        (s, f)
+        for s, f in labels.frames()
         if (wanted is None or s in wanted) and all(labels.has(s, f, c) for c in cameras)
     ]
 
@@ -92,26 +93,28 @@ class SSVSampleBuilder:
         target_centre: str = "trunc",
     ) -> None:
         """Args:
-            labels: pseudo labels (original image px).
-            cameras: camera names in view order.
-            image_sizes: (V,2) original width, height px per camera.
-            sequences: restrict to these sequences (e.g. the training split).
-            input_size, heatmap_size: network input / output (W,H).
-            max_people: persons kept per view (upstream drops beyond 10).
-            rotation_factor_deg, scale_factor: geometric augmentation (SPEC.md §4.8).
-            photometric: RandAugment + Cutout on sets 1 and 2 (stages 3–4); needs ``image_loader``.
-            image_loader: returns the original RGB image; without it ``images`` are None.
-            drop_empty_persons: ignore detected persons without any visible joint (hard labels
-                have them). Upstream counts them, which can reject frames for no reason
-                (SPEC.md §6 item 14); ``False`` reproduces that.
-            target_centre: ``trunc`` (SPEC) or ``exact`` target Gaussians (:func:`dataset_target_heatmaps`).
+        labels: pseudo labels (original image px).
+        cameras: camera names in view order.
+        image_sizes: (V,2) original width, height px per camera.
+        sequences: restrict to these sequences (e.g. the training split).
+        input_size, heatmap_size: network input / output (W,H).
+        max_people: persons kept per view (upstream drops beyond 10).
+        rotation_factor_deg, scale_factor: geometric augmentation (SPEC.md §4.8).
+        photometric: RandAugment + Cutout on sets 1 and 2 (stages 3–4); needs ``image_loader``.
+        image_loader: returns the original RGB image; without it ``images`` are None.
+        drop_empty_persons: ignore detected persons without any visible joint (hard labels
+            have them). Upstream counts them, which can reject frames for no reason
+            (SPEC.md §6 item 14); ``False`` reproduces that.
+        target_centre: ``trunc`` (SPEC) or ``exact`` target Gaussians (:func:`dataset_target_heatmaps`).
         """
         self.labels = labels
         self.cameras = tuple(cameras)
         self.image_sizes = np.asarray(image_sizes, dtype=np.float64).reshape(len(self.cameras), 2)
         self.frames = frames_with_all_views(labels, self.cameras, sequences)
         if not self.frames:
-            raise DatasetError(f"pseudo labels ({labels.source}): no frame has labels for all cameras {list(self.cameras)}")
+            raise DatasetError(
+                f"pseudo labels ({labels.source}): no frame has labels for all cameras {list(self.cameras)}"
+            )
         if photometric and image_loader is None:
             raise DatasetError("photometric augmentation needs an image_loader")
         self.input_size = tuple(input_size)
@@ -141,9 +144,17 @@ class SSVSampleBuilder:
 
     def build(self, index: int, rng: np.random.Generator) -> SSVSample:
         """Draw a valid augmentation for ``index`` (or a resampled index) and build its targets."""
-        drawn = sample_view_sets(rng, index, len(self), self.view_labels, self.centers, self.base_scales,
-                                 self.input_size, rotation_factor_deg=self.rotation_factor_deg,
-                                 scale_factor=self.scale_factor)
+        drawn = sample_view_sets(
+            rng,
+            index,
+            len(self),
+            self.view_labels,
+            self.centers,
+            self.base_scales,
+            self.input_size,
+            rotation_factor_deg=self.rotation_factor_deg,
+            scale_factor=self.scale_factor,
+        )
         seq, frame = self.frames[drawn.index]
         originals = [self.image_loader(seq, frame, c) for c in self.cameras] if self.image_loader else None
         sets = tuple(self._view_set(drawn, k, originals, rng) for k in range(3))
@@ -165,9 +176,20 @@ class SSVSampleBuilder:
             weights.append(w)
         images = None
         if originals is not None:
-            images = np.stack([warp_image(img, drawn.affines[k, v], self.input_size) for v, img in enumerate(originals)])
+            images = np.stack(
+                [warp_image(img, drawn.affines[k, v], self.input_size) for v, img in enumerate(originals)]
+            )
             if self.photometric and k < 2:
                 images = np.stack([cutout(rand_augment(img, rng), rng) for img in images])
         aug = drawn.augmentations[k]
-        return ViewSet(drawn.affines[k], aug.rotation_deg, self.base_scales * aug.scale, joints, visible, counts,
-                       np.stack(heatmaps), np.stack(weights), images)
+        return ViewSet(
+            drawn.affines[k],
+            aug.rotation_deg,
+            self.base_scales * aug.scale,
+            joints,
+            visible,
+            counts,
+            np.stack(heatmaps),
+            np.stack(weights),
+            images,
+        )

@@ -11,8 +11,17 @@ from calib.configkit import ConfigError, load, require
 CONFIG_DIR = CONFIGS_DIR / "train"
 
 # Image sizes (w, h) a random camera picks from: landscape webcams / machine vision / Shelf, portrait phones.
-DEFAULT_RESOLUTIONS = ((640, 480), (640, 360), (1280, 720), (1920, 1080), (1032, 776), (800, 600),
-                       (1088, 1920), (720, 1280), (1080, 1920))
+DEFAULT_RESOLUTIONS = (
+    (640, 480),
+    (640, 360),
+    (1280, 720),
+    (1920, 1080),
+    (1032, 776),
+    (800, 600),
+    (1088, 1920),
+    (720, 1280),
+    (1080, 1920),
+)
 
 
 @dataclass(frozen=True)

@@ -47,8 +47,14 @@ def predictor_for(checkpoint: str | Path, rig: CameraRig, volume_center_mm, volu
     """``engine.api.load_model`` for a rig and its volume (eager, CPU)."""
     from engine.api import load_model
 
-    return load_model(str(checkpoint), rig, backend="eager", device="cpu",
-                      volume_center_mm=volume_center_mm, volume_size_mm=volume_size_mm)
+    return load_model(
+        str(checkpoint),
+        rig,
+        backend="eager",
+        device="cpu",
+        volume_center_mm=volume_center_mm,
+        volume_size_mm=volume_size_mm,
+    )
 
 
 def evaluate_synthetic(checkpoint: str | Path, scenes: Sequence[Scene], thresholds: Sequence[float] = (0.3,)) -> dict:
@@ -72,19 +78,30 @@ def evaluate_synthetic(checkpoint: str | Path, scenes: Sequence[Scene], threshol
             acc["score"].append(scores)
             acc["gt"].append(gt)
             if len(poses):
-                err = (np.linalg.norm(poses[:, None] - gt[None], axis=-1).mean(-1) if len(gt)
-                       else np.full((len(poses), 1), np.inf))
+                err = (
+                    np.linalg.norm(poses[:, None] - gt[None], axis=-1).mean(-1)
+                    if len(gt)
+                    else np.full((len(poses), 1), np.inf)
+                )
                 acc["ghosts"] += int((err.min(1) >= 500).sum())
                 acc["found"] += len(poses)
     seconds = (time.perf_counter() - t0) / max(1, len(scenes))
     n_gt = int(sum(len(s.target_poses_mm) for s in scenes))
-    out = {"scenes": len(scenes), "target_people": n_gt, "seconds_per_scene": round(seconds, 3),
-           "views_per_scene": float(np.mean([len(s.rig) for s in scenes])), "by_threshold": {}}
+    out = {
+        "scenes": len(scenes),
+        "target_people": n_gt,
+        "seconds_per_scene": round(seconds, 3),
+        "views_per_scene": float(np.mean([len(s.rig) for s in scenes])),
+        "by_threshold": {},
+    }
     for t, acc in per_t.items():
         m = panoptic_metrics(match_to_ground_truth(acc["pred"], acc["score"], acc["gt"]))
         m = {k: round(float(v), 4) for k, v in m.items()}
-        m.update(predicted_people=acc["found"], ghosts_500mm=acc["ghosts"],
-                 ghost_rate=round(acc["ghosts"] / max(1, acc["found"]), 4))
+        m.update(
+            predicted_people=acc["found"],
+            ghosts_500mm=acc["ghosts"],
+            ghost_rate=round(acc["ghosts"] / max(1, acc["found"]), 4),
+        )
         out["by_threshold"][str(t)] = m
     return out
 
@@ -118,8 +135,9 @@ def read_framesets(videos: Sequence[str | Path], frame_indices: Sequence[int]) -
     return [[cam[f] for cam in per_cam] for f in frame_indices]
 
 
-def match_reprojection(poses_mm: np.ndarray, people_2d: Sequence[np.ndarray], rig: CameraRig,
-                       min_score: float = 0.3) -> tuple[list[list[float]], np.ndarray]:
+def match_reprojection(
+    poses_mm: np.ndarray, people_2d: Sequence[np.ndarray], rig: CameraRig, min_score: float = 0.3
+) -> tuple[list[list[float]], np.ndarray]:
     """Reprojection error of 3D people onto the estimator's 2D people.
 
     Each 3D person is projected into every camera and paired with the estimator person of that
@@ -140,8 +158,12 @@ def match_reprojection(poses_mm: np.ndarray, people_2d: Sequence[np.ndarray], ri
         uv = project_points(poses_mm.astype(np.float64), cam)  # (P,15,2)
         d = np.linalg.norm(uv[:, None] - det[None, :, :, :2], axis=-1)  # (P,N,15)
         ok = det[None, :, :, 2] >= min_score
-        med = np.array([[np.median(d[p, n][ok[0, n]]) if ok[0, n].sum() >= 3 else np.inf
-                         for n in range(len(det))] for p in range(P)])
+        med = np.array(
+            [
+                [np.median(d[p, n][ok[0, n]]) if ok[0, n].sum() >= 3 else np.inf for n in range(len(det))]
+                for p in range(P)
+            ]
+        )
         used_p, used_n = set(), set()
         for flat in np.argsort(med, axis=None):
             p, n = np.unravel_index(flat, med.shape)
@@ -173,8 +195,9 @@ def estimator_people_on_footage(rig_path: str | Path, frame_indices: Sequence[in
     return rig, people, float(np.median(ms))
 
 
-def evaluate_footage(checkpoint: str | Path, rig, people_2d: Sequence[Sequence[np.ndarray]],
-                     supported_px: float = 40.0) -> dict:
+def evaluate_footage(
+    checkpoint: str | Path, rig, people_2d: Sequence[Sequence[np.ndarray]], supported_px: float = 40.0
+) -> dict:
     """Run a model on the estimator's people of real framesets; people per frame and reprojection.
 
     A 3D person is *supported* in a camera when it pairs with an estimator person there at a
@@ -198,10 +221,15 @@ def evaluate_footage(checkpoint: str | Path, rig, people_2d: Sequence[Sequence[n
         roots = poses[:, 2] if len(poses) else np.zeros((0, 3))
         counts.append(int(len(poses)))
         in_volume.append(int(np.all((roots >= lo) & (roots <= hi), axis=1).sum()))
-        frames.append({"people": int(len(poses)), "scores": pred.scores.round(3).tolist(),
-                       "estimator_people_per_view": [int(len(p)) for p in views],
-                       "reprojection_px_per_person_view": np.round(pair, 1).tolist(),
-                       "supported_views": support.tolist()})
+        frames.append(
+            {
+                "people": int(len(poses)),
+                "scores": pred.scores.round(3).tolist(),
+                "estimator_people_per_view": [int(len(p)) for p in views],
+                "reprojection_px_per_person_view": np.round(pair, 1).tolist(),
+                "supported_views": support.tolist(),
+            }
+        )
     names = list(rig.names)
     return {
         "framesets": len(people_2d),
@@ -209,8 +237,12 @@ def evaluate_footage(checkpoint: str | Path, rig, people_2d: Sequence[Sequence[n
         "mean_people_per_frame": float(np.mean(counts)) if counts else 0.0,
         "people_in_volume_per_frame": in_volume,
         "likely_ghosts": ghosts,
-        "reprojection_px_median_per_camera": {n: (round(float(np.median(e)), 1) if e else None) for n, e in zip(names, per_cam)},
-        "reprojection_px_mean_per_camera": {n: (round(float(np.mean(e)), 1) if e else None) for n, e in zip(names, per_cam)},
+        "reprojection_px_median_per_camera": {
+            n: (round(float(np.median(e)), 1) if e else None) for n, e in zip(names, per_cam)
+        },
+        "reprojection_px_mean_per_camera": {
+            n: (round(float(np.mean(e)), 1) if e else None) for n, e in zip(names, per_cam)
+        },
         "reprojection_px_median_all": round(float(np.median(sum(per_cam, []))), 1) if any(per_cam) else None,
         "model_ms_per_frameset_median": round(float(np.median(ms)), 1) if ms else None,
         "frames": frames,

@@ -16,8 +16,10 @@ import torch
 from engine.checkpoints import read_file
 from training.ssl.release import release_model
 
-REPRODUCE = ("selfpose3d train-detection --config detection_generic --out runs/detection_generic && "
-             "python -m training.detection_route.release runs/detection_generic/model.pt --out models/detection_generic.pt")
+REPRODUCE = (
+    "selfpose3d train-detection --config detection_generic --out runs/detection_generic && "
+    "python -m training.detection_route.release runs/detection_generic/model.pt --out models/detection_generic.pt"
+)
 
 
 def release(source: str | Path, out: str | Path, threshold: float | None = None, scenes: int = 60) -> dict:
@@ -29,7 +31,9 @@ def release(source: str | Path, out: str | Path, threshold: float | None = None,
     if threshold is not None:
         with_root_threshold(out, threshold, out)
     obj = dict(read_file(out))
-    obj["meta"] = dict(obj["meta"], input="detections", trainer="training.detection_route")  # engine.checkpoints.model_input
+    obj["meta"] = dict(
+        obj["meta"], input="detections", trainer="training.detection_route"
+    )  # engine.checkpoints.model_input
     torch.save(obj, out)
     metrics = {}
     if scenes:

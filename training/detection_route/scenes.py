@@ -27,8 +27,22 @@ from training.detection_route.config import EstimatorNoiseConfig, RigSamplerConf
 
 ROOT = 2  # Panoptic-15 mid-hip
 # Panoptic-15 bones (for the occlusion model): neck-nose, neck-hip, arms, legs.
-_BONES = ((0, 1), (0, 2), (0, 3), (3, 4), (4, 5), (0, 9), (9, 10), (10, 11),
-          (2, 6), (6, 7), (7, 8), (2, 12), (12, 13), (13, 14))
+_BONES = (
+    (0, 1),
+    (0, 2),
+    (0, 3),
+    (3, 4),
+    (4, 5),
+    (0, 9),
+    (9, 10),
+    (10, 11),
+    (2, 6),
+    (6, 7),
+    (7, 8),
+    (2, 12),
+    (12, 13),
+    (13, 14),
+)
 
 
 @dataclass(frozen=True)
@@ -102,11 +116,16 @@ def sample_rig(rng: np.random.Generator, cfg: RigSamplerConfig, volume: Volume) 
     for i in range(V):
         az = np.deg2rad(start + (arc * i / max(V - (0 if arc >= 359 else 1), 1)) + rng.uniform(-10, 10))
         dist = half_diag * _u(rng, cfg.distance_factor) + _u(rng, cfg.distance_extra_mm)
-        center = np.array([c[0] + dist * math.cos(az), c[1] + dist * math.sin(az),
-                           volume.floor_z_mm + _u(rng, cfg.camera_height_mm)])
-        aim = np.array([c[0] + rng.uniform(-cfg.aim_jitter_mm, cfg.aim_jitter_mm),
-                        c[1] + rng.uniform(-cfg.aim_jitter_mm, cfg.aim_jitter_mm),
-                        volume.floor_z_mm + _u(rng, cfg.aim_z_mm)])
+        center = np.array(
+            [c[0] + dist * math.cos(az), c[1] + dist * math.sin(az), volume.floor_z_mm + _u(rng, cfg.camera_height_mm)]
+        )
+        aim = np.array(
+            [
+                c[0] + rng.uniform(-cfg.aim_jitter_mm, cfg.aim_jitter_mm),
+                c[1] + rng.uniform(-cfg.aim_jitter_mm, cfg.aim_jitter_mm),
+                volume.floor_z_mm + _u(rng, cfg.aim_z_mm),
+            ]
+        )
         R = look_at_rotation(center, aim, roll_deg=rng.uniform(-2.0, 2.0))
         w, h = res_all if shared else cfg.resolutions[int(rng.integers(len(cfg.resolutions)))]
         subtended = 2 * math.degrees(math.atan2(half_diag, max(np.linalg.norm(aim - center), 1.0)))
@@ -114,9 +133,13 @@ def sample_rig(rng: np.random.Generator, cfg: RigSamplerConfig, volume: Volume) 
         if cfg.fov_free_prob and rng.random() < cfg.fov_free_prob:
             fov = _u(rng, cfg.fov_deg)
         f = 0.5 * max(w, h) / math.tan(math.radians(fov) / 2)
-        K = np.array([[f, 0.0, (w - 1) / 2 + rng.uniform(-0.01, 0.01) * w],
-                      [0.0, f * (1 + rng.uniform(-0.002, 0.002)), (h - 1) / 2 + rng.uniform(-0.01, 0.01) * h],
-                      [0.0, 0.0, 1.0]])
+        K = np.array(
+            [
+                [f, 0.0, (w - 1) / 2 + rng.uniform(-0.01, 0.01) * w],
+                [0.0, f * (1 + rng.uniform(-0.002, 0.002)), (h - 1) / 2 + rng.uniform(-0.01, 0.01) * h],
+                [0.0, 0.0, 1.0],
+            ]
+        )
         dist_coeffs = np.array([_u(rng, cfg.distortion_k1), 0.0, 0.0, 0.0, 0.0])
         cams.append(Camera.from_center(f"cam{i:02d}", int(w), int(h), K, dist_coeffs, R, center, source="random_rig"))
     return CameraRig(tuple(cams))
@@ -143,7 +166,13 @@ def frame_truth(rig: CameraRig, joints_mm: np.ndarray, body_radius_mm: float = 1
         z = joints_mm @ cam.R[2] + cam.t_mm[2]  # (P,15)
         front = z > 50.0
         uv = np.where(front[..., None], uv, np.nan)
-        inside = front & (uv[..., 0] >= 0) & (uv[..., 0] <= cam.width - 1) & (uv[..., 1] >= 0) & (uv[..., 1] <= cam.height - 1)
+        inside = (
+            front
+            & (uv[..., 0] >= 0)
+            & (uv[..., 0] <= cam.width - 1)
+            & (uv[..., 1] >= 0)
+            & (uv[..., 1] <= cam.height - 1)
+        )
         j2d[v], depth[v], in_image[v] = uv, z, inside
         vis = inside.copy()
         fx = float(cam.K[0, 0])
@@ -157,10 +186,10 @@ def frame_truth(rig: CameraRig, joints_mm: np.ndarray, body_radius_mm: float = 1
             if not ok.any():
                 continue
             a, b = a[ok], b[ok]
-            for p in order[rank + 1:]:
+            for p in order[rank + 1 :]:
                 pts = np.nan_to_num(uv[p], nan=-1e9)  # (15,2)
                 ab = b - a  # (K,2)
-                t = np.clip(((pts[:, None] - a[None]) * ab[None]).sum(-1) / np.maximum((ab ** 2).sum(-1), 1e-9), 0, 1)
+                t = np.clip(((pts[:, None] - a[None]) * ab[None]).sum(-1) / np.maximum((ab**2).sum(-1), 1e-9), 0, 1)
                 d = np.linalg.norm(pts[:, None] - (a[None] + t[..., None] * ab[None]), axis=-1).min(1)  # (15,)
                 hidden = inside[p] & (d < radius_px) & (z[p] > z[q, ROOT] + 100.0)
                 occluder[v, p] = np.where(hidden & (occluder[v, p] < 0), q, occluder[v, p])
@@ -177,16 +206,23 @@ def detector_params(cfg: EstimatorNoiseConfig) -> DetectorParams:
     return from_dict(DetectorParams, data)
 
 
-def estimator_people(scene_truth: FrameTruth, rig: CameraRig, params: DetectorParams, cfg: EstimatorNoiseConfig,
-                     seed) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def estimator_people(
+    scene_truth: FrameTruth, rig: CameraRig, params: DetectorParams, cfg: EstimatorNoiseConfig, seed
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Simulated estimator output per view: (N,15,3) x, y px, score and (N,) true person (-1 = false)."""
     dets = simulate_detections(scene_truth, rig, params, seed=seed, variant="soft")
     poses, ids = [], []
     for cam, d in zip(rig, dets):
-        arr = np.concatenate([d.joints_2d, d.scores[..., None]], -1).astype(np.float32) if len(d) else np.zeros((0, 15, 3), np.float32)
+        arr = (
+            np.concatenate([d.joints_2d, d.scores[..., None]], -1).astype(np.float32)
+            if len(d)
+            else np.zeros((0, 15, 3), np.float32)
+        )
         bad = ~np.isfinite(arr).all(-1) | (arr[..., 2] < cfg.min_joint_score)
         if cfg.drop_outside_image and len(arr):
-            bad |= (arr[..., 0] < 0) | (arr[..., 0] > cam.width - 1) | (arr[..., 1] < 0) | (arr[..., 1] > cam.height - 1)
+            bad |= (
+                (arr[..., 0] < 0) | (arr[..., 0] > cam.width - 1) | (arr[..., 1] < 0) | (arr[..., 1] > cam.height - 1)
+            )
         arr[bad] = 0.0
         keep = (arr[..., 2] > 0).sum(-1) >= 3  # the estimator reports people, not lone joints
         poses.append(arr[keep])
@@ -215,15 +251,23 @@ def _views_seeing(rig: CameraRig, points_mm: np.ndarray) -> np.ndarray:
     return n
 
 
-def sample_scene(rng: np.random.Generator, bank: np.ndarray, rigs: RigSamplerConfig, scene: SceneConfig,
-                 params: DetectorParams, noise: EstimatorNoiseConfig) -> Scene:
+def sample_scene(
+    rng: np.random.Generator,
+    bank: np.ndarray,
+    rigs: RigSamplerConfig,
+    scene: SceneConfig,
+    params: DetectorParams,
+    noise: EstimatorNoiseConfig,
+) -> Scene:
     """One random scene (rig, volume, people, simulated estimator output); see the module docstring."""
     volume = sample_volume(rng, rigs)
     rig = sample_rig(rng, rigs, volume)
     c, s = np.asarray(volume.center_mm), np.asarray(volume.size_mm)
     n = int(rng.integers(scene.people[0], scene.people[1] + 1))
     lo, hi = c[:2] - s[:2] / 2 + scene.margin_mm, c[:2] + s[:2] / 2 - scene.margin_mm
-    people = [place_person(rng, bank[int(rng.integers(len(bank)))], rng.uniform(lo, hi), volume.floor_z_mm) for _ in range(n)]
+    people = [
+        place_person(rng, bank[int(rng.integers(len(bank)))], rng.uniform(lo, hi), volume.floor_z_mm) for _ in range(n)
+    ]
     inside = [True] * n
     if rng.random() < scene.bystander_prob:  # someone just outside the volume, 0.3-3 m off a side
         side = int(rng.integers(4))

@@ -44,9 +44,17 @@ log = logging.getLogger(__name__)
 def scene_projector(model: SelfPose3dModel, scene: Scene, device: torch.device | str = "cpu") -> VolumeProjector:
     """The engine's projector for the scene's rig and volume (as ``InferenceRuntime`` builds it)."""
     cfg = model.config
-    geometry = ViewGeometry.from_rig(scene.rig, cfg.backbone.image_size, cfg.backbone.heatmap_size, torch.device(device))
-    return VolumeProjector(geometry, scene.volume.size_mm, scene.volume.center_mm, cfg.root_net.bins,
-                           cfg.pose_net.cube_size_mm, cfg.pose_net.bins)
+    geometry = ViewGeometry.from_rig(
+        scene.rig, cfg.backbone.image_size, cfg.backbone.heatmap_size, torch.device(device)
+    )
+    return VolumeProjector(
+        geometry,
+        scene.volume.size_mm,
+        scene.volume.center_mm,
+        cfg.root_net.bins,
+        cfg.pose_net.cube_size_mm,
+        cfg.pose_net.bins,
+    )
 
 
 def scene_heatmaps(projector: VolumeProjector, scene: Scene, sigma_px: float) -> torch.Tensor:
@@ -60,15 +68,21 @@ def pose_bank(cfg: DetectionTrainConfig) -> np.ndarray:
     return synthetic_pose_bank(ring_rig(4, seed=cfg.seed), cfg.scene.bank_frames, cfg.seed)
 
 
-def scene_losses(model: SelfPose3dModel, scene: Scene, cfg: DetectionTrainConfig,
-                 gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None, float]:
+def scene_losses(
+    model: SelfPose3dModel, scene: Scene, cfg: DetectionTrainConfig, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor | None, float]:
     """Root loss, pose loss (None without targets) and the batch's pose MPJPE (mm) of one scene."""
     projector = scene_projector(model, scene)
     hm = scene_heatmaps(projector, scene, cfg.sigma_px)
     roots = torch.from_numpy(scene.target_poses_mm[:, ROOT]).float()
-    target = tg.root_target_cubes(roots[None], torch.ones((1, len(roots)), dtype=torch.bool),
-                                  projector.space_size_mm, projector.space_center_mm, projector.root_bins)
-    pred = model.root_net(projector.root_volume(hm[:, ROOT:ROOT + 1]))
+    target = tg.root_target_cubes(
+        roots[None],
+        torch.ones((1, len(roots)), dtype=torch.bool),
+        projector.space_size_mm,
+        projector.space_center_mm,
+        projector.root_bins,
+    )
+    pred = model.root_net(projector.root_volume(hm[:, ROOT : ROOT + 1]))
     root_loss = 100.0 * torch.mean((pred - target) ** 2)
     gt = torch.from_numpy(scene.target_poses_mm[: cfg.optim.max_pose_people]).float()
     if not len(gt):
@@ -128,9 +142,18 @@ def train(cfg: DetectionTrainConfig, out: str | Path, resume: bool = True) -> di
     model.train()
 
     def save(step: int) -> None:
-        torch.save({"model": model.state_dict(), "opt_root": opt_root.state_dict(), "opt_pose": opt_pose.state_dict(),
-                    "rng": pickle.dumps(rng.bit_generator.state),
-                    "gen": gen.get_state(), "step": step, "elapsed_s": elapsed}, ckpt.with_suffix(".tmp"))
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "opt_root": opt_root.state_dict(),
+                "opt_pose": opt_pose.state_dict(),
+                "rng": pickle.dumps(rng.bit_generator.state),
+                "gen": gen.get_state(),
+                "step": step,
+                "elapsed_s": elapsed,
+            },
+            ckpt.with_suffix(".tmp"),
+        )
         ckpt.with_suffix(".tmp").replace(ckpt)
 
     def progress(step: int, elapsed_s: float) -> float:
@@ -165,16 +188,23 @@ def train(cfg: DetectionTrainConfig, out: str | Path, resume: bool = True) -> di
             opt_pose.step()
             elapsed = time.time() - t0
             recent = (recent + [time.time() - ts])[-50:]
-            rec = {"step": step, "s": round(elapsed, 1), "root_loss": loss_root.item(),
-                   "pose_loss": torch.stack(pose_l).mean().item() if pose_l else None,
-                   "mpjpe_mm": float(np.mean(errs)) if errs else None}
+            rec = {
+                "step": step,
+                "s": round(elapsed, 1),
+                "root_loss": loss_root.item(),
+                "pose_loss": torch.stack(pose_l).mean().item() if pose_l else None,
+                "mpjpe_mm": float(np.mean(errs)) if errs else None,
+            }
             logf.write(json.dumps(rec) + "\n")
             if step % cfg.log_every == 0 or step == steps:
                 eta = (steps - step) * float(np.mean(recent))
                 if cfg.time_budget_s:
                     eta = min(eta, max(0.0, cfg.time_budget_s - elapsed))
-                print(f"[detection] {step}/{steps} root={rec['root_loss']:.4f} mpjpe={rec['mpjpe_mm'] or float('nan'):.0f} mm "
-                      f"{np.mean(recent):.2f} s/step  elapsed {elapsed / 60:.1f} min  ETA {eta / 60:.1f} min", flush=True)
+                print(
+                    f"[detection] {step}/{steps} root={rec['root_loss']:.4f} mpjpe={rec['mpjpe_mm'] or float('nan'):.0f} mm "
+                    f"{np.mean(recent):.2f} s/step  elapsed {elapsed / 60:.1f} min  ETA {eta / 60:.1f} min",
+                    flush=True,
+                )
                 logf.flush()
             if step % cfg.checkpoint_every == 0:
                 save(step)
@@ -183,8 +213,16 @@ def train(cfg: DetectionTrainConfig, out: str | Path, resume: bool = True) -> di
                 break
     save(step)
     model.eval()
-    path = save_checkpoint(out / "model.pt", model, {"trainer": "training.detection_route", "steps": step, "input": "detections",
-                                                     "train_config": json.dumps({"config": "detection_generic", "seed": cfg.seed})})
+    path = save_checkpoint(
+        out / "model.pt",
+        model,
+        {
+            "trainer": "training.detection_route",
+            "steps": step,
+            "input": "detections",
+            "train_config": json.dumps({"config": "detection_generic", "seed": cfg.seed}),
+        },
+    )
     summary = {"steps": step, "train_s": round(elapsed, 1), "checkpoint": str(path), "threads": torch.get_num_threads()}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"[detection] saved {path} ({step} steps, {elapsed / 60:.1f} min)", flush=True)

@@ -37,18 +37,24 @@ class CameraCounts:
     bad_frames: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {"frames": self.frames, "undecodable": self.undecodable, "people": self.people,
-                "people_per_frame": round(self.people / max(self.frames - self.undecodable, 1), 3),
-                "mean_person_score": round(self.person_score_sum / max(self.people, 1), 4),
-                "undecodable_frames": self.bad_frames[:50]}
+        return {
+            "frames": self.frames,
+            "undecodable": self.undecodable,
+            "people": self.people,
+            "people_per_frame": round(self.people / max(self.frames - self.undecodable, 1), 3),
+            "mean_person_score": round(self.person_score_sum / max(self.people, 1), 4),
+            "undecodable_frames": self.bad_frames[:50],
+        }
 
 
 def output_paths(out: str | Path) -> dict[str, Path]:
     """The files a run with output prefix ``out`` writes (``x.npz`` and ``x`` name the same prefix)."""
     out = Path(out)
     stem = out.with_suffix("") if out.suffix == ".npz" else out
-    return {k: stem.parent / f"{stem.name}_{k}{ext}" for k, ext in
-            (("detections", ".jsonl"), ("soft", ".npz"), ("hard", ".npz"), ("summary", ".json"))}
+    return {
+        k: stem.parent / f"{stem.name}_{k}{ext}"
+        for k, ext in (("detections", ".jsonl"), ("soft", ".npz"), ("hard", ".npz"), ("summary", ".json"))
+    }
 
 
 def _read_cache(path: Path) -> list[dict]:
@@ -68,13 +74,22 @@ def _entry(rec: dict, variant: str, hard_min_score: float) -> LabelEntry:
     size = tuple(rec["size"])
     if variant == "hard":
         kp = harden(kp, None, size, min_score=hard_min_score)
-    return LabelEntry(rec["sequence"], int(rec["frame"]), rec["camera"], to_panoptic15(kp, "coco17"), rec["source"],
-                      size)
+    return LabelEntry(
+        rec["sequence"], int(rec["frame"]), rec["camera"], to_panoptic15(kp, "coco17"), rec["source"], size
+    )
 
 
-def generate(footage: Footage, detect: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], out: str | Path, *,
-             every: int = 1, max_frames: int | None = None, hard_min_score: float = HARD_MIN_SCORE_MOVENET,
-             source_name: str = "movenet", progress: Callable[[int, int, str], None] | None = None) -> dict:
+def generate(
+    footage: Footage,
+    detect: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+    out: str | Path,
+    *,
+    every: int = 1,
+    max_frames: int | None = None,
+    hard_min_score: float = HARD_MIN_SCORE_MOVENET,
+    source_name: str = "movenet",
+    progress: Callable[[int, int, str], None] | None = None,
+) -> dict:
     """Run ``detect(image_bgr) -> (keypoints (N,17,3), scores (N,))`` over ``footage``; write the files.
 
     Returns:
@@ -95,13 +110,28 @@ def generate(footage: Footage, detect: Callable[[np.ndarray], tuple[np.ndarray, 
     with paths["detections"].open("a") as cache:
         for item in footage.frames(every=every, max_frames=max_frames, skip=done):
             if item.image is None:
-                rec = {"sequence": item.sequence, "frame": item.frame, "camera": item.camera, "source": item.source,
-                       "size": [-1, -1], "keypoints": [], "scores": [], "undecodable": True}
+                rec = {
+                    "sequence": item.sequence,
+                    "frame": item.frame,
+                    "camera": item.camera,
+                    "source": item.source,
+                    "size": [-1, -1],
+                    "keypoints": [],
+                    "scores": [],
+                    "undecodable": True,
+                }
             else:
                 kp, scores = detect(item.image)
                 h, w = item.image.shape[:2]
-                rec = {"sequence": item.sequence, "frame": item.frame, "camera": item.camera, "source": item.source,
-                       "size": [w, h], "keypoints": np.round(kp, 2).tolist(), "scores": np.round(scores, 4).tolist()}
+                rec = {
+                    "sequence": item.sequence,
+                    "frame": item.frame,
+                    "camera": item.camera,
+                    "source": item.source,
+                    "size": [w, h],
+                    "keypoints": np.round(kp, 2).tolist(),
+                    "scores": np.round(scores, 4).tolist(),
+                }
             cache.write(json.dumps(rec) + "\n")
             cache.flush()
             records.append(rec)
@@ -121,10 +151,16 @@ def generate(footage: Footage, detect: Callable[[np.ndarray], tuple[np.ndarray, 
     for variant in ("soft", "hard"):
         entries = [_entry(r, variant, hard_min_score) for r in good]
         PseudoLabelSet(entries, variant=variant, source=f"{source_name}:{footage.path}").save(paths[variant])
-    summary = {"footage": str(footage.path), "estimator": source_name, "every": every, "images": len(records),
-               "undecodable": sum(c.undecodable for c in counts.values()),
-               "seconds_this_run": round(time.perf_counter() - t0, 1),
-               "hard_min_score": hard_min_score, "cameras": {k: v.to_dict() for k, v in sorted(counts.items())},
-               "files": {k: str(v) for k, v in paths.items()}}
+    summary = {
+        "footage": str(footage.path),
+        "estimator": source_name,
+        "every": every,
+        "images": len(records),
+        "undecodable": sum(c.undecodable for c in counts.values()),
+        "seconds_this_run": round(time.perf_counter() - t0, 1),
+        "hard_min_score": hard_min_score,
+        "cameras": {k: v.to_dict() for k, v in sorted(counts.items())},
+        "files": {k: str(v) for k, v in paths.items()},
+    }
     paths["summary"].write_text(json.dumps(summary, indent=1))
     return summary

@@ -68,8 +68,10 @@ class Footage:
 
     def __init__(self, path: Path, streams: list[_Stream]):
         if not streams:
-            raise DatasetError(f"{path}: no footage found (expected a rig YAML, a session folder, a folder of "
-                               f"videos {VIDEO_SUFFIXES} or of images {IMAGE_SUFFIXES})")
+            raise DatasetError(
+                f"{path}: no footage found (expected a rig YAML, a session folder, a folder of "
+                f"videos {VIDEO_SUFFIXES} or of images {IMAGE_SUFFIXES})"
+            )
         self.path = path
         self.streams = streams
 
@@ -93,8 +95,9 @@ class Footage:
                 return sum(1 for _ in reader.views_of(stream.camera))
         return len(stream.images)
 
-    def frames(self, every: int = 1, max_frames: int | None = None,
-               skip: set[tuple[str, int, str]] | frozenset = frozenset()) -> Iterator[FootageFrame]:
+    def frames(
+        self, every: int = 1, max_frames: int | None = None, skip: set[tuple[str, int, str]] | frozenset = frozenset()
+    ) -> Iterator[FootageFrame]:
         """Every ``every``-th frame of every camera (at most ``max_frames`` per camera); keys in
         ``skip`` (already processed) are passed over without decoding."""
         for stream in self.streams:
@@ -139,8 +142,9 @@ class Footage:
                         img = reader.image(view)
                     except SessionError:
                         img = None
-                    yield FootageFrame(s.sequence, view.frame_index, s.camera, f"{s.session}:{s.camera}#{view.frame_index}",
-                                       img)
+                    yield FootageFrame(
+                        s.sequence, view.frame_index, s.camera, f"{s.session}:{s.camera}#{view.frame_index}", img
+                    )
             return
         for i, (frame, path) in enumerate(s.images):
             if max_frames is not None and taken >= max_frames:
@@ -183,8 +187,10 @@ def _rig_streams(rig_path: Path) -> list[_Stream]:
             found = [s for s in _image_streams(folder, rig.name)]
             streams.append(_Stream(rig.name, name, images=tuple(sorted(p for s in found for p in s.images))))
         else:
-            raise DatasetError(f"{rig_path}: camera '{name}' has a '{src.kind}' source; offline footage needs "
-                               "file, images, panoptic or session sources (record a live rig first: selfpose3d record)")
+            raise DatasetError(
+                f"{rig_path}: camera '{name}' has a '{src.kind}' source; offline footage needs "
+                "file, images, panoptic or session sources (record a live rig first: selfpose3d record)"
+            )
         missing = (src.kind == "file" and not uri.is_file()) or (src.kind != "file" and not uri.exists())
         if missing:
             raise DatasetError(f"{rig_path}: camera '{name}': source '{uri}' does not exist")

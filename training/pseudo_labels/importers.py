@@ -62,9 +62,12 @@ def _entries_from_detections(
         size = (int(info.get("width", -1)), int(info.get("height", -1)))
         if dets:
             kp = np.stack([np.asarray(d["keypoints"], np.float64).reshape(-1, 3) for d in dets])
-            boxes = np.stack([np.asarray(d["bbox"], np.float64) for d in dets]) if all("bbox" in d for d in dets) else None
-            labels = convert_detection(Detection(kp, boxes), layout_for(kp.shape[1], where), variant,
-                                       size if min(size) > 0 else None)
+            boxes = (
+                np.stack([np.asarray(d["bbox"], np.float64) for d in dets]) if all("bbox" in d for d in dets) else None
+            )
+            labels = convert_detection(
+                Detection(kp, boxes), layout_for(kp.shape[1], where), variant, size if min(size) > 0 else None
+            )
         else:
             labels = ViewLabels.empty()
         seq, frame, cam = image_key(name, sequence)
@@ -95,7 +98,9 @@ def import_coco(
         images_src, annotations = data, data.get("annotations")
     else:
         if images_json is None:
-            raise DatasetError(f"{keypoints_json}: a COCO results list needs the image list (pass images_json / --images)")
+            raise DatasetError(
+                f"{keypoints_json}: a COCO results list needs the image list (pass images_json / --images)"
+            )
         images_src, annotations = _read_json(Path(images_json)), data
     image_list = images_src.get("images") if isinstance(images_src, dict) else images_src
     if not isinstance(image_list, list) or not isinstance(annotations, list):

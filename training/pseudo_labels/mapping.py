@@ -12,9 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# The layouts and the Panoptic-15 map live in the engine (its detection input path needs them).
-from calib.common.keypoint_maps import (BODY25, COCO17, COCO18, DERIVED, LAYOUT_BY_COUNT,  # noqa: F401 (re-exported)
-                                  LAYOUTS, keypoints_to_panoptic15)
+# The layouts and the Panoptic-15 map live in calib.common (the detection input path needs them too).
+from calib.common.keypoint_maps import LAYOUT_BY_COUNT, LAYOUTS, keypoints_to_panoptic15
 from training.pseudo_labels.store import ViewLabels
 
 HARD_MIN_SCORE = 0.05
@@ -40,7 +39,9 @@ def layout_for(num_keypoints: int, where: str) -> str:
     from training.errors import DatasetError
 
     if num_keypoints not in LAYOUT_BY_COUNT:
-        raise DatasetError(f"{where}: {num_keypoints} keypoints per person; supported: 17 (COCO), 18 (OpenPose COCO), 25 (BODY_25)")
+        raise DatasetError(
+            f"{where}: {num_keypoints} keypoints per person; supported: 17 (COCO), 18 (OpenPose COCO), 25 (BODY_25)"
+        )
     return LAYOUT_BY_COUNT[num_keypoints]
 
 

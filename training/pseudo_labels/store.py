@@ -170,7 +170,9 @@ class PseudoLabelSet:
             needed = ("sequence", "camera", "frame", "person_offset", "person_count", "joints_px", "scores", "visible")
             missing = [k for k in needed if k not in data.files]
             if missing:
-                raise DatasetError(f"{path}: not a pseudo-label file, missing {missing} (convert it with `selfpose3d pseudo-labels`)")
+                raise DatasetError(
+                    f"{path}: not a pseudo-label file, missing {missing} (convert it with `selfpose3d pseudo-labels`)"
+                )
             version = int(data["format_version"]) if "format_version" in data.files else FORMAT_VERSION
             if version > FORMAT_VERSION:
                 raise DatasetError(f"{path}: format_version {version} is newer than this reader ({FORMAT_VERSION})")
@@ -183,9 +185,19 @@ class PseudoLabelSet:
         entries = []
         for i in range(n_entries):
             o, n = int(arr["person_offset"][i]), int(arr["person_count"][i])
-            labels = ViewLabels(arr["joints_px"][o:o + n], arr["scores"][o:o + n], arr["visible"][o:o + n].astype(bool))
-            entries.append(LabelEntry(str(arr["sequence"][i]), int(arr["frame"][i]), str(arr["camera"][i]), labels,
-                                      str(images[i]), (int(sizes[i][0]), int(sizes[i][1]))))
+            labels = ViewLabels(
+                arr["joints_px"][o : o + n], arr["scores"][o : o + n], arr["visible"][o : o + n].astype(bool)
+            )
+            entries.append(
+                LabelEntry(
+                    str(arr["sequence"][i]),
+                    int(arr["frame"][i]),
+                    str(arr["camera"][i]),
+                    labels,
+                    str(images[i]),
+                    (int(sizes[i][0]), int(sizes[i][1])),
+                )
+            )
         return cls(entries, str(arr.get("variant", "unknown")), str(arr.get("source", path)))
 
 
@@ -195,5 +207,8 @@ def merge(sets: Iterable[PseudoLabelSet]) -> PseudoLabelSet:
     variants = {s.variant for s in sets}
     if len(variants) > 1:
         raise DatasetError(f"pseudo labels: cannot merge variants {sorted(variants)}")
-    return PseudoLabelSet([e for s in sets for e in s.entries], variants.pop() if variants else "unknown",
-                          "; ".join(s.source for s in sets))
+    return PseudoLabelSet(
+        [e for s in sets for e in s.entries],
+        variants.pop() if variants else "unknown",
+        "; ".join(s.source for s in sets),
+    )

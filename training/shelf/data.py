@@ -42,8 +42,10 @@ def parse_frames(text: str | None, available: Sequence[int]) -> list[int]:
         out += list(range(lo, hi + 1))
     missing = sorted(set(out) - set(available))
     if missing:
-        raise DatasetError(f"frames {missing[:3]}{'...' if len(missing) > 3 else ''} are not in the detections "
-                           f"({available[0]}..{available[-1]})")
+        raise DatasetError(
+            f"frames {missing[:3]}{'...' if len(missing) > 3 else ''} are not in the detections "
+            f"({available[0]}..{available[-1]})"
+        )
     return out
 
 
@@ -59,8 +61,9 @@ class ShelfDetections:
         self.root = Path(root)
         path = Path(detections) if detections else self.root / "detections.npz"
         if not path.is_file():
-            raise DatasetError(f"{path}: Shelf detections not found (pass --detections or the data folder, "
-                               "e.g. ../shared/data/shelf)")
+            raise DatasetError(
+                f"{path}: Shelf detections not found (pass --detections or the data folder, e.g. ../shared/data/shelf)"
+            )
         self.rig: CameraRig = VoxelPoseDataset(self.root, SHELF).load_rig()
         self.openpose = OpenPoseCandidates(path)
         if self.openpose.num_cameras != len(self.rig):
@@ -83,8 +86,10 @@ class ShelfDetections:
     def input_rows(self, frame_id: int) -> list[np.ndarray]:
         """Per view (M,15,3) Panoptic-15 candidate rows (x, y px, score) for ``predict_detections``."""
         fi = self.openpose.frame_index(frame_id)
-        return [candidates_to_rows(candidates_to_panoptic15(self._candidates(v, fi), "body25"), 15)
-                for v in range(self.num_views)]
+        return [
+            candidates_to_rows(candidates_to_panoptic15(self._candidates(v, fi), "body25"), 15)
+            for v in range(self.num_views)
+        ]
 
     def people(self, frame_id: int, min_joints: int = 5, layout: str = "panoptic15") -> list[np.ndarray]:
         """Per view (N,15,3) Panoptic-15 people grouped with the PAF scores (x, y px, score);
@@ -97,8 +102,9 @@ class ShelfDetections:
             out.append((body25 if layout == "body25" else keypoints_to_panoptic15(body25, "body25")).astype(np.float32))
         return out
 
-    def input_heatmaps(self, frame_ids: Sequence[int], affine_hm: np.ndarray, heatmap_wh: tuple[int, int],
-                       sigma_px: float = 3.0) -> np.ndarray:
+    def input_heatmaps(
+        self, frame_ids: Sequence[int], affine_hm: np.ndarray, heatmap_wh: tuple[int, int], sigma_px: float = 3.0
+    ) -> np.ndarray:
         """(F,V,15,h,w) float16 input heatmaps, rendered exactly as ``Predictor.predict_detections`` does."""
         w, h = heatmap_wh
         out = np.zeros((len(frame_ids), self.num_views, 15, h, w), np.float16)

@@ -14,8 +14,14 @@ from training.results_io import Predictions, save_predictions
 from training.shelf.data import ShelfDetections
 
 
-def predict_shelf(checkpoint: str | Path, data: ShelfDetections, frame_ids: Sequence[int], device: str = "cpu",
-                  sigma_px: float = 3.0, refine_radius_mm: float | None = None) -> tuple[Predictions, float]:
+def predict_shelf(
+    checkpoint: str | Path,
+    data: ShelfDetections,
+    frame_ids: Sequence[int],
+    device: str = "cpu",
+    sigma_px: float = 3.0,
+    refine_radius_mm: float | None = None,
+) -> tuple[Predictions, float]:
     """Predictions (poses (F,M,15,5) mm: x, y, z, flag, root score) of every frame, and seconds per frame.
 
     Each frame goes through ``Predictor.predict_detections`` with the ungrouped Panoptic-15
@@ -39,10 +45,16 @@ def predict_shelf(checkpoint: str | Path, data: ShelfDetections, frame_ids: Sequ
     return preds, per_frame
 
 
-def evaluate_shelf_checkpoint(checkpoint: str | Path, data_root: str | Path, frame_ids: Sequence[int] | None = None,
-                              gt_path: str | Path | None = None, save_to: str | Path | None = None,
-                              device: str = "cpu", detections: str | Path | None = None,
-                              refine_radius_mm: float | None = None) -> dict:
+def evaluate_shelf_checkpoint(
+    checkpoint: str | Path,
+    data_root: str | Path,
+    frame_ids: Sequence[int] | None = None,
+    gt_path: str | Path | None = None,
+    save_to: str | Path | None = None,
+    device: str = "cpu",
+    detections: str | Path | None = None,
+    refine_radius_mm: float | None = None,
+) -> dict:
     """PCP of a checkpoint on Shelf frames (default all 301); optionally saves the prediction NPZ.
 
     Returns the metrics dict of :func:`training.evaluate.pcp_metrics` plus ``frames``,
@@ -56,6 +68,13 @@ def evaluate_shelf_checkpoint(checkpoint: str | Path, data_root: str | Path, fra
     gt = load_ground_truth(gt_path or data_root, SHELF).select(frames)
     result = evaluate_shelf_campus(preds, gt)
     metrics = pcp_metrics(result)
-    metrics.update({"frames": f"{frames[0]}-{frames[-1]}", "num_frames": len(frames),
-                    "seconds_per_frame": round(per_frame, 4), "checkpoint": str(checkpoint), "table": result.table()})
+    metrics.update(
+        {
+            "frames": f"{frames[0]}-{frames[-1]}",
+            "num_frames": len(frames),
+            "seconds_per_frame": round(per_frame, 4),
+            "checkpoint": str(checkpoint),
+            "table": result.table(),
+        }
+    )
     return metrics

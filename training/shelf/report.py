@@ -10,15 +10,20 @@ import json
 import sys
 from pathlib import Path
 
-RUNS = (("(a) SSL, train 300-449, test 450-600", "ssl_a"), ("(b) SSL, all 301 frames (transductive)", "ssl_b"),
-        ("(c) synthetic poses only", "synthetic"))
+RUNS = (
+    ("(a) SSL, train 300-449, test 450-600", "ssl_a"),
+    ("(b) SSL, all 301 frames (transductive)", "ssl_b"),
+    ("(c) synthetic poses only", "synthetic"),
+)
 
 
 def table(root: str | Path = "runs/shelf") -> str:
     """The PCP table (Panoptic-15 head rule) of the runs found under ``root``."""
     root = Path(root)
-    lines = ["| run | A1 | A2 | A3 | **Avg (A1-3)** | A4 | recall@500 | frames | train wall (s) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| run | A1 | A2 | A3 | **Avg (A1-3)** | A4 | recall@500 | frames | train wall (s) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, run in RUNS:
         try:
             m = json.loads((root / run / "metrics.json").read_text())
@@ -27,9 +32,11 @@ def table(root: str | Path = "runs/shelf") -> str:
             lines.append(f"| {name} | not measured | | | | | | | |")
             continue
         a = m["actors"]
-        lines.append(f"| {name} | {a['Actor1']['pcp']:.2f} | {a['Actor2']['pcp']:.2f} | {a['Actor3']['pcp']:.2f} | "
-                     f"**{m['pcp_average']:.2f}** | {a['Actor4']['pcp']:.2f} | {m['recall500']:.3f} | {m['frames']} | "
-                     f"{s['train_s']} |")
+        lines.append(
+            f"| {name} | {a['Actor1']['pcp']:.2f} | {a['Actor2']['pcp']:.2f} | {a['Actor3']['pcp']:.2f} | "
+            f"**{m['pcp_average']:.2f}** | {a['Actor4']['pcp']:.2f} | {m['recall500']:.3f} | {m['frames']} | "
+            f"{s['train_s']} |"
+        )
     return "\n".join(lines)
 
 

@@ -70,12 +70,15 @@ def coverage_box(rig: CameraRig, size_mm, center_mm, z_range_mm, min_views: int,
         seen += (depth > 0) & (uv[:, 0] >= 0) & (uv[:, 0] < cam.width) & (uv[:, 1] >= 0) & (uv[:, 1] < cam.height)
     ok = pts[seen >= min_views]
     if not len(ok):
-        raise ConfigError(f"no point of the room is seen by {min_views} cameras", field="root.min_views", fix="lower it")
+        raise ConfigError(
+            f"no point of the room is seen by {min_views} cameras", field="root.min_views", fix="lower it"
+        )
     return np.array([[ok[:, 0].min(), ok[:, 0].max()], [ok[:, 1].min(), ok[:, 1].max()], list(z_range_mm)])
 
 
-def render_detections(uv_hm: torch.Tensor, amp: torch.Tensor, heatmap_wh: tuple[int, int],
-                      sigma: float = 3.0) -> torch.Tensor:
+def render_detections(
+    uv_hm: torch.Tensor, amp: torch.Tensor, heatmap_wh: tuple[int, int], sigma: float = 3.0
+) -> torch.Tensor:
     """Score-scaled Gaussians, max over people (as ``engine.detections.render_input_heatmaps``,
     but on the whole heatmap: no 3σ window).
 
@@ -100,8 +103,13 @@ def to_heatmap_px(points_mm: torch.Tensor, geometry: ViewGeometry) -> tuple[torc
     return torch.stack([x, y], -1), depth > 0
 
 
-def pose_forward(model: SelfPose3dModel, projector: VolumeProjector, heatmaps: torch.Tensor, centers: torch.Tensor,
-                 views_present: torch.Tensor | None = None) -> torch.Tensor:
+def pose_forward(
+    model: SelfPose3dModel,
+    projector: VolumeProjector,
+    heatmaps: torch.Tensor,
+    centers: torch.Tensor,
+    views_present: torch.Tensor | None = None,
+) -> torch.Tensor:
     """(V,J,h,w) heatmaps, (P,3) centres -> (P,J,3) mm, with gradient into the pose net."""
     cubes = projector.person_cubes(heatmaps, centers, views_present)
     return soft_argmax(model.pose_net(cubes), centers, projector.cube_axes, model.config.pose_net.beta)
@@ -110,8 +118,14 @@ def pose_forward(model: SelfPose3dModel, projector: VolumeProjector, heatmaps: t
 # ------------------------------------------------------------------------------------------ root net
 
 
-def train_rootnet(model: SelfPose3dModel, projector: VolumeProjector, rig: CameraRig, cfg: RootTrainConfig,
-                  logger: StepLog, gen: torch.Generator) -> None:
+def train_rootnet(
+    model: SelfPose3dModel,
+    projector: VolumeProjector,
+    rig: CameraRig,
+    cfg: RootTrainConfig,
+    logger: StepLog,
+    gen: torch.Generator,
+) -> None:
     """Root net on synthetic detector-like root heatmaps (SPEC §3.2 (a))."""
     if cfg.steps == 0:
         return
@@ -124,7 +138,9 @@ def train_rootnet(model: SelfPose3dModel, projector: VolumeProjector, rig: Camer
     def step_fn(step: int) -> tuple[torch.Tensor, dict[str, float]]:
         roots, valid = tg.sample_synthetic_roots(B, box, cfg.max_roots + 1, generator=gen)
         roots, valid = roots.to(dev), valid.to(dev)
-        target = tg.root_target_cubes(roots, valid, projector.space_size_mm, projector.space_center_mm, projector.root_bins)
+        target = tg.root_target_cubes(
+            roots, valid, projector.space_size_mm, projector.space_center_mm, projector.root_bins
+        )
         uv, front = to_heatmap_px(roots, geo)  # (V,B,R,2)
         uv = uv.permute(1, 0, 2, 3)[:, :, :, None]  # (B,V,R,1,2)
         stride = geo.affine_hm[:, 0, 0].abs().mean()
@@ -137,7 +153,9 @@ def train_rootnet(model: SelfPose3dModel, projector: VolumeProjector, rig: Camer
         if n_fp:  # spurious blobs anywhere in the heatmaps, at random views
             W, H = geo.heatmap_wh
             fp = torch.rand((B, V, n_fp, 1, 2), generator=gen).to(dev) * torch.tensor([W, H], device=dev)
-            fa = torch.rand((B, V, n_fp, 1), generator=gen).to(dev) * (torch.rand((B, V, n_fp, 1), generator=gen).to(dev) < 0.25)
+            fa = torch.rand((B, V, n_fp, 1), generator=gen).to(dev) * (
+                torch.rand((B, V, n_fp, 1), generator=gen).to(dev) < 0.25
+            )
             uv, amp = torch.cat([uv, fp], 2), torch.cat([amp, fa * hi], 2)
         hm = render_detections(uv, amp, geo.heatmap_wh)  # (B,V,1,H,W)
         vols = torch.cat([projector.root_volume(hm[b]) for b in range(B)])  # (B,1,X,Y,Z)
@@ -160,9 +178,15 @@ def root_proposals(model: SelfPose3dModel, projector: VolumeProjector, heatmaps:
     r = model.config.root_joint
     out = []
     for f in range(heatmaps.shape[0]):
-        vol = projector.root_volume(heatmaps[f, :, r:r + 1].float())
-        prop = extract_proposals(model.root_net(vol), projector.space_size_mm, projector.space_center_mm,
-                                 rc.max_people, rc.threshold, rc.nms_kernel)[0]
+        vol = projector.root_volume(heatmaps[f, :, r : r + 1].float())
+        prop = extract_proposals(
+            model.root_net(vol),
+            projector.space_size_mm,
+            projector.space_center_mm,
+            rc.max_people,
+            rc.threshold,
+            rc.nms_kernel,
+        )[0]
         out.append(prop[prop[:, 3] >= 0, :3])
     return out
 
@@ -170,8 +194,16 @@ def root_proposals(model: SelfPose3dModel, projector: VolumeProjector, heatmaps:
 # ------------------------------------------------------------------------------------------ pose net
 
 
-def train_posenet_ssl(model: SelfPose3dModel, projector: VolumeProjector, data: ShelfDetections, frames: list[int],
-                      cfg: PoseTrainConfig, sigma_px: float, logger: StepLog, gen: torch.Generator) -> dict:
+def train_posenet_ssl(
+    model: SelfPose3dModel,
+    projector: VolumeProjector,
+    data: ShelfDetections,
+    frames: list[int],
+    cfg: PoseTrainConfig,
+    sigma_px: float,
+    logger: StepLog,
+    gen: torch.Generator,
+) -> dict:
     """Pose net against the PAF-grouped detections of ``frames`` (confidence-weighted Hungarian L1)."""
     geo, dev = projector.geometry, projector.device
     t0 = time.time()
@@ -179,13 +211,20 @@ def train_posenet_ssl(model: SelfPose3dModel, projector: VolumeProjector, data: 
     joints, scores = (torch.as_tensor(a).to(dev) for a in data.people_arrays(frames, cfg.max_labels))
     proposals = root_proposals(model, projector, hm)
     counts = [len(p) for p in proposals]
-    info = {"cache_s": round(time.time() - t0, 1), "frames": len(frames),
-            "proposals_per_frame": float(np.mean(counts)), "labels_per_view": float((scores.amax(-1) > 0).sum(2).float().mean())}
+    info = {
+        "cache_s": round(time.time() - t0, 1),
+        "frames": len(frames),
+        "proposals_per_frame": float(np.mean(counts)),
+        "labels_per_view": float((scores.amax(-1) > 0).sum(2).float().mean()),
+    }
     print(f"[pose-ssl] {info}", flush=True)
     usable = [i for i, c in enumerate(counts) if c]
     if not usable:
-        raise ConfigError("the root net proposes nobody on the training frames", field="root.steps",
-                          fix="train the root net longer (or give a better root_init)")
+        raise ConfigError(
+            "the root net proposes nobody on the training frames",
+            field="root.steps",
+            fix="train the root net longer (or give a better root_init)",
+        )
     image_wh = tuple(float(v) for v in geo.image_wh[0].tolist())
     net = model.pose_net
     V, K = geo.num_views, model.config.root_net.max_people
@@ -206,8 +245,9 @@ def train_posenet_ssl(model: SelfPose3dModel, projector: VolumeProjector, data: 
             valids.append(torch.arange(K, device=dev) < P)
             gts.append(joints[f])
             confs.append(scores[f])
-        loss = hungarian_l1_loss(torch.stack(preds), torch.stack(valids), torch.stack(gts), torch.stack(confs),
-                                 image_wh, cfg.drop_largest)
+        loss = hungarian_l1_loss(
+            torch.stack(preds), torch.stack(valids), torch.stack(gts), torch.stack(confs), image_wh, cfg.drop_largest
+        )
         return loss, {}
 
     run_steps("pose-ssl", net, net.parameters(), cfg.lr, cfg.steps, step_fn, logger)
@@ -229,8 +269,9 @@ def synthetic_pose_bank(rig: CameraRig, frames: int, seed: int) -> np.ndarray:
     return bank.astype(np.float32)
 
 
-def sample_synthetic_scene(bank: torch.Tensor, box: np.ndarray, batch: int, people_range: tuple[int, int],
-                           gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_synthetic_scene(
+    bank: torch.Tensor, box: np.ndarray, batch: int, people_range: tuple[int, int], gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(B,P,15,3) poses placed at random positions and headings, (B,P) valid (P = people_range[1])."""
     P = people_range[1]
     idx = torch.randint(len(bank), (batch, P), generator=gen)
@@ -247,9 +288,17 @@ def sample_synthetic_scene(bank: torch.Tensor, box: np.ndarray, batch: int, peop
     return poses.to(bank.device), (torch.arange(P)[None] < n).to(bank.device)
 
 
-def train_posenet_synthetic(model: SelfPose3dModel, projector: VolumeProjector, rig: CameraRig, cfg: PoseTrainConfig,
-                            root_cfg: RootTrainConfig, sigma_px: float, logger: StepLog, gen: torch.Generator,
-                            seed: int) -> dict:
+def train_posenet_synthetic(
+    model: SelfPose3dModel,
+    projector: VolumeProjector,
+    rig: CameraRig,
+    cfg: PoseTrainConfig,
+    root_cfg: RootTrainConfig,
+    sigma_px: float,
+    logger: StepLog,
+    gen: torch.Generator,
+    seed: int,
+) -> dict:
     """Pose net on synthetic 3D poses projected into the Shelf cameras (3D L1 supervision)."""
     geo, dev = projector.geometry, projector.device
     t0 = time.time()
@@ -298,8 +347,14 @@ def build_projector(model: SelfPose3dModel, rig: CameraRig, device: torch.device
     """The engine's projector for the rig (the same one ``InferenceRuntime`` builds)."""
     cfg = model.config
     geometry = ViewGeometry.from_rig(rig, cfg.backbone.image_size, cfg.backbone.heatmap_size, device)
-    return VolumeProjector(geometry, cfg.space_size_mm, cfg.space_center_mm, cfg.root_net.bins,
-                           cfg.pose_net.cube_size_mm, cfg.pose_net.bins)
+    return VolumeProjector(
+        geometry,
+        cfg.space_size_mm,
+        cfg.space_center_mm,
+        cfg.root_net.bins,
+        cfg.pose_net.cube_size_mm,
+        cfg.pose_net.bins,
+    )
 
 
 def train(cfg: ShelfTrainConfig, out: str | Path) -> dict:
@@ -321,8 +376,10 @@ def train(cfg: ShelfTrainConfig, out: str | Path) -> dict:
         try:
             model.root_net.load_state_dict(source.root_net.state_dict())
         except RuntimeError as exc:
-            raise CheckpointError(f"root_init {cfg.root_init}: its root net does not fit preset '{cfg.model}' "
-                             f"(retrain it with shelf_rootnet): {str(exc).splitlines()[0]}") from None
+            raise CheckpointError(
+                f"root_init {cfg.root_init}: its root net does not fit preset '{cfg.model}' "
+                f"(retrain it with shelf_rootnet): {str(exc).splitlines()[0]}"
+            ) from None
     model = model.to(device)
     projector = build_projector(model, data.rig, device)
     logger = StepLog(out, cfg.log_every)
@@ -337,12 +394,25 @@ def train(cfg: ShelfTrainConfig, out: str | Path) -> dict:
             frames = parse_frames(cfg.train_frames, data.frame_ids)
             summary.update(train_posenet_ssl(model, projector, data, frames, cfg.pose, cfg.sigma_px, logger, gen))
         else:
-            summary.update(train_posenet_synthetic(model, projector, data.rig, cfg.pose, cfg.root, cfg.sigma_px, logger, gen, cfg.seed))
+            summary.update(
+                train_posenet_synthetic(
+                    model, projector, data.rig, cfg.pose, cfg.root, cfg.sigma_px, logger, gen, cfg.seed
+                )
+            )
     summary["pose_s"] = round(time.time() - t1, 1)
     summary["train_s"] = round(time.time() - t0, 1)
     model = model.cpu().eval()
-    path = save_checkpoint(out / "model.pt", model, {"trainer": "training.shelf", "config": cfg.model, "input": "detections",
-                                                     "train_frames": cfg.train_frames, "pose_mode": cfg.pose.mode})
+    path = save_checkpoint(
+        out / "model.pt",
+        model,
+        {
+            "trainer": "training.shelf",
+            "config": cfg.model,
+            "input": "detections",
+            "train_frames": cfg.train_frames,
+            "pose_mode": cfg.pose.mode,
+        },
+    )
     summary["checkpoint"] = str(path)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"saved {path}  ({summary['train_s']} s)", flush=True)

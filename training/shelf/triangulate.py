@@ -41,8 +41,9 @@ def _head_fallback(coco: np.ndarray) -> None:
         coco[missing, ear, :3] = use[missing]
 
 
-def _pack(per_frame: list[tuple[np.ndarray, np.ndarray, np.ndarray]], frame_ids: Sequence[int],
-          layout: str) -> Predictions:
+def _pack(
+    per_frame: list[tuple[np.ndarray, np.ndarray, np.ndarray]], frame_ids: Sequence[int], layout: str
+) -> Predictions:
     """Per frame (poses (P,J,5), scores (P,), roots (P,3)) -> padded :class:`Predictions`."""
     M = max([1] + [len(p) for p, _, _ in per_frame])
     J = per_frame[0][0].shape[1] if per_frame else 15
@@ -51,12 +52,13 @@ def _pack(per_frame: list[tuple[np.ndarray, np.ndarray, np.ndarray]], frame_ids:
     scores = np.zeros((len(per_frame), M))
     roots = np.zeros((len(per_frame), M, 3))
     for i, (p, s, r) in enumerate(per_frame):
-        poses[i, :len(p)], valid[i, :len(p)], scores[i, :len(p)], roots[i, :len(p)] = p, True, s, r
+        poses[i, : len(p)], valid[i, : len(p)], scores[i, : len(p)], roots[i, : len(p)] = p, True, s, r
     return Predictions(poses, np.asarray(frame_ids, np.int64), valid, scores, roots, layout)
 
 
-def predict_shelf_triangulate(data: ShelfDetections, frame_ids: Sequence[int], layout: str = "panoptic15",
-                              **thresholds) -> tuple[Predictions, dict[str, float]]:
+def predict_shelf_triangulate(
+    data: ShelfDetections, frame_ids: Sequence[int], layout: str = "panoptic15", **thresholds
+) -> tuple[Predictions, dict[str, float]]:
     """Triangulate every frame.
 
     Args:
@@ -91,8 +93,11 @@ def predict_shelf_triangulate(data: ShelfDetections, frame_ids: Sequence[int], l
         t_group += t1 - t0
     n = max(1, len(frame_ids))
     out_layout = "panoptic15" if layout == "panoptic15" else "coco17"
-    return _pack(per_frame, frame_ids, out_layout), {"grouping": 1e3 * t_group / n, "triangulation": 1e3 * t_tri / n,
-                                                      "triangulation_cpu": 1e3 * cpu_tri / n}
+    return _pack(per_frame, frame_ids, out_layout), {
+        "grouping": 1e3 * t_group / n,
+        "triangulation": 1e3 * t_tri / n,
+        "triangulation_cpu": 1e3 * cpu_tri / n,
+    }
 
 
 def body_mpjpe_and_unmatched(preds: Predictions, gt: ActorsGT) -> dict:
@@ -116,12 +121,22 @@ def body_mpjpe_and_unmatched(preds: Predictions, gt: ActorsGT) -> dict:
         for k, a in enumerate(actors):
             errors[a].append(err[k, best[k], :12].mean())
         unmatched += int((err.mean(-1).min(0) >= RECALL_THRESHOLD_MM).sum())
-    return {"body_mpjpe_mm": {n: (float(np.mean(e)) if e else None) for n, e in zip(gt.actor_names, errors)},
-            "predictions": total, "unmatched_predictions": unmatched}
+    return {
+        "body_mpjpe_mm": {n: (float(np.mean(e)) if e else None) for n, e in zip(gt.actor_names, errors)},
+        "predictions": total,
+        "unmatched_predictions": unmatched,
+    }
 
 
-def evaluate_shelf_triangulate(data_root, frame_ids: Sequence[int] | None = None, gt_path=None, save_to=None,
-                               detections=None, with_coco17: bool = True, **thresholds) -> dict:
+def evaluate_shelf_triangulate(
+    data_root,
+    frame_ids: Sequence[int] | None = None,
+    gt_path=None,
+    save_to=None,
+    detections=None,
+    with_coco17: bool = True,
+    **thresholds,
+) -> dict:
     """PCP of the triangulation engine on Shelf frames (default all 301); optionally saves the NPZ.
 
     Returns the metrics of :func:`training.evaluate.pcp_metrics` (Panoptic-15 head rule) plus
@@ -139,15 +154,28 @@ def evaluate_shelf_triangulate(data_root, frame_ids: Sequence[int] | None = None
     result = evaluate_shelf_campus(preds, gt)
     metrics = pcp_metrics(result)
     metrics.update(body_mpjpe_and_unmatched(preds, gt))
-    metrics.update({"engine": "triangulate", "head_rule": "panoptic15", "frames": f"{frames[0]}-{frames[-1]}",
-                    "num_frames": len(frames), "ms_per_frame": {k: round(v, 2) for k, v in ms.items()},
-                    "table": result.table()})
+    metrics.update(
+        {
+            "engine": "triangulate",
+            "head_rule": "panoptic15",
+            "frames": f"{frames[0]}-{frames[-1]}",
+            "num_frames": len(frames),
+            "ms_per_frame": {k: round(v, 2) for k, v in ms.items()},
+            "table": result.table(),
+        }
+    )
     if with_coco17:
         coco, ms_c = predict_shelf_triangulate(data, frames, layout="body25", **thresholds)
         res_c = evaluate_shelf_campus(coco, gt)
         mc = pcp_metrics(res_c)
         mc.update(body_mpjpe_and_unmatched(coco, gt))
-        mc.update({"head_rule": "coco17", "input": "BODY_25 people (layout body25)",
-                   "ms_per_frame": {k: round(v, 2) for k, v in ms_c.items()}, "table": res_c.table()})
+        mc.update(
+            {
+                "head_rule": "coco17",
+                "input": "BODY_25 people (layout body25)",
+                "ms_per_frame": {k: round(v, 2) for k, v in ms_c.items()},
+                "table": res_c.table(),
+            }
+        )
         metrics["coco17"] = mc
     return metrics

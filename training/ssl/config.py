@@ -54,10 +54,16 @@ class SyntheticDataConfig:
     def __post_init__(self) -> None:
         require(self.people >= 1, "data.people", f"must be >= 1, got {self.people}")
         require(len(self.train_seeds) >= 1, "data.train_seeds", "list at least one seed")
-        require(not set(self.train_seeds) & set(self.val_seeds), "data.val_seeds",
-                f"held-out seeds {sorted(set(self.train_seeds) & set(self.val_seeds))} are also training seeds")
-        require(self.frames_per_scene >= 1 and self.frame_interval >= 1, "data.frames_per_scene",
-                "frames_per_scene and frame_interval must be >= 1")
+        require(
+            not set(self.train_seeds) & set(self.val_seeds),
+            "data.val_seeds",
+            f"held-out seeds {sorted(set(self.train_seeds) & set(self.val_seeds))} are also training seeds",
+        )
+        require(
+            self.frames_per_scene >= 1 and self.frame_interval >= 1,
+            "data.frames_per_scene",
+            "frames_per_scene and frame_interval must be >= 1",
+        )
 
 
 @dataclass(frozen=True)
@@ -166,9 +172,12 @@ class TrainConfig:
         require(self.lr > 0, "lr", f"must be positive, got {self.lr}")
         require(self.backbone_lr is None or self.backbone_lr > 0, "backbone_lr", "must be positive (or null)")
         require(self.steps_per_epoch >= 0, "steps_per_epoch", "must be >= 0 (0 = whole training set)")
-        require(self.stage == "backbone" or self.init is not None, "init",
-                f"stage '{self.stage}' starts from the previous stage's model: set init: <model file> "
-                "(e.g. runs/light_backbone/model_final.pt)")
+        require(
+            self.stage == "backbone" or self.init is not None,
+            "init",
+            f"stage '{self.stage}' starts from the previous stage's model: set init: <model file> "
+            "(e.g. runs/light_backbone/model_final.pt)",
+        )
         require(self.workers >= 0 and self.threads >= 0, "workers", "workers and threads must be >= 0")
 
     @property

@@ -45,24 +45,47 @@ class SyntheticScenes:
         render_cache: rendered frames kept in memory (all views of a frame per entry).
     """
 
-    def __init__(self, rig: CameraRig, seeds: Sequence[int], frames_per_scene: int, frame_interval: int,
-                 people: int, fps: float, volume_center_mm: Sequence[float], volume_size_mm: Sequence[float],
-                 render_cache: int = 8):
+    def __init__(
+        self,
+        rig: CameraRig,
+        seeds: Sequence[int],
+        frames_per_scene: int,
+        frame_interval: int,
+        people: int,
+        fps: float,
+        volume_center_mm: Sequence[float],
+        volume_size_mm: Sequence[float],
+        render_cache: int = 8,
+    ):
         from capture.synthetic.world import SyntheticWorld
 
         self.rig = rig
         self.seeds = tuple(int(s) for s in seeds)
-        self.worlds = {self.sequence(s): SyntheticWorld(rig, num_people=people, seed=s, fps=fps,
-                                                        volume_center_mm=volume_center_mm,
-                                                        volume_size_mm=volume_size_mm)
-                       for s in self.seeds}
+        self.worlds = {
+            self.sequence(s): SyntheticWorld(
+                rig,
+                num_people=people,
+                seed=s,
+                fps=fps,
+                volume_center_mm=volume_center_mm,
+                volume_size_mm=volume_size_mm,
+            )
+            for s in self.seeds
+        }
         self.frames = [(self.sequence(s), i * frame_interval) for s in self.seeds for i in range(frames_per_scene)]
         self._view = {name: v for v, name in enumerate(rig.names)}
         self._renders: OrderedDict[tuple[str, int], tuple[list[np.ndarray], list[np.ndarray]]] = OrderedDict()
         self._render_cache = int(render_cache)
-        self.key = dict(rig=list(rig.names), seeds=list(self.seeds), frames=frames_per_scene,
-                        interval=frame_interval, people=people, fps=fps,
-                        center=[float(c) for c in volume_center_mm], size=[float(s) for s in volume_size_mm])
+        self.key = dict(
+            rig=list(rig.names),
+            seeds=list(self.seeds),
+            frames=frames_per_scene,
+            interval=frame_interval,
+            people=people,
+            fps=fps,
+            center=[float(c) for c in volume_center_mm],
+            size=[float(s) for s in volume_size_mm],
+        )
 
     @staticmethod
     def sequence(seed: int) -> str:
@@ -98,8 +121,9 @@ class SyntheticScenes:
         people = self.worlds[sequence].people(int(frame))
         return np.asarray(people.joints_mm[people.present], dtype=np.float64)
 
-    def pseudo_labels(self, kind: str = "detector", variant: str = "soft", detector_seed: int = 0,
-                      cache_dir: str | Path | None = None) -> PseudoLabelSet:
+    def pseudo_labels(
+        self, kind: str = "detector", variant: str = "soft", detector_seed: int = 0, cache_dir: str | Path | None = None
+    ) -> PseudoLabelSet:
         """Per (frame, camera) labels: simulated detector (``kind='detector'``) or exact 2D (``'exact'``).
 
         Exact labels are the true projections of joints inside the image (occluded ones
@@ -119,8 +143,10 @@ class SyntheticScenes:
             world = self.worlds[seq]
             truth = world.truth(frame)
             if kind == "detector":
-                per_view = [ViewLabels(d.joints_2d.astype(np.float32), d.scores.astype(np.float32), d.visible.astype(bool))
-                            for d in world.detect(frame, None, detector_seed, variant, truth)]
+                per_view = [
+                    ViewLabels(d.joints_2d.astype(np.float32), d.scores.astype(np.float32), d.visible.astype(bool))
+                    for d in world.detect(frame, None, detector_seed, variant, truth)
+                ]
             else:
                 per_view = []
                 for v in range(len(self.rig)):
@@ -130,8 +156,11 @@ class SyntheticScenes:
                     per_view.append(ViewLabels(joints, vis.astype(np.float32), vis))
             for cam, (name, labels) in zip(self.rig, zip(self.rig.names, per_view)):
                 entries.append(LabelEntry(seq, frame, name, labels, "", (cam.width, cam.height)))
-        out = PseudoLabelSet(entries, variant if kind == "detector" else "unknown",
-                             f"synthetic {kind} {variant} seeds {list(self.seeds)}")
+        out = PseudoLabelSet(
+            entries,
+            variant if kind == "detector" else "unknown",
+            f"synthetic {kind} {variant} seeds {list(self.seeds)}",
+        )
         if path is not None:
             out.save(path)
         return out
@@ -150,8 +179,10 @@ class ImageFolderSource:
 
         rel = self._paths.get((sequence, int(frame), camera), "")
         if not rel:
-            raise DatasetError(f"pseudo labels: no image path for {sequence} frame {frame} camera {camera}; "
-                               "import the labels with image paths")
+            raise DatasetError(
+                f"pseudo labels: no image path for {sequence} frame {frame} camera {camera}; "
+                "import the labels with image paths"
+            )
         img = cv2.imread(str(self.root / rel), cv2.IMREAD_COLOR)
         if img is None:
             raise DatasetError(f"{self.root / rel}: cannot read image (check --data root)")
@@ -186,15 +217,33 @@ class SSVDataset(torch.utils.data.Dataset):
         target_centre: ``trunc`` (SPEC) or ``exact`` target heatmaps.
     """
 
-    def __init__(self, labels: PseudoLabelSet, image_loader: ImageLoader, rig: CameraRig,
-                 input_size: tuple[int, int], heatmap_size: tuple[int, int], max_people: int = 10,
-                 rotation_factor_deg: float = 45.0, scale_factor: float = 0.35, photometric: bool = False,
-                 seed: int = 0, target_centre: str = "trunc"):
-        self.builder = SSVSampleBuilder(labels, rig.names, rig.image_sizes, input_size=input_size,
-                                        heatmap_size=heatmap_size, max_people=max_people,
-                                        rotation_factor_deg=rotation_factor_deg, scale_factor=scale_factor,
-                                        photometric=photometric, image_loader=image_loader,
-                                        target_centre=target_centre)
+    def __init__(
+        self,
+        labels: PseudoLabelSet,
+        image_loader: ImageLoader,
+        rig: CameraRig,
+        input_size: tuple[int, int],
+        heatmap_size: tuple[int, int],
+        max_people: int = 10,
+        rotation_factor_deg: float = 45.0,
+        scale_factor: float = 0.35,
+        photometric: bool = False,
+        seed: int = 0,
+        target_centre: str = "trunc",
+    ):
+        self.builder = SSVSampleBuilder(
+            labels,
+            rig.names,
+            rig.image_sizes,
+            input_size=input_size,
+            heatmap_size=heatmap_size,
+            max_people=max_people,
+            rotation_factor_deg=rotation_factor_deg,
+            scale_factor=scale_factor,
+            photometric=photometric,
+            image_loader=image_loader,
+            target_centre=target_centre,
+        )
         self.seed = int(seed)
         self.epoch = 0
 

@@ -60,18 +60,28 @@ class SSLGeometry:
     cube_axes: list[torch.Tensor]
 
     @classmethod
-    def from_rig(cls, rig: CameraRig, config: ModelConfig, device: torch.device | str = "cpu",
-                 space_size_mm=None, space_center_mm=None) -> "SSLGeometry":
+    def from_rig(
+        cls,
+        rig: CameraRig,
+        config: ModelConfig,
+        device: torch.device | str = "cpu",
+        space_size_mm=None,
+        space_center_mm=None,
+    ) -> "SSLGeometry":
         size = tuple(float(s) for s in (space_size_mm or config.space_size_mm))
         center = tuple(float(c) for c in (space_center_mm or config.space_center_mm))
         pn = config.pose_net
         return cls(
             cams=CameraTensors.from_rig(rig, device=device),
             image_wh=torch.as_tensor(rig.image_sizes, dtype=torch.float32, device=device),
-            input_size=tuple(config.backbone.image_size), heatmap_size=tuple(config.backbone.heatmap_size),
-            space_size_mm=size, space_center_mm=center, root_bins=tuple(config.root_net.bins),
+            input_size=tuple(config.backbone.image_size),
+            heatmap_size=tuple(config.backbone.heatmap_size),
+            space_size_mm=size,
+            space_center_mm=center,
+            root_bins=tuple(config.root_net.bins),
             room_points=grid_points(size, center, config.root_net.bins).to(torch.float32).to(device),
-            cube_size_mm=tuple(pn.cube_size_mm), cube_bins=tuple(pn.bins),
+            cube_size_mm=tuple(pn.cube_size_mm),
+            cube_bins=tuple(pn.bins),
             cube_offsets=grid_points(pn.cube_size_mm, (0.0, 0.0, 0.0), pn.bins).to(torch.float32).to(device),
             cube_axes=[a.to(torch.float32).to(device) for a in grid_axes(pn.cube_size_mm, (0, 0, 0), pn.bins)],
         )
@@ -83,8 +93,12 @@ class SSLGeometry:
 
     def view_geometry(self, affines: torch.Tensor) -> ViewGeometry:
         """A view set's geometry from its (V,2,3) original px -> input px affines."""
-        scale = torch.diag(torch.tensor([self.heatmap_size[0] / self.input_size[0],
-                                         self.heatmap_size[1] / self.input_size[1]], device=affines.device))
+        scale = torch.diag(
+            torch.tensor(
+                [self.heatmap_size[0] / self.input_size[0], self.heatmap_size[1] / self.input_size[1]],
+                device=affines.device,
+            )
+        )
         return ViewGeometry(self.cams, self.image_wh, (scale @ affines.float()), tuple(self.heatmap_size))
 
     def root_volume(self, geometry: ViewGeometry, root_heatmaps: torch.Tensor) -> torch.Tensor:
@@ -140,9 +154,17 @@ class SSLModule(nn.Module):
         generator: torch generator of the synthetic roots.
     """
 
-    def __init__(self, model: SelfPose3dModel, geometry: SSLGeometry, stage: str, attention: nn.Module | None,
-                 loss_weights, bf16: bool = False, generator: torch.Generator | None = None,
-                 channels_last: bool = False):
+    def __init__(
+        self,
+        model: SelfPose3dModel,
+        geometry: SSLGeometry,
+        stage: str,
+        attention: nn.Module | None,
+        loss_weights,
+        bf16: bool = False,
+        generator: torch.Generator | None = None,
+        channels_last: bool = False,
+    ):
         super().__init__()
         self.model = model
         self.attention = attention
@@ -154,7 +176,9 @@ class SSLModule(nn.Module):
         self.generator = generator
         cfg = model.config
         self.root_joint = cfg.root_joint
-        self.syn_box = tg.synthetic_root_box(geometry.space_size_mm, geometry.space_center_mm, loss_weights.syn_range_mm)
+        self.syn_box = tg.synthetic_root_box(
+            geometry.space_size_mm, geometry.space_center_mm, loss_weights.syn_range_mm
+        )
 
     @property
     def device(self) -> torch.device:
@@ -187,12 +211,24 @@ class SSLModule(nn.Module):
         """Frozen root net on the un-augmented view set: (B,V,J,h,w) -> (B,K,5) proposals."""
         cfg = self.model.config.root_net
         with torch.no_grad():
-            vols = torch.cat([self.geometry.root_volume(self.geometry.view_geometry(affines_set3[b]),
-                                                        heatmaps_set3[b, :, self.root_joint:self.root_joint + 1])
-                              for b in range(heatmaps_set3.shape[0])])
+            vols = torch.cat(
+                [
+                    self.geometry.root_volume(
+                        self.geometry.view_geometry(affines_set3[b]),
+                        heatmaps_set3[b, :, self.root_joint : self.root_joint + 1],
+                    )
+                    for b in range(heatmaps_set3.shape[0])
+                ]
+            )
             cubes = self.root_cubes(vols)
-        return extract_proposals(cubes, self.geometry.space_size_mm, self.geometry.space_center_mm,
-                                 cfg.max_people, cfg.threshold, cfg.nms_kernel)
+        return extract_proposals(
+            cubes,
+            self.geometry.space_size_mm,
+            self.geometry.space_center_mm,
+            cfg.max_people,
+            cfg.threshold,
+            cfg.nms_kernel,
+        )
 
     # ---------------------------------------------------------------- stages
     def forward(self, batch: Mapping[str, torch.Tensor], epoch: int = 0) -> dict[str, torch.Tensor]:
@@ -226,17 +262,19 @@ class SSLModule(nn.Module):
         affines = batch["affines"]
         geos = [[geo.view_geometry(affines[b, k]) for k in range(3)] for b in range(B)]
         r = self.root_joint
-        real = [geo.root_volume(geos[b][k], hm[b, k, :, r:r + 1]) for k in range(3) for b in range(B)]
-        roots, valid = tg.sample_synthetic_roots(B, self.syn_box, self.model.config.root_net.max_people,
-                                                 generator=self.generator, device=self.device)
+        real = [geo.root_volume(geos[b][k], hm[b, k, :, r : r + 1]) for k in range(3) for b in range(B)]
+        roots, valid = tg.sample_synthetic_roots(
+            B, self.syn_box, self.model.config.root_net.max_people, generator=self.generator, device=self.device
+        )
         target = tg.root_target_cubes(roots, valid, geo.space_size_mm, geo.space_center_mm, geo.root_bins)
         syn = []
         for k in range(3):
-            syn_hm = tg.synthetic_root_heatmaps(roots, valid, geo.cams, affines[:, k], geo.heatmap_size,
-                                                stride=geo.stride, generator=self.generator)  # (B,V,1,h,w)
+            syn_hm = tg.synthetic_root_heatmaps(
+                roots, valid, geo.cams, affines[:, k], geo.heatmap_size, stride=geo.stride, generator=self.generator
+            )  # (B,V,1,h,w)
             syn += [geo.root_volume(geos[b][k], syn_hm[b]) for b in range(B)]
         cubes = self.root_cubes(torch.cat(real + syn))  # (6B,X,Y,Z)
-        real_c, syn_c = cubes[:3 * B].unflatten(0, (3, B)), cubes[3 * B:].unflatten(0, (3, B))
+        real_c, syn_c = cubes[: 3 * B].unflatten(0, (3, B)), cubes[3 * B :].unflatten(0, (3, B))
         out = {"loss_root_syn": L.synthetic_root_loss(list(syn_c), [target] * 3, self.lw.root_syn_weight)}
         if self.lw.root_consistency:
             out["loss_root_reg"] = L.root_consistency_loss(list(real_c), self.lw.root_reg_weight)
@@ -264,13 +302,14 @@ class SSLModule(nn.Module):
                 cubes.append(geo.person_cubes(geo.view_geometry(affines[b, k]), hm[b, k], c))
                 centers.append(c)
             counts.append(c.shape[0])
-        poses = soft_argmax(self.pose_volumes(torch.cat(cubes)), torch.cat(centers), geo.cube_axes,
-                            self.model.config.pose_net.beta)  # (sum 2P, J, 3)
+        poses = soft_argmax(
+            self.pose_volumes(torch.cat(cubes)), torch.cat(centers), geo.cube_axes, self.model.config.pose_net.beta
+        )  # (sum 2P, J, 3)
         R21, R12, K21, K12, pv = [], [], [], [], []
         s = 0
         for i, b in enumerate(with_people):
             P = counts[i]
-            p1, p2 = poses[s:s + P], poses[s + P:s + 2 * P]
+            p1, p2 = poses[s : s + P], poses[s + P : s + 2 * P]
             s += 2 * P
             k12 = geo.project_input_px(p1, affines[b, 1])  # (V,P,J,2) pose of set 1 in set 2's frame
             k21 = geo.project_input_px(p2, affines[b, 0])
@@ -287,13 +326,26 @@ class SSLModule(nn.Module):
             att = self.attend(images[idx, :2].flatten(0, 2)).unflatten(0, (len(with_people), 2, V))
             A1, A2 = att[:, 0], att[:, 1]
             out["loss_attn_ssv"] = L.attention_regularizer(A1, A2, self.lw.attn_weight)
-        out["loss_pose3d_ssv"] = L.cross_view_pose_loss(T[idx, 0], torch.stack(R21), A1, T[idx, 1], torch.stack(R12), A2)
+        out["loss_pose3d_ssv"] = L.cross_view_pose_loss(
+            T[idx, 0], torch.stack(R21), A1, T[idx, 1], torch.stack(R12), A2
+        )
         if epoch >= self._l1_epoch:
             pvalid = torch.stack(pv)
-            l1 = (L.hungarian_l1_loss(torch.stack(K12), pvalid, batch["joints"][idx, 1], batch["visible"][idx, 1],
-                                      geo.input_size, self.lw.l1_drop_largest)
-                  + L.hungarian_l1_loss(torch.stack(K21), pvalid, batch["joints"][idx, 0], batch["visible"][idx, 0],
-                                        geo.input_size, self.lw.l1_drop_largest))
+            l1 = L.hungarian_l1_loss(
+                torch.stack(K12),
+                pvalid,
+                batch["joints"][idx, 1],
+                batch["visible"][idx, 1],
+                geo.input_size,
+                self.lw.l1_drop_largest,
+            ) + L.hungarian_l1_loss(
+                torch.stack(K21),
+                pvalid,
+                batch["joints"][idx, 0],
+                batch["visible"][idx, 0],
+                geo.input_size,
+                self.lw.l1_drop_largest,
+            )
             out["loss_pose3d_l1_ssv"] = self.lw.l1_weight * l1
         return out
 

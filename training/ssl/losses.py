@@ -27,8 +27,9 @@ def heatmap_mse(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor 
     return diff.pow(2).mean()
 
 
-def synthetic_root_loss(syn_cubes: Sequence[torch.Tensor], target_cubes: Sequence[torch.Tensor],
-                        weight: float = 100.0) -> torch.Tensor:
+def synthetic_root_loss(
+    syn_cubes: Sequence[torch.Tensor], target_cubes: Sequence[torch.Tensor], weight: float = 100.0
+) -> torch.Tensor:
     """``weight · Σ_k MSE(syn_cube_k, target_cube_k)`` over the view sets (SPEC.md §3.2 a).
 
     Args:
@@ -50,8 +51,14 @@ def root_consistency_loss(real_cubes: Sequence[torch.Tensor], weight: float = 1.
     return weight * ((c1 - anchor).pow(2).mean() + (c2 - anchor).pow(2).mean())
 
 
-def cross_view_pose_loss(targets_1: torch.Tensor, rendered_21: torch.Tensor, attn_1: torch.Tensor | None,
-                         targets_2: torch.Tensor, rendered_12: torch.Tensor, attn_2: torch.Tensor | None) -> torch.Tensor:
+def cross_view_pose_loss(
+    targets_1: torch.Tensor,
+    rendered_21: torch.Tensor,
+    attn_1: torch.Tensor | None,
+    targets_2: torch.Tensor,
+    rendered_12: torch.Tensor,
+    attn_2: torch.Tensor | None,
+) -> torch.Tensor:
     """``mean((T1 - R21)² ⊙ A1) + mean((T2 - R12)² ⊙ A2)`` (SPEC.md §3.3 step 5).
 
     ``R21`` is the pose predicted from view set 2 rendered into view set 1's frame (and vice
@@ -62,6 +69,7 @@ def cross_view_pose_loss(targets_1: torch.Tensor, rendered_21: torch.Tensor, att
         rendered_jk: (...,J,H,W) heatmaps rendered from the other set's 3D poses.
         attn_k: (...,J,H,W) attention in (0,1), or None for uniform weight 1.
     """
+
     def term(t: torch.Tensor, r: torch.Tensor, a: torch.Tensor | None) -> torch.Tensor:
         sq = (t.float() - r.float()).pow(2)
         return (sq if a is None else sq * a.float()).mean()
@@ -74,8 +82,9 @@ def attention_regularizer(attn_1: torch.Tensor, attn_2: torch.Tensor, weight: fl
     return weight * ((attn_1.float() - 1.0).pow(2).mean() + (attn_2.float() - 1.0).pow(2).mean())
 
 
-def l1_cost_matrix(pred_px: torch.Tensor, gt_px: torch.Tensor, gt_visible: torch.Tensor,
-                   image_size: tuple[float, float]) -> torch.Tensor:
+def l1_cost_matrix(
+    pred_px: torch.Tensor, gt_px: torch.Tensor, gt_visible: torch.Tensor, image_size: tuple[float, float]
+) -> torch.Tensor:
     """Matching costs ``d[g, p] = mean_{J×2} |(P_p - G_g) ⊙ vis_g|`` in image-normalised units.
 
     Args:
@@ -93,9 +102,14 @@ def l1_cost_matrix(pred_px: torch.Tensor, gt_px: torch.Tensor, gt_visible: torch
     return ((p - g).abs() * vis).mean(dim=(-2, -1))
 
 
-def hungarian_l1_loss(pred_px: torch.Tensor, pred_valid: torch.Tensor, gt_px: torch.Tensor,
-                      gt_visible: torch.Tensor, image_size: tuple[float, float],
-                      drop_largest: bool = True) -> torch.Tensor:
+def hungarian_l1_loss(
+    pred_px: torch.Tensor,
+    pred_valid: torch.Tensor,
+    gt_px: torch.Tensor,
+    gt_visible: torch.Tensor,
+    image_size: tuple[float, float],
+    drop_largest: bool = True,
+) -> torch.Tensor:
     """Hungarian-matched 2D L1 between projected predictions and pseudo persons (SPEC.md §3.3 step 7).
 
     For every (sample, view): optimal assignment (``scipy.optimize.linear_sum_assignment`` on the

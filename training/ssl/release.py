@@ -19,8 +19,10 @@ from engine.checkpoints import FORMAT, FORMAT_VERSION, load_model_file, read_fil
 from engine.config import with_refine_radius
 from engine.errors import CheckpointError
 
-REPRODUCE = "selfpose3d train --stage all --recipe light --out runs/light && " \
-            "selfpose3d release-model runs/light/posenet/model_best.pt --out models/light_synthetic.pt"
+REPRODUCE = (
+    "selfpose3d train --stage all --recipe light --out runs/light && "
+    "selfpose3d release-model runs/light/posenet/model_best.pt --out models/light_synthetic.pt"
+)
 
 
 def bf16_deviation_check(checkpoint: str | Path, frames: int = 20) -> dict:
@@ -38,16 +40,29 @@ def bf16_deviation_check(checkpoint: str | Path, frames: int = 20) -> dict:
     chosen = scenes.frames[:frames]
     runs = {}
     for precision in ("fp32", "bf16"):
-        rt = InferenceRuntime(model, scenes.rig, backend="eager", device="cpu", precision=precision,
-                              space_size_mm=scenes.key["size"], space_center_mm=scenes.key["center"])
+        rt = InferenceRuntime(
+            model,
+            scenes.rig,
+            backend="eager",
+            device="cpu",
+            precision=precision,
+            space_size_mm=scenes.key["size"],
+            space_center_mm=scenes.key["center"],
+        )
         with torch.inference_mode():
             runs[precision] = [rt.from_images(scenes.images_bgr(s, f)).candidates.numpy() for s, f in chosen]
     desc = f"held-out synthetic framesets (seeds {list(scenes.seeds)}, first {len(chosen)})"
     return compare_runs(runs["fp32"], runs["bf16"]).to_meta(desc)
 
 
-def release_model(source: str | Path, out: str | Path, half: bool = True, evaluate: bool = True,
-                  reproduce: str = REPRODUCE, refine_radius_mm: float | None = None) -> dict:
+def release_model(
+    source: str | Path,
+    out: str | Path,
+    half: bool = True,
+    evaluate: bool = True,
+    reproduce: str = REPRODUCE,
+    refine_radius_mm: float | None = None,
+) -> dict:
     """Write ``out`` from the model file ``source``; returns the held-out metrics (or {}).
 
     ``refine_radius_mm``: set the release's local joint refinement (``pose_net.refine``, 0 = off;
@@ -67,8 +82,13 @@ def release_model(source: str | Path, out: str | Path, half: bool = True, evalua
     meta = {k: old_meta[k] for k in ("stage", "epoch", "step", "train_config", "input") if k in old_meta}
     meta.update(source=str(source), reproduce=reproduce, weights_dtype="float16" if half else "float32")
     out.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"format": FORMAT, "version": FORMAT_VERSION, "config": model.config.to_dict(),
-               "state_dict": state, "meta": meta}
+    payload = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "config": model.config.to_dict(),
+        "state_dict": state,
+        "meta": meta,
+    }
     torch.save(payload, out)
     metrics: dict = {}
     if evaluate:
@@ -79,4 +99,3 @@ def release_model(source: str | Path, out: str | Path, half: bool = True, evalua
         payload["meta"]["bf16_check"] = json.dumps(bf16_deviation_check(out))
         torch.save(payload, out)
     return metrics
-

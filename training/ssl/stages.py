@@ -54,10 +54,16 @@ class StagePolicy:
 POLICIES: dict[str, StagePolicy] = {
     "backbone": StagePolicy("backbone", ("backbone",), (), ("backbone",), False),
     "rootnet": StagePolicy("rootnet", ("root_net",), ("backbone",), ("backbone",), False),
-    "posenet": StagePolicy("posenet", ("backbone", "pose_net", "attention"), ("root_net",),
-                           ("backbone", "root_net"), True),
-    "finetune": StagePolicy("finetune", ("backbone", "pose_net", "attention"), ("root_net",),
-                            ("backbone", "root_net", "pose_net", "attention"), True),
+    "posenet": StagePolicy(
+        "posenet", ("backbone", "pose_net", "attention"), ("root_net",), ("backbone", "root_net"), True
+    ),
+    "finetune": StagePolicy(
+        "finetune",
+        ("backbone", "pose_net", "attention"),
+        ("root_net",),
+        ("backbone", "root_net", "pose_net", "attention"),
+        True,
+    ),
 }
 
 
@@ -72,8 +78,9 @@ def _part(model: SelfPose3dModel, attention: nn.Module | None, name: str) -> nn.
     return attention if name == "attention" else getattr(model, name, None)
 
 
-def apply_modes(model: SelfPose3dModel, attention: nn.Module | None, pol: StagePolicy,
-                frozen_bn: tuple[str, ...] = ()) -> list[nn.Parameter]:
+def apply_modes(
+    model: SelfPose3dModel, attention: nn.Module | None, pol: StagePolicy, frozen_bn: tuple[str, ...] = ()
+) -> list[nn.Parameter]:
     """Set requires_grad and train/eval per part (re-apply after every ``model.train()``).
 
     Args:
@@ -99,7 +106,9 @@ def apply_modes(model: SelfPose3dModel, attention: nn.Module | None, pol: StageP
                     if isinstance(m, nn.modules.batchnorm._BatchNorm):
                         m.eval()
     if not params:
-        raise ConfigError(f"stage '{pol.name}': nothing to train", fix="unfreeze a part (frozen_bn, init) or pick another stage")
+        raise ConfigError(
+            f"stage '{pol.name}': nothing to train", fix="unfreeze a part (frozen_bn, init) or pick another stage"
+        )
     return params
 
 
@@ -125,8 +134,10 @@ def load_parts(model: SelfPose3dModel, path: str | Path, parts: tuple[str, ...])
         try:
             getattr(model, p).load_state_dict(getattr(scratch, p).state_dict())
         except RuntimeError as exc:
-            raise CheckpointError(f"{path}: part '{p}' does not fit this stage's model ({exc}); "
-                                  "use the same model preset and overrides in every stage") from None
+            raise CheckpointError(
+                f"{path}: part '{p}' does not fit this stage's model ({exc}); "
+                "use the same model preset and overrides in every stage"
+            ) from None
     log.info("%s: initialised %s", path, wanted)
     return wanted
 
@@ -142,8 +153,13 @@ def attention_state(path: str | Path) -> Mapping[str, torch.Tensor] | None:
     return obj.get("attention")
 
 
-def initialise(model: SelfPose3dModel, attention: nn.Module | None, pol: StagePolicy, init: str | None,
-               init_attention: str | None = None) -> list[str]:
+def initialise(
+    model: SelfPose3dModel,
+    attention: nn.Module | None,
+    pol: StagePolicy,
+    init: str | None,
+    init_attention: str | None = None,
+) -> list[str]:
     """Training init, then the stage's parts from ``init`` (SPEC.md §1.2 initialisation chain)."""
     model.init_training_weights()
     loaded: list[str] = []

@@ -24,9 +24,16 @@ log = logging.getLogger(__name__)
 DEFAULT_CONFIG = "light_posenet"
 
 
-def evaluate_model(model, scenes, frames: Sequence[tuple[str, int]] | None = None, *, device: str = "cpu",
-                   precision: str = "auto", progress: bool = False,
-                   refine_radius_mm: float | None = None) -> dict[str, float]:
+def evaluate_model(
+    model,
+    scenes,
+    frames: Sequence[tuple[str, int]] | None = None,
+    *,
+    device: str = "cpu",
+    precision: str = "auto",
+    progress: bool = False,
+    refine_radius_mm: float | None = None,
+) -> dict[str, float]:
     """Run ``model`` on held-out frames and score it against the 3D truth.
 
     Args:
@@ -42,9 +49,16 @@ def evaluate_model(model, scenes, frames: Sequence[tuple[str, int]] | None = Non
     from engine.runtime import InferenceRuntime
 
     was_training = model.training
-    runtime = InferenceRuntime(model.eval(), scenes.rig, backend="eager", device=device, precision=precision,
-                               space_size_mm=scenes.key["size"], space_center_mm=scenes.key["center"],
-                               refine_radius_mm=refine_radius_mm)
+    runtime = InferenceRuntime(
+        model.eval(),
+        scenes.rig,
+        backend="eager",
+        device=device,
+        precision=precision,
+        space_size_mm=scenes.key["size"],
+        space_center_mm=scenes.key["center"],
+        refine_radius_mm=refine_radius_mm,
+    )
     frames = list(frames if frames is not None else scenes.frames)
     preds, scores, gts, roots, root_scores = [], [], [], [], []
     t0 = time.perf_counter()
@@ -84,8 +98,10 @@ def format_metrics(metrics: dict[str, float]) -> str:
             continue
         lines.append(f"{name} AP " + " ".join(f"{100 * metrics[f'{prefix}ap{t}']:7.2f}" for t in AP_THRESHOLDS_MM))
         lines.append(f"{name} R@ " + " ".join(f"{100 * metrics[f'{prefix}recall{t}']:7.2f}" for t in AP_THRESHOLDS_MM))
-    lines.append(f"MPJPE {metrics['mpjpe_mm']:.1f} mm   recall@500 {100 * metrics['recall500']:.2f}   "
-                 f"mean AP {100 * metrics['mean_ap']:.2f}   frames {int(metrics.get('frames', 0))}")
+    lines.append(
+        f"MPJPE {metrics['mpjpe_mm']:.1f} mm   recall@500 {100 * metrics['recall500']:.2f}   "
+        f"mean AP {100 * metrics['mean_ap']:.2f}   frames {int(metrics.get('frames', 0))}"
+    )
     return "\n".join(lines)
 
 
@@ -98,13 +114,25 @@ def held_out_scenes(config_name: str = DEFAULT_CONFIG, overrides: Sequence[str] 
     cfg = load_train_config(config_name, tuple(overrides))
     d = cfg.data
     rig = load_rig(REPO_ROOT / d.rig if not Path(d.rig).is_absolute() else d.rig)
-    return SyntheticScenes(rig.cameras, d.val_seeds, d.val_frames_per_scene, d.frame_interval, d.people, d.fps,
-                           rig.volume.center_mm, rig.volume.size_mm)
+    return SyntheticScenes(
+        rig.cameras,
+        d.val_seeds,
+        d.val_frames_per_scene,
+        d.frame_interval,
+        d.people,
+        d.fps,
+        rig.volume.center_mm,
+        rig.volume.size_mm,
+    )
 
 
-def evaluate_default(checkpoint: str | Path | None = None, config_name: str = DEFAULT_CONFIG,
-                     max_frames: int | None = None, precision: str = "auto",
-                     refine_radius_mm: float | None = None) -> dict[str, float]:
+def evaluate_default(
+    checkpoint: str | Path | None = None,
+    config_name: str = DEFAULT_CONFIG,
+    max_frames: int | None = None,
+    precision: str = "auto",
+    refine_radius_mm: float | None = None,
+) -> dict[str, float]:
     """``selfpose3d eval synthetic``: the committed light model on the held-out scenes, printed.
 
     Args:
@@ -121,7 +149,8 @@ def evaluate_default(checkpoint: str | Path | None = None, config_name: str = DE
     if checkpoint is None and not path.is_file():
         raise CheckpointError(
             f"{path}: no committed light model yet; train one with `selfpose3d train --stage all --recipe light` "
-            "and score it with --checkpoint runs/light/finetune/model_final.pt")
+            "and score it with --checkpoint runs/light/finetune/model_final.pt"
+        )
     model, _ = load_model_file(path)
     scenes = held_out_scenes(config_name)
     frames = scenes.frames[:max_frames] if max_frames else scenes.frames

@@ -83,15 +83,20 @@ def build_networks(config: TrainConfig, model_cfg, policy):
     if policy.uses_attention and config.loss.use_attention:
         a = config.attention
         attention = getattr(model, "attn", None) or LightAttention(
-            a.depth, model_cfg.num_joints, a.width, tuple(a.deconv_channels))
+            a.depth, model_cfg.num_joints, a.width, tuple(a.deconv_channels)
+        )
     return model, attention
 
 
-def build_optimizer(config: TrainConfig, model, params: list) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.MultiStepLR]:
+def build_optimizer(
+    config: TrainConfig, model, params: list
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.MultiStepLR]:
     """Adam over the trainable ``params`` (the backbone at ``backbone_lr``), stepped down at ``lr_steps``."""
     backbone_ids = {id(p) for p in model.backbone.parameters()}
-    groups = [{"params": [p for p in params if id(p) not in backbone_ids], "lr": config.lr},
-              {"params": [p for p in params if id(p) in backbone_ids], "lr": config.backbone_lr or config.lr}]
+    groups = [
+        {"params": [p for p in params if id(p) not in backbone_ids], "lr": config.lr},
+        {"params": [p for p in params if id(p) in backbone_ids], "lr": config.backbone_lr or config.lr},
+    ]
     optimizer = torch.optim.Adam([g for g in groups if g["params"]], lr=config.lr)
     return optimizer, torch.optim.lr_scheduler.MultiStepLR(optimizer, list(config.lr_steps), config.lr_factor)
 
@@ -101,18 +106,36 @@ def build_data(config: TrainConfig, rig, model_cfg, cache_dir: Path):
     from training.ssl.data import SSVDataset, SyntheticScenes
 
     d, vol = config.data, rig.volume
-    scenes = SyntheticScenes(rig.cameras, d.train_seeds, d.frames_per_scene, d.frame_interval,
-                             d.people, d.fps, vol.center_mm, vol.size_mm)
+    scenes = SyntheticScenes(
+        rig.cameras, d.train_seeds, d.frames_per_scene, d.frame_interval, d.people, d.fps, vol.center_mm, vol.size_mm
+    )
     labels = scenes.pseudo_labels(d.labels, d.detector_variant, d.detector_seed, cache_dir)
     b = model_cfg.backbone
-    dataset = SSVDataset(labels, scenes.image_rgb, rig.cameras, tuple(b.image_size),
-                         tuple(b.heatmap_size), model_cfg.root_net.max_people,
-                         config.augment.rotation_factor_deg, config.augment.scale_factor,
-                         config.photometric, config.seed, target_centre=d.target_centre)
+    dataset = SSVDataset(
+        labels,
+        scenes.image_rgb,
+        rig.cameras,
+        tuple(b.image_size),
+        tuple(b.heatmap_size),
+        model_cfg.root_net.max_people,
+        config.augment.rotation_factor_deg,
+        config.augment.scale_factor,
+        config.photometric,
+        config.seed,
+        target_centre=d.target_centre,
+    )
     val_scenes = None
     if config.val_every and config.stage != "backbone" and d.val_seeds:
-        val_scenes = SyntheticScenes(rig.cameras, d.val_seeds, d.val_frames_per_scene,
-                                     d.frame_interval, d.people, d.fps, vol.center_mm, vol.size_mm)
+        val_scenes = SyntheticScenes(
+            rig.cameras,
+            d.val_seeds,
+            d.val_frames_per_scene,
+            d.frame_interval,
+            d.people,
+            d.fps,
+            vol.center_mm,
+            vol.size_mm,
+        )
     return scenes, dataset, val_scenes
 
 
@@ -156,8 +179,16 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(config.seed * 7919 + self.rank)
         geometry = SSLGeometry.from_rig(self.rig.cameras, model_cfg, self.device)
         separate_attention = self.attention if self.attention is not getattr(self.model, "attn", None) else None
-        self.module = SSLModule(self.model, geometry, config.stage, self.attention, config.loss, config.bf16,
-                                self.generator, config.channels_last)
+        self.module = SSLModule(
+            self.model,
+            geometry,
+            config.stage,
+            self.attention,
+            config.loss,
+            config.bf16,
+            self.generator,
+            config.channels_last,
+        )
         self.module.set_l1_epoch(config.l1_epoch)
         self.separate_attention = separate_attention
         self.params = stages.apply_modes(self.model, self.attention, self.policy, config.frozen_bn)
@@ -168,7 +199,9 @@ class Trainer:
 
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.step_module = DDP(self.module, device_ids=ids, find_unused_parameters=True)
-        self.scenes, self.dataset, self.val_scenes = build_data(config, self.rig, model_cfg, self.out_dir.parent / "cache")
+        self.scenes, self.dataset, self.val_scenes = build_data(
+            config, self.rig, model_cfg, self.out_dir.parent / "cache"
+        )
         self.epoch = 0
         self.step_in_epoch = 0
         self.global_step = 0
@@ -186,8 +219,13 @@ class Trainer:
         from engine.checkpoints import save_checkpoint
         from training.ssl.stages import ATTENTION_META_KEY
 
-        meta = {"stage": self.config.stage, "epoch": self.epoch, "step": self.global_step,
-                "train_config": json.dumps(to_dict(self.config)), "metrics": json.dumps(metrics or {})}
+        meta = {
+            "stage": self.config.stage,
+            "epoch": self.epoch,
+            "step": self.global_step,
+            "train_config": json.dumps(to_dict(self.config)),
+            "metrics": json.dumps(metrics or {}),
+        }
         if self.separate_attention is not None:
             meta[ATTENTION_META_KEY] = self.separate_attention.state_dict()
         return save_checkpoint(self.out_dir / name, self.model, meta)
@@ -199,9 +237,13 @@ class Trainer:
             "attention": self.separate_attention.state_dict() if self.separate_attention is not None else None,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
-            "epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
-            "best": self.best, "config": json.dumps(to_dict(self.config)),
-            "generator": self.generator.get_state(), "seconds": self.seconds(),
+            "epoch": self.epoch,
+            "step_in_epoch": self.step_in_epoch,
+            "global_step": self.global_step,
+            "best": self.best,
+            "config": json.dumps(to_dict(self.config)),
+            "generator": self.generator.get_state(),
+            "seconds": self.seconds(),
         }
         self.seconds_before, self._t_start = state["seconds"], time.perf_counter()
         path = self.out_dir / RESUME_FILE
@@ -255,12 +297,13 @@ class Trainer:
     def _batches(self, order: list[int]) -> Iterator[dict[str, torch.Tensor]]:
         bs = self.config.batch_size
         if self.config.workers:
-            loader = torch.utils.data.DataLoader(self.dataset, batch_size=bs, sampler=order,
-                                                 num_workers=self.config.workers, drop_last=True)
+            loader = torch.utils.data.DataLoader(
+                self.dataset, batch_size=bs, sampler=order, num_workers=self.config.workers, drop_last=True
+            )
             yield from loader
             return
         for s in range(0, len(order) - bs + 1, bs):
-            items = [self.dataset[i] for i in order[s:s + bs]]
+            items = [self.dataset[i] for i in order[s : s + bs]]
             yield {k: torch.stack([it[k] for it in items]) for k in items[0]}
 
     def steps_per_epoch(self) -> int:
@@ -312,7 +355,7 @@ class Trainer:
             stages.apply_modes(self.model, self.attention, self.policy, cfg.frozen_bn)  # BN modes re-applied each epoch
             self.dataset.set_epoch(self.epoch)
             order = epoch_order(len(self.dataset), cfg.seed, self.epoch, self.rank, self.world)
-            order = order[self.step_in_epoch * cfg.batch_size: steps * cfg.batch_size]
+            order = order[self.step_in_epoch * cfg.batch_size : steps * cfg.batch_size]
             progress = Progress(steps, f"[{cfg.stage}] epoch {self.epoch + 1}/{cfg.epochs}", every=cfg.log_every)
             window: list[dict[str, float]] = []
             for batch in self._batches(order):
@@ -320,8 +363,12 @@ class Trainer:
                 values = self.train_step(batch)
                 self.step_in_epoch += 1
                 self.global_step += 1
-                values.update(step=self.global_step, epoch=self.epoch, lr=self.optimizer.param_groups[0]["lr"],
-                              sec=round(time.perf_counter() - t0, 3))
+                values.update(
+                    step=self.global_step,
+                    epoch=self.epoch,
+                    lr=self.optimizer.param_groups[0]["lr"],
+                    sec=round(time.perf_counter() - t0, 3),
+                )
                 self._log(values)
                 window.append(values)
                 last = values
@@ -342,9 +389,15 @@ class Trainer:
         if self.is_main:
             final = self._save_model("model_final.pt")
             self.save_resume()  # its training seconds are the summary's, so a re-run adds to them
-            summary = {"stage": cfg.stage, "epochs": cfg.epochs, "steps": self.global_step,
-                       "seconds": round(self.seconds_before, 1), "last": last or self._last_logged_step(),
-                       "best_metric": self.best if self.best > -math.inf else None, "model": str(final)}
+            summary = {
+                "stage": cfg.stage,
+                "epochs": cfg.epochs,
+                "steps": self.global_step,
+                "seconds": round(self.seconds_before, 1),
+                "last": last or self._last_logged_step(),
+                "best_metric": self.best if self.best > -math.inf else None,
+                "model": str(final),
+            }
             (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
             return summary
         return {}
@@ -356,10 +409,18 @@ class Trainer:
             metrics = self.validate()
             self._log({"epoch": self.epoch, "step": self.global_step, "val": metrics})
             score = self.selection_metric(metrics)
-            log.info("[%s] epoch %d validation: mean AP %.4f, MPJPE %.1f mm, root mean AP %.4f", cfg.stage,
-                     self.epoch, metrics["mean_ap"], metrics["mpjpe_mm"], metrics["root_mean_ap"])
-            sys.stderr.write(f"[{cfg.stage}] epoch {self.epoch} val: mean AP {metrics['mean_ap']:.4f} "
-                             f"MPJPE {metrics['mpjpe_mm']:.1f} root mean AP {metrics['root_mean_ap']:.4f}\n")
+            log.info(
+                "[%s] epoch %d validation: mean AP %.4f, MPJPE %.1f mm, root mean AP %.4f",
+                cfg.stage,
+                self.epoch,
+                metrics["mean_ap"],
+                metrics["mpjpe_mm"],
+                metrics["root_mean_ap"],
+            )
+            sys.stderr.write(
+                f"[{cfg.stage}] epoch {self.epoch} val: mean AP {metrics['mean_ap']:.4f} "
+                f"MPJPE {metrics['mpjpe_mm']:.1f} root mean AP {metrics['root_mean_ap']:.4f}\n"
+            )
             if score > self.best:
                 self.best = score
                 self._save_model("model_best.pt", metrics)
@@ -389,8 +450,13 @@ def export_resume_checkpoint(run_dir: str | Path, name: str = "model_last.pt") -
     cfg = from_dict(TrainConfig, json.loads(state["config"]))
     model = SelfPose3dModel(build_model_config(cfg, load_training_rig(cfg)))
     model.load_state_dict(state["model"])
-    meta = {"stage": cfg.stage, "epoch": int(state["epoch"]), "step": int(state["global_step"]),
-            "train_config": state["config"], "metrics": "{}"}
+    meta = {
+        "stage": cfg.stage,
+        "epoch": int(state["epoch"]),
+        "step": int(state["global_step"]),
+        "train_config": state["config"],
+        "metrics": "{}",
+    }
     if state.get("attention") is not None:
         meta[ATTENTION_META_KEY] = state["attention"]
     return save_checkpoint(run_dir / name, model, meta)
