@@ -99,3 +99,16 @@ def test_not_footage_is_a_clear_error(tmp_path):
         open_footage(tmp_path)
     with pytest.raises(DatasetError, match="no such file"):
         open_footage(tmp_path / "missing")
+
+
+@pytest.mark.data
+def test_a_rig_yaml_is_footage_too(shared_data):
+    """`pseudo-labels --detector` on the Pose2Sim rig file: its four video sources, named by camera."""
+    from calib.common.paths import CONFIGS_DIR
+
+    footage = open_footage(CONFIGS_DIR / "rigs" / "pose2sim_multiperson.yaml")
+    assert footage.cameras == ["cam01", "cam02", "cam03", "cam04"]
+    frames = list(footage.frames(every=50, max_frames=2))
+    assert [(f.camera, f.frame) for f in frames[:2]] == [("cam01", 0), ("cam01", 50)]
+    assert len(frames) == 8 and all(f.image.shape == (1920, 1088, 3) for f in frames)
+    assert {f.sequence for f in frames} == {"pose2sim_multiperson"}
