@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 # frame_index -> (ids (P,), joints_mm (P,J,3)), or None while that frame is not reachable at a
 # bounded cost (the synthetic world simulates forward a chunk per call: see synthetic_truth)
+CATCH_UP_MAX_S = 600.0  # the truth thread simulates at most this much media time ahead on request
 TruthFn = Callable[[int], "tuple[np.ndarray, np.ndarray] | None"]
 
 
@@ -316,13 +317,40 @@ def synthetic_truth(rig) -> TruthFn | None:
     from capture.synthetic.world import world_for_rig
 
     world = world_for_rig(rig)
+    lock = threading.Lock()
+    wanted = [0]  # newest frame the worker asked about, for the catch-up thread
+    wake = threading.Event()
+
+    def catch_up() -> None:
+        """Simulates towards the stream's frame one chunk per lock hold, so a worker that starts
+        long after the capture gets its truth within seconds; bounded to CATCH_UP_MAX_S of media
+        ahead of the simulation (a frame number far beyond that is not worth minutes of CPU)."""
+        while True:
+            wake.wait()
+            wake.clear()
+            target_s = world.timestamp_s(wanted[0])
+            if target_s - world.motion.simulated_s > CATCH_UP_MAX_S:
+                continue
+            done = False
+            while not done:
+                with lock:
+                    done = world.motion.advance(target_s, 1)
+
+    threading.Thread(target=catch_up, name="truth-catch-up", daemon=True).start()
 
     def truth(frame_index: int) -> tuple[np.ndarray, np.ndarray] | None:
-        # bounded cost per frameset whatever frame number it carries: at most one simulation
-        # chunk (~40 ms) more per call; a stream far ahead of the simulation gets its truth a
-        # few framesets later instead of stalling the worker (a frame_index of 1e9 cost minutes)
-        people = world.people_if_cheap(frame_index, max_new_chunks=1)
+        # bounded cost per frameset whatever frame number it carries: at most one simulation chunk
+        # (~40 ms) here; a stream far ahead of the simulation is reached by the catch-up thread
+        # while this returns None (a frame_index of 1e9 once cost minutes)
+        if not lock.acquire(blocking=False):
+            return None  # the catch-up thread is simulating
+        try:
+            people = world.people_if_cheap(frame_index, max_new_chunks=1)
+        finally:
+            lock.release()
         if people is None:
+            wanted[0] = max(0, int(frame_index))
+            wake.set()
             return None
         keep = people.present
         return people.ids[keep], people.joints_mm[keep]

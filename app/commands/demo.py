@@ -20,7 +20,7 @@ log = logging.getLogger("selfpose3d.demo")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--duration", type=float, default=30.0, help="seconds to run (default 30)")
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds of poses after start-up (default 30)")
     parser.add_argument("--out", default="outputs/demo", help="output folder (video, poses, summary)")
     parser.add_argument("--model", default=None, help="model to run (default: the committed light model)")
     parser.add_argument("--rig", default=str(live.DEFAULT_RIG), help="rig YAML (default: the embedded one)")
@@ -57,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
         render=str(out / "demo.mp4"),
         record=None,
         export=str(out / "poses.jsonl"),
-        duration=args.duration,
+        duration=None,
+        run_for=args.duration,  # poses time: a cold first compile must not eat the demo
         out=str(out),
     )
     rc = live.run(live_args)

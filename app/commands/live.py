@@ -76,6 +76,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="stop S seconds after start-up began (start-up included)",
     )
     parser.add_argument(
+        "--run-for",
+        type=float,
+        default=None,
+        metavar="S",
+        help="stop S seconds after every process is ready (poses time; --duration, if given, still bounds the run)",
+    )
+    parser.add_argument(
         "--resize",
         action="store_true",
         help="scale video/image frames to the calibration's image size when they differ "
@@ -389,6 +396,9 @@ def _run(args: argparse.Namespace, private) -> int:
             published_at_ready = sup.children["capture"].counts.get("published", 0)
             monitor.start_clock()
             rest = None if until is None else max(0.0, until - time.monotonic())
+            run_for = getattr(args, "run_for", None)
+            if run_for is not None:
+                rest = run_for if rest is None else min(rest, run_for)
             rc = sup.run(duration_s=rest, on_tick=lambda st: say(monitor.line(st)))
         else:
             rc = 0

@@ -466,6 +466,11 @@ class MotionModel:
         while len(self._chunks) > self.max_cached_chunks:
             self._chunks.popitem(last=False)
 
+    @property
+    def simulated_s(self) -> float:
+        """Media time up to which the motion is simulated (readable without simulating)."""
+        return (len(self._checkpoints) - 1) * self.chunk_steps / self.settings.sim_hz
+
     def advance(self, t_s: float, max_new_chunks: int) -> bool:
         """Simulate at most ``max_new_chunks`` chunks towards time ``t_s``; True when the state at
         ``t_s`` can then be read without simulating (the motion is sequential, so a far-away time

@@ -69,12 +69,17 @@ class EagerStage:
         if self.device.type == "cpu":
             # denormal floats (Gaussian tails of the heatmaps, ~1e-39) make x86 convolutions several
             # times slower: the released pose net ran 19 s -> 6.7 s for 3 people on 1 thread (Intel
-            # Xeon model 167). Flushing them to zero changes no joint measurably. Set per call: the
-            # flag lives in the calling thread's FPU state (the live worker calls from two threads).
+            # Xeon model 167). Flushing them to zero changes no joint measurably. Set for the call
+            # only: the flag lives in the calling thread's FPU state (the live worker calls from two
+            # threads) and must not leak into the caller's other float work (numpy, tests).
             torch.set_flush_denormal(True)
-        with torch.inference_mode(), self._autocast():
-            x = x.to(self.device)
-            if self.device.type == "cpu" and x.dtype == torch.float32:  # the other OpenMP threads keep
-                x = torch.where(x.abs() < _TINY, 0.0, x)  # denormals: none enter the network
-            x = x.contiguous(memory_format=self.memory_format)
-            return self.fn(x).float()
+        try:
+            with torch.inference_mode(), self._autocast():
+                x = x.to(self.device)
+                if self.device.type == "cpu" and x.dtype == torch.float32:  # the other OpenMP threads keep
+                    x = torch.where(x.abs() < _TINY, 0.0, x)  # denormals: none enter the network
+                x = x.contiguous(memory_format=self.memory_format)
+                return self.fn(x).float()
+        finally:
+            if self.device.type == "cpu":
+                torch.set_flush_denormal(False)

@@ -92,13 +92,13 @@ def test_synthetic_truth_cost_is_bounded_whatever_frame_index_a_message_carries(
         assert time.perf_counter() - t0 < 0.5, k
     ids, joints = truth(3)
     assert joints.ndim == 3 and joints.shape[1:] == (15, 3) and len(ids) == len(joints)
-    got, calls = None, 0
-    while got is None:  # frame 300 (10 s at 30 fps) is reached a chunk per call, never all at once
+    got, start = None, time.perf_counter()
+    while got is None:  # frame 300 (10 s at 30 fps): a chunk per call, the catch-up thread does the rest
         t0 = time.perf_counter()
         got = truth(300)
-        assert time.perf_counter() - t0 < 0.5
-        calls += 1
-    assert 2 <= calls <= 20
+        assert time.perf_counter() - t0 < 0.5  # no call pays for the whole way
+        time.sleep(0.01)
+    assert time.perf_counter() - start < 10.0
 
     worker = InferenceWorker(FakePredictor(_people()), toy_rig, "toy", truth=truth, max_age_ms=1e9)
     msg = worker.process(_frameset(worker.rig, 0, now_ns(), frame_index=10**9))
