@@ -22,27 +22,12 @@ from calib.configkit import from_dict, to_dict
 from calib.projection import project_points
 from capture.synthetic.detector import DetectorParams, load_detector_params, simulate_detections
 from capture.synthetic.rigs import look_at_rotation
+from calib.common.skeleton import PANOPTIC15
 from capture.synthetic.world import FrameTruth
 from training.detection_route.config import EstimatorNoiseConfig, RigSamplerConfig, SceneConfig
 
-ROOT = 2  # Panoptic-15 mid-hip
-# Panoptic-15 bones (for the occlusion model): neck-nose, neck-hip, arms, legs.
-_BONES = (
-    (0, 1),
-    (0, 2),
-    (0, 3),
-    (3, 4),
-    (4, 5),
-    (0, 9),
-    (9, 10),
-    (10, 11),
-    (2, 6),
-    (6, 7),
-    (7, 8),
-    (2, 12),
-    (12, 13),
-    (13, 14),
-)
+ROOT = PANOPTIC15.root  # mid-hip
+_BONES = PANOPTIC15.edges  # for the occlusion model: neck-nose, neck-hip, arms, legs
 
 
 @dataclass(frozen=True)
