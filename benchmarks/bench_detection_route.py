@@ -25,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.bench_estimator import cpu_info  # noqa: E402
+from benchmarks.benchutil import environment  # noqa: E402
 from training.detection_route.evaluate import (  # noqa: E402
     estimator_people_on_footage,
     evaluate_footage,
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     models = {"model": args.checkpoint, **({"baseline": args.baseline} if args.baseline else {})}
-    result: dict = {"cpu": cpu_info(), "torch_threads": 1, "models": models}
+    result: dict = {"environment": environment(), "torch_threads": 1, "models": models}
     thresholds = [float(t) for t in args.thresholds.split(",")]
 
     t0 = time.time()

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import re
 import statistics
 import sys
 import time
@@ -25,6 +23,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.benchutil import environment  # noqa: E402
 from engine.estimators import EstimatorConfig, build_estimator  # noqa: E402
 from engine.estimators.pool import EstimatorPool  # noqa: E402
 from training.pck import pck_on_folder  # noqa: E402
@@ -39,17 +38,6 @@ VARIANTS = {  # name -> EstimatorConfig keywords
     "384+flip": dict(input_long_side_px=384, flip=True),
     "384+tiles2": dict(input_long_side_px=384, tiles=2),
 }
-
-
-def cpu_info() -> dict:
-    """CPU model and the flags that decide speed paths (bf16 / AMX / AVX-512)."""
-    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = re.search(r"model name\s*:\s*(.*)", text)
-    flags = set(re.search(r"flags\s*:\s*(.*)", text).group(1).split()) if "flags" in text else set()
-    return {
-        "model": model.group(1) if model else platform.processor(),
-        "flags": sorted(flags & {"amx_bf16", "amx_tile", "avx512_bf16", "avx512f", "avx2", "avx512_vnni"}),
-    }
 
 
 def pose2sim_frames(shared: Path, frame: int = 30) -> list[np.ndarray]:
@@ -127,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "benchmark": "bench_estimator",
         "date": time.strftime("%Y-%m-%d"),
-        "cpu": cpu_info(),
+        "environment": environment(),
         "threads": args.threads,
         "rounds": args.rounds,
         "photos": len(photos),

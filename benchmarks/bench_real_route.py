@@ -5,7 +5,8 @@ then each engine (``triangulate``, ``learned`` with ``--model``). Reports per en
 recall/precision of the two people in the volume, reprojection error per camera (px, median over
 the joints the estimator sees with score >= 0.3), and ms per stage. There are no labels: a predicted
 person is counted real when at least 3 of the 4 views hold an estimator person its joints reproject
-onto (median < 10 % of the person's height in the image); the two people are the ones present
+onto (median < 10 % of the person's height in the image; one-to-one pairing per view,
+``training.detection_route.evaluate.match_reprojection``); the two people are the ones present
 throughout (the man and the second person), so recall = min(real, 2) / 2 and precision = real / predicted.
 
     python benchmarks/bench_real_route.py --json benchmarks/results/real_route_pose2sim.json
@@ -26,12 +27,13 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.bench_estimator import cpu_info  # noqa: E402
+from benchmarks.benchutil import environment  # noqa: E402
 from calib.common.keypoint_maps import keypoints_to_panoptic15  # noqa: E402
 from calib.projection import project_points  # noqa: E402
 from calib.rig_config import load_rig  # noqa: E402
 from engine.estimator_route import build_estimator_predictor  # noqa: E402
 from engine.estimators import EstimatorConfig  # noqa: E402
+from training.detection_route.evaluate import match_reprojection  # noqa: E402
 
 PEOPLE_IN_VOLUME = 2
 
@@ -52,21 +54,14 @@ def read_framesets(rig, every: int) -> list[list[np.ndarray]]:
     return sets
 
 
-def confirmed_views(pose_mm: np.ndarray, people_2d: list[np.ndarray], rig) -> tuple[int, list[float]]:
-    """Views holding a 2D person the 3D person reprojects onto, and the per-view median error (px)."""
-    n, errs = 0, []
-    for v, cam in enumerate(rig.cameras):
-        uv = project_points(pose_mm, cam)
-        height = max(float(np.ptp(uv[:, 1])), 1.0)
-        best = None
-        for det in people_2d[v]:
-            ok = det[:, 2] >= 0.3
-            if ok.sum() >= 5:
-                e = float(np.median(np.linalg.norm(det[ok, :2] - uv[ok], axis=1)))
-                best = e if best is None else min(best, e)
-        errs.append(best if best is not None else float("nan"))
-        n += best is not None and best < 0.1 * height
-    return n, errs
+def confirmed_views(poses_mm: np.ndarray, people_2d: list[np.ndarray], rig) -> tuple[np.ndarray, np.ndarray]:
+    """(P,) views whose paired estimator person each 3D person reprojects onto (median < 10 % of its
+    image height), and (P,V) the paired median errors in px (NaN: no partner in that view)."""
+    _, pair = match_reprojection(poses_mm, people_2d, rig.cameras)
+    heights = np.array([[np.ptp(project_points(p, cam)[:, 1]) for cam in rig.cameras] for p in poses_mm])
+    with np.errstate(invalid="ignore"):
+        ok = pair < 0.1 * np.maximum(heights.reshape(pair.shape), 1.0)
+    return ok.sum(1), pair
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,13 +101,10 @@ def main(argv: list[str] | None = None) -> int:
                 people_2d = [
                     keypoints_to_panoptic15(p, "coco17") if len(p) else np.zeros((0, 15, 3)) for p in people_2d
                 ]
-            n_real = 0
-            for pose in out.poses_mm:
-                views_ok, errs = confirmed_views(pose, people_2d, rig)
-                n_real += views_ok >= 3
-                for name, e in zip(rig.names, errs):
-                    if np.isfinite(e):
-                        per_cam[name].append(e)
+            views_ok, pair = confirmed_views(out.poses_mm, people_2d, rig)
+            n_real = int((views_ok >= 3).sum())
+            for v, name in enumerate(rig.names):
+                per_cam[name] += [float(e) for e in pair[:, v] if np.isfinite(e)]
             counts.append(out.num_people)
             real.append(n_real)
             for k, v in out.timings_ms.items():
@@ -134,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     out = {
         "benchmark": "bench_real_route",
         "date": time.strftime("%Y-%m-%d"),
-        "cpu": cpu_info(),
+        "environment": environment(),
         "rig": args.rig,
         "every": args.every,
         "estimator_input_px": args.input_size,

@@ -64,23 +64,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from training.errors import DatasetError
-    from training.pseudo_labels.footage import IMAGE_SUFFIXES, read_image
-    from training.ssl.trainer import Progress
+    from capture.image_framesets import IMAGE_EXTS, decode_image
+    from training.runner import Progress
 
     root = Path(args.images)
     if not root.is_dir():
         raise DatasetError(f"--images {root}: not a folder")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
     if not files:
-        raise DatasetError(f"--images {root}: no images ({', '.join(IMAGE_SUFFIXES)}) under it")
+        raise DatasetError(f"--images {root}: no images ({', '.join(IMAGE_EXTS)}) under it")
     estimator = estimator_from_args(args)
     results, bad = [], []
     progress = Progress(len(files), "detect2d", every=max(1, len(files) // 100))
     for i, path in enumerate(files, 1):
-        image = read_image(path)
+        image, problem = decode_image(path)
         if image is None:
             bad.append(path)
-            print(f"detect2d: {path}: cannot be decoded (truncated or not an image); skipped", file=sys.stderr)
+            print(f"detect2d: {path}: {problem}; skipped", file=sys.stderr)
         else:
             people = estimator.detect([image])[0]
             for kp, score in zip(people.keypoints, people.scores):

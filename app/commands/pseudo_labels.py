@@ -73,7 +73,7 @@ def _run_detector(args: argparse.Namespace) -> int:
     from app.commands.detect2d import estimator_from_args
     from training.pseudo_labels.detect import generate
     from training.pseudo_labels.footage import open_footage
-    from training.ssl.trainer import Progress
+    from training.runner import Progress
 
     footage = open_footage(args.input, args.sequence)
     estimator = estimator_from_args(args)

@@ -165,7 +165,9 @@ def video_sources(folder: Path, cameras: list[str]) -> list:
     from calib.common.errors import MissingInputError
     from calib.rig_config import SourceConfig
 
-    videos = {p.stem: p for p in sorted(Path(folder).glob("*")) if p.suffix.lower() in VIDEO_SUFFIXES}
+    from calib.intrinsics import VIDEO_EXTENSIONS
+
+    videos = {p.stem: p for p in sorted(Path(folder).glob("*")) if p.suffix.lower() in VIDEO_EXTENSIONS}
     missing = [c for c in cameras if c not in videos]
     if missing:
         raise MissingInputError(
@@ -173,9 +175,6 @@ def video_sources(folder: Path, cameras: list[str]) -> list:
             "name each video after its camera, e.g. cam01.mp4"
         )
     return [SourceConfig(kind="file", uri=str(videos[c].resolve())) for c in cameras]
-
-
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,7 +10,6 @@ from app.route import Route, build_worker_predictor, choose_route
 from app.config import WorkerConfig
 from calib.common.paths import CONFIGS_DIR, DEFAULT_MODEL, MODELS_DIR
 from calib.configkit import ConfigError
-from calib.projection import project_points
 from calib.rig_config import load_rig
 from engine.errors import CheckpointError
 
@@ -74,19 +73,11 @@ def _framesets(rig, frames):
 
 
 def _reprojection_px(pred, people_2d, rig) -> list[float]:
-    """Per (person, view), median distance of the reprojected joints to the nearest 2D person's joints."""
-    errs = []
-    for pose in pred.poses_mm:
-        for v, cam in enumerate(rig.cameras):
-            uv = project_points(pose, cam)
-            cands = [
-                np.median(np.linalg.norm(p[:, :2] - uv, axis=1)[p[:, 2] > 0.3])
-                for p in people_2d[v]
-                if (p[:, 2] > 0.3).sum() >= 5
-            ]
-            if cands:
-                errs.append(min(cands))
-    return errs
+    """Per (person, view) the median distance of the reprojected joints to its paired 2D person."""
+    from training.detection_route.evaluate import match_reprojection
+
+    _, pair = match_reprojection(pred.poses_mm, people_2d, rig.cameras)
+    return [float(e) for e in pair.ravel() if np.isfinite(e)]
 
 
 @pytest.mark.data

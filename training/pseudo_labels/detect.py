@@ -119,6 +119,7 @@ def generate(
                     "keypoints": [],
                     "scores": [],
                     "undecodable": True,
+                    "problem": item.problem or "does not decode",
                 }
             else:
                 kp, scores = detect(item.image)

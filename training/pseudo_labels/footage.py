@@ -19,21 +19,21 @@ from typing import Iterator
 
 import numpy as np
 
+from calib.intrinsics import VIDEO_EXTENSIONS
+from capture.image_framesets import IMAGE_EXTS, decode_image
 from training.errors import DatasetError
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 
 
 @dataclass
 class FootageFrame:
-    """One camera's image of one frame (``image`` is None when it does not decode)."""
+    """One camera's image of one frame (``image`` is None when it does not decode: ``problem`` says why)."""
 
     sequence: str
     frame: int
     camera: str
     source: str  # file path (and frame) for messages and provenance
     image: np.ndarray | None
+    problem: str | None = None
 
 
 @dataclass(frozen=True)
@@ -45,17 +45,6 @@ class _Stream:
     video: Path | None = None
     images: tuple[tuple[int, Path], ...] = ()
     session: Path | None = None
-
-
-def read_image(path: Path) -> np.ndarray | None:
-    import cv2
-
-    data = np.fromfile(str(path), dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    # libjpeg fills a truncated JPEG with grey and only warns: a missing end-of-image marker is a decode error.
-    if img is not None and path.suffix.lower() in (".jpg", ".jpeg") and not data[-2:].tobytes() == b"\xff\xd9":
-        return None
-    return img
 
 
 class Footage:
@@ -70,7 +59,7 @@ class Footage:
         if not streams:
             raise DatasetError(
                 f"{path}: no footage found (expected a rig YAML, a session folder, a folder of "
-                f"videos {VIDEO_SUFFIXES} or of images {IMAGE_SUFFIXES})"
+                f"videos {VIDEO_EXTENSIONS} or of images {IMAGE_EXTS})"
             )
         self.path = path
         self.streams = streams
@@ -153,14 +142,15 @@ class Footage:
                 continue
             taken += 1
             if (s.sequence, frame, s.camera) not in skip:
-                yield FootageFrame(s.sequence, frame, s.camera, str(path), read_image(path))
+                image, problem = decode_image(path)
+                yield FootageFrame(s.sequence, frame, s.camera, str(path), image, problem)
 
 
 def _image_streams(folder: Path, sequence: str | None) -> list[_Stream]:
     from training.pseudo_labels.importers import image_key
 
     by_camera: dict[tuple[str, str], list[tuple[int, Path]]] = {}
-    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()):
+    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTS and p.is_file()):
         rel = path.relative_to(folder)
         try:
             seq, frame, cam = image_key(str(rel if len(rel.parts) > 1 else Path(folder.name) / rel), sequence)
@@ -210,7 +200,7 @@ def open_footage(path: str | Path, sequence: str | None = None) -> Footage:
         with SessionReader(path) as reader:
             return Footage(path, [_Stream(sequence or reader.rig_name, c, session=path) for c in reader.cameras])
     if path.is_dir():
-        videos = sorted(p for p in path.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+        videos = sorted(p for p in path.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
         if videos:
             return Footage(path, [_Stream(sequence or path.parent.name or "footage", v.stem, video=v) for v in videos])
         return Footage(path, _image_streams(path, sequence))

@@ -28,7 +28,7 @@ import torch
 
 from calib.configkit import to_dict, write_resolved
 from calib.common.paths import REPO_ROOT
-from training.runner import Progress  # noqa: F401  (re-exported: training.ssl.trainer.Progress)
+from training.runner import Progress
 from training.ssl.config import TrainConfig
 
 log = logging.getLogger(__name__)
