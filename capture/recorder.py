@@ -279,19 +279,34 @@ class RecordReport:
         return out
 
 
-def _recording(recorder: Recorder, budget: DiskBudget | None, on_progress, progress_every_s: float):
-    """A step function for the record loops: meter, budget and progress after each write."""
+def _recording(
+    recorder: Recorder,
+    report: RecordReport,
+    budget: DiskBudget | None,
+    on_progress,
+    progress_every_s: float,
+    max_sets: int | None,
+):
+    """The step both record loops take per frameset: ``step(write, missing)`` writes it (``write()``),
+    counts it, meters the disk and reports progress; False when recording must stop (a failed
+    write, the disk budget, or ``max_sets``), with ``report.stopped`` / ``report.failed`` set."""
     meter = DiskMeter(recorder.writer.path, budget)
     last = [time.monotonic()]
 
-    def after_write() -> str:
-        reason = meter.update(recorder.bytes_written)
+    def step(write, missing) -> bool:
+        try:
+            write()
+        except RecordingStopped as exc:
+            report.stopped, report.failed = exc.reason, True
+            return False
+        report.count(missing)
+        report.stopped = meter.update(recorder.bytes_written)
         if on_progress is not None and time.monotonic() - last[0] >= progress_every_s:
             last[0] = time.monotonic()
             on_progress(recorder.sets_written, recorder.bytes_written, meter.mb_per_s)
-        return reason
+        return not report.stopped and (max_sets is None or recorder.sets_written < max_sets)
 
-    return after_write
+    return step
 
 
 def record_live(
@@ -310,19 +325,12 @@ def record_live(
     ``progress_every_s``."""
     t0 = time.monotonic()
     report = RecordReport(0, 0.0)
-    after_write = _recording(recorder, budget, on_progress, progress_every_s)
+    step = _recording(recorder, report, budget, on_progress, progress_every_s, max_sets)
     live.start()
     try:
         while not stop.is_set() and not report.stopped:
             for synced in live.poll(0.01):
-                try:
-                    recorder.write_synced(synced)
-                except RecordingStopped as exc:
-                    report.stopped, report.failed = exc.reason, True
-                    break
-                report.count(synced.missing)
-                report.stopped = after_write()
-                if report.stopped or (max_sets is not None and recorder.sets_written >= max_sets):
+                if not step(lambda synced=synced: recorder.write_synced(synced), synced.missing):
                     stop.set()
                     break
             if live.ended or live.wrong_size or (duration_s is not None and time.monotonic() - t0 >= duration_s):
@@ -349,21 +357,13 @@ def record_stream(
     stop/limit, the disk budget or a failed write (see :func:`record_live`)."""
     t0 = time.monotonic()
     report = RecordReport(0, 0.0)
-    after_write = _recording(recorder, budget, on_progress, progress_every_s)
+    step = _recording(recorder, report, budget, on_progress, progress_every_s, max_sets)
     while not stop.is_set() and not report.stopped:
         if duration_s is not None and time.monotonic() - t0 >= duration_s:
             break
         msg = subscriber.recv(100)
-        if isinstance(msg, FrameSet):
-            try:
-                recorder.write_frameset(msg)
-            except RecordingStopped as exc:
-                report.stopped, report.failed = exc.reason, True
-                break
-            report.count(msg.missing)
-            report.stopped = after_write()
-            if max_sets is not None and recorder.sets_written >= max_sets:
-                break
+        if isinstance(msg, FrameSet) and not step(lambda msg=msg: recorder.write_frameset(msg), msg.missing):
+            break
     report.sets, report.seconds, report.gaps = recorder.sets_written, time.monotonic() - t0, subscriber.stats.gaps
     report.bytes = recorder.bytes_written
     return report
