@@ -312,9 +312,11 @@ def lower_thread_priority(nice: int) -> bool:
 
 def synthetic_truth(rig) -> TruthFn | None:
     """frame_index -> (ids, joints_mm) of the rig's synthetic world, or None if not synthetic."""
-    if not all(rig.source(n).kind == "synthetic" for n in rig.names):
-        return None
+    from app.route import is_synthetic
     from capture.synthetic.world import world_for_rig
+
+    if not is_synthetic(rig):
+        return None
 
     world = world_for_rig(rig)
     lock = threading.Lock()
