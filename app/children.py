@@ -27,8 +27,17 @@ class _StatusTee:
         return self._pub.send(msg, wait_ms)
 
 
-def capture_child(name: str, status_endpoint: str, *, rig_path: str, rig_overrides: tuple = (), capture: dict) -> None:
-    """Capture process: the rig's sources -> synchroniser -> ``frames/<rig>``."""
+def capture_child(
+    name: str,
+    status_endpoint: str,
+    *,
+    rig_path: str,
+    rig_overrides: tuple = (),
+    capture: dict,
+    consumer_endpoint: str | None = None,
+) -> None:
+    """Capture process: the rig's sources -> synchroniser -> ``frames/<rig>``; a media replay is
+    paced by the answers on ``consumer_endpoint`` (the worker's poses) when given."""
     import dataclasses
 
     from app.process import ChildContext
@@ -40,7 +49,7 @@ def capture_child(name: str, status_endpoint: str, *, rig_path: str, rig_overrid
     with ChildContext(name, status_endpoint) as ctx:
         rig = load_rig(rig_path, rig_overrides)
         cfg = dataclasses.replace(from_dict(CaptureConfig, capture), process=name)
-        proc, pub = build_capture(rig, cfg, stop=ctx.stop_event)
+        proc, pub = build_capture(rig, cfg, stop=ctx.stop_event, consumer_endpoint=consumer_endpoint)
         proc.publisher = _StatusTee(pub, ctx)
         try:
             proc.run(ctx.stop_event)

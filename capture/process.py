@@ -8,6 +8,7 @@ retried. A camera that dies is retried with backoff by its reader while the othe
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -315,6 +316,9 @@ class CaptureProcess:
         shm_ring: framesets kept in the shared-memory ring (``shm`` encoding).
         shm_slot_bytes: size of the largest view (W*H*3) if known: the ring is then created
             before capture starts instead of at the first set.
+        credit: a lockstep media replay publishes set ``s`` only once this
+            :class:`capture.credit.ConsumerCredit` saw the consumer answer ``s - in_flight``
+            (None: paced by the subscriber's queue alone).
     """
 
     def __init__(
@@ -329,8 +333,11 @@ class CaptureProcess:
         status_interval_s: float = 1.0,
         shm_ring: int = 8,
         shm_slot_bytes: int | None = None,
+        credit=None,
     ) -> None:
         self.rig_name = rig_name
+        self.credit = credit
+        self._stop: threading.Event | None = None
         self.live = live
         self.publisher = publisher
         self.process = process
@@ -401,6 +408,7 @@ class CaptureProcess:
         """Capture until ``stop`` is set, ``max_sets`` were published, ``duration_s`` passed or
         every (finite) source ended. Returns the run's report."""
         t0 = time.monotonic()
+        self._stop = stop
         self._send_status("starting")
         if self.encoding == "shm" and self._shm_slot_bytes:
             self._new_shm(self._shm_slot_bytes)
@@ -427,6 +435,8 @@ class CaptureProcess:
             self.live.stop()
             if self._shm is not None:
                 self._shm.close()
+            if self.credit is not None:
+                self.credit.close()
             self.report.dropped_frames = self.live.sync.stats.dropped_frames
             self.report.overwritten = self.live.overwritten
             self.report.dropped_publish = self.publisher.stats.dropped
@@ -463,6 +473,9 @@ class CaptureProcess:
         return self._shm
 
     def _publish(self, synced: SyncedSet) -> None:
+        if self._consumer_paced and self.credit is not None:
+            self.live.schedule.consumer_held(self.credit.wait(self._seq, self._stop))
+            synced = self._restamp(synced)
         copied = all(f.payload.shm is not None for f in synced.frames)  # done at grab by the readers
         shm = self._shm_writer(synced) if self.encoding == "shm" and not copied else None
         fs = frameset_from(
@@ -489,10 +502,28 @@ class CaptureProcess:
         self.report.sets += 1
         self.report.complete += int(synced.complete)
 
+    def _restamp(self, synced: SyncedSet) -> SyncedSet:
+        """A lockstep replay's set on the timeline as it stands now: the consumer's waits moved the
+        timeline (:meth:`ReplaySchedule.consumer_held`) after this set's round was stamped, and a set
+        decoded ahead is presented, like every later frame, that much later (never in the future)."""
+        k = synced.frames[0].payload.frame_index if synced.frames else None
+        if k is None:
+            return synced
+        delta = min(self.live.schedule.pacer.t_ns(k), now_ns()) - synced.t_ref_ns
+        if delta <= 0:
+            return synced
+        frames = tuple(dataclasses.replace(f, t_ns=f.t_ns + delta) for f in synced.frames)
+        return dataclasses.replace(synced, t_ref_ns=synced.t_ref_ns + delta, frames=frames)
 
-def build_capture(rig, config, *, stop: threading.Event, num_frames: int | None = None):
+
+def build_capture(
+    rig, config, *, stop: threading.Event, num_frames: int | None = None, consumer_endpoint: str | None = None
+):
     """Compose sources, :class:`LiveRig`, publisher and :class:`CaptureProcess` from a loaded
-    rig (``calib.rig_config.Rig``) and a :class:`capture.config.CaptureConfig`."""
+    rig (``calib.rig_config.Rig``) and a :class:`capture.config.CaptureConfig`.
+
+    ``consumer_endpoint``: where the consumer answers each frameset (the live worker's poses); a
+    lockstep media replay then waits for those answers (:class:`capture.credit.ConsumerCredit`)."""
     from capture.bus import Publisher
     from capture.sources.factory import build_sources
 
@@ -535,8 +566,17 @@ def build_capture(rig, config, *, stop: threading.Event, num_frames: int | None 
         jpeg_quality=config.stream.jpeg_quality,
         status_interval_s=config.status_interval_s,
         shm_slot_bytes=slot,
+        credit=_credit(rig.name, live, consumer_endpoint),
     )
     return proc, pub
+
+
+def _credit(rig_name: str, live: LiveRig, consumer_endpoint: str | None):
+    if not consumer_endpoint or not live.lockstep:
+        return None
+    from capture.credit import ConsumerCredit
+
+    return ConsumerCredit(consumer_endpoint, rig_name, timeout_s=CONSUMER_WAIT_MS / 1e3)
 
 
 def lockstep(sources: Sequence[Source]) -> bool:

@@ -230,7 +230,13 @@ def build_children(cfg, rig, args, route) -> list:
     worker = dataclasses.replace(cfg.worker, model=route.model, engine=route.kind)
     t = cfg.ready_timeout_s
     specs = [
-        ChildSpec("capture", capture_child, {"rig_path": rig_path, "capture": to_dict(cfg.capture)}, t),
+        # the inference worker's answers pace a media replay (capture.credit): nothing decoded in vain
+        ChildSpec(
+            "capture",
+            capture_child,
+            {"rig_path": rig_path, "capture": to_dict(cfg.capture), "consumer_endpoint": cfg.poses_endpoint},
+            t,
+        ),
         ChildSpec(
             "inference",
             inference_child,

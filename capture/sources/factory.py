@@ -48,8 +48,15 @@ def build_source(
     if cfg.kind == "file":
         from capture.sources.video import VideoFileSource
 
-        # in lockstep the rig's fps is a cap applied by the schedule; alone it sets the timeline rate
-        return VideoFileSource(name, cfg.uri, fps=None if schedule is not None else cfg.fps, **media)
+        # in lockstep the rig's fps is a cap applied by the schedule; alone it sets the timeline rate.
+        # A rig's cameras decode in parallel on their reader threads: one decoder thread each.
+        return VideoFileSource(
+            name,
+            cfg.uri,
+            fps=None if schedule is not None else cfg.fps,
+            decode_threads=1 if schedule is not None else 0,
+            **media,
+        )
     if cfg.kind == "images":
         from capture.sources.images import ImageFolderSource
 
