@@ -506,10 +506,7 @@ class CaptureProcess:
         """A lockstep replay's set on the timeline as it stands now: the consumer's waits moved the
         timeline (:meth:`ReplaySchedule.consumer_held`) after this set's round was stamped, and a set
         decoded ahead is presented, like every later frame, that much later (never in the future)."""
-        k = synced.frames[0].payload.frame_index if synced.frames else None
-        if k is None:
-            return synced
-        delta = min(self.live.schedule.pacer.t_ns(k), now_ns()) - synced.t_ref_ns
+        delta = min(self.live.schedule.slip_since(synced.t_ref_ns), now_ns() - synced.t_ref_ns)
         if delta <= 0:
             return synced
         frames = tuple(dataclasses.replace(f, t_ns=f.t_ns + delta) for f in synced.frames)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from typing import Sequence
 
 from capture.source import Pacer
@@ -81,6 +82,7 @@ class ReplaySchedule:
         self.slipped_s = 0.0  # media time the timeline was moved back: the cameras could not keep up
         self._frame_s = {c: 0.0 for c in self.cameras}  # EMA of each source's seconds per frame
         self._cond = threading.Condition()
+        self._origin_at: OrderedDict[int, int] = OrderedDict()  # recent round stamps -> origin then
 
     def note_frame_s(self, camera: str, seconds: float) -> None:
         """A source's measured cost of reading or grabbing one frame (moving average)."""
@@ -122,6 +124,9 @@ class ReplaySchedule:
                         self.slipped_s += slip_ns / 1e9
                     k = max(k, due) if self.can_skip else k
                 self._decided[r] = (k, self.pacer.t_ns(k))  # one timestamp per round, whatever slips later
+                self._origin_at[self._decided[r][1]] = self.pacer.start_ns
+                while len(self._origin_at) > 64:
+                    self._origin_at.popitem(last=False)
                 self._last_index = k
             k, t_ns = self._decided[r]
             self._round[camera] = r + 1
@@ -151,6 +156,12 @@ class ReplaySchedule:
             if self.realtime and self.pacer.start_ns is not None and seconds > 0:
                 self.pacer.start_ns += int(seconds * 1e9)
                 self.slipped_s += seconds
+
+    def slip_since(self, t_ns: int) -> int:
+        """ns the timeline moved back since the round stamped ``t_ns`` was decided (0 if unknown)."""
+        with self._cond:
+            origin = self._origin_at.get(int(t_ns))
+            return 0 if origin is None or self.pacer.start_ns is None else int(self.pacer.start_ns - origin)
 
     def retire(self, camera: str) -> None:
         """``camera`` will not ask again (its source ended or failed): nobody waits for it."""
