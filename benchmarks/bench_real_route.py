@@ -6,7 +6,7 @@ recall/precision of the two people in the volume, reprojection error per camera 
 the joints the estimator sees with score >= 0.3), and ms per stage. There are no labels: a predicted
 person is counted real when at least 3 of the 4 views hold an estimator person its joints reproject
 onto (median < 10 % of the person's height in the image; one-to-one pairing per view,
-``training.detection_route.evaluate.match_reprojection``); the two people are the ones present
+``engine.reprojection.match_reprojection``); the two people are the ones present
 throughout (the man and the second person), so recall = min(real, 2) / 2 and precision = real / predicted.
 
     python benchmarks/bench_real_route.py --json benchmarks/results/real_route_pose2sim.json
@@ -33,7 +33,7 @@ from calib.projection import project_points  # noqa: E402
 from calib.rig_config import load_rig  # noqa: E402
 from engine.estimator_route import build_estimator_predictor  # noqa: E402
 from engine.estimators import EstimatorConfig  # noqa: E402
-from training.detection_route.evaluate import match_reprojection  # noqa: E402
+from engine.reprojection import match_reprojection  # noqa: E402
 
 PEOPLE_IN_VOLUME = 2
 

@@ -67,6 +67,11 @@ class EstimatorPredictor:
         volume_center_mm, volume_size_mm: the rig's volume; people whose root (mid-hip) lies outside
             it by more than ``volume_margin_mm`` are dropped (a bystander seen by two cameras is real
             but not a person of the capture volume); None: keep everyone.
+        cameras, support_views, support_max_px: a 3D person is kept only if, in at least
+            ``support_views`` of ``cameras``, it reprojects onto one of the estimator's people of
+            that view (median joint distance <= ``support_max_px``, each 2D person backing one 3D
+            person): the learned route's ghost check (a person no two cameras saw is not there).
+            0 views (or no cameras): no check.
     """
 
     def __init__(
@@ -79,8 +84,15 @@ class EstimatorPredictor:
         volume_center_mm: Sequence[float] | None = None,
         volume_size_mm: Sequence[float] | None = None,
         volume_margin_mm: float = 250.0,
+        cameras=None,
+        support_views: int = 0,
+        support_max_px: float = 30.0,
     ) -> None:
         self.estimators = estimators
+        self.cameras = cameras
+        self.support_views = support_views if cameras is not None else 0
+        self.support_max_px = support_max_px
+        self.unsupported = 0  # people dropped so far for lacking the support of enough views
         self.engine = engine
         self.engine_layout = engine_layout
         self.route = route
@@ -114,17 +126,19 @@ class EstimatorPredictor:
         if self._box is not None and pred.num_people:
             root = pred.poses_mm[:, self.skeleton.root]
             inside = np.all((root >= self._box[0]) & (root <= self._box[1]), axis=1)
-            if not inside.all():
-                self.outside_volume += int((~inside).sum())
-                per_person = lambda a: a[inside] if len(a) == len(inside) else a  # noqa: E731 (K rows stay K)
-                pred = Prediction(
-                    pred.poses_mm[inside],
-                    pred.scores[inside],
-                    per_person(pred.proposals),
-                    per_person(pred.candidates),
-                    pred.timings_ms,
-                    pred.skeleton,
-                )
+            self.outside_volume += int((~inside).sum())
+            pred = _keep(pred, inside)
+        if self.support_views and pred.num_people:
+            from calib.common.keypoint_maps import keypoints_to_panoptic15
+            from engine.reprojection import match_reprojection
+
+            people = started.people_2d
+            if self.engine_layout != "panoptic15":
+                people = [keypoints_to_panoptic15(p, self.engine_layout) if len(p) else p[:, :15] for p in people]
+            _, pair = match_reprojection(pred.poses_mm, people, self.cameras)  # (P,V) px, NaN unpaired
+            backed = (np.nan_to_num(pair, nan=np.inf) <= self.support_max_px).sum(axis=1) >= self.support_views
+            self.unsupported += int((~backed).sum())
+            pred = _keep(pred, backed)
         timings = dict(started.timings_ms)
         timings[self.route] = (time.perf_counter() - t0) * 1e3
         pred.timings_ms = timings
@@ -143,6 +157,21 @@ class EstimatorPredictor:
 # The triangulator's pixel thresholds were chosen on Shelf (focal length ~1090 px); a sharper rig
 # sees the same millimetres as more pixels, so its thresholds scale with the median focal length.
 REFERENCE_FOCAL_PX = 1090.0
+
+
+def _keep(pred: Prediction, keep: np.ndarray) -> Prediction:
+    """``pred`` with only the people where ``keep`` (P,) is True (K-row proposals stay K)."""
+    if keep.all():
+        return pred
+    per_person = lambda a: a[keep] if len(a) == len(keep) else a  # noqa: E731
+    return Prediction(
+        pred.poses_mm[keep],
+        pred.scores[keep],
+        per_person(pred.proposals),
+        per_person(pred.candidates),
+        pred.timings_ms,
+        pred.skeleton,
+    )
 
 
 def pixel_thresholds_for(rig) -> dict[str, float]:
@@ -196,5 +225,15 @@ def build_estimator_predictor(
         route,
     )
     return EstimatorPredictor(
-        pool, engine, layout, route, volume_center_mm=volume_center_mm, volume_size_mm=volume_size_mm
+        pool,
+        engine,
+        layout,
+        route,
+        volume_center_mm=volume_center_mm,
+        volume_size_mm=volume_size_mm,
+        cameras=rig,
+        # the triangulator only builds people several views agree on; the learned nets can propose
+        # a person no camera saw (ghosts: docs/real_route.md), so their output is checked
+        support_views=2 if route == "learned" else 0,
+        support_max_px=pixel_thresholds_for(rig)["view_max_px"],
     )

@@ -74,7 +74,7 @@ def _framesets(rig, frames):
 
 def _reprojection_px(pred, people_2d, rig) -> list[float]:
     """Per (person, view) the median distance of the reprojected joints to its paired 2D person."""
-    from training.detection_route.evaluate import match_reprojection
+    from engine.reprojection import match_reprojection
 
     _, pair = match_reprojection(pred.poses_mm, people_2d, rig.cameras)
     return [float(e) for e in pair.ravel() if np.isfinite(e)]
@@ -96,10 +96,8 @@ def test_real_footage_two_people_on_the_people(engine, pose2sim_rig):
     est = build_estimator(WorkerConfig().estimator)
     for views in _framesets(pose2sim_rig, (5, 45, 85)):
         pred = predictor.predict_images(views)
-        if engine == "triangulate":
-            assert pred.num_people == 2, pred.num_people  # the two people, no ghost
-        else:  # the candidate model finds both but adds ghosts (docs/detection_route.md): not a default
-            assert pred.num_people >= 2, pred.num_people
+        # the two people, no ghost (the learned route's ghosts are removed by its support check)
+        assert pred.num_people == 2, (engine, pred.num_people)
         people_2d = [p.to_panoptic15() for p in est.detect(views)]
         errs = _reprojection_px(pred, people_2d, pose2sim_rig)
         bound = 25.0 if engine == "triangulate" else 40.0
@@ -141,3 +139,37 @@ def test_triangulation_pixel_thresholds_scale_with_the_focal_length(toy_rig):
     assert pixel_thresholds_for(sharp) == pytest.approx(
         {"joint_max_px": base.joint_max_px * scale, "view_max_px": base.view_max_px * scale}
     )
+
+
+def test_the_learned_route_drops_a_person_no_two_views_back_and_counts_it(toy_rig):
+    """A 3D person that reprojects onto the estimator's people in every view stays; one that lands on
+    a 2D person in a single view only (a ghost built from one camera's mistake) is dropped."""
+    from calib.projection import project_points
+    from engine.api import Prediction
+    from engine.estimator_route import EstimatorPredictor, StartedPeople
+
+    rng = np.random.default_rng(0)
+    real = rng.uniform(-300, 300, (15, 3)) + np.array([0.0, 0.0, 1000.0])
+    ghost = real + np.array([1500.0, 0.0, 0.0])
+    people_2d = []
+    for v, cam in enumerate(toy_rig):
+        views = [project_points(real, cam)] + ([project_points(ghost, cam)] if v == 0 else [])
+        people_2d.append(np.stack([np.concatenate([uv, np.ones((15, 1))], 1) for uv in views]).astype(np.float32))
+
+    class RealAndGhost:
+        def predict_people(self, poses_2d, views_present=None):
+            return Prediction(
+                np.stack([real, ghost]).astype(np.float32),
+                np.array([0.9, 0.8], np.float32),
+                np.zeros((2, 5), np.float32),
+                np.zeros((2, 15, 5), np.float32),
+                {},
+            )
+
+    route = EstimatorPredictor(
+        None, RealAndGhost(), "panoptic15", "learned", cameras=toy_rig, support_views=2, support_max_px=30.0
+    )
+    out = route.finish(StartedPeople(people_2d, np.ones(len(toy_rig), bool), {"estimator": 1.0}))
+    assert out.num_people == 1 and np.allclose(out.poses_mm[0], real, atol=1e-3) and route.unsupported == 1
+    off = EstimatorPredictor(None, RealAndGhost(), "panoptic15", "learned", cameras=toy_rig, support_views=0)
+    assert off.finish(StartedPeople(people_2d, np.ones(len(toy_rig), bool), {})).num_people == 2

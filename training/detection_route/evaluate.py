@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 
 from calib.camera import CameraRig
-from calib.projection import project_points
+from engine.reprojection import match_reprojection  # noqa: F401 (also imported from here)
 from training.detection_route.config import DetectionTrainConfig, load_config
 from training.detection_route.scenes import Scene, detector_params, sample_scene
 from training.detection_route.trainer import pose_bank
@@ -133,47 +133,6 @@ def read_framesets(videos: Sequence[str | Path], frame_indices: Sequence[int]) -
             raise FileNotFoundError(f"{path}: frames {missing} not in the video ({k} frames)")
         per_cam.append(frames)
     return [[cam[f] for cam in per_cam] for f in frame_indices]
-
-
-def match_reprojection(
-    poses_mm: np.ndarray, people_2d: Sequence[np.ndarray], rig: CameraRig, min_score: float = 0.3
-) -> tuple[list[list[float]], np.ndarray]:
-    """Reprojection error of 3D people onto the estimator's 2D people.
-
-    Each 3D person is projected into every camera and paired with the estimator person of that
-    view with the lowest median joint distance (over joints scored >= ``min_score``), each 2D
-    person used once (greedy by distance).
-
-    Returns:
-        per camera the list of per-pair median joint errors (px), and (P,V) the paired errors
-        (NaN where the person had no 2D partner in that view).
-    """
-    P, V = len(poses_mm), len(rig)
-    pair = np.full((P, V), np.nan)
-    per_cam: list[list[float]] = [[] for _ in range(V)]
-    for v, cam in enumerate(rig):
-        det = np.asarray(people_2d[v])
-        if not P or not len(det):
-            continue
-        uv = project_points(poses_mm.astype(np.float64), cam)  # (P,15,2)
-        d = np.linalg.norm(uv[:, None] - det[None, :, :, :2], axis=-1)  # (P,N,15)
-        ok = det[None, :, :, 2] >= min_score
-        med = np.array(
-            [
-                [np.median(d[p, n][ok[0, n]]) if ok[0, n].sum() >= 3 else np.inf for n in range(len(det))]
-                for p in range(P)
-            ]
-        )
-        used_p, used_n = set(), set()
-        for flat in np.argsort(med, axis=None):
-            p, n = np.unravel_index(flat, med.shape)
-            if not np.isfinite(med[p, n]) or p in used_p or n in used_n:
-                continue
-            used_p.add(p)
-            used_n.add(n)
-            pair[p, v] = med[p, n]
-            per_cam[v].append(float(med[p, n]))
-    return per_cam, pair
 
 
 def estimator_people_on_footage(rig_path: str | Path, frame_indices: Sequence[int], input_long_side_px: int = 256):
