@@ -24,19 +24,40 @@ sys.path.insert(0, str(REPO))
 from benchmarks.benchutil import environment  # noqa: E402
 from engine.estimator_route import pixel_thresholds_for  # noqa: E402
 from engine.triangulate import Triangulator  # noqa: E402
-from training.detection_route.evaluate import evaluate_synthetic, held_out_scenes  # noqa: E402
+from engine.reprojection import match_reprojection  # noqa: E402
+from training.detection_route.evaluate import evaluate_synthetic, held_out_scenes, predictor_for  # noqa: E402
 from training.metrics import match_to_ground_truth, panoptic_metrics  # noqa: E402
 
 
-def triangulate_scenes(scenes) -> dict:
+def _triangulate(sc):
+    return Triangulator.from_rig(sc.rig, **pixel_thresholds_for(sc.rig)).predict_people(sc.poses_2d)
+
+
+def _learned_checked(model: str):
+    """The learned route as the product runs it: the model, then the >= 2-view support check
+    (``EstimatorPredictor``'s ghost check, same pairing and pixel threshold)."""
+
+    def run(sc):
+        pred = predictor_for(model, sc.rig, sc.volume.center_mm, sc.volume.size_mm).predict_detections(sc.poses_2d)
+        if not pred.num_people:
+            return pred
+        _, pair = match_reprojection(pred.poses_mm, sc.poses_2d, sc.rig.cameras)
+        max_px = pixel_thresholds_for(sc.rig)["view_max_px"]
+        keep = (np.nan_to_num(pair, nan=np.inf) <= max_px).sum(1) >= 2
+        pred.poses_mm, pred.scores = pred.poses_mm[keep], pred.scores[keep]
+        return pred
+
+    return run
+
+
+def engine_scenes(scenes, predict) -> dict:
     preds, scores, gts, ghosts, found, ms = [], [], [], 0, 0, []
     for sc in scenes:
-        tri = Triangulator.from_rig(sc.rig, **pixel_thresholds_for(sc.rig))
         t0 = time.perf_counter()
-        pred = tri.predict_people(sc.poses_2d)
+        pred = predict(sc)
         ms.append((time.perf_counter() - t0) * 1e3)
         c, h = np.asarray(sc.volume.center_mm), np.asarray(sc.volume.size_mm) / 2 + 250.0
-        root = pred.poses_mm[:, 2] if pred.num_people else np.zeros((0, 3))
+        root = pred.poses_mm[:, 2] if len(pred.poses_mm) else np.zeros((0, 3))
         keep = np.all((root >= c - h) & (root <= c + h), axis=1)  # the route's volume filter
         poses, s = pred.poses_mm[keep].astype(np.float64), pred.scores[keep]
         gt = sc.target_poses_mm.astype(np.float64)
@@ -73,10 +94,11 @@ def main(argv: list[str] | None = None) -> int:
         "environment": environment(),
         "scenes": len(scenes),
         "target_people": int(sum(len(s.target_poses_mm) for s in scenes)),
-        "triangulate": triangulate_scenes(scenes),
+        "triangulate": engine_scenes(scenes, _triangulate),
     }
     if Path(args.model).is_file():
         result["learned"] = evaluate_synthetic(args.model, scenes)["by_threshold"]
+        result["learned_support_checked"] = engine_scenes(scenes, _learned_checked(args.model))
     print(json.dumps({k: v for k, v in result.items() if k != "environment"}, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
