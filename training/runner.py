@@ -180,6 +180,7 @@ class Stage:
         score: ``score(metrics)``: the higher the better (the best model); None: no selection.
         save_model: ``save_model(kind, metrics)`` writes a model file; kinds ``"best"`` (a better
             score) and ``"last"`` (every epoch end). None: the stage writes its model after the run.
+        report: the metrics named on the evaluation line (all of them are logged); empty: all.
         meta: JSON-able facts kept in the resume file (e.g. the resolved config).
     """
 
@@ -194,6 +195,7 @@ class Stage:
     evaluate: Callable[[], dict[str, float]] | None = None
     score: Callable[[dict[str, float]], float] | None = None
     save_model: Callable[[str, "dict[str, float] | None"], Path] | None = None
+    report: tuple[str, ...] = ()
     meta: dict[str, Any] = field(default_factory=dict)
 
 
@@ -459,7 +461,7 @@ class StageRunner:
             return None
         metrics = {k: float(v) for k, v in st.evaluate().items()}
         self.log.write({"stage": st.name, "epoch": self.epoch, "step": self.global_step, "val": metrics})
-        text = " ".join(f"{k}={v:.4g}" for k, v in metrics.items())
+        text = " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k in st.report or not st.report)
         self.stream.write(f"[{st.name}] epoch {self.epoch} step {self.global_step} val: {text}\n")
         self.stream.flush()
         (self.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")

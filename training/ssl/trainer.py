@@ -237,6 +237,7 @@ class Trainer:
             evaluate=self.validate if self.val_scenes is not None else None,
             score=self.selection_metric,
             save_model=lambda kind, metrics: self._save_model(f"model_{kind}.pt", metrics),
+            report=("mean_ap", "mpjpe_mm", "root_mean_ap"),
             meta={"config": to_dict(cfg)},
         )
 
