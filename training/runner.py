@@ -91,6 +91,21 @@ class StepLog:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.path.write_text("", encoding="utf-8")
 
+    def keep_until(self, step: int) -> None:
+        """Drop the records after ``step`` (steps a killed run did after its last checkpoint) and
+        lines cut short by the kill, so a resumed run's log holds each step once."""
+        if not (self.enabled and self.path.is_file()):
+            return
+        kept = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and int(record.get("step", 0)) <= step:
+                kept.append(line + "\n")
+        self.path.write_text("".join(kept), encoding="utf-8")
+
     def write(self, record: Mapping[str, Any]) -> None:
         if self.enabled:
             with self.path.open("a", encoding="utf-8") as fh:
@@ -360,7 +375,9 @@ class StageRunner:
         sc = self.schedule
         if self.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-        if not self.load_resume() and not self.keep_log:
+        if self.load_resume():
+            self.log.keep_until(self.global_step)
+        elif not self.keep_log:
             self.log.reset()
         self._t_start = time.perf_counter()
         stopped = False
