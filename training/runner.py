@@ -352,7 +352,7 @@ class StageRunner:
             raise CheckpointError(
                 f"does not fit this stage's modules/optimiser ({type(exc).__name__}: {str(exc).splitlines()[0]})",
                 file=path,
-                fix="it is from another configuration: use a fresh output folder or --no-resume",
+                fix="it is from another configuration: use another output folder (or start afresh)",
             ) from None
         torch.set_rng_state(state["torch_rng"])
         self.global_step = int(state["global_step"])
@@ -500,12 +500,12 @@ class StageRunner:
 
 def read_resume_file(path: Path, stage: str | None = None) -> dict[str, Any]:
     """The state of a runner's resume file; a corrupt or foreign file raises CheckpointError."""
-    fix = "delete it (or pass --no-resume) to start the stage afresh"
+    fix = "delete it (or start afresh: --no-resume / --restart) to train the stage from its start"
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad resume file
         raise CheckpointError(
-            f"cannot be read as a resume file ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})",
+            f"cannot be read as a resume file ({type(exc).__name__}: corrupt, cut short or not a torch file)",
             file=path,
             fix=fix,
         ) from None
