@@ -287,6 +287,7 @@ class StageRunner:
         self.best = -math.inf
         self.last: dict[str, Any] = {}
         self.saved_step: int | None = None  # the step of the last resume file written
+        self._evaluated: tuple[int, dict[str, float]] | None = None  # (step, metrics) of the last evaluation
         self._seconds_before = 0.0
         self._t_start = time.perf_counter()
 
@@ -354,7 +355,8 @@ class StageRunner:
                 file=path,
                 fix="it is from another configuration: use another output folder (or start afresh)",
             ) from None
-        torch.set_rng_state(state["torch_rng"])
+        if self.is_main:  # the other ranks keep their own seeds (as in a fresh run)
+            torch.set_rng_state(state["torch_rng"])
         self.global_step = int(state["global_step"])
         if int(state["steps_per_epoch"]) == self.schedule.steps_per_epoch:
             self.epoch, self.step_in_epoch = int(state["epoch"]), int(state["step_in_epoch"])
@@ -466,7 +468,8 @@ class StageRunner:
             return
         metrics = None
         if sc.eval_every_epochs and self.epoch % sc.eval_every_epochs == 0:
-            metrics = self._evaluate()
+            done_now = self._evaluated is not None and self._evaluated[0] == self.global_step
+            metrics = self._evaluated[1] if done_now else self._evaluate()  # not twice for one step
         if st.save_model is not None:
             st.save_model("last", metrics)  # a usable model even if the run is cut short
         self.save_resume()
@@ -482,6 +485,7 @@ class StageRunner:
         self.stream.write(f"[{st.name}] epoch {self.epoch} step {self.global_step} val: {text}\n")
         self.stream.flush()
         (self.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+        self._evaluated = (self.global_step, metrics)
         if st.score is not None:
             score = float(st.score(metrics))
             if score > self.best:

@@ -105,7 +105,7 @@ def test_a_longer_step_count_resumes_where_the_shorter_run_ended(tmp_path):
 
 def test_eval_hook_runs_at_the_configured_points_and_keeps_the_best(tmp_path):
     toy = Toy()
-    scores = iter([0.2, 0.5, 0.4, 0.7, 0.1])
+    scores = iter([0.2, 0.5, 0.4, 0.7, 0.1, 0.3])
     evaluated, saved = [], []
     runner = None
 
@@ -116,17 +116,17 @@ def test_eval_hook_runs_at_the_configured_points_and_keeps_the_best(tmp_path):
     toy.stage.evaluate = evaluate
     toy.stage.score = lambda m: m["score"]
     toy.stage.save_model = lambda kind, metrics: saved.append((kind, runner.global_step, metrics and metrics["score"]))
-    schedule = Schedule(epochs=2, steps_per_epoch=4, eval_every_steps=3, eval_every_epochs=1)
+    schedule = Schedule(epochs=3, steps_per_epoch=4, eval_every_steps=3, eval_every_epochs=1)
     stream = io.StringIO()
     runner = StageRunner(toy.stage, schedule, tmp_path, stream=stream)
     result = runner.run()
-    assert evaluated == [3, 4, 6, 8]  # every 3 steps and at both epoch ends
+    assert evaluated == [3, 4, 6, 8, 9, 12]  # every 3 steps and at the epoch ends (step 12: once for both)
     assert result.best == 0.7
     assert [s for s in saved if s[0] == "best"] == [("best", 3, 0.2), ("best", 4, 0.5), ("best", 8, 0.7)]
-    assert [s for s in saved if s[0] == "last"] == [("last", 4, 0.5), ("last", 8, 0.7)]
-    assert json.loads((tmp_path / "metrics.json").read_text())["score"] == 0.7
+    assert [s for s in saved if s[0] == "last"] == [("last", 4, 0.5), ("last", 8, 0.7), ("last", 12, 0.3)]
+    assert json.loads((tmp_path / "metrics.json").read_text())["score"] == 0.3  # the latest evaluation
     vals = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines() if "val" in line]
-    assert [v["step"] for v in vals] == [3, 4, 6, 8]
+    assert [v["step"] for v in vals] == [3, 4, 6, 8, 9, 12]
     assert "step 8 val: score=0.7 other=1" in stream.getvalue()
     # the best score survives a resume: a worse evaluation later does not replace the best model
     more = Toy()
@@ -134,8 +134,8 @@ def test_eval_hook_runs_at_the_configured_points_and_keeps_the_best(tmp_path):
     more.stage.score = lambda m: m["score"]
     best_saves = []
     more.stage.save_model = lambda kind, metrics: kind == "best" and best_saves.append(metrics)
-    result = _run(more, tmp_path, Schedule(epochs=3, steps_per_epoch=4, eval_every_epochs=1))
-    assert result.steps == 12 and result.best == 0.7 and best_saves == []
+    result = _run(more, tmp_path, Schedule(epochs=4, steps_per_epoch=4, eval_every_epochs=1))
+    assert result.steps == 16 and result.best == 0.7 and best_saves == []
 
 
 def test_progress_line_shows_rate_and_eta(tmp_path):
