@@ -1,1 +1,1 @@
-"""Datasets, self-supervised losses, the 4-stage trainer and evaluation metrics."""
+"""Datasets, self-supervised losses, the shared stage runner, the trainers (4-stage SSL, Shelf, detection route) and evaluation metrics."""

@@ -139,11 +139,11 @@ def test_trainer_writes_a_loadable_model_and_resumes(tmp_path):
     out = tmp_path / "run"
     s1 = train(cfg, out)
     assert s1["steps"] == 2 and (out / "model.pt").is_file() and (out / "checkpoint.pt").is_file()
-    first = torch.load(out / "checkpoint.pt", weights_only=False)["model"]
+    first = torch.load(out / "checkpoint.pt", weights_only=True)["modules"]["model"]
     s2 = train(replace(cfg, optim=replace(cfg.optim, steps=3)), out)
     assert s2["steps"] == 3
     assert len((out / "log.jsonl").read_text().splitlines()) == 3  # steps 1, 2, then 3 after resuming
-    second = torch.load(out / "checkpoint.pt", weights_only=False)["model"]
+    second = torch.load(out / "checkpoint.pt", weights_only=True)["modules"]["model"]
     assert any(not torch.equal(first[k], second[k]) for k in first if first[k].is_floating_point())
     from engine.checkpoints import load_model_file
 

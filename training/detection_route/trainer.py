@@ -10,15 +10,17 @@ engine's own view geometry for that rig), and trains
   root cubes of the target people (MSE, SPEC §3.2), and
 * the pose net on cubes around the true roots (+ jitter) against the true 3D joints (L1);
 
-3D supervision is the synthetic truth (no real data, no images). Resumable: ``out/checkpoint.pt``
-holds the weights, optimiser states, step and random state every ``checkpoint_every`` steps.
+3D supervision is the synthetic truth (no real data, no images). The loop is the shared
+:class:`training.runner.StageRunner` (Adam, the two nets as two parameter groups, cosine decay
+over the steps or the time budget); resumable: ``out/checkpoint.pt`` holds the weights, the
+optimiser state, the step and both random generators every ``checkpoint_every`` steps.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import pickle
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -26,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from calib.common.errors import CheckpointError
 from calib.configkit import write_resolved
 from capture.synthetic.rigs import ring_rig
 from engine.checkpoints import save_checkpoint
@@ -36,6 +39,7 @@ from engine.project import ViewGeometry, VolumeProjector
 from training import targets as tg
 from training.detection_route.config import DetectionTrainConfig
 from training.detection_route.scenes import ROOT, Scene, detector_params, sample_scene
+from training.runner import RESUME_FILE, Schedule, Stage, StageRunner, cosine_factor
 from training.shelf.trainer import pose_forward, synthetic_pose_bank
 
 log = logging.getLogger(__name__)
@@ -98,6 +102,41 @@ def _release_config(model: SelfPose3dModel, cfg: DetectionTrainConfig):
     return replace(model.config, root_net=rc)
 
 
+def build_detection_model(cfg: DetectionTrainConfig) -> SelfPose3dModel:
+    """A fresh model of ``cfg.model`` with its training initialisation and the release root threshold."""
+    model = build_model(load_preset(cfg.model))
+    model.init_training_weights()
+    model.config = _release_config(model, cfg)
+    return model
+
+
+def load_init(model: SelfPose3dModel, path: str | Path) -> None:
+    """Fine-tuning: the root and pose nets from a model file of the same preset."""
+    from engine.checkpoints import load_model_file
+
+    source, _ = load_model_file(path)
+    try:
+        model.root_net.load_state_dict(source.root_net.state_dict())
+        model.pose_net.load_state_dict(source.pose_net.state_dict())
+    except RuntimeError as exc:
+        raise CheckpointError(
+            f"its root/pose nets do not fit this preset: {str(exc).splitlines()[0]}",
+            file=path,
+            field="init",
+            fix="give a model file of the same preset (or leave init empty)",
+        ) from None
+
+
+def build_optimizer(model: SelfPose3dModel, cfg: DetectionTrainConfig) -> torch.optim.Optimizer:
+    """Adam with the root net and the pose net as two groups at their own rates."""
+    return torch.optim.Adam(
+        [
+            {"params": list(model.root_net.parameters()), "lr": cfg.optim.lr_root},
+            {"params": list(model.pose_net.parameters()), "lr": cfg.optim.lr_pose},
+        ]
+    )
+
+
 def train(cfg: DetectionTrainConfig, out: str | Path, resume: bool = True) -> dict:
     """Run (or resume) a training; writes ``out/{config.resolved.yaml, log.jsonl, checkpoint.pt,
     model.pt, summary.json}`` and returns the summary."""
@@ -107,123 +146,67 @@ def train(cfg: DetectionTrainConfig, out: str | Path, resume: bool = True) -> di
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    model = build_model(load_preset(cfg.model))
-    model.init_training_weights()
-    model.config = _release_config(model, cfg)
-    if cfg.init:  # fine-tune: root and pose nets from a model file of the same preset
-        from engine.checkpoints import load_model_file
-
-        source, _ = load_model_file(cfg.init)
-        model.root_net.load_state_dict(source.root_net.state_dict())
-        model.pose_net.load_state_dict(source.pose_net.state_dict())
+    model = build_detection_model(cfg)
+    if cfg.init:
+        load_init(model, cfg.init)
     params = detector_params(cfg.estimator)
-    opt_root = torch.optim.Adam(model.root_net.parameters(), lr=cfg.optim.lr_root)
-    opt_pose = torch.optim.Adam(model.pose_net.parameters(), lr=cfg.optim.lr_pose)
-    steps = cfg.optim.steps
-    base_lr = [(opt_root, cfg.optim.lr_root), (opt_pose, cfg.optim.lr_pose)]
     rng = np.random.default_rng(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    ckpt = out / "checkpoint.pt"
-    start, elapsed = 0, 0.0
     t_bank = time.time()
     bank = pose_bank(cfg)
     print(f"[detection] pose bank: {len(bank)} poses ({time.time() - t_bank:.1f} s)", flush=True)
-    if resume and ckpt.is_file():
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
-        model.load_state_dict(state["model"])
-        opt_root.load_state_dict(state["opt_root"])
-        opt_pose.load_state_dict(state["opt_pose"])
-        rng.bit_generator.state = pickle.loads(state["rng"])
-        gen.set_state(state["gen"])
-        start, elapsed = int(state["step"]), float(state["elapsed_s"])
-        print(f"[detection] resumed from {ckpt} at step {start}", flush=True)
-    elif not resume or start == 0:
-        (out / "log.jsonl").write_text("")
-    model.train()
 
-    def save(step: int) -> None:
-        torch.save(
-            {
-                "model": model.state_dict(),
-                "opt_root": opt_root.state_dict(),
-                "opt_pose": opt_pose.state_dict(),
-                "rng": pickle.dumps(rng.bit_generator.state),
-                "gen": gen.get_state(),
-                "step": step,
-                "elapsed_s": elapsed,
-            },
-            ckpt.with_suffix(".tmp"),
-        )
-        ckpt.with_suffix(".tmp").replace(ckpt)
+    def step(_batch, _position) -> tuple[torch.Tensor, dict[str, float | None]]:
+        root_l, pose_l, errs = [], [], []
+        for _ in range(cfg.optim.batch_size):
+            scene = sample_scene(rng, bank, cfg.rigs, cfg.scene, params, cfg.estimator)
+            r, p, e = scene_losses(model, scene, cfg, gen)
+            root_l.append(r)
+            if p is not None:
+                pose_l.append(p)
+                errs.append(e)
+        loss_root = torch.stack(root_l).mean()
+        loss_pose = torch.stack(pose_l).mean() if pose_l else None
+        values = {
+            "root_loss": loss_root.item(),
+            "pose_loss": loss_pose.item() if pose_l else None,
+            "mpjpe_mm": float(np.mean(errs)) if errs else None,
+        }
+        return loss_root + (loss_pose if pose_l else 0.0), values
 
-    def progress(step: int, elapsed_s: float) -> float:
-        frac = step / max(1, steps)
-        if cfg.time_budget_s:
-            frac = max(frac, elapsed_s / cfg.time_budget_s)
-        return min(frac, 1.0)
-
-    t0 = time.time() - elapsed
-    step = start
-    recent: list[float] = []
-    with (out / "log.jsonl").open("a") as logf:
-        for step in range(start + 1, steps + 1):
-            ts = time.time()
-            for opt, lr in base_lr:  # cosine decay over the steps or the time budget, whichever ends first
-                for group in opt.param_groups:
-                    group["lr"] = lr * 0.5 * (1 + np.cos(np.pi * progress(step - 1, elapsed)))
-            root_l, pose_l, errs = [], [], []
-            for _ in range(cfg.optim.batch_size):
-                scene = sample_scene(rng, bank, cfg.rigs, cfg.scene, params, cfg.estimator)
-                r, p, e = scene_losses(model, scene, cfg, gen)
-                root_l.append(r)
-                if p is not None:
-                    pose_l.append(p)
-                    errs.append(e)
-            loss_root = torch.stack(root_l).mean()
-            loss = loss_root + (torch.stack(pose_l).mean() if pose_l else 0.0)
-            opt_root.zero_grad(set_to_none=True)
-            opt_pose.zero_grad(set_to_none=True)
-            loss.backward()
-            opt_root.step()
-            opt_pose.step()
-            elapsed = time.time() - t0
-            recent = (recent + [time.time() - ts])[-50:]
-            rec = {
-                "step": step,
-                "s": round(elapsed, 1),
-                "root_loss": loss_root.item(),
-                "pose_loss": torch.stack(pose_l).mean().item() if pose_l else None,
-                "mpjpe_mm": float(np.mean(errs)) if errs else None,
-            }
-            logf.write(json.dumps(rec) + "\n")
-            if step % cfg.log_every == 0 or step == steps:
-                eta = (steps - step) * float(np.mean(recent))
-                if cfg.time_budget_s:
-                    eta = min(eta, max(0.0, cfg.time_budget_s - elapsed))
-                print(
-                    f"[detection] {step}/{steps} root={rec['root_loss']:.4f} mpjpe={rec['mpjpe_mm'] or float('nan'):.0f} mm "
-                    f"{np.mean(recent):.2f} s/step  elapsed {elapsed / 60:.1f} min  ETA {eta / 60:.1f} min",
-                    flush=True,
-                )
-                logf.flush()
-            if step % cfg.checkpoint_every == 0:
-                save(step)
-            if cfg.time_budget_s and elapsed >= cfg.time_budget_s:
-                print(f"[detection] time budget {cfg.time_budget_s:.0f} s reached at step {step}", flush=True)
-                break
-    save(step)
+    stage = Stage(
+        "detection",
+        {"model": model},
+        build_optimizer(model, cfg),
+        step=step,
+        # cosine decay over the steps or the time budget, whichever ends first
+        lr_factor=cosine_factor(cfg.optim.steps, cfg.time_budget_s),
+        generators={"scenes": rng, "losses": gen},
+    )
+    schedule = Schedule(
+        steps_per_epoch=cfg.optim.steps,
+        log_every=cfg.log_every,
+        checkpoint_every=cfg.checkpoint_every,
+        time_budget_s=cfg.time_budget_s,
+    )
+    result = StageRunner(stage, schedule, out, RESUME_FILE, resume, stream=sys.stdout).run()
     model.eval()
     path = save_checkpoint(
         out / "model.pt",
         model,
         {
             "trainer": "training.detection_route",
-            "steps": step,
+            "steps": result.steps,
             "input": "detections",
             "train_config": json.dumps({"config": "detection_generic", "seed": cfg.seed}),
         },
     )
-    summary = {"steps": step, "train_s": round(elapsed, 1), "checkpoint": str(path), "threads": torch.get_num_threads()}
+    summary = {
+        "steps": result.steps,
+        "train_s": round(result.seconds, 1),
+        "checkpoint": str(path),
+        "threads": torch.get_num_threads(),
+    }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(f"[detection] saved {path} ({step} steps, {elapsed / 60:.1f} min)", flush=True)
+    print(f"[detection] saved {path} ({result.steps} steps, {result.seconds / 60:.1f} min)", flush=True)
     return summary

@@ -21,7 +21,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +42,7 @@ from engine.posenet import soft_argmax
 from engine.project import ViewGeometry, VolumeProjector
 from engine.rootnet import extract_proposals
 from training import targets as tg
-from training.runner import StepLog, run_steps
+from training.runner import Schedule, Stage, StageRunner, cosine_factor
 from training.shelf.config import PoseTrainConfig, RootTrainConfig, ShelfTrainConfig
 from training.shelf.data import ShelfDetections, parse_frames
 from training.ssl.losses import hungarian_l1_loss
@@ -115,6 +117,41 @@ def pose_forward(
     return soft_argmax(model.pose_net(cubes), centers, projector.cube_axes, model.config.pose_net.beta)
 
 
+# ------------------------------------------------------------------------------------------ stages
+
+
+@dataclass(frozen=True)
+class ShelfRun:
+    """Where the Shelf stages run: the run folder (one ``log.jsonl`` for all stages) and the log cadence."""
+
+    out: Path
+    log_every: int
+
+    def stage(self, name: str, net: torch.nn.Module, lr: float, steps: int, step_fn) -> None:
+        """Train ``net`` for ``steps`` on the shared runner: Adam with cosine decay, no resume file.
+
+        Args:
+            name: the stage's name in the log.
+            net: the module trained (train mode during the stage, eval mode after).
+            lr: initial learning rate.
+            steps: number of steps (0: nothing happens).
+            step_fn: ``step_fn() -> (loss, values)``: the loss of one step (drawn from the
+                stage's generator) and extra values to log.
+        """
+        if steps == 0:
+            return
+        stage = Stage(
+            name,
+            {name: net},
+            torch.optim.Adam(net.parameters(), lr=lr),
+            step=lambda _batch, _position: step_fn(),
+            lr_factor=cosine_factor(steps),
+        )
+        schedule = Schedule(steps_per_epoch=steps, log_every=self.log_every)
+        StageRunner(stage, schedule, self.out, resume_file=None, keep_log=True, stream=sys.stdout).run()
+        net.eval()
+
+
 # ------------------------------------------------------------------------------------------ root net
 
 
@@ -123,7 +160,7 @@ def train_rootnet(
     projector: VolumeProjector,
     rig: CameraRig,
     cfg: RootTrainConfig,
-    logger: StepLog,
+    run: ShelfRun,
     gen: torch.Generator,
 ) -> None:
     """Root net on synthetic detector-like root heatmaps (SPEC §3.2 (a))."""
@@ -135,7 +172,7 @@ def train_rootnet(
     net = model.root_net
     V, B = geo.num_views, cfg.batch_size
 
-    def step_fn(step: int) -> tuple[torch.Tensor, dict[str, float]]:
+    def step_fn() -> tuple[torch.Tensor, dict[str, float]]:
         roots, valid = tg.sample_synthetic_roots(B, box, cfg.max_roots + 1, generator=gen)
         roots, valid = roots.to(dev), valid.to(dev)
         target = tg.root_target_cubes(
@@ -163,7 +200,7 @@ def train_rootnet(
         loss = 100.0 * torch.mean((pred - target) ** 2)
         return loss, {"peak": pred.detach().amax(dim=(1, 2, 3)).mean().item()}
 
-    run_steps("root", net, net.parameters(), cfg.lr, cfg.steps, step_fn, logger)
+    run.stage("root", net, cfg.lr, cfg.steps, step_fn)
 
 
 def coverage_box_for(projector: VolumeProjector, rig: CameraRig, cfg: RootTrainConfig) -> np.ndarray:
@@ -201,7 +238,7 @@ def train_posenet_ssl(
     frames: list[int],
     cfg: PoseTrainConfig,
     sigma_px: float,
-    logger: StepLog,
+    run: ShelfRun,
     gen: torch.Generator,
 ) -> dict:
     """Pose net against the PAF-grouped detections of ``frames`` (confidence-weighted Hungarian L1)."""
@@ -229,7 +266,7 @@ def train_posenet_ssl(
     net = model.pose_net
     V, K = geo.num_views, model.config.root_net.max_people
 
-    def step_fn(step: int) -> tuple[torch.Tensor, dict[str, float]]:
+    def step_fn() -> tuple[torch.Tensor, dict[str, float]]:
         pick = torch.randint(len(usable), (cfg.batch_size,), generator=gen).tolist()
         preds, valids, gts, confs = [], [], [], []
         for i in pick:
@@ -250,7 +287,7 @@ def train_posenet_ssl(
         )
         return loss, {}
 
-    run_steps("pose-ssl", net, net.parameters(), cfg.lr, cfg.steps, step_fn, logger)
+    run.stage("pose-ssl", net, cfg.lr, cfg.steps, step_fn)
     return info
 
 
@@ -295,7 +332,7 @@ def train_posenet_synthetic(
     cfg: PoseTrainConfig,
     root_cfg: RootTrainConfig,
     sigma_px: float,
-    logger: StepLog,
+    run: ShelfRun,
     gen: torch.Generator,
     seed: int,
 ) -> dict:
@@ -311,7 +348,7 @@ def train_posenet_synthetic(
     W, H = geo.heatmap_wh
     lo, hi = cfg.score_range
 
-    def step_fn(step: int) -> tuple[torch.Tensor, dict[str, float]]:
+    def step_fn() -> tuple[torch.Tensor, dict[str, float]]:
         poses, valid = sample_synthetic_scene(bank, box, cfg.batch_size, cfg.people_range, gen)  # (B,P,J,3)
         B, P, J = poses.shape[:3]
         uv, front = to_heatmap_px(poses, geo)  # (V,B,P,J,2)
@@ -336,7 +373,7 @@ def train_posenet_synthetic(
         loss = (pred - gt).abs().mean() / 100.0
         return loss, {"mpjpe_mm": (pred - gt).norm(dim=-1).mean().item()}
 
-    run_steps("pose-syn", net, net.parameters(), cfg.lr, cfg.steps, step_fn, logger)
+    run.stage("pose-syn", net, cfg.lr, cfg.steps, step_fn)
     return info
 
 
@@ -357,6 +394,27 @@ def build_projector(model: SelfPose3dModel, rig: CameraRig, device: torch.device
     )
 
 
+def build_training_model(preset: str) -> SelfPose3dModel:
+    """A fresh model of the preset with its training initialisation (no weights loaded)."""
+    model = build_model(load_preset(preset))
+    model.init_training_weights()
+    return model
+
+
+def load_root_net(model: SelfPose3dModel, path: str | Path, preset: str) -> None:
+    """Load only the root net of the model file ``path`` into ``model`` (of preset ``preset``)."""
+    source, _ = load_model_file(path)
+    try:
+        model.root_net.load_state_dict(source.root_net.state_dict())
+    except RuntimeError as exc:
+        raise CheckpointError(
+            f"its root net does not fit preset '{preset}': {str(exc).splitlines()[0]}",
+            file=path,
+            field="root_init",
+            fix="retrain it with shelf_rootnet",
+        ) from None
+
+
 def train(cfg: ShelfTrainConfig, out: str | Path) -> dict:
     """Run one Shelf training (root net unless ``root_init``, then the pose net); writes
     ``out/{config.resolved.yaml, log.jsonl, model.pt, summary.json}`` and returns the summary."""
@@ -369,34 +427,27 @@ def train(cfg: ShelfTrainConfig, out: str | Path) -> dict:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
     data = ShelfDetections(cfg.data)
-    model = build_model(load_preset(cfg.model))
-    model.init_training_weights()
+    model = build_training_model(cfg.model)
     if cfg.root_init:  # only the root net is taken from the file; the rest follows the preset
-        source, _ = load_model_file(cfg.root_init)
-        try:
-            model.root_net.load_state_dict(source.root_net.state_dict())
-        except RuntimeError as exc:
-            raise CheckpointError(
-                f"root_init {cfg.root_init}: its root net does not fit preset '{cfg.model}' "
-                f"(retrain it with shelf_rootnet): {str(exc).splitlines()[0]}"
-            ) from None
+        load_root_net(model, cfg.root_init, cfg.model)
     model = model.to(device)
     projector = build_projector(model, data.rig, device)
-    logger = StepLog(out, cfg.log_every)
+    run = ShelfRun(out, cfg.log_every)
+    (out / "log.jsonl").write_text("")  # the stages append to one fresh log
     t0 = time.time()
     summary: dict = {"device": str(device), "torch_threads": torch.get_num_threads()}
     if not cfg.root_init:
-        train_rootnet(model, projector, data.rig, cfg.root, logger, gen)
+        train_rootnet(model, projector, data.rig, cfg.root, run, gen)
         summary["root_s"] = round(time.time() - t0, 1)
     t1 = time.time()
     if cfg.pose.steps:
         if cfg.pose.mode == "ssl":
             frames = parse_frames(cfg.train_frames, data.frame_ids)
-            summary.update(train_posenet_ssl(model, projector, data, frames, cfg.pose, cfg.sigma_px, logger, gen))
+            summary.update(train_posenet_ssl(model, projector, data, frames, cfg.pose, cfg.sigma_px, run, gen))
         else:
             summary.update(
                 train_posenet_synthetic(
-                    model, projector, data.rig, cfg.pose, cfg.root, cfg.sigma_px, logger, gen, cfg.seed
+                    model, projector, data.rig, cfg.pose, cfg.root, cfg.sigma_px, run, gen, cfg.seed
                 )
             )
     summary["pose_s"] = round(time.time() - t1, 1)
