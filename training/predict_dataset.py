@@ -108,11 +108,24 @@ def predict_panoptic(
     by_seq: dict[str, list[PanopticFrame]] = {}
     for f in frames:
         by_seq.setdefault(f.sequence, []).append(f)
+    rigs = {}  # checked before the model runs: calibration, cameras, an image or video per view
+    for name, seq_frames in by_seq.items():
+        seq = PanopticSequence(Path(root) / name, camera_names)
+        rigs[name] = seq.load_rig()
+        for cam in rigs[name]:
+            if seq.video_path(cam.name).is_file():
+                continue
+            for f in seq_frames:
+                if not seq.image_path(cam.name, f.frame).is_file():
+                    raise DatasetError(
+                        f"{seq.image_path(cam.name, f.frame)}: image of camera {cam.name}, frame {f.frame} is missing "
+                        f"(and no hdVideos/{seq.video_path(cam.name).name}); extract the frames or add the video"
+                    )
 
     def framesets():
         for name, seq_frames in by_seq.items():
             seq = PanopticSequence(Path(root) / name, camera_names)
-            rig = seq.load_rig()
+            rig = rigs[name]
             predictor = make_predictor(rig)
             try:
                 for f in sorted(seq_frames, key=lambda f: f.frame):
@@ -146,6 +159,14 @@ def predict_voxelpose_dataset(
 
     data = VoxelPoseDataset(root, spec)
     rig = data.load_rig()
+    for f in frame_ids:  # checked before the model runs
+        for k, cam in enumerate(rig):
+            path = data.image_path(k, int(f))
+            if not path.is_file():
+                raise DatasetError(
+                    f"{path}: image of camera {cam.name}, frame {f} is missing; add the {spec.name} "
+                    f"images (pattern {spec.image_pattern}) or pass --frames with the frames you have"
+                )
     predictor = make_predictor(rig)
 
     def framesets():
@@ -153,11 +174,6 @@ def predict_voxelpose_dataset(
             images = []
             for k, cam in enumerate(rig):
                 path = data.image_path(k, int(f))
-                if not path.is_file():
-                    raise DatasetError(
-                        f"{path}: image of camera {cam.name}, frame {f} is missing; add the {spec.name} "
-                        f"images (pattern {spec.image_pattern}) or pass --frames with the frames you have"
-                    )
                 image, problem = decode_image(path)
                 if problem:
                     raise DatasetError(f"{path}: {problem}")

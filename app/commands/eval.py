@@ -152,6 +152,12 @@ def _image_predictor_factory(args: argparse.Namespace, volume_center_mm=None, vo
 
     route = choose_route("auto", args.checkpoint)
     print(f"model {route.model}: route {route.kind} ({route.reason})", file=sys.stderr)
+    if args.refine_mm is not None and route.kind != "image":
+        from calib.configkit import ConfigError
+
+        raise ConfigError(
+            f"--refine-mm applies to image models; {route.model} takes 2D detections ({route.kind} route): drop it"
+        )
 
     def make(rig):
         return build_predictor(
@@ -163,6 +169,7 @@ def _image_predictor_factory(args: argparse.Namespace, volume_center_mm=None, vo
             precision="fp32",
             volume_center_mm=volume_center_mm,
             volume_size_mm=volume_size_mm,
+            refine_radius_mm=args.refine_mm,
         )
 
     return make, route

@@ -97,6 +97,10 @@ def test_bad_panoptic_inputs_are_one_line_errors(panoptic_tree, tmp_path, capsys
     not_a_model.write_text("not a checkpoint")
     _one_line_error(_panoptic_args(panoptic_tree, "--checkpoint", str(not_a_model)), capsys, "notes.pt")
     _one_line_error(_panoptic_args(panoptic_tree, *ckpt, "--predictions", "p.npz"), capsys, "one of them")
+    if DETECTION.is_file():
+        _one_line_error(
+            _panoptic_args(panoptic_tree, "--checkpoint", str(DETECTION), "--refine-mm", "0"), capsys, "--refine-mm"
+        )
 
     tree = tmp_path / "tree"
     shutil.copytree(panoptic_tree, tree)
