@@ -144,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _image_predictor_factory(args: argparse.Namespace, volume_center_mm=None, volume_size_mm=None):
+def _model_predictor_factory(args: argparse.Namespace, volume_center_mm=None, volume_size_mm=None):
     """(rig -> predictor, route) of ``--checkpoint`` as ``selfpose3d predict`` builds it: an image model
     runs its own backbone; a detection-input model gets the bundled 2D estimator's people."""
     from app.route import build_predictor, choose_route
@@ -202,7 +202,7 @@ def _run_panoptic(frames, gt_path: str, args: argparse.Namespace):
             f"--gt {gt_path}: a GT pickle holds no images; --checkpoint needs the Panoptic tree "
             "(the folder of sequences with calibration, hdImgs or hdVideos)"
         )
-    make, route = _image_predictor_factory(args)
+    make, route = _model_predictor_factory(args)
     progress = Progress(len(frames), "eval panoptic", stream=sys.stderr, every=max(1, len(frames) // 100))
     preds, per_frame = predict_panoptic(make, gt_path, frames, progress=lambda d, t, text: progress.update(d, text))
     return preds, _finish_run(preds, per_frame, route, args)
@@ -215,7 +215,7 @@ def _run_campus(gt, gt_path: str, args: argparse.Namespace):
     from training.runner import Progress
 
     spec = get_spec(args.dataset)
-    make, route = _image_predictor_factory(args, spec.space_center_mm, spec.space_size_mm)
+    make, route = _model_predictor_factory(args, spec.space_center_mm, spec.space_size_mm)
     frames = [int(f) for f in gt.frame_ids]
     progress = Progress(len(frames), f"eval {spec.name}", stream=sys.stderr, every=max(1, len(frames) // 100))
     root = gt_path if not gt_path.endswith((".mat", ".npz")) else str(Path(gt_path).parent)
