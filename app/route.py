@@ -131,6 +131,7 @@ def build_predictor(
     compile_: bool = False,
     volume_center_mm=None,
     volume_size_mm=None,
+    refine_radius_mm: float | None = None,
 ):
     """The predictor of a decided route: an :class:`engine.api.Predictor` (image) or an
     :class:`engine.estimator_route.EstimatorPredictor` (triangulate / learned); both take images.
@@ -140,6 +141,8 @@ def build_predictor(
         estimator: :class:`engine.estimators.EstimatorConfig` (triangulate / learned).
         backend, device, precision, compile_: the image route's runtime (see engine.api.load_model).
         volume_center_mm, volume_size_mm: the room volume of the learned models.
+        refine_radius_mm: the image route's local joint refinement (None: as the checkpoint's
+            config says; 0: off; see engine.api.load_model).
     """
     if route.kind == "image":
         from engine.api import load_model
@@ -154,6 +157,7 @@ def build_predictor(
             compile=compile_,
             volume_center_mm=volume_center_mm,
             volume_size_mm=volume_size_mm,
+            refine_radius_mm=refine_radius_mm,
         )
     from engine.estimator_route import build_estimator_predictor
 

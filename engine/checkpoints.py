@@ -72,8 +72,9 @@ def read_file(path: str | Path) -> object:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad checkpoint
+        why = (str(exc).strip().splitlines() or [""])[0]  # torch's messages run to several lines
         raise CheckpointError(
-            f"{path}: cannot be read as a weights-only torch checkpoint ({type(exc).__name__}: {exc}); "
+            f"{path}: cannot be read as a weights-only torch checkpoint ({type(exc).__name__}: {why}); "
             "only plain state dicts are accepted (re-save it with torch.save(model.state_dict()))"
         ) from None
 

@@ -86,10 +86,10 @@ def test_shelf_eval_command(shared_data, tmp_path, capsys):
 
 def test_unsupported_combinations_are_one_line_errors(capsys):
     for argv, says in (
-        (["eval", "campus", "--checkpoint", "model.pt"], "shelf or synthetic only"),
+        (["eval", "campus", "--checkpoint", "model.pt", "--predictions", "p.npz"], "pass one of them"),
         (["eval", "panoptic", "--engine", "triangulate"], "shelf only"),
         (["eval", "shelf", "--engine", "triangulate", "--checkpoint", "m.pt"], "no model"),
-        (["eval", "campus"], "--predictions FILE is required"),
+        (["eval", "campus"], "--predictions FILE or --checkpoint MODEL is required"),
     ):
         assert main(argv) == 2
         err = capsys.readouterr().err

@@ -205,6 +205,8 @@ class VoxelPoseDataset:
 def load_ground_truth(path: str | Path, spec: VoxelPoseDatasetSpec) -> ActorsGT:
     """GT of ``spec``'s evaluation frames from a folder (``actorsGT.mat`` or ``gt.npz``) or a file."""
     path = Path(path)
+    if not path.exists():
+        raise DatasetError(f"{path}: {spec.name} folder or GT file not found (pass --gt with the {spec.name} folder)")
     if path.is_dir():
         for name in ("actorsGT.mat", "gt.npz"):
             if (path / name).is_file():
