@@ -176,6 +176,16 @@ def match_reprojection(
     return per_cam, pair
 
 
+def confirmed_views(poses_mm: np.ndarray, people_2d: Sequence[np.ndarray], rig: CameraRig) -> tuple[np.ndarray, np.ndarray]:
+    """(P,) views whose paired estimator person each 3D person reprojects onto (median < 10 % of its
+    image height), and (P,V) the paired median errors in px (NaN: no partner in that view)."""
+    _, pair = match_reprojection(poses_mm, people_2d, rig)
+    heights = np.array([[np.ptp(project_points(p.astype(np.float64), cam)[:, 1]) for cam in rig] for p in poses_mm])
+    with np.errstate(invalid="ignore"):
+        ok = pair < 0.1 * np.maximum(heights.reshape(pair.shape), 1.0)
+    return ok.sum(1), pair
+
+
 def estimator_people_on_footage(rig_path: str | Path, frame_indices: Sequence[int], input_long_side_px: int = 256):
     """The rig (``calib.rig_config.Rig``) and per frameset the bundled estimator's per-view
     Panoptic-15 people (N,15,3) on the rig's video files, plus the estimator's ms per frameset."""
