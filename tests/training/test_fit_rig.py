@@ -112,7 +112,9 @@ def test_fit_rig_end_to_end_release_loads_in_the_live_route_and_finds_people(sce
     assert model_input(release) == "detections"
     meta = read_file(release)["meta"]
     assert meta["rig"] == "synth_ring" and json.loads(meta["rig_cameras"]) == scene["names"]
-    assert set(json.loads(meta["stages"])) == {"labels", "rig", "ssl"} and "adapted_ssl" in json.loads(meta["validation"])
+    assert set(json.loads(meta["stages"])) == {"labels", "rig", "ssl"} and "adapted_ssl" in json.loads(
+        meta["validation"]
+    )
     weights = [v for v in read_file(release)["state_dict"].values() if v.is_floating_point()]
     assert weights and all(str(v.dtype) == "torch.float16" for v in weights)  # as the committed models
 
@@ -218,7 +220,15 @@ def test_footage_without_people_is_refused_after_the_labels_stage(scene, tmp_pat
 def test_pseudo_labels_of_another_rig_in_the_run_folder_are_refused(scene, tmp_path, capsys):
     labels = tmp_path / "run" / "labels"
     labels.mkdir(parents=True)
-    rec = {"sequence": "s", "frame": 0, "camera": "cam01", "source": "x", "size": [1088, 1920], "keypoints": [], "scores": []}
+    rec = {
+        "sequence": "s",
+        "frame": 0,
+        "camera": "cam01",
+        "source": "x",
+        "size": [1088, 1920],
+        "keypoints": [],
+        "scores": [],
+    }
     (labels / "pseudo_detections.jsonl").write_text(json.dumps(rec) + "\n")
     assert main(_cli(scene["rig"], None, tmp_path / "run")) == 2
     err = capsys.readouterr().err
@@ -258,3 +268,16 @@ def test_pose2sim_footage_with_a_tiny_budget_gives_sane_validation_figures(tmp_p
         assert 1.5 <= fig["people_per_frame_mean"] <= 6, name
         assert fig["bone_length_std_mm"] is not None and 0 < fig["bone_length_std_mm"] < 150, name
     assert (tmp_path / "run" / "model.pt").is_file()
+
+
+def test_a_run_folder_of_another_calibration_is_refused(scene, tmp_path, capsys):
+    from calib.rig_config import load_rig
+    from training.fit_rig.checks import check_run_folder
+
+    rig = load_rig(scene["rig"])
+    check_run_folder(tmp_path / "run", rig, rig.volume.center_mm, rig.volume.size_mm)
+    check_run_folder(tmp_path / "run", rig, rig.volume.center_mm, rig.volume.size_mm)  # same rig: fine
+    moved = tmp_path / "moved.yaml"
+    moved.write_text(scene["rig"].read_text().replace("[-500.0, 0.0, 1000.0]", "[-400.0, 0.0, 1000.0]"))
+    assert main(_cli(moved, None, tmp_path / "run")) == 2
+    assert "was started for rig 'synth_ring'" in capsys.readouterr().err

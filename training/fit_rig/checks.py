@@ -2,12 +2,17 @@
 
 * the rig: a volume (given, or one its cameras see together), every camera seeing part of it;
 * the footage: the rig's camera names, the calibrated image size, one frame count for all cameras;
-* an existing run folder: pseudo labels made for this rig (camera names, image sizes).
+* an existing run folder: made for this rig and calibration (``OUT/rig.json``), pseudo labels made
+  for this rig (camera names, image sizes).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
+
+import numpy as np
 
 from calib.common.errors import CalibrationError, DatasetError
 from calib.volume import cameras_not_seeing
@@ -74,3 +79,32 @@ def check_existing_labels(detections_jsonl: Path, rig) -> None:
         from training.fit_rig.labels import read_frames
 
         read_frames(detections_jsonl, rig)
+
+
+def rig_fingerprint(rig, center_mm, size_mm) -> str:
+    """A short hash of the cameras (names, sizes, intrinsics, distortion, pose) and the volume."""
+    h = hashlib.sha256()
+    for c in rig.cameras:
+        h.update(f"{c.name}:{c.width}x{c.height}".encode())
+        for a in (c.K, c.dist, c.R, c.t_mm):
+            h.update(np.round(np.asarray(a, np.float64), 6).tobytes())
+    h.update(np.round(np.asarray([*center_mm, *size_mm], np.float64), 3).tobytes())
+    return h.hexdigest()[:16]
+
+
+def check_run_folder(out: Path, rig, center_mm, size_mm) -> None:
+    """``out`` is new or was started for this rig and calibration (its stages would be reused);
+    records the rig in ``out/rig.json`` on first use."""
+    record = {"rig": rig.name, "path": str(rig.path), "fingerprint": rig_fingerprint(rig, center_mm, size_mm)}
+    path = out / "rig.json"
+    if path.is_file():
+        old = json.loads(path.read_text())
+        if old.get("fingerprint") != record["fingerprint"]:
+            raise DatasetError(
+                f"{out}: this run folder was started for rig '{old.get('rig')}' ({old.get('path')}) with other "
+                f"cameras, calibration or volume than '{rig.name}' ({rig.path}): its pseudo labels and models are "
+                "for that rig; use another --out"
+            )
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1))

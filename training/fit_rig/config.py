@@ -51,7 +51,7 @@ class RigStageConfig:
         root_jitter_mm: noise on the true roots used as pose cube centres.
     """
 
-    steps: int = 150
+    steps: int = 300
     batch_size: int = 1
     lr_root: float = 3e-4
     lr_pose: float = 3e-4
@@ -76,7 +76,7 @@ class SSLStageConfig:
         root_weight: weight of the root net's term against the triangulated roots (0: pose net only).
     """
 
-    steps: int = 150
+    steps: int = 600
     lr_root: float = 1e-4
     lr_pose: float = 1e-4
     min_score: float = 0.3

@@ -29,7 +29,7 @@ import torch
 
 from calib.common.errors import DatasetError
 from training.fit_rig import labels as lab
-from training.fit_rig.checks import check_existing_labels, check_footage, check_rig
+from training.fit_rig.checks import check_existing_labels, check_footage, check_rig, check_run_folder
 from training.fit_rig.config import FitRigConfig
 from training.fit_rig.loop import atomic_json, stage_done, start_model, train_stage
 from training.fit_rig.stages import TeacherFrame, rig_step_fn, ssl_step_fn
@@ -87,12 +87,12 @@ def fit_rig(
         footage_path if footage_path is not None else rig_path, rig.name if footage_path is None else None
     )
     n_frames = check_footage(footage, rig, cfg.labels.min_frames_with_people)
-    out.mkdir(parents=True, exist_ok=True)
     check_existing_labels(lab.paths(out)["detections"], rig)
     if not Path(cfg.init).is_file():
         from engine.errors import CheckpointError
 
         raise CheckpointError(f"{cfg.init}: the model fit-rig starts from is missing (--set init=PATH)")
+    check_run_folder(out, rig, center, size)
     cameras = rig.cameras
     print(
         f"fit-rig: rig '{rig.name}' {len(cameras)} cameras {list(rig.names)}, volume centre {list(center)} mm size "
