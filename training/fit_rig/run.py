@@ -250,7 +250,7 @@ def print_figures(figures: dict) -> None:
         if "recall" in f:
             line += f"  recall {f['recall']}"
         if "truth" in f:
-            line += f"  MPJPE {f['truth']['mpjpe_mm']:.1f} mm AP@100 {f['truth']['ap100']:.3f}"
+            line += f"  MPJPE {f['truth']['mpjpe_mm']} mm AP@100 {f['truth']['ap100']}"
         print(line, flush=True)
 
 

@@ -148,7 +148,8 @@ def truth_figures(
 
     gt = [truth.get(f.key[1], np.zeros((0, 15, 3))) for f in frames]
     m = panoptic_metrics(match_to_ground_truth(list(poses), list(scores), gt))
-    return {k: round(float(m[k]), 4) for k in ("ap25", "ap50", "ap100", "ap150", "mpjpe_mm", "recall500")}
+    keys = ("ap25", "ap50", "ap100", "ap150", "mpjpe_mm", "recall500")
+    return {k: (round(float(m[k]), 4) if np.isfinite(m[k]) else None) for k in keys}  # None: nothing matched
 
 
 def load_truth(footage_path: Path) -> dict[int, np.ndarray] | None:
