@@ -241,7 +241,6 @@ def test_pseudo_labels_of_another_rig_in_the_run_folder_are_refused(scene, tmp_p
 
 
 @pytest.mark.data
-@pytest.mark.slow
 def test_pose2sim_footage_with_a_tiny_budget_gives_sane_validation_figures(tmp_path):
     from calib.common.paths import CONFIGS_DIR
 
