@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "train": "train a stage: backbone | rootnet | posenet | finetune",
     "train-detection": "train the rig-agnostic learned detection route on synthetic random rigs",
     "train-shelf": "train root/pose nets on Shelf from its 2D detections (no 3D ground truth)",
+    "fit-rig": "adapt the learned 3D model to your rig and footage, no labels (pseudo labels -> train -> validate -> release)",
     "eval": "evaluate: panoptic | shelf | campus | synthetic",
     "release-model": "a trained model file -> a small release file (float16, held-out metrics in its meta)",
     "export": "convert a recorded JSONL take to TRC (OpenSim), BVH or CSV",

@@ -29,11 +29,10 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.benchutil import environment  # noqa: E402
 from calib.common.keypoint_maps import keypoints_to_panoptic15  # noqa: E402
-from calib.projection import project_points  # noqa: E402
 from calib.rig_config import load_rig  # noqa: E402
 from engine.estimator_route import build_estimator_predictor  # noqa: E402
 from engine.estimators import EstimatorConfig  # noqa: E402
-from engine.reprojection import match_reprojection  # noqa: E402
+from engine.reprojection import confirmed_views  # noqa: E402
 
 PEOPLE_IN_VOLUME = 2
 
@@ -52,16 +51,6 @@ def read_framesets(rig, every: int) -> list[list[np.ndarray]]:
             sets.append(views)
         index += 1
     return sets
-
-
-def confirmed_views(poses_mm: np.ndarray, people_2d: list[np.ndarray], rig) -> tuple[np.ndarray, np.ndarray]:
-    """(P,) views whose paired estimator person each 3D person reprojects onto (median < 10 % of its
-    image height), and (P,V) the paired median errors in px (NaN: no partner in that view)."""
-    _, pair = match_reprojection(poses_mm, people_2d, rig.cameras)
-    heights = np.array([[np.ptp(project_points(p, cam)[:, 1]) for cam in rig.cameras] for p in poses_mm])
-    with np.errstate(invalid="ignore"):
-        ok = pair < 0.1 * np.maximum(heights.reshape(pair.shape), 1.0)
-    return ok.sum(1), pair
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
                 people_2d = [
                     keypoints_to_panoptic15(p, "coco17") if len(p) else np.zeros((0, 15, 3)) for p in people_2d
                 ]
-            views_ok, pair = confirmed_views(out.poses_mm, people_2d, rig)
+            views_ok, pair = confirmed_views(out.poses_mm, people_2d, rig.cameras)
             n_real = int((views_ok >= 3).sum())
             for v, name in enumerate(rig.names):
                 per_cam[name] += [float(e) for e in pair[:, v] if np.isfinite(e)]

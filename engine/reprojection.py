@@ -50,3 +50,15 @@ def match_reprojection(
             pair[p, v] = med[p, n]
             per_cam[v].append(float(med[p, n]))
     return per_cam, pair
+
+
+def confirmed_views(
+    poses_mm: np.ndarray, people_2d: Sequence[np.ndarray], rig: CameraRig
+) -> tuple[np.ndarray, np.ndarray]:
+    """(P,) views whose paired estimator person each 3D person reprojects onto (median < 10 % of its
+    image height), and (P,V) the paired median errors in px (NaN: no partner in that view)."""
+    _, pair = match_reprojection(poses_mm, people_2d, rig)
+    heights = np.array([[np.ptp(project_points(p.astype(np.float64), cam)[:, 1]) for cam in rig] for p in poses_mm])
+    with np.errstate(invalid="ignore"):
+        ok = pair < 0.1 * np.maximum(heights.reshape(pair.shape), 1.0)
+    return ok.sum(1), pair

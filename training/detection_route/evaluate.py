@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 
 from calib.camera import CameraRig
-from engine.reprojection import match_reprojection  # noqa: F401 (also imported from here)
+from engine.reprojection import match_reprojection
 from training.detection_route.config import DetectionTrainConfig, load_config
 from training.detection_route.scenes import Scene, detector_params, sample_scene
 from training.detection_route.trainer import pose_bank

@@ -247,6 +247,20 @@ def sample_scene(
     """One random scene (rig, volume, people, simulated estimator output); see the module docstring."""
     volume = sample_volume(rng, rigs)
     rig = sample_rig(rng, rigs, volume)
+    return scene_on_rig(rng, bank, rig, volume, scene, params, noise)
+
+
+def scene_on_rig(
+    rng: np.random.Generator,
+    bank: np.ndarray,
+    rig: CameraRig,
+    volume: Volume,
+    scene: SceneConfig,
+    params: DetectorParams,
+    noise: EstimatorNoiseConfig,
+) -> Scene:
+    """Random people (and sometimes a bystander) in a given rig and volume, seen through the
+    simulated estimator (a user's own rig: ``training.fit_rig``; random rigs: :func:`sample_scene`)."""
     c, s = np.asarray(volume.center_mm), np.asarray(volume.size_mm)
     n = int(rng.integers(scene.people[0], scene.people[1] + 1))
     lo, hi = c[:2] - s[:2] / 2 + scene.margin_mm, c[:2] + s[:2] / 2 - scene.margin_mm
