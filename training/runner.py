@@ -442,11 +442,12 @@ class StageRunner:
                 group["lr"] = group["initial_lr"] * factor
         loss, values = st.step(batch, position)
         st.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if sc.grad_clip > 0:
-            params = [p for g in st.optimizer.param_groups for p in g["params"]]
-            torch.nn.utils.clip_grad_norm_(params, sc.grad_clip)
-        st.optimizer.step()
+        if loss.requires_grad:  # a step with nothing to learn from (e.g. nobody in the frame) only counts
+            loss.backward()
+            if sc.grad_clip > 0:
+                params = [p for g in st.optimizer.param_groups for p in g["params"]]
+                torch.nn.utils.clip_grad_norm_(params, sc.grad_clip)
+            st.optimizer.step()
         self.step_in_epoch += 1
         self.global_step += 1
         record = {"stage": st.name, "epoch": self.epoch, "step": self.global_step, "loss": float(loss.detach())}

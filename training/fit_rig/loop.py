@@ -1,17 +1,15 @@
-"""The resumable optimisation loop of fit-rig's training stages (``rig`` and ``ssl``).
+"""fit-rig's training stages (``rig`` and ``ssl``) on the one stage runner, and the stage records.
 
-``STAGE/checkpoint.pt`` holds the weights, optimiser states, step, elapsed time and random states
-every ``checkpoint_every`` steps (written atomically), so Ctrl-C or a crash loses at most that many
-steps; ``STAGE/model.pt`` (our checkpoint format, meta ``input = detections``) is written when the
+``STAGE/checkpoint.pt`` (the runner's resume file: weights, optimiser, step, elapsed time, random
+states) is written every ``checkpoint_every`` steps, atomically, so Ctrl-C or a crash loses at most
+that many steps; ``STAGE/model.pt`` (our checkpoint format, meta ``input = detections``) is written when the
 stage ends, and ``STAGE/done.json`` last: its presence marks the stage done.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import pickle
-import time
+import sys
 from pathlib import Path
 from typing import Callable
 
@@ -20,7 +18,7 @@ import torch
 
 from engine.checkpoints import load_model_file, save_checkpoint
 from engine.model import SelfPose3dModel
-from training.runner import Progress
+from training.runner import Position, Schedule, Stage, StageRunner, cosine_factor
 
 StepFn = Callable[[int], "tuple[torch.Tensor, dict[str, float]]"]
 
@@ -58,87 +56,59 @@ def train_stage(
     meta: dict,
     on_step: Callable[[int], None] | None = None,
 ) -> dict:
-    """Adam on the root net and the pose net (learning rates ``lrs``), cosine decay over ``steps``.
+    """Adam on the root net and the pose net (learning rates ``lrs``), cosine decay over ``steps``,
+    run by the one stage runner (:class:`training.runner.StageRunner`: resume file
+    ``folder/checkpoint.pt`` every ``checkpoint_every`` steps, log, progress with ETA).
 
-    Resumes from ``folder/checkpoint.pt`` when present. ``on_step(step)`` runs after every step
-    (tests interrupt a stage with it). Returns the ``done.json`` record.
+    ``on_step(step)`` runs after every step but the last (tests interrupt a stage with it).
+    Returns the ``done.json`` record.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    opts = [
-        (torch.optim.Adam(model.root_net.parameters(), lr=lrs[0]), lrs[0]),
-        (torch.optim.Adam(model.pose_net.parameters(), lr=lrs[1]), lrs[1]),
-    ]
-    ckpt, log_path = folder / "checkpoint.pt", folder / "log.jsonl"
-    start, elapsed = 0, 0.0
-    if ckpt.is_file():
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
-        model.load_state_dict(state["model"])
-        for (opt, _), sd in zip(opts, state["opts"]):
-            opt.load_state_dict(sd)
-        rng.bit_generator.state = pickle.loads(state["rng"])
-        gen.set_state(state["gen"])
-        start, elapsed = int(state["step"]), float(state["elapsed_s"])
-        print(f"[{name}] resumed from {ckpt} at step {start}/{steps}", flush=True)
-    else:
-        log_path.write_text("")
+    optimizer = torch.optim.Adam(
+        [{"params": model.root_net.parameters(), "lr": lrs[0]}, {"params": model.pose_net.parameters(), "lr": lrs[1]}]
+    )
 
-    def save(step: int) -> None:
-        state = {
-            "model": model.state_dict(),
-            "opts": [opt.state_dict() for opt, _ in opts],
-            "rng": pickle.dumps(rng.bit_generator.state),
-            "gen": gen.get_state(),
-            "step": step,
-            "elapsed_s": elapsed,
-        }
-        torch.save(state, ckpt.with_suffix(".tmp"))
-        ckpt.with_suffix(".tmp").replace(ckpt)
+    def step(batch: int, position: Position):
+        if on_step is not None and position.global_step > 0:
+            on_step(position.global_step)  # the previous step is done (and checkpointed when due)
+        return step_fn(position.global_step + 1)
 
-    bar = Progress(steps, f"[{name}]", every=max(1, steps // 40))
-    model.train()
-    recent: list[dict] = []
-    t0 = time.time() - elapsed
-    t_run = time.perf_counter()
-    with log_path.open("a") as logf:
-        for step in range(start + 1, steps + 1):
-            for opt, lr in opts:
-                for group in opt.param_groups:
-                    group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * (step - 1) / max(1, steps)))
-            loss, values = step_fn(step)
-            for opt, _ in opts:
-                opt.zero_grad(set_to_none=True)
-            if loss.requires_grad:
-                loss.backward()
-                for opt, _ in opts:
-                    opt.step()
-            elapsed = time.time() - t0
-            rec = {"step": step, "s": round(elapsed, 1), "loss": float(loss.item()), **values}
-            recent = (recent + [rec])[-20:]
-            logf.write(json.dumps(rec) + "\n")
-            logf.flush()
-            # the bar's ETA is this run's rate; after a resume it counts from the resumed step
-            bar.t0 = t_run - (time.perf_counter() - t_run) * start / max(1, step - start)
-            bar.update(step, " ".join(f"{k}={_mean(recent, k):.4g}" for k in rec if k not in ("step", "s")))
-            if step % checkpoint_every == 0:
-                save(step)
-            if on_step is not None:
-                on_step(step)
-    save(steps)
+    stage = Stage(
+        name=name,
+        modules={"model": model},
+        optimizer=optimizer,
+        step=step,
+        lr_factor=cosine_factor(steps),
+        generators={"rng": rng, "gen": gen},
+        meta={"steps": steps},
+    )
+    schedule = Schedule(
+        epochs=1, steps_per_epoch=steps, log_every=max(1, steps // 40), checkpoint_every=checkpoint_every
+    )
+    result = StageRunner(stage, schedule, folder, resume_file="checkpoint.pt", stream=sys.stdout).run()
     model.eval()
     save_checkpoint(folder / "model.pt", model, {**meta, "input": "detections", "steps": steps})
+    recent = _last_records(folder / "log.jsonl", 20)
     done = {
         "stage": name,
         "steps": steps,
-        "train_s": round(elapsed, 1),
+        "train_s": round(result.seconds, 1),
         "threads": torch.get_num_threads(),
         "last_20_steps": {
-            k: round(_mean(recent, k), 5) for k in (recent[-1] if recent else {}) if k not in ("step", "s")
+            k: round(_mean(recent, k), 5)
+            for k in (recent[-1] if recent else {})
+            if k not in ("stage", "epoch", "step", "s", "sec", "lr")
         },
     }
     atomic_json(folder / "done.json", done)
     return done
 
 
+def _last_records(log: Path, n: int) -> list[dict]:
+    lines = log.read_text(encoding="utf-8").splitlines() if log.is_file() else []
+    return [json.loads(line) for line in lines[-n:] if line.strip()]
+
+
 def _mean(records: list[dict], key: str) -> float:
-    vals = [r[key] for r in records if r.get(key) is not None and np.isfinite(r[key])]
+    vals = [r[key] for r in records if isinstance(r.get(key), (int, float)) and np.isfinite(r[key])]
     return float(np.mean(vals)) if vals else float("nan")
