@@ -231,9 +231,16 @@ def build_estimator_predictor(
         route,
         volume_center_mm=volume_center_mm,
         volume_size_mm=volume_size_mm,
-        cameras=rig,
-        # the triangulator only builds people several views agree on; the learned nets can propose
-        # a person no camera saw (ghosts: docs/real_route.md), so their output is checked
-        support_views=2 if route == "learned" else 0,
-        support_max_px=pixel_thresholds_for(rig)["view_max_px"],
+        **support_check(rig, route),
     )
+
+
+def support_check(rig, route: str) -> dict:
+    """The :class:`EstimatorPredictor` ghost-check arguments of ``route`` on ``rig``: the
+    triangulator only builds people several views agree on; the learned nets can propose a person
+    no camera saw (docs/real_route.md), so their people need the support of 2 views."""
+    return {
+        "cameras": rig,
+        "support_views": 2 if route == "learned" else 0,
+        "support_max_px": pixel_thresholds_for(rig)["view_max_px"],
+    }

@@ -247,6 +247,8 @@ def print_figures(figures: dict) -> None:
             f"  {name:12s} people/frame {f['people_per_frame_mean']}  precision {f['precision']}  "
             f"ghosts {f['ghost_rate']}  reprojection px {cams}  bone std {f['bone_length_std_mm']} mm"
         )
+        if f.get("dropped_by_support_check"):
+            line += f"  (support check dropped {f['dropped_by_support_check']})"
         if "recall" in f:
             line += f"  recall {f['recall']}"
         if "truth" in f:

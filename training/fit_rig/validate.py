@@ -27,7 +27,13 @@ from typing import Sequence
 import numpy as np
 
 from calib.common.skeleton import PANOPTIC15
-from engine.estimator_route import EstimatorPredictor, LearnedDetectionEngine, StartedPeople, pixel_thresholds_for
+from engine.estimator_route import (
+    EstimatorPredictor,
+    LearnedDetectionEngine,
+    StartedPeople,
+    pixel_thresholds_for,
+    support_check,
+)
 from engine.reprojection import confirmed_views
 from training.fit_rig.labels import FrameSet
 from training.runner import Progress
@@ -53,7 +59,9 @@ def engine_predictor(name: str, cameras, center_mm, size_mm, model: str | Path |
             str(model), cameras, backend="eager", device="cpu", volume_center_mm=center_mm, volume_size_mm=size_mm
         )
         engine, layout, route = LearnedDetectionEngine(predictor), "panoptic15", "learned"
-    return EstimatorPredictor(None, engine, layout, route, volume_center_mm=center_mm, volume_size_mm=size_mm)
+    return EstimatorPredictor(
+        None, engine, layout, route, volume_center_mm=center_mm, volume_size_mm=size_mm, **support_check(cameras, route)
+    )
 
 
 def run_engine(
@@ -172,6 +180,9 @@ def validate(
         poses, scores, ms = run_engine(predictor, frames)
         fig = footage_figures(poses, frames, cameras, expected_people)
         fig["engine_ms_per_frameset_median"] = round(ms, 1)
+        # the learned route's ghost check (EstimatorPredictor.support_views) already removed these:
+        # what the nets proposed that no two views back, so a ghost rate of 0 after it is not hidden
+        fig["dropped_by_support_check"] = int(predictor.unsupported)
         t = truth_figures(poses, scores, frames, truth)
         if t is not None:
             fig["truth"] = t
