@@ -57,8 +57,8 @@ def load_training_rig(config: TrainConfig):
     """The rig of ``config.data.rig`` (relative paths are from the checkout)."""
     from calib.rig_config import load_rig
 
-    rig = config.data.rig
-    return load_rig(Path(rig) if Path(rig).is_absolute() else REPO_ROOT / rig)
+    rig = Path(config.data.rig)
+    return load_rig(rig if rig.is_absolute() or rig.is_file() else REPO_ROOT / rig)
 
 
 def build_model_config(config: TrainConfig, rig):
@@ -119,10 +119,42 @@ def build_schedule(config: TrainConfig, steps_per_epoch: int, validates: bool) -
     )
 
 
+def build_footage(config: TrainConfig, rig, model_cfg, run_root: Path):
+    """``data.source: footage``: the footage's labelled frames (checked, sampled, split, cached;
+    :mod:`training.ssl.footage`), their dataset and the held-out validation (or None)."""
+    from training.ssl.data import ImageFolderSource, SSVDataset
+    from training.ssl.footage import FootageValidation, build_footage_data
+
+    d = config.data
+    data = build_footage_data(d, rig, d.detector_variant, run_root)
+    sizes = {c.name: (c.width, c.height) for c in rig.cameras}
+    source = ImageFolderSource(data.train_labels, "", sizes)
+    b = model_cfg.backbone
+    dataset = SSVDataset(
+        data.train_labels,
+        source.image_rgb,
+        rig.cameras,
+        tuple(b.image_size),
+        tuple(b.heatmap_size),
+        model_cfg.root_net.max_people,
+        config.augment.rotation_factor_deg,
+        config.augment.scale_factor,
+        config.photometric,
+        config.seed,
+        target_centre=d.target_centre,
+    )
+    val = None
+    if config.val_every and config.stage != "backbone" and data.val:
+        val = FootageValidation(rig, data, ImageFolderSource(data.val_labels, "", sizes).image_rgb)
+    return data, dataset, val
+
+
 def build_data(config: TrainConfig, rig, model_cfg, cache_dir: Path):
     """The training scenes, their pseudo-labelled dataset and the validation scenes (or None)."""
     from training.ssl.data import SSVDataset, SyntheticScenes
 
+    if config.data.source == "footage":
+        return build_footage(config, rig, model_cfg, cache_dir.parent)
     d, vol = config.data, rig.volume
     scenes = SyntheticScenes(
         rig.cameras, d.train_seeds, d.frames_per_scene, d.frame_interval, d.people, d.fps, vol.center_mm, vol.size_mm
@@ -237,7 +269,7 @@ class Trainer:
             evaluate=self.validate if self.val_scenes is not None else None,
             score=self.selection_metric,
             save_model=lambda kind, metrics: self._save_model(f"model_{kind}.pt", metrics),
-            report=("mean_ap", "mpjpe_mm", "root_mean_ap"),
+            report=("mean_ap", "mpjpe_mm", "root_mean_ap", "reproj_px", "ghost_rate", "people_per_frame_mean"),
             meta={"config": to_dict(cfg)},
         )
 
@@ -300,13 +332,18 @@ class Trainer:
     def validate(self) -> dict[str, float]:
         from training.ssl.synthetic_eval import evaluate_model
 
+        if self.config.data.source == "footage":  # label-free figures (truth figures where known)
+            return self.val_scenes.evaluate(self.model, str(self.device), self.config.val_frames)
+
         frames = self.val_scenes.frames
         if self.config.val_frames:
             frames = frames[:: max(1, len(frames) // self.config.val_frames)][: self.config.val_frames]
         return evaluate_model(self.model, self.val_scenes, frames, device=str(self.device))
 
     def selection_metric(self, metrics: dict[str, float]) -> float:
-        """Mean AP of poses (root proposals in the root-net stage)."""
+        """Mean AP of poses (root proposals in the root-net stage); footage: its ``selection_score``."""
+        if "selection_score" in metrics:
+            return metrics["selection_score"]
         return metrics["root_mean_ap"] if self.config.stage == "rootnet" else metrics["mean_ap"]
 
     def run(self) -> dict:
