@@ -222,3 +222,19 @@ def test_pseudo_labels_folder_with_two_outputs_is_ambiguous(tmp_path):
     with pytest.raises(DatasetError, match="expected one"):
         label_files(tmp_path, tmp_path)
     assert label_files(tmp_path / "a_soft.npz", tmp_path)["hard"] == tmp_path / "a_hard.npz"
+
+
+def test_synthetic_root_shrink_is_scaled_to_a_small_rig_volume():
+    """The default shrink (set for an 8 x 8 x 2 m room) empties a 3 x 2.8 m volume: it is scaled, and
+    the roots then fall inside the volume; a room where it fits keeps the configured shrink."""
+    from training.ssl.config import LossConfig
+    from training.ssl.trainer import fitted_syn_range
+    from training.targets import synthetic_root_box
+
+    size, center = (3000.0, 2800.0, 2200.0), (-700.0, 0.0, 950.0)
+    with pytest.raises(ValueError):
+        synthetic_root_box(size, center, LossConfig().syn_range_mm)
+    box = synthetic_root_box(size, center, fitted_syn_range(LossConfig(), size, center).syn_range_mm)
+    lo, hi = np.subtract(center, np.divide(size, 2)), np.add(center, np.divide(size, 2))
+    assert np.all(box[:, 0] > lo) and np.all(box[:, 1] < hi) and np.all(box[:, 1] - box[:, 0] > 300)
+    assert fitted_syn_range(LossConfig(), (8000.0, 8000.0, 2000.0), (0, -500, 800)) == LossConfig()

@@ -19,6 +19,7 @@ Outputs in ``out_dir``: ``config.resolved.yaml``, ``log.jsonl``, ``checkpoint.pt
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from dataclasses import replace
@@ -85,14 +86,34 @@ def build_networks(config: TrainConfig, model_cfg, policy):
     return model, attention
 
 
+SYN_RANGE_ROOM_MM = (8000.0, 8000.0, 2000.0)  # the room the default ``loss.syn_range_mm`` was set for
+
+
+def fitted_syn_range(loss_cfg, size_mm, center_mm):
+    """``loss_cfg`` with its synthetic-root shrink scaled to a room where the configured one leaves
+    no box (a small rig volume: the defaults shrink an 8 x 8 x 2 m room by 2.5 m); else unchanged."""
+    from training.targets import synthetic_root_box
+
+    try:
+        synthetic_root_box(size_mm, center_mm, loss_cfg.syn_range_mm)
+        return loss_cfg
+    except ValueError:
+        scale = [s / r for s, r in zip(size_mm, SYN_RANGE_ROOM_MM)]
+        fitted = tuple((lo * k, hi * k) for (lo, hi), k in zip(loss_cfg.syn_range_mm, scale))
+        logging.getLogger(__name__).warning(
+            "loss.syn_range_mm %s leaves no synthetic-root box in the %s mm volume: scaled to %s",
+            list(loss_cfg.syn_range_mm), list(size_mm), [list(r) for r in fitted],
+        )
+        return replace(loss_cfg, syn_range_mm=fitted)
+
+
 def build_ssl_module(config: TrainConfig, model, attention, rig, model_cfg, device: torch.device, generator):
     """The module whose forward gives the stage's losses (the rig's geometry on ``device``)."""
     from training.ssl.forward import SSLGeometry, SSLModule
 
     geometry = SSLGeometry.from_rig(rig.cameras, model_cfg, device)
-    module = SSLModule(
-        model, geometry, config.stage, attention, config.loss, config.bf16, generator, config.channels_last
-    )
+    loss = fitted_syn_range(config.loss, model_cfg.space_size_mm, model_cfg.space_center_mm)
+    module = SSLModule(model, geometry, config.stage, attention, loss, config.bf16, generator, config.channels_last)
     module.set_l1_epoch(config.l1_epoch)
     return module
 
