@@ -238,3 +238,22 @@ def test_synthetic_root_shrink_is_scaled_to_a_small_rig_volume():
     lo, hi = np.subtract(center, np.divide(size, 2)), np.add(center, np.divide(size, 2))
     assert np.all(box[:, 0] > lo) and np.all(box[:, 1] < hi) and np.all(box[:, 1] - box[:, 0] > 300)
     assert fitted_syn_range(LossConfig(), (8000.0, 8000.0, 2000.0), (0, -500, 800)) == LossConfig()
+
+
+def test_fit_rig_image_variant_runs_labels_and_the_four_stages_and_resumes(scene, tmp_path, capsys):
+    from engine.checkpoints import model_input
+    from training.fit_rig.config import load_config
+    from training.fit_rig.image_variant import fit_rig_image
+
+    over = ("image.steps=2", "image.val_frames=2", "labels.val_every=4", "labels.min_frames_with_people=5")
+    cfg = load_config("cpu", over)
+    out = tmp_path / "run"
+    summary = fit_rig_image(scene["rig"], None, out, cfg, detect=TruthDetector(scene))
+    assert list(summary["stages"]) == ["backbone", "rootnet", "posenet", "finetune"]
+    assert all(summary["stages"][s]["steps"] == 2 for s in summary["stages"])
+    held = summary["stages"]["finetune"]["held_out"]
+    assert held["frames"] == 2 and "reproj_px" in held and "mpjpe_mm" in held
+    assert model_input(out / "model.pt") == "images" and (out / "labels" / "split.json").is_file()
+    capsys.readouterr()
+    again = fit_rig_image(scene["rig"], None, out, cfg, detect=TruthDetector(scene, people=False))
+    assert "skipped" in capsys.readouterr().out and again["stages"]["finetune"]["steps"] == 2
