@@ -11,7 +11,10 @@ What :func:`build_footage_data` does, once per run root (shared by the four stag
 3. samples frames (numbers that are multiples of ``data.frame_interval``, every view labelled, at most
    ``data.max_frames``) and holds out every ``data.val_every``-th of them (never trained on);
 4. decodes video / session frames once into ``<run root>/cache/frames/`` (JPEG, optionally
-   downscaled; image-folder footage is read in place) so training never seeks a video.
+   downscaled; image-folder footage is read in place unless downscaled) so training never seeks a video.
+
+One process prepares the data (a multi-process ``torchrun`` run would prepare it in every rank:
+make the pseudo labels and the cache with a single-process run first).
 
 Training reads the frames through :class:`training.ssl.data.ImageFolderSource` and the augmented
 view sets through :class:`training.ssl.data.SSVDataset`. Validation (:class:`FootageValidation`)
@@ -252,8 +255,7 @@ def build_footage_data(data_cfg, rig, variant: str, run_root: Path, detect: Call
         )
     tag = hashlib.sha256(str(footage.path.resolve()).encode()).hexdigest()[:10]
     cache = run_root / "cache" / "frames" / f"{footage.path.stem}_{tag}_{d.frame_cache_long_side_px or 'full'}"
-    images = frame_files(footage, labels, train + val, cache, d.frame_cache_long_side_px)
-    soft_images = {**images}
+    images = frame_files(footage, labels, train + val, cache, d.frame_cache_long_side_px)  # same keys in soft and hard
     record = {
         "footage": str(footage.path),
         "pseudo_labels": str(files["soft"]),
@@ -272,7 +274,7 @@ def build_footage_data(data_cfg, rig, variant: str, run_root: Path, detect: Call
     (run_root / f"footage_{variant}.json").write_text(json.dumps(record, indent=1))
     return FootageData(
         _subset(labels, train, images),
-        _subset(soft, val, soft_images),
+        _subset(soft, val, images),
         train,
         val,
         load_truth(footage.path),
