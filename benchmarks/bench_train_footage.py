@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         m = val.evaluate(model, "cpu", args.frames)
         m["seconds"] = round(time.perf_counter() - t0, 1)
-        out["models"][path] = m
+        out["models"][path] = {k: (None if math.isnan(v) else v) for k, v in m.items()}  # None: no figure
         print(path, {k: m[k] for k in ("people_per_frame_mean", "reproj_px", "ghost_rate", "precision")}, file=sys.stderr)
     print(json.dumps(out, indent=1))
     return 0
