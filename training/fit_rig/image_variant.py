@@ -4,7 +4,7 @@ The same inputs, checks and ``labels`` stage as the detection variant (:mod:`tra
 the bundled estimator's pseudo labels under ``OUT/labels/``, every ``labels.val_every``-th frame held
 out), then the four self-supervised stages of ``selfpose3d train`` with ``data.source: footage``
 (:mod:`training.ssl.footage`) under ``OUT/image/<stage>/``, each starting from the previous stage's
-model (the backbone from ``image.init``, the committed synthetic light model), each validated on the
+final model (the backbone from ``image.init``, the committed synthetic light model), each validated on the
 held-out frames with the label-free figures (``image.steps`` beyond one epoch is rounded up to whole
 epochs). ``OUT/model.pt`` is the finetune stage's model (the live app's image route loads it); ``OUT/summary.json`` holds each stage's held-out figures.
 A re-run with the same ``OUT`` skips finished stages (a stage's ``summary.json``) and resumes the
