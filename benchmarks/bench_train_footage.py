@@ -51,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
         m = val.evaluate(model, "cpu", args.frames)
         m["seconds"] = round(time.perf_counter() - t0, 1)
         out["models"][path] = {k: (None if math.isnan(v) else v) for k, v in m.items()}  # None: no figure
-        print(path, {k: m[k] for k in ("people_per_frame_mean", "reproj_px", "ghost_rate", "precision")}, file=sys.stderr)
+        print(
+            path, {k: m[k] for k in ("people_per_frame_mean", "reproj_px", "ghost_rate", "precision")}, file=sys.stderr
+        )
     print(json.dumps(out, indent=1))
     return 0
 

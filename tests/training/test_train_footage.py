@@ -77,7 +77,9 @@ def test_every_stage_trains_on_the_footage_and_the_model_loads_in_the_image_rout
         trainer = Trainer(footage_config(scene, stage, init, detector_variant=variant), tmp_path / stage, resume=False)
         assert len(trainer.dataset) == 15  # 20 frames, every 4th held out
         summary = trainer.run()
-        assert summary["steps"] == 2 and all(math.isfinite(v) for k, v in summary["last"].items() if k.startswith("loss")), summary
+        assert summary["steps"] == 2 and all(
+            math.isfinite(v) for k, v in summary["last"].items() if k.startswith("loss")
+        ), summary
         init = summary["model"]
     record = json.loads((tmp_path / "footage_soft.json").read_text())
     assert record["train_frames"] == 15 and record["val_frames"] == 5 and record["frame_cache"] is None
@@ -188,7 +190,10 @@ def test_bad_footage_and_labels_fail_before_training_with_one_line(scene, tmp_pa
     from training.pseudo_labels.store import LabelEntry, PseudoLabelSet
 
     base = PseudoLabelSet.load(f"{scene['labels']}_soft.npz")
-    for tag, change in (("names", lambda e: (e.camera + "x", e.image_size)), ("size", lambda e: (e.camera, (640, 360)))):
+    for tag, change in (
+        ("names", lambda e: (e.camera + "x", e.image_size)),
+        ("size", lambda e: (e.camera, (640, 360))),
+    ):
         other = tmp_path / f"other_{tag}" / "pseudo"
         entries = [LabelEntry(e.sequence, e.frame, change(e)[0], e.labels, e.image, change(e)[1]) for e in base]
         PseudoLabelSet(entries, "soft").save(f"{other}_soft.npz")

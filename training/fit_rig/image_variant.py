@@ -70,7 +70,9 @@ def fit_rig_image(
     footage = open_footage(footage_path if footage_path is not None else rig_path, None if footage_path else rig.name)
     check_footage(footage, rig, cfg.labels.min_frames_with_people)
     if not Path(cfg.image.init).is_file():
-        raise CheckpointError(f"{cfg.image.init}: the image model fit-rig starts from is missing (--set image.init=PATH)")
+        raise CheckpointError(
+            f"{cfg.image.init}: the image model fit-rig starts from is missing (--set image.init=PATH)"
+        )
     check_run_folder(out, rig, center, size)
     split_path = lab.paths(out)["split"]
     if not split_path.is_file():

@@ -74,7 +74,9 @@ class SyntheticDataConfig:
     def __post_init__(self) -> None:
         require(self.people >= 1, "data.people", f"must be >= 1, got {self.people}")
         require(len(self.train_seeds) >= 1, "data.train_seeds", "list at least one seed")
-        require(self.val_every >= 2, "data.val_every", f"must be >= 2 (every n-th frame held out), got {self.val_every}")
+        require(
+            self.val_every >= 2, "data.val_every", f"must be >= 2 (every n-th frame held out), got {self.val_every}"
+        )
         require(
             self.source == "synthetic" or self.labels == "detector",
             "data.labels",

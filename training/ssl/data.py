@@ -173,9 +173,7 @@ class ImageFolderSource:
     cache) is resized back to its camera's calibrated size, the frame the labels' pixels refer to.
     """
 
-    def __init__(
-        self, labels: PseudoLabelSet, root: str | Path, image_sizes: dict[str, tuple[int, int]] | None = None
-    ):
+    def __init__(self, labels: PseudoLabelSet, root: str | Path, image_sizes: dict[str, tuple[int, int]] | None = None):
         self.labels = labels
         self.root = Path(root)
         self._paths = {e.key: e.image for e in labels}

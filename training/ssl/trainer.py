@@ -102,7 +102,9 @@ def fitted_syn_range(loss_cfg, size_mm, center_mm):
         fitted = tuple((lo * k, hi * k) for (lo, hi), k in zip(loss_cfg.syn_range_mm, scale))
         logging.getLogger(__name__).warning(
             "loss.syn_range_mm %s leaves no synthetic-root box in the %s mm volume: scaled to %s",
-            list(loss_cfg.syn_range_mm), list(size_mm), [list(r) for r in fitted],
+            list(loss_cfg.syn_range_mm),
+            list(size_mm),
+            [list(r) for r in fitted],
         )
         return replace(loss_cfg, syn_range_mm=fitted)
 
