@@ -262,3 +262,18 @@ def test_fit_rig_image_variant_runs_labels_and_the_four_stages_and_resumes(scene
     capsys.readouterr()
     again = fit_rig_image(scene["rig"], None, out, cfg, detect=TruthDetector(scene, people=False))
     assert "skipped" in capsys.readouterr().out and again["stages"]["finetune"]["steps"] == 2
+
+
+def test_without_pseudo_labels_the_estimator_runs_once_into_the_run_folder(scene, tmp_path):
+    from calib.rig_config import load_rig
+    from training.ssl.footage import build_footage_data
+
+    cfg = footage_config(scene, "backbone", pseudo_labels=None, frame_interval=2, val_every=5)
+    detector = TruthDetector(scene)
+    data = build_footage_data(cfg.data, load_rig(scene["rig"]), "soft", tmp_path, detect=detector)
+    assert detector.calls == 10 * 5  # every 2nd of 20 frames, 5 cameras
+    assert (tmp_path / "pseudo_labels" / "pseudo_soft.npz").is_file()
+    assert len(data.train) == 8 and len(data.val) == 2 and all(f % 2 == 0 for _, f in data.train + data.val)
+    assert not set(data.train) & set(data.val)
+    again = build_footage_data(cfg.data, load_rig(scene["rig"]), "hard", tmp_path, detect=detector)
+    assert detector.calls == 50 and again.train == data.train  # labels reused, same split

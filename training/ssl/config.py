@@ -29,7 +29,7 @@ class SyntheticDataConfig:
         pseudo_labels: output prefix or folder of ``selfpose3d pseudo-labels --detector`` for this
             footage; None = the bundled estimator runs once into ``<run parent>/pseudo_labels/``.
         val_every: footage: every n-th sampled frame is held out (never trained on).
-        max_frames: footage: at most this many frames per camera are sampled (0 = all).
+        max_frames: footage: at most this many frames are sampled (0 = all).
         min_frames_with_people: footage: sampled training frames with a person in >= 2 views needed.
         frame_cache_long_side_px: footage from videos/sessions is decoded once into
             ``<run parent>/cache/frames`` as JPEG, downscaled to this long side (0 = full size).

@@ -182,18 +182,6 @@ def frame_files(footage, labels: PseudoLabelSet, keys: list[Key], cache: Path, l
     return out
 
 
-def _run_estimator(footage, files: dict[str, Path], every: int, max_frames: int) -> None:
-    from training.fit_rig.config import LabelsConfig
-    from training.fit_rig.run import movenet_detector
-    from training.pseudo_labels.detect import generate
-
-    cfg = LabelsConfig()
-    detect, name = movenet_detector(cfg.input_px, cfg.threads)
-    print(f"[footage] pseudo labels: {name} on every {every}-th frame of {footage.path} -> {files['soft']}", flush=True)
-    prefix = files["soft"].with_name(files["soft"].name[: -len("_soft.npz")])
-    generate(footage, detect, prefix, every=every, max_frames=max_frames or None, source_name=name)
-
-
 def build_footage_data(data_cfg, rig, variant: str, run_root: Path, detect: Callable | None = None) -> FootageData:
     """Check the footage and its pseudo labels against ``rig``; sample, split and cache the frames.
 
@@ -223,13 +211,17 @@ def build_footage_data(data_cfg, rig, variant: str, run_root: Path, detect: Call
                 f"movenet {footage_path} --out {files['soft'].with_name(files['soft'].name[:-9])}` or leave "
                 "data.pseudo_labels unset to make them in the run folder"
             )
-        if detect is None:
-            _run_estimator(footage, files, d.frame_interval, d.max_frames)
-        else:
-            from training.pseudo_labels.detect import generate
+        from training.pseudo_labels.detect import generate
 
-            prefix = files["soft"].with_name(files["soft"].name[: -len("_soft.npz")])
-            generate(footage, detect, prefix, every=d.frame_interval, max_frames=d.max_frames or None)
+        name = "estimator"
+        if detect is None:
+            from training.fit_rig.config import LabelsConfig
+            from training.fit_rig.run import movenet_detector
+
+            detect, name = movenet_detector(LabelsConfig().input_px, LabelsConfig().threads)
+        print(f"[footage] pseudo labels: {name}, every {d.frame_interval}-th frame -> {files['soft']}", flush=True)
+        prefix = files["soft"].with_name(files["soft"].name[: -len("_soft.npz")])
+        generate(footage, detect, prefix, every=d.frame_interval, max_frames=d.max_frames or None, source_name=name)
     soft = PseudoLabelSet.load(files["soft"])
     check_labels_for_rig(soft, rig, files["soft"])
     labels = soft
