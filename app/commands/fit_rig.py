@@ -6,6 +6,7 @@ Examples::
     selfpose3d fit-rig --rig my.yaml --out runs/my --budget gpu                   # footage = the rig's sources
     selfpose3d fit-rig --rig my.yaml --footage SESSION --out runs/my --set rig.steps=50 --people 2
     selfpose3d-live --rig my.yaml --model runs/my/model.pt
+    selfpose3d fit-rig --variant image --rig my.yaml --footage videos/ --out runs/my_image --set image.steps=300
 
 Stages labels -> rig -> ssl -> validate -> release (training/fit_rig/run.py, docs/fit_rig.md); a
 re-run with the same ``--out`` skips finished stages and resumes training from its last checkpoint.
@@ -24,6 +25,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--footage",
         default=None,
         help="videos folder (one per camera, named as in the rig), session, image tree; default: the rig's sources",
+    )
+    parser.add_argument(
+        "--variant",
+        choices=("detection", "image"),
+        default="detection",
+        help="detection: root/pose nets on the estimator's 2D (default, CPU-sized); image: the image-input "
+        "model's four SSL stages on the footage's frames (GPU work; training/fit_rig/image_variant.py)",
     )
     parser.add_argument("--out", required=True, help="run folder (re-run the same command to resume)")
     parser.add_argument(
@@ -48,5 +56,10 @@ def run(args: argparse.Namespace) -> int:
 
     overrides = tuple(args.overrides) + ((f"expected_people={args.people}",) if args.people is not None else ())
     cfg = load_config(args.budget, overrides)
+    if args.variant == "image":
+        from training.fit_rig.image_variant import fit_rig_image
+
+        fit_rig_image(args.rig, args.footage, args.out, cfg)
+        return 0
     fit_rig(args.rig, args.footage, args.out, cfg)
     return 0

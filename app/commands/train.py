@@ -6,6 +6,8 @@ Examples::
     selfpose3d train --stage rootnet       # starts from runs/light/backbone/model_final.pt (the config's init)
     selfpose3d train --stage all --recipe light --out runs/light      # 4 stages chained
     selfpose3d train --stage all --out runs/exact2d --set data.labels=exact   # supervised-2D upper bound
+    selfpose3d train --stage all --out runs/mine --set data.source=footage --set data.rig=my_rig.yaml \
+        --set data.footage=videos/     # your own footage and its pseudo labels (docs/training.md)
     selfpose3d train --config configs/train/released_posenet.yaml --out runs/posenet
     torchrun --nproc_per_node=2 -m app.cli train --config released_backbone --out runs/backbone
 

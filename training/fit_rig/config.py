@@ -88,6 +88,29 @@ class SSLStageConfig:
 
 
 @dataclass(frozen=True)
+class ImageVariantConfig:
+    """``fit-rig --variant image``: the image-input model's four SSL stages on the footage
+    (``selfpose3d train`` with ``data.source: footage``, :mod:`training.fit_rig.image_variant`).
+
+    Attributes:
+        recipe: training config family (``configs/train/<recipe>_<stage>.yaml``).
+        init: the model the backbone stage starts from (the committed synthetic light model).
+        steps: training steps of each stage (one epoch each).
+        frame_cache_long_side_px: long side of the decoded frame cache (0 = full size).
+        val_frames: cap on the held-out frames scored after each epoch (0 = all).
+    """
+
+    recipe: str = "light"
+    init: str = str(MODELS_DIR / "light_synthetic.pt")
+    steps: int = 300
+    frame_cache_long_side_px: int = 640
+    val_frames: int = 0
+
+    def __post_init__(self) -> None:
+        require(self.steps >= 1, "image.steps", "must be >= 1")
+
+
+@dataclass(frozen=True)
 class FitRigConfig:
     """One ``fit-rig`` run.
 
@@ -106,6 +129,7 @@ class FitRigConfig:
     labels: LabelsConfig = field(default_factory=LabelsConfig)
     rig: RigStageConfig = field(default_factory=RigStageConfig)
     ssl: SSLStageConfig = field(default_factory=SSLStageConfig)
+    image: ImageVariantConfig = field(default_factory=ImageVariantConfig)
     checkpoint_every: int = 25
     threads: int = 1
     seed: int = 0
@@ -123,7 +147,12 @@ def load_config(budget_or_path: str | Path, overrides: tuple[str, ...] = ()) -> 
     if not path.is_file():
         raise ConfigError(f"fit-rig budget '{budget_or_path}' not found; use one of {list(BUDGETS)} or a YAML path")
     cfg = load(FitRigConfig, path, overrides)
-    return replace(cfg, init=repo_path(cfg.init), rig=replace(cfg.rig, error_model=repo_path(cfg.rig.error_model)))
+    return replace(
+        cfg,
+        init=repo_path(cfg.init),
+        rig=replace(cfg.rig, error_model=repo_path(cfg.rig.error_model)),
+        image=replace(cfg.image, init=repo_path(cfg.image.init)),
+    )
 
 
 def repo_path(path: str) -> str:

@@ -19,15 +19,28 @@ CONFIG_DIR = CONFIGS_DIR / "train"
 
 @dataclass(frozen=True)
 class SyntheticDataConfig:
-    """Synthetic scenes: training scenes, held-out validation scenes and their pseudo labels.
+    """Training data: synthetic scenes (default) or a user's real footage (``source: footage``).
 
     Attributes:
-        rig: rig YAML of the cameras (the synthetic world is seen through them).
+        source: ``synthetic`` (seeded scenes of capture.synthetic) or ``footage`` (real frames with
+            the 2D estimator's pseudo labels, :mod:`training.ssl.footage`).
+        footage: footage input when ``source: footage`` (rig YAML of videos, session, videos folder,
+            image tree, as ``selfpose3d pseudo-labels``); None = the rig YAML's own camera sources.
+        pseudo_labels: output prefix or folder of ``selfpose3d pseudo-labels --detector`` for this
+            footage; None = the bundled estimator runs once into ``<run parent>/pseudo_labels/``.
+        val_every: footage: every n-th sampled frame is held out (never trained on).
+        max_frames: footage: at most this many frames are sampled (0 = all).
+        min_frames_with_people: footage: sampled training frames with a person in >= 2 views needed.
+        frame_cache_long_side_px: footage from videos/sessions is decoded once into
+            ``<run parent>/cache/frames`` as JPEG, downscaled to this long side (0 = full size).
+        rig: rig YAML of the cameras (the synthetic world is seen through them; for footage: the
+            calibrated rig of the footage).
         people: person slots per scene (1..people present at a time).
         fps: frame rate of the scenes.
         train_seeds: world seeds of the training scenes.
         frames_per_scene: frames taken from each training scene.
-        frame_interval: every n-th frame (consecutive frames are near duplicates).
+        frame_interval: every n-th frame (consecutive frames are near duplicates); footage: frames
+            whose number is a multiple of it (the estimator's ``--every`` when it runs automatically).
         val_seeds: world seeds of the held-out scenes (never used for training).
         val_frames_per_scene: frames evaluated per held-out scene.
         labels: ``detector`` (simulated detector = pseudo labels, the SSL setting) or ``exact``
@@ -38,6 +51,13 @@ class SyntheticDataConfig:
             ``exact`` (at the joint's sub-pixel heatmap position, where the engine samples it).
     """
 
+    source: Literal["synthetic", "footage"] = "synthetic"
+    footage: str | None = None
+    pseudo_labels: str | None = None
+    val_every: int = 10
+    max_frames: int = 0
+    min_frames_with_people: int = 20
+    frame_cache_long_side_px: int = 0
     rig: str = "configs/rig.yaml"
     people: int = 3
     fps: float = 15.0
@@ -54,6 +74,19 @@ class SyntheticDataConfig:
     def __post_init__(self) -> None:
         require(self.people >= 1, "data.people", f"must be >= 1, got {self.people}")
         require(len(self.train_seeds) >= 1, "data.train_seeds", "list at least one seed")
+        require(
+            self.val_every >= 2, "data.val_every", f"must be >= 2 (every n-th frame held out), got {self.val_every}"
+        )
+        require(
+            self.source == "synthetic" or self.labels == "detector",
+            "data.labels",
+            "footage has no exact 2D labels: use data.labels=detector with data.source=footage",
+        )
+        require(
+            self.max_frames >= 0 and self.min_frames_with_people >= 1 and self.frame_cache_long_side_px >= 0,
+            "data.max_frames",
+            "max_frames and frame_cache_long_side_px must be >= 0, min_frames_with_people >= 1",
+        )
         require(
             not set(self.train_seeds) & set(self.val_seeds),
             "data.val_seeds",

@@ -10,7 +10,7 @@ consistent with the warped images). Sources:
   the simulated 2D detector (or, for the upper-bound experiment, exact 2D projections). 3D truth
   is only exposed through :meth:`SyntheticScenes.ground_truth`, used by evaluation.
 * :class:`ImageFolderSource`: any pseudo-label store whose entries name image files (Panoptic,
-  Shelf/Campus, a recorded session exported with its pseudo labels).
+  Shelf/Campus, a user's footage: :mod:`training.ssl.footage` points its labels at the frames).
 """
 
 from __future__ import annotations
@@ -167,12 +167,17 @@ class SyntheticScenes:
 
 
 class ImageFolderSource:
-    """Images named by a pseudo-label store's ``image`` field (relative to ``root``), read with OpenCV."""
+    """Images named by a pseudo-label store's ``image`` field (relative to ``root``), read with OpenCV.
 
-    def __init__(self, labels: PseudoLabelSet, root: str | Path):
+    With ``image_sizes`` (camera -> (w, h) px) an image stored at another size (a downscaled frame
+    cache) is resized back to its camera's calibrated size, the frame the labels' pixels refer to.
+    """
+
+    def __init__(self, labels: PseudoLabelSet, root: str | Path, image_sizes: dict[str, tuple[int, int]] | None = None):
         self.labels = labels
         self.root = Path(root)
         self._paths = {e.key: e.image for e in labels}
+        self.image_sizes = dict(image_sizes or {})
 
     def image_rgb(self, sequence: str, frame: int, camera: str) -> np.ndarray:
         import cv2
@@ -186,6 +191,9 @@ class ImageFolderSource:
         img = cv2.imread(str(self.root / rel), cv2.IMREAD_COLOR)
         if img is None:
             raise DatasetError(f"{self.root / rel}: cannot read image (check --data root)")
+        size = self.image_sizes.get(camera)
+        if size is not None and (img.shape[1], img.shape[0]) != tuple(size):
+            img = cv2.resize(img, tuple(size), interpolation=cv2.INTER_LINEAR)
         return img[..., ::-1]
 
 

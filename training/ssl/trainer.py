@@ -19,6 +19,7 @@ Outputs in ``out_dir``: ``config.resolved.yaml``, ``log.jsonl``, ``checkpoint.pt
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from dataclasses import replace
@@ -57,8 +58,8 @@ def load_training_rig(config: TrainConfig):
     """The rig of ``config.data.rig`` (relative paths are from the checkout)."""
     from calib.rig_config import load_rig
 
-    rig = config.data.rig
-    return load_rig(Path(rig) if Path(rig).is_absolute() else REPO_ROOT / rig)
+    rig = Path(config.data.rig)
+    return load_rig(rig if rig.is_absolute() or rig.is_file() else REPO_ROOT / rig)
 
 
 def build_model_config(config: TrainConfig, rig):
@@ -85,14 +86,36 @@ def build_networks(config: TrainConfig, model_cfg, policy):
     return model, attention
 
 
+SYN_RANGE_ROOM_MM = (8000.0, 8000.0, 2000.0)  # the room the default ``loss.syn_range_mm`` was set for
+
+
+def fitted_syn_range(loss_cfg, size_mm, center_mm):
+    """``loss_cfg`` with its synthetic-root shrink scaled to a room where the configured one leaves
+    no box (a small rig volume: the defaults shrink an 8 x 8 x 2 m room by 2.5 m); else unchanged."""
+    from training.targets import synthetic_root_box
+
+    try:
+        synthetic_root_box(size_mm, center_mm, loss_cfg.syn_range_mm)
+        return loss_cfg
+    except ValueError:
+        scale = [s / r for s, r in zip(size_mm, SYN_RANGE_ROOM_MM)]
+        fitted = tuple((lo * k, hi * k) for (lo, hi), k in zip(loss_cfg.syn_range_mm, scale))
+        logging.getLogger(__name__).warning(
+            "loss.syn_range_mm %s leaves no synthetic-root box in the %s mm volume: scaled to %s",
+            list(loss_cfg.syn_range_mm),
+            list(size_mm),
+            [list(r) for r in fitted],
+        )
+        return replace(loss_cfg, syn_range_mm=fitted)
+
+
 def build_ssl_module(config: TrainConfig, model, attention, rig, model_cfg, device: torch.device, generator):
     """The module whose forward gives the stage's losses (the rig's geometry on ``device``)."""
     from training.ssl.forward import SSLGeometry, SSLModule
 
     geometry = SSLGeometry.from_rig(rig.cameras, model_cfg, device)
-    module = SSLModule(
-        model, geometry, config.stage, attention, config.loss, config.bf16, generator, config.channels_last
-    )
+    loss = fitted_syn_range(config.loss, model_cfg.space_size_mm, model_cfg.space_center_mm)
+    module = SSLModule(model, geometry, config.stage, attention, loss, config.bf16, generator, config.channels_last)
     module.set_l1_epoch(config.l1_epoch)
     return module
 
@@ -119,10 +142,42 @@ def build_schedule(config: TrainConfig, steps_per_epoch: int, validates: bool) -
     )
 
 
+def build_footage(config: TrainConfig, rig, model_cfg, run_root: Path):
+    """``data.source: footage``: the footage's labelled frames (checked, sampled, split, cached;
+    :mod:`training.ssl.footage`), their dataset and the held-out validation (or None)."""
+    from training.ssl.data import ImageFolderSource, SSVDataset
+    from training.ssl.footage import FootageValidation, build_footage_data
+
+    d = config.data
+    data = build_footage_data(d, rig, d.detector_variant, run_root)
+    sizes = {c.name: (c.width, c.height) for c in rig.cameras}
+    source = ImageFolderSource(data.train_labels, "", sizes)
+    b = model_cfg.backbone
+    dataset = SSVDataset(
+        data.train_labels,
+        source.image_rgb,
+        rig.cameras,
+        tuple(b.image_size),
+        tuple(b.heatmap_size),
+        model_cfg.root_net.max_people,
+        config.augment.rotation_factor_deg,
+        config.augment.scale_factor,
+        config.photometric,
+        config.seed,
+        target_centre=d.target_centre,
+    )
+    val = None
+    if config.val_every and config.stage != "backbone" and data.val:
+        val = FootageValidation(rig, data, ImageFolderSource(data.val_labels, "", sizes).image_rgb)
+    return data, dataset, val
+
+
 def build_data(config: TrainConfig, rig, model_cfg, cache_dir: Path):
     """The training scenes, their pseudo-labelled dataset and the validation scenes (or None)."""
     from training.ssl.data import SSVDataset, SyntheticScenes
 
+    if config.data.source == "footage":
+        return build_footage(config, rig, model_cfg, cache_dir.parent)
     d, vol = config.data, rig.volume
     scenes = SyntheticScenes(
         rig.cameras, d.train_seeds, d.frames_per_scene, d.frame_interval, d.people, d.fps, vol.center_mm, vol.size_mm
@@ -237,7 +292,7 @@ class Trainer:
             evaluate=self.validate if self.val_scenes is not None else None,
             score=self.selection_metric,
             save_model=lambda kind, metrics: self._save_model(f"model_{kind}.pt", metrics),
-            report=("mean_ap", "mpjpe_mm", "root_mean_ap"),
+            report=("mean_ap", "mpjpe_mm", "root_mean_ap", "reproj_px", "ghost_rate", "people_per_frame_mean"),
             meta={"config": to_dict(cfg)},
         )
 
@@ -300,13 +355,18 @@ class Trainer:
     def validate(self) -> dict[str, float]:
         from training.ssl.synthetic_eval import evaluate_model
 
+        if self.config.data.source == "footage":  # label-free figures (truth figures where known)
+            return self.val_scenes.evaluate(self.model, str(self.device), self.config.val_frames)
+
         frames = self.val_scenes.frames
         if self.config.val_frames:
             frames = frames[:: max(1, len(frames) // self.config.val_frames)][: self.config.val_frames]
         return evaluate_model(self.model, self.val_scenes, frames, device=str(self.device))
 
     def selection_metric(self, metrics: dict[str, float]) -> float:
-        """Mean AP of poses (root proposals in the root-net stage)."""
+        """Mean AP of poses (root proposals in the root-net stage); footage: its ``selection_score``."""
+        if "selection_score" in metrics:
+            return metrics["selection_score"]
         return metrics["root_mean_ap"] if self.config.stage == "rootnet" else metrics["mean_ap"]
 
     def run(self) -> dict:
