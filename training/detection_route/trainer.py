@@ -72,22 +72,27 @@ def pose_bank(cfg: DetectionTrainConfig) -> np.ndarray:
     return synthetic_pose_bank(ring_rig(4, seed=cfg.seed), cfg.scene.bank_frames, cfg.seed)
 
 
+def root_cube_loss(model: SelfPose3dModel, projector, hm: torch.Tensor, roots_mm: torch.Tensor) -> torch.Tensor:
+    """The root net's loss: 100 x MSE of its root cube on heatmaps ``hm`` (V,J,H,W) against Gaussian
+    cubes at ``roots_mm`` (R,3) (from 3D truth here; from the triangulated roots in fit-rig)."""
+    target = tg.root_target_cubes(
+        roots_mm[None],
+        torch.ones((1, len(roots_mm)), dtype=torch.bool),
+        projector.space_size_mm,
+        projector.space_center_mm,
+        projector.root_bins,
+    )
+    pred = model.root_net(projector.root_volume(hm[:, ROOT : ROOT + 1]))
+    return 100.0 * torch.mean((pred - target) ** 2)
+
+
 def scene_losses(
     model: SelfPose3dModel, scene: Scene, cfg: DetectionTrainConfig, gen: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor | None, float]:
     """Root loss, pose loss (None without targets) and the batch's pose MPJPE (mm) of one scene."""
     projector = scene_projector(model, scene)
     hm = scene_heatmaps(projector, scene, cfg.sigma_px)
-    roots = torch.from_numpy(scene.target_poses_mm[:, ROOT]).float()
-    target = tg.root_target_cubes(
-        roots[None],
-        torch.ones((1, len(roots)), dtype=torch.bool),
-        projector.space_size_mm,
-        projector.space_center_mm,
-        projector.root_bins,
-    )
-    pred = model.root_net(projector.root_volume(hm[:, ROOT : ROOT + 1]))
-    root_loss = 100.0 * torch.mean((pred - target) ** 2)
+    root_loss = root_cube_loss(model, projector, hm, torch.from_numpy(scene.target_poses_mm[:, ROOT]).float())
     gt = torch.from_numpy(scene.target_poses_mm[: cfg.optim.max_pose_people]).float()
     if not len(gt):
         return root_loss, None, float("nan")

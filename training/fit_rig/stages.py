@@ -22,10 +22,9 @@ from calib.projection_torch import CameraTensors, project_points
 from engine.detections import render_input_heatmaps
 from engine.model import SelfPose3dModel
 from engine.project import ViewGeometry, VolumeProjector
-from training import targets as tg
 from training.detection_route.config import DetectionTrainConfig, EstimatorNoiseConfig, OptimConfig, SceneConfig
-from training.detection_route.scenes import ROOT, Volume, detector_params, scene_on_rig
-from training.detection_route.trainer import pose_bank, scene_losses
+from training.detection_route.scenes import Volume, detector_params, scene_on_rig
+from training.detection_route.trainer import pose_bank, root_cube_loss, scene_losses
 from training.fit_rig.config import FitRigConfig
 from training.fit_rig.labels import FrameSet
 from training.shelf.trainer import pose_forward
@@ -105,15 +104,7 @@ def ssl_step_fn(
         tf = frames[int(rng.integers(len(frames)))]
         hm = torch.from_numpy(render_input_heatmaps(tf.frame.p15, affine, g.heatmap_wh, cfg.sigma_px))
         roots = torch.from_numpy(tf.roots_mm).float()
-        target = tg.root_target_cubes(
-            roots[None],
-            torch.ones((1, len(roots)), dtype=torch.bool),
-            projector.space_size_mm,
-            projector.space_center_mm,
-            projector.root_bins,
-        )
-        pred_root = model.root_net(projector.root_volume(hm[:, ROOT : ROOT + 1]))
-        root_loss = 100.0 * torch.mean((pred_root - target) ** 2)
+        root_loss = root_cube_loss(model, projector, hm, roots)
         centers = roots + s.root_jitter_mm * torch.randn(roots.shape, generator=gen)
         poses = pose_forward(model, projector, hm, centers)  # (P,15,3) mm
         pred_px = project_points(poses, cams)  # (V,P,15,2) original px

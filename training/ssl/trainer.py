@@ -145,17 +145,28 @@ def build_schedule(config: TrainConfig, steps_per_epoch: int, validates: bool) -
 def build_footage(config: TrainConfig, rig, model_cfg, run_root: Path):
     """``data.source: footage``: the footage's labelled frames (checked, sampled, split, cached;
     :mod:`training.ssl.footage`), their dataset and the held-out validation (or None)."""
-    from training.ssl.data import ImageFolderSource, SSVDataset
+    from training.ssl.data import ImageFolderSource
     from training.ssl.footage import FootageValidation, build_footage_data
 
     d = config.data
     data = build_footage_data(d, rig, d.detector_variant, run_root)
     sizes = {c.name: (c.width, c.height) for c in rig.cameras}
     source = ImageFolderSource(data.train_labels, "", sizes)
+    dataset = ssv_dataset(config, model_cfg, rig, data.train_labels, source.image_rgb)
+    val = None
+    if config.val_every and config.stage != "backbone" and data.val:
+        val = FootageValidation(rig, data, ImageFolderSource(data.val_labels, "", sizes).image_rgb)
+    return data, dataset, val
+
+
+def ssv_dataset(config: TrainConfig, model_cfg, rig, labels, image_rgb):
+    """The SSV training dataset of ``labels`` (synthetic scenes or footage) with the run's augmentation."""
+    from training.ssl.data import SSVDataset
+
     b = model_cfg.backbone
-    dataset = SSVDataset(
-        data.train_labels,
-        source.image_rgb,
+    return SSVDataset(
+        labels,
+        image_rgb,
         rig.cameras,
         tuple(b.image_size),
         tuple(b.heatmap_size),
@@ -164,17 +175,13 @@ def build_footage(config: TrainConfig, rig, model_cfg, run_root: Path):
         config.augment.scale_factor,
         config.photometric,
         config.seed,
-        target_centre=d.target_centre,
+        target_centre=config.data.target_centre,
     )
-    val = None
-    if config.val_every and config.stage != "backbone" and data.val:
-        val = FootageValidation(rig, data, ImageFolderSource(data.val_labels, "", sizes).image_rgb)
-    return data, dataset, val
 
 
 def build_data(config: TrainConfig, rig, model_cfg, cache_dir: Path):
     """The training scenes, their pseudo-labelled dataset and the validation scenes (or None)."""
-    from training.ssl.data import SSVDataset, SyntheticScenes
+    from training.ssl.data import SyntheticScenes
 
     if config.data.source == "footage":
         return build_footage(config, rig, model_cfg, cache_dir.parent)
@@ -183,20 +190,7 @@ def build_data(config: TrainConfig, rig, model_cfg, cache_dir: Path):
         rig.cameras, d.train_seeds, d.frames_per_scene, d.frame_interval, d.people, d.fps, vol.center_mm, vol.size_mm
     )
     labels = scenes.pseudo_labels(d.labels, d.detector_variant, d.detector_seed, cache_dir)
-    b = model_cfg.backbone
-    dataset = SSVDataset(
-        labels,
-        scenes.image_rgb,
-        rig.cameras,
-        tuple(b.image_size),
-        tuple(b.heatmap_size),
-        model_cfg.root_net.max_people,
-        config.augment.rotation_factor_deg,
-        config.augment.scale_factor,
-        config.photometric,
-        config.seed,
-        target_centre=d.target_centre,
-    )
+    dataset = ssv_dataset(config, model_cfg, rig, labels, scenes.image_rgb)
     val_scenes = None
     if config.val_every and config.stage != "backbone" and d.val_seeds:
         val_scenes = SyntheticScenes(
