@@ -19,6 +19,7 @@ import logging
 
 from app.config import DEFAULT_RIG
 from calib.configkit import load
+from app.commands import add_set_option
 
 log = logging.getLogger("selfpose3d.capture")
 
@@ -26,14 +27,7 @@ log = logging.getLogger("selfpose3d.capture")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("rig", nargs="?", default=str(DEFAULT_RIG), help="rig YAML (default: configs/rig.yaml)")
     parser.add_argument("--config", default=None, help="capture config YAML (capture.config.CaptureConfig)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a capture config value, e.g. --set stream.hwm=4 (repeatable)",
-    )
+    add_set_option(parser, "a capture config value", "--set stream.hwm=4")
     parser.add_argument(
         "--rig-set",
         dest="rig_overrides",

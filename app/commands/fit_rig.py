@@ -15,6 +15,7 @@ re-run with the same ``--out`` skips finished stages and resumes training from i
 from __future__ import annotations
 
 import argparse
+from app.commands import add_set_option
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,14 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--people", type=int, default=None, help="people in the volume in every frame, if known (validation recall)"
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a preset value, e.g. --set rig.steps=50 --set labels.every=2 (repeatable)",
-    )
+    add_set_option(parser, "a preset value", "--set rig.steps=50 --set labels.every=2")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -22,6 +22,7 @@ import numpy as np
 
 from app.config import DEFAULT_RIG
 from calib.configkit import ConfigError, load, to_dict, write_resolved
+from app.commands import add_set_option
 
 log = logging.getLogger("selfpose3d.live")
 
@@ -29,14 +30,7 @@ log = logging.getLogger("selfpose3d.live")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rig", default=str(DEFAULT_RIG), help="rig YAML (default: configs/rig.yaml)")
     parser.add_argument("--config", default=None, help="live config YAML (app.config.LiveConfig)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a live config value, e.g. --set worker.precision=bf16 (repeatable)",
-    )
+    add_set_option(parser, "a live config value", "--set worker.precision=bf16")
     parser.add_argument(
         "--engine",
         choices=["auto", "image", "triangulate", "learned"],

@@ -24,6 +24,7 @@ from calib.configkit import ConfigError
 from calib.io import FORMATS, load_calibration, save_calibration, sniff_format
 from calib.rig_config import CameraEntry, Rig, RigConfig, load_rig, save_rig
 from calib.volume import point_views, volume_corners_mm
+from app.commands import add_set_option
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,14 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"rig YAML or calibration file (default: {DEFAULT_RIG.relative_to(DEFAULT_RIG.parents[1])})",
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a rig YAML value, e.g. --set volume.center_mm=[0,0,800] (repeatable)",
-    )
+    add_set_option(parser, "a rig YAML value", "--set volume.center_mm=[0,0,800]")
     parser.add_argument("--cameras", default=None, help="comma-separated camera names to keep, in this order")
     parser.add_argument(
         "--image-size",

@@ -25,6 +25,7 @@ import numpy as np
 
 from calib.common.paths import CONFIGS_DIR, REPO_ROOT
 from calib.configkit import ConfigError, load, write_resolved
+from app.commands import add_set_option
 
 DEFAULT_CONFIG = CONFIGS_DIR / "synth" / "default.yaml"
 
@@ -49,14 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="media of the Panoptic tree (none: bodies and calibration only)",
     )
     parser.add_argument("--sequence", default=None, help="sequence (folder) name")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set detector.miss_rate=0.1 (repeatable)",
-    )
+    add_set_option(parser, "a config value", "--set detector.miss_rate=0.1")
     parser.add_argument("--out", required=True, help="output folder")
 
 

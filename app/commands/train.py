@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from app.commands import add_set_option
 
 STAGES = ("backbone", "rootnet", "posenet", "finetune")
 
@@ -45,14 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="run folder (default runs/<recipe>/<stage>, or runs/<config name> with --config; "
         "with --stage all runs/<recipe>)",
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set epochs=2 --set data.labels=exact",
-    )
+    add_set_option(parser, "a config value", "--set epochs=2 --set data.labels=exact")
     parser.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint.pt in the run folder")
 
 

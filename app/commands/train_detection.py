@@ -15,6 +15,7 @@ See docs/detection_route.md.
 from __future__ import annotations
 
 import argparse
+from app.commands import add_set_option
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,14 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="training YAML (name in configs/train, e.g. detection_generic, or a path)",
     )
     parser.add_argument("--out", help="run folder (default runs/<config name>)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set optim.steps=100 --set rigs.cameras=[3,5]",
-    )
+    add_set_option(parser, "a config value", "--set optim.steps=100 --set rigs.cameras=[3,5]")
     parser.add_argument("--restart", action="store_true", help="ignore an existing out/checkpoint.pt and start over")
 
 

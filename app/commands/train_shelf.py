@@ -15,6 +15,7 @@ See docs/shelf.md.
 from __future__ import annotations
 
 import argparse
+from app.commands import add_set_option
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,14 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--config", required=True, help="Shelf training YAML (name in configs/train, e.g. shelf_ssl_a, or a path)"
     )
     parser.add_argument("--out", help="run folder (default runs/shelf/<config name>)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set pose.steps=100 --set data=../shared/data/shelf",
-    )
+    add_set_option(parser, "a config value", "--set pose.steps=100 --set data=../shared/data/shelf")
 
 
 def run(args: argparse.Namespace) -> int:
