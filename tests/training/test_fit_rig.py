@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from app.cli import main
+from calib.common.paths import CONFIGS_DIR
 from calib.common.errors import CalibrationError, DatasetError
 from engine.checkpoints import COCO_TO_PANOPTIC
 from training.fit_rig.config import load_config
@@ -280,3 +281,33 @@ def test_a_run_folder_of_another_calibration_is_refused(scene, tmp_path, capsys)
     moved.write_text(scene["rig"].read_text().replace("[-500.0, 0.0, 1000.0]", "[-400.0, 0.0, 1000.0]"))
     assert main(_cli(moved, None, tmp_path / "run")) == 2
     assert "was started for rig 'synth_ring'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "bad, field",
+    [
+        ("labels.every=0", "labels.every"),
+        ("labels.val_every=1", "labels.val_every"),
+        ("labels.max_frames=-1", "labels.max_frames"),
+        ("labels.min_frames_with_people=0", "labels.min_frames_with_people"),
+        ("rig.people=[3,1]", "rig.people"),
+        ("rig.bystander_prob=1.5", "rig.bystander_prob"),
+        ("image.val_frames=-2", "image.val_frames"),
+        ("checkpoint_every=0", "checkpoint_every"),
+        ("labels.nonsense=1", "nonsense"),
+    ],
+)
+def test_a_bad_config_value_is_one_line_naming_the_key_before_any_work(bad, field, tmp_path, capsys):
+    rig = CONFIGS_DIR / "rig.yaml"
+    assert main(["fit-rig", "--rig", str(rig), "--out", str(tmp_path / "run"), "--set", bad]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and field in err, err
+    assert not (tmp_path / "run" / "labels").exists()  # nothing was labelled
+
+
+def test_an_unknown_budget_and_negative_people_are_refused(tmp_path, capsys):
+    rig = str(CONFIGS_DIR / "rig.yaml")
+    assert main(["fit-rig", "--rig", rig, "--out", str(tmp_path / "a"), "--budget", "huge"]) == 2
+    assert "huge" in capsys.readouterr().err
+    assert main(["fit-rig", "--rig", rig, "--out", str(tmp_path / "b"), "--people", "-1"]) == 2
+    assert "people" in capsys.readouterr().err

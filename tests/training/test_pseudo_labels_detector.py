@@ -112,3 +112,17 @@ def test_a_rig_yaml_is_footage_too(shared_data):
     assert [(f.camera, f.frame) for f in frames[:2]] == [("cam01", 0), ("cam01", 50)]
     assert len(frames) == 8 and all(f.image.shape == (1920, 1088, 3) for f in frames)
     assert {f.sequence for f in frames} == {"pose2sim_multiperson"}
+
+
+def test_every_picks_the_same_frame_numbers_in_every_camera_whatever_the_folder_starts_at(tmp_path):
+    """A folder numbered from 1 (and one camera missing a file) sampled with every=2 gives frames
+    2, 4, 6 in every camera: the frame numbers the trainer's frame_interval keeps, as for videos."""
+    for cam in ("cam1", "cam2"):
+        (tmp_path / "seq" / cam).mkdir(parents=True)
+        for frame in range(1, 7):
+            if cam == "cam2" and frame == 1:
+                continue  # a camera whose first file is missing must not shift its sampling
+            cv2.imwrite(str(tmp_path / "seq" / cam / f"img_{frame:04d}.jpg"), np.full((24, 32, 3), 50, np.uint8))
+    footage = open_footage(tmp_path / "seq")
+    got = sorted((f.camera, f.frame) for f in footage.frames(every=2))
+    assert got == [(c, k) for c in ("cam1", "cam2") for k in (2, 4, 6)]

@@ -34,7 +34,11 @@ class LabelsConfig:
     threads: int = 1
 
     def __post_init__(self) -> None:
-        require(self.every >= 1 and self.val_every >= 2, "labels.every", "every >= 1 and val_every >= 2")
+        require(self.every >= 1, "labels.every", "must be >= 1")
+        require(self.val_every >= 2, "labels.val_every", "must be >= 2 (every val_every-th frame is held out)")
+        require(self.max_frames >= 0, "labels.max_frames", "must be >= 0 (0 = all)")
+        require(self.min_frames_with_people >= 1, "labels.min_frames_with_people", "must be >= 1")
+        require(self.input_px >= 32, "labels.input_px", "must be >= 32 (the estimator's input long side)")
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,12 @@ class RigStageConfig:
 
     def __post_init__(self) -> None:
         require(self.steps >= 0 and self.batch_size >= 1, "rig.steps", "steps >= 0 and batch_size >= 1")
+        require(
+            1 <= self.people[0] <= self.people[1],
+            "rig.people",
+            f"[min, max] with 1 <= min <= max, got {list(self.people)}",
+        )
+        require(0.0 <= self.bystander_prob <= 1.0, "rig.bystander_prob", "must be in 0..1")
 
 
 @dataclass(frozen=True)
@@ -108,6 +118,8 @@ class ImageVariantConfig:
 
     def __post_init__(self) -> None:
         require(self.steps >= 1, "image.steps", "must be >= 1")
+        require(self.frame_cache_long_side_px >= 0, "image.frame_cache_long_side_px", "must be >= 0 (0 = full size)")
+        require(self.val_frames >= 0, "image.val_frames", "must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -137,6 +149,7 @@ class FitRigConfig:
 
     def __post_init__(self) -> None:
         require(self.checkpoint_every >= 1, "checkpoint_every", "must be >= 1")
+        require(self.expected_people >= 0, "expected_people (--people)", "must be >= 0 (0 = unknown)")
 
 
 def load_config(budget_or_path: str | Path, overrides: tuple[str, ...] = ()) -> FitRigConfig:

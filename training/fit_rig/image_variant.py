@@ -60,7 +60,9 @@ def fit_rig_image(
     from training.fit_rig.loop import atomic_json
     from training.fit_rig.run import movenet_detector
     from training.pseudo_labels.footage import open_footage
+    from training.pseudo_labels.store import PseudoLabelSet
     from training.ssl.config import load_train_config
+    from training.ssl.footage import sample_frames
     from training.ssl.trainer import train
 
     out = Path(out)
@@ -74,14 +76,19 @@ def fit_rig_image(
             f"{cfg.image.init}: the image model fit-rig starts from is missing (--set image.init=PATH)"
         )
     check_run_folder(out, rig, center, size)
+    overrides = stage_overrides(cfg, rig_path, Path(footage.path).resolve(), lab.paths(out)["prefix"].resolve())
+    for stage in STAGES:  # a bad recipe or data value fails now, not after the labels stage
+        load_train_config(f"{cfg.image.recipe}_{stage}", [*overrides, f"init={cfg.image.init}"])
     split_path = lab.paths(out)["split"]
     if not split_path.is_file():
         name = "estimator"
         if detect is None:
             detect, name = movenet_detector(cfg.labels.input_px, cfg.labels.threads)
         atomic_json(split_path, lab.run_labels(footage, rig, out, cfg.labels, detect, name))
-    train_frames = len(json.loads(split_path.read_text())["train"])
-    overrides = stage_overrides(cfg, rig_path, Path(footage.path).resolve(), lab.paths(out)["prefix"].resolve())
+    # the frames the trainer itself samples and trains on (labelled in every view, by frame number)
+    soft = PseudoLabelSet.load(lab.paths(out)["soft"])
+    lc = cfg.labels
+    train_frames = len(sample_frames(soft, list(rig.names), lc.every, lc.max_frames, lc.val_every)[0])
     summary: dict = {"variant": "image", "rig": str(rig_path), "footage": str(footage.path), "stages": {}}
     init = Path(cfg.image.init)
     for stage in STAGES:

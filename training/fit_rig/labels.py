@@ -58,8 +58,8 @@ def paths(out: Path) -> dict[str, Path]:
 
 
 def run_labels(footage, rig, out: Path, cfg: LabelsConfig, detect: DetectFn, source_name: str, progress=None) -> dict:
-    """Pseudo labels (resumable through the estimator's cache) and the split; writes ``split.json``
-    last (atomically): its presence marks the stage done."""
+    """Pseudo labels (resumable through the estimator's cache) and the split record. The caller writes
+    it to ``split.json`` (atomically, once): its presence marks the stage done."""
     p = paths(out)
     summary = generate(
         footage,
@@ -80,20 +80,18 @@ def run_labels(footage, rig, out: Path, cfg: LabelsConfig, detect: DetectFn, sou
         )
     keys = [f.key for f in frames]
     val = [k for i, k in enumerate(keys) if i % cfg.val_every == 0]
+    held = set(val)
     record = {
         "rig": rig.name,
         "cameras": list(rig.names),
         "frames": len(frames),
         "frames_with_people": len(usable),
-        "train": [list(k) for k in keys if k not in set(val)],
+        "train": [list(k) for k in keys if k not in held],
         "val": [list(k) for k in val],
         "estimator": source_name,
         "estimator_seconds_this_run": summary["seconds_this_run"],
         "people_per_frame_per_camera": {c: v["people_per_frame"] for c, v in summary["cameras"].items()},
     }
-    tmp = p["split"].with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=1))
-    tmp.replace(p["split"])
     return record
 
 

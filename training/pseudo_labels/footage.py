@@ -87,7 +87,7 @@ class Footage:
     def frames(
         self, every: int = 1, max_frames: int | None = None, skip: set[tuple[str, int, str]] | frozenset = frozenset()
     ) -> Iterator[FootageFrame]:
-        """Every ``every``-th frame of every camera (at most ``max_frames`` per camera); keys in
+        """Frames whose frame number is a multiple of ``every``, of every camera (at most ``max_frames`` per camera); keys in
         ``skip`` (already processed) are passed over without decoding."""
         for stream in self.streams:
             yield from self._frames_of(stream, max(1, every), max_frames, skip)
@@ -119,10 +119,10 @@ class Footage:
             from capture.session import SessionError, SessionReader
 
             with SessionReader(s.session) as reader:
-                for i, view in enumerate(reader.views_of(s.camera)):
+                for view in reader.views_of(s.camera):
                     if max_frames is not None and taken >= max_frames:
                         break
-                    if i % every:
+                    if view.frame_index % every:  # by frame number, as videos: the same frames in every view
                         continue
                     taken += 1
                     if (s.sequence, view.frame_index, s.camera) in skip:
@@ -135,10 +135,10 @@ class Footage:
                         s.sequence, view.frame_index, s.camera, f"{s.session}:{s.camera}#{view.frame_index}", img
                     )
             return
-        for i, (frame, path) in enumerate(s.images):
+        for frame, path in s.images:
             if max_frames is not None and taken >= max_frames:
                 break
-            if i % every:
+            if frame % every:  # by frame number (a folder may start at 1 or miss a file), as videos
                 continue
             taken += 1
             if (s.sequence, frame, s.camera) not in skip:
