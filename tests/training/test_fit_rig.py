@@ -275,8 +275,10 @@ def test_a_run_folder_of_another_calibration_is_refused(scene, tmp_path, capsys)
     from training.fit_rig.checks import check_run_folder
 
     rig = load_rig(scene["rig"])
-    check_run_folder(tmp_path / "run", rig, rig.volume.center_mm, rig.volume.size_mm)
-    check_run_folder(tmp_path / "run", rig, rig.volume.center_mm, rig.volume.size_mm)  # same rig: fine
+    check_run_folder(tmp_path / "run", rig, rig.volume.center_mm, rig.volume.size_mm, scene["seq"])
+    check_run_folder(tmp_path / "run", rig, rig.volume.center_mm, rig.volume.size_mm, scene["seq"])  # same: fine
+    with pytest.raises(DatasetError, match="was started on footage"):
+        check_run_folder(tmp_path / "run", rig, rig.volume.center_mm, rig.volume.size_mm, tmp_path)
     moved = tmp_path / "moved.yaml"
     moved.write_text(scene["rig"].read_text().replace("[-500.0, 0.0, 1000.0]", "[-400.0, 0.0, 1000.0]"))
     assert main(_cli(moved, None, tmp_path / "run")) == 2

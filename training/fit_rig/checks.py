@@ -92,10 +92,16 @@ def rig_fingerprint(rig, center_mm, size_mm) -> str:
     return h.hexdigest()[:16]
 
 
-def check_run_folder(out: Path, rig, center_mm, size_mm) -> None:
-    """``out`` is new or was started for this rig and calibration (its stages would be reused);
-    records the rig in ``out/rig.json`` on first use."""
-    record = {"rig": rig.name, "path": str(rig.path), "fingerprint": rig_fingerprint(rig, center_mm, size_mm)}
+def check_run_folder(out: Path, rig, center_mm, size_mm, footage_path: str | Path) -> None:
+    """``out`` is new or was started for this rig, calibration and footage (its stages would be
+    reused); records them in ``out/rig.json`` on first use."""
+    footage = str(Path(footage_path).resolve())
+    record = {
+        "rig": rig.name,
+        "path": str(rig.path),
+        "fingerprint": rig_fingerprint(rig, center_mm, size_mm),
+        "footage": footage,
+    }
     path = out / "rig.json"
     if path.is_file():
         old = json.loads(path.read_text())
@@ -104,6 +110,11 @@ def check_run_folder(out: Path, rig, center_mm, size_mm) -> None:
                 f"{out}: this run folder was started for rig '{old.get('rig')}' ({old.get('path')}) with other "
                 f"cameras, calibration or volume than '{rig.name}' ({rig.path}): its pseudo labels and models are "
                 "for that rig; use another --out"
+            )
+        if old.get("footage", footage) != footage:
+            raise DatasetError(
+                f"{out}: this run folder was started on footage {old['footage']}, not {footage}: its pseudo labels "
+                "and models are for that footage; use another --out"
             )
         return
     out.mkdir(parents=True, exist_ok=True)

@@ -75,7 +75,7 @@ def fit_rig_image(
         raise CheckpointError(
             f"{cfg.image.init}: the image model fit-rig starts from is missing (--set image.init=PATH)"
         )
-    check_run_folder(out, rig, center, size)
+    check_run_folder(out, rig, center, size, footage.path)
     overrides = stage_overrides(cfg, rig_path, Path(footage.path).resolve(), lab.paths(out)["prefix"].resolve())
     for stage in STAGES:  # a bad recipe or data value fails now, not after the labels stage
         load_train_config(f"{cfg.image.recipe}_{stage}", [*overrides, f"init={cfg.image.init}"])

@@ -92,7 +92,7 @@ def fit_rig(
         from engine.errors import CheckpointError
 
         raise CheckpointError(f"{cfg.init}: the model fit-rig starts from is missing (--set init=PATH)")
-    check_run_folder(out, rig, center, size)
+    check_run_folder(out, rig, center, size, footage.path)
     cameras = rig.cameras
     print(
         f"fit-rig: rig '{rig.name}' {len(cameras)} cameras {list(rig.names)}, volume centre {list(center)} mm size "
