@@ -35,6 +35,7 @@ from engine.estimator_route import (
     support_check,
 )
 from engine.reprojection import confirmed_views
+from engine.tracking import bone_lengths_mm
 from training.fit_rig.labels import FrameSet
 from training.runner import Progress
 
@@ -86,7 +87,7 @@ def bone_stability_mm(poses_per_frame: Sequence[np.ndarray]) -> float | None:
     root = PANOPTIC15.root
     for poses in poses_per_frame:
         used: set[int] = set()
-        for p in poses:  # greedy, highest score first
+        for p in poses:  # greedy, in the engine's output order
             cands = [(float(np.linalg.norm(tracks[k][-1][root] - p[root])), k) for k in open_tracks if k not in used]
             d, k = min(cands, default=(math.inf, -1))
             if d >= TRACK_MAX_MM:
@@ -97,13 +98,9 @@ def bone_stability_mm(poses_per_frame: Sequence[np.ndarray]) -> float | None:
             used.add(k)
         open_tracks = sorted(used)
     stds = []
-    a, b = np.array(PANOPTIC15.edges).T
     for t in tracks:
-        if len(t) < 2:
-            continue
-        arr = np.stack(t)  # (T,15,3)
-        lengths = np.linalg.norm(arr[:, a] - arr[:, b], axis=-1)  # (T,E)
-        stds += lengths.std(0).tolist()
+        if len(t) >= 2:
+            stds += bone_lengths_mm(np.stack(t)).std(0).tolist()  # (T,15,3) -> (T,E) -> per bone
     return round(float(np.median(stds)), 1) if stds else None
 
 
