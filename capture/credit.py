@@ -54,6 +54,8 @@ class ConsumerCredit:
         t0 = time.monotonic()
         end = t0 + self.timeout_s
         self._drain(0)
+        if seq - self.answered_seq <= self.in_flight:
+            return 0.0  # no wait: the timeline does not move
         while seq - self.answered_seq > self.in_flight:
             left = end - time.monotonic()
             if left <= 0 or (stop is not None and stop.is_set()):

@@ -158,7 +158,8 @@ class ReplaySchedule:
                 self.slipped_s += seconds
 
     def slip_since(self, t_ns: int) -> int:
-        """ns the timeline moved back since the round stamped ``t_ns`` was decided (0 if unknown)."""
+        """ns the timeline moved back since the round stamped ``t_ns`` was decided (0 if unknown): the
+        consumer's holds and the schedule's own decode-bound slips alike."""
         with self._cond:
             origin = self._origin_at.get(int(t_ns))
             return 0 if origin is None or self.pacer.start_ns is None else int(self.pacer.start_ns - origin)

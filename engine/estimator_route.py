@@ -21,6 +21,7 @@ import numpy as np
 
 from engine.api import Prediction
 from engine.estimators.pool import EstimatorPool
+from engine.reprojection import match_reprojection
 from calib.common.skeleton import get_skeleton
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,8 @@ class EstimatorPredictor:
         self.estimators = estimators
         self.cameras = cameras
         self.support_views = support_views if cameras is not None else 0
+        if self.support_views and engine_layout != "panoptic15":
+            raise ValueError(f"the support check pairs Panoptic-15 people; engine layout is {engine_layout}")
         self.support_max_px = support_max_px
         self.unsupported = 0  # people dropped so far for lacking the support of enough views
         self.engine = engine
@@ -129,13 +132,7 @@ class EstimatorPredictor:
             self.outside_volume += int((~inside).sum())
             pred = _keep(pred, inside)
         if self.support_views and pred.num_people:
-            from calib.common.keypoint_maps import keypoints_to_panoptic15
-            from engine.reprojection import match_reprojection
-
-            people = started.people_2d
-            if self.engine_layout != "panoptic15":
-                people = [keypoints_to_panoptic15(p, self.engine_layout) if len(p) else p[:, :15] for p in people]
-            _, pair = match_reprojection(pred.poses_mm, people, self.cameras)  # (P,V) px, NaN unpaired
+            _, pair = match_reprojection(pred.poses_mm, started.people_2d, self.cameras)  # (P,V) px, NaN unpaired
             backed = (np.nan_to_num(pair, nan=np.inf) <= self.support_max_px).sum(axis=1) >= self.support_views
             self.unsupported += int((~backed).sum())
             pred = _keep(pred, backed)

@@ -132,12 +132,13 @@ def load_init(model: SelfPose3dModel, path: str | Path) -> None:
         ) from None
 
 
-def build_optimizer(model: SelfPose3dModel, cfg: DetectionTrainConfig) -> torch.optim.Optimizer:
-    """Adam with the root net and the pose net as two groups at their own rates."""
+def build_optimizer(model: SelfPose3dModel, lr_root: float, lr_pose: float) -> torch.optim.Optimizer:
+    """Adam with the root net and the pose net as two groups at their own rates (this trainer and
+    fit-rig's stages)."""
     return torch.optim.Adam(
         [
-            {"params": list(model.root_net.parameters()), "lr": cfg.optim.lr_root},
-            {"params": list(model.pose_net.parameters()), "lr": cfg.optim.lr_pose},
+            {"params": list(model.root_net.parameters()), "lr": lr_root},
+            {"params": list(model.pose_net.parameters()), "lr": lr_pose},
         ]
     )
 
@@ -182,7 +183,7 @@ def train(cfg: DetectionTrainConfig, out: str | Path, resume: bool = True) -> di
     stage = Stage(
         "detection",
         {"model": model},
-        build_optimizer(model, cfg),
+        build_optimizer(model, cfg.optim.lr_root, cfg.optim.lr_pose),
         step=step,
         # cosine decay over the steps or the time budget, whichever ends first
         lr_factor=cosine_factor(cfg.optim.steps, cfg.time_budget_s),

@@ -18,6 +18,7 @@ import torch
 
 from engine.checkpoints import load_model_file, save_checkpoint
 from engine.model import SelfPose3dModel
+from training.detection_route.trainer import build_optimizer
 from training.runner import Position, Schedule, Stage, StageRunner, cosine_factor
 
 StepFn = Callable[[int], "tuple[torch.Tensor, dict[str, float]]"]
@@ -64,9 +65,7 @@ def train_stage(
     Returns the ``done.json`` record.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    optimizer = torch.optim.Adam(
-        [{"params": model.root_net.parameters(), "lr": lrs[0]}, {"params": model.pose_net.parameters(), "lr": lrs[1]}]
-    )
+    optimizer = build_optimizer(model, *lrs)
 
     def step(batch: int, position: Position):
         if on_step is not None and position.global_step > 0:
